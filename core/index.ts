@@ -1,0 +1,574 @@
+/**
+ * The StoreIndex: a SQLite database (sql.js, in memory) that answers every
+ * lookup of a store. It is only a cache: everything in it can be rebuilt from
+ * the Location's packs (and, in `Local`/`Replicated` manifest storage, the
+ * host's manifest log).
+ *
+ * It holds the packs indexed so far, every blob (regular and chunk) with where
+ * it lives, every manifest with its ordered blob list, and the current version
+ * of each artifact. Every lookup made by `get`, `list` and `put` goes through
+ * an index (checked by its tests with `EXPLAIN QUERY PLAN`).
+ *
+ * @module
+ */
+
+import { type Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
+import { CorruptObjectError } from "./errors.ts";
+import { INDEX_SCHEMA_VERSION, migrate, schemaVersionOf } from "./index_schema.ts";
+
+/** The kind of a blob. */
+export type BlobKind = "regular" | "chunk";
+
+/** Where a blob lives and how big it is. */
+export interface BlobRecord {
+  /** The blob id (hex digest of its raw bytes). */
+  blobId: string;
+  /** `regular` (a whole body) or `chunk` (a piece of a large body). */
+  kind: BlobKind;
+  /** Size of its raw bytes. */
+  rawSize: number;
+  /** Size as stored (differs once compression or encryption apply). */
+  storedSize: number;
+  /** The pack holding it, or `null` for a loose blob. */
+  packId: string | null;
+  /** Its offset in the pack (`null` for a loose blob). */
+  offset: number | null;
+}
+
+/** One manifest as the index keeps it. */
+export interface ManifestRecord {
+  /** The manifest id (a ULID: time-ordered). */
+  manifestId: string;
+  /** The artifact's namespace. */
+  namespace: string;
+  /** The artifact's key. */
+  key: string;
+  /** Creation time, ms since the epoch. */
+  created: number;
+  /** Body size in bytes (0 for a tombstone). */
+  size: number;
+  /** Hex digest of the whole body. */
+  digest: string;
+  /** The content type, if given. */
+  contentType: string | null;
+  /** User metadata. */
+  metadata: Record<string, string>;
+  /** Whether this manifest is a deletion (tombstone). */
+  deleted: boolean;
+  /** The body, when small enough to live inside the manifest. */
+  inline: Uint8Array | null;
+  /** The body's blobs, in order (empty when inline or deleted). */
+  blobs: string[];
+  /** The pack that carried the manifest (`null` when it came from the host log). */
+  packId: string | null;
+}
+
+/** A pack as the index keeps it. */
+export interface PackRecord {
+  /** The pack id (a ULID: time-ordered). */
+  packId: string;
+  /** The pack's size in bytes. */
+  size: number;
+  /** Blobs in its TOC. */
+  blobCount: number;
+  /** Manifests in its TOC. */
+  manifestCount: number;
+}
+
+/** What {@linkcode StoreIndex.indexPack} records for one pack. */
+export interface IndexedPack {
+  /** The pack itself. */
+  pack: PackRecord;
+  /** Its blobs. */
+  blobs: BlobRecord[];
+  /** Its manifests. */
+  manifests: ManifestRecord[];
+}
+
+/** Options of {@linkcode StoreIndex.list}. */
+export interface IndexListOptions {
+  /** Only keys starting with this. */
+  prefix?: string;
+  /** Only keys strictly after this one (the cursor). */
+  after?: string;
+  /** At most this many (default 1000). */
+  limit?: number;
+}
+
+/** Counts kept by the index. */
+export interface IndexCounts {
+  /** Live artifacts (not deleted). */
+  artifacts: number;
+  /** Manifests, tombstones included. */
+  manifests: number;
+  /** Blobs (regular + chunks). */
+  blobs: number;
+  /** Packs. */
+  packs: number;
+  /** Raw bytes of every blob. */
+  blobBytes: number;
+  /** Bytes of every pack. */
+  packBytes: number;
+}
+
+const KIND_CODE: Record<BlobKind, number> = { regular: 0, chunk: 1 };
+
+function str(v: SqlValue | undefined): string {
+  return typeof v === "string" ? v : String(v ?? "");
+}
+function num(v: SqlValue | undefined): number {
+  return typeof v === "number" ? v : Number(v ?? 0);
+}
+
+/** The exclusive upper bound of keys starting with `prefix`, when one is cheap to compute. */
+function prefixEnd(prefix: string): string | undefined {
+  if (prefix === "") return undefined;
+  const last = prefix.charCodeAt(prefix.length - 1);
+  if (last >= 0xd800 && last <= 0xdfff) return undefined;
+  if (last === 0xffff) return undefined;
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
+
+/**
+ * The index of one store.
+ *
+ * @example
+ * ```ts
+ * import { StoreIndex } from "./index.ts";
+ * const index = await StoreIndex.create("01JSTOREID0000000000000000");
+ * console.log(index.counts().artifacts); // 0
+ * const copy = await StoreIndex.load(index.export(), { storeId: index.storeId, key: "cache" });
+ * copy.close();
+ * index.close();
+ * ```
+ */
+export class StoreIndex {
+  #db: Database;
+  #stmts = new Map<string, Statement>();
+  /** The store this index belongs to. */
+  readonly storeId: string;
+
+  private constructor(db: Database, storeId: string) {
+    this.#db = db;
+    this.storeId = storeId;
+  }
+
+  /**
+   * Creates an empty index at the current schema version.
+   * @param storeId The store it belongs to.
+   * @returns The index.
+   */
+  static async create(storeId: string): Promise<StoreIndex> {
+    const SQL = await loadSqlite();
+    const db = new SQL.Database();
+    migrate(db);
+    db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
+    return new StoreIndex(db, storeId);
+  }
+
+  /**
+   * Loads an exported index, checks it belongs to `storeId`, and migrates an
+   * older schema forward.
+   *
+   * @param bytes The exported database.
+   * @param options The expected store id and a name for errors (the cache path or snapshot key).
+   * @returns The index.
+   * @throws {CorruptObjectError} when the bytes are not a usable index of this store.
+   * @throws {IndexTooNewError} when it was written by a newer capsa.
+   */
+  static async load(
+    bytes: Uint8Array,
+    options: { storeId: string; key: string },
+  ): Promise<StoreIndex> {
+    const SQL = await loadSqlite();
+    const { key } = options;
+    if (
+      bytes.length < 512 || new TextDecoder().decode(bytes.subarray(0, 15)) !== "SQLite format 3"
+    ) {
+      throw new CorruptObjectError(key, "not a SQLite database");
+    }
+    let db: Database;
+    try {
+      db = new SQL.Database(bytes);
+      const ok = db.exec("PRAGMA quick_check")[0]?.values[0]?.[0];
+      if (ok !== "ok") throw new Error(`quick_check: ${String(ok)}`);
+    } catch (cause) {
+      throw new CorruptObjectError(key, "the database is damaged", { cause });
+    }
+    try {
+      const version = schemaVersionOf(db);
+      if (version === 0) throw new CorruptObjectError(key, "no capsa schema in the database");
+      const owner = db.exec("SELECT value FROM meta WHERE name = 'store_id'")[0]?.values[0]?.[0];
+      if (owner !== options.storeId) {
+        throw new CorruptObjectError(
+          key,
+          `belongs to store ${String(owner)}, expected ${options.storeId}`,
+        );
+      }
+      migrate(db);
+      return new StoreIndex(db, options.storeId);
+    } catch (e) {
+      db.close();
+      if (e instanceof CorruptObjectError) throw e;
+      if (e instanceof Error && e.name === "IndexTooNewError") throw e;
+      throw new CorruptObjectError(key, "the database does not hold a readable capsa index", {
+        cause: e,
+      });
+    }
+  }
+
+  #stmt(sql: string): Statement {
+    let s = this.#stmts.get(sql);
+    if (!s) {
+      s = this.#db.prepare(sql);
+      this.#stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  #all(sql: string, params: SqlValue[]): SqlValue[][] {
+    const s = this.#stmt(sql);
+    s.bind(params);
+    const rows: SqlValue[][] = [];
+    try {
+      while (s.step()) rows.push(s.get());
+    } finally {
+      s.reset();
+    }
+    return rows;
+  }
+
+  #one(sql: string, params: SqlValue[]): SqlValue[] | undefined {
+    const s = this.#stmt(sql);
+    s.bind(params);
+    try {
+      return s.step() ? s.get() : undefined;
+    } finally {
+      s.reset();
+    }
+  }
+
+  #run(sql: string, params: SqlValue[]): void {
+    const s = this.#stmt(sql);
+    s.run(params);
+    s.reset();
+  }
+
+  /** The schema version of the database. @returns The version. */
+  get schemaVersion(): number {
+    return schemaVersionOf(this.#db);
+  }
+
+  /**
+   * Runs `fn` in one transaction: all of it or nothing.
+   * @param fn The work.
+   * @returns What `fn` returns.
+   */
+  transaction<T>(fn: () => T): T {
+    this.#db.run("BEGIN");
+    try {
+      const out = fn();
+      this.#db.run("COMMIT");
+      return out;
+    } catch (e) {
+      this.#db.run("ROLLBACK");
+      throw e;
+    }
+  }
+
+  /**
+   * Records a pack, its blobs and its manifests in one transaction.
+   * Indexing the same pack twice is harmless.
+   * @param indexed The pack and its TOC.
+   * @returns How many manifests were new to the index.
+   */
+  indexPack(indexed: IndexedPack): number {
+    return this.transaction(() => {
+      const p = indexed.pack;
+      this.#run(
+        "INSERT OR IGNORE INTO packs (pack_id, size, blob_count, manifest_count) VALUES (?, ?, ?, ?)",
+        [p.packId, p.size, p.blobCount, p.manifestCount],
+      );
+      for (const b of indexed.blobs) this.#putBlob(b);
+      let added = 0;
+      for (const m of indexed.manifests) if (this.#putManifest(m)) added++;
+      return added;
+    });
+  }
+
+  /**
+   * Records manifests that came without a pack (the host manifest log).
+   * @param manifests The manifests.
+   * @returns How many were new.
+   */
+  indexManifests(manifests: readonly ManifestRecord[]): number {
+    return this.transaction(() => {
+      let added = 0;
+      for (const m of manifests) if (this.#putManifest(m)) added++;
+      return added;
+    });
+  }
+
+  /**
+   * Records a loose blob (one too large for a pack).
+   * @param blob The blob (with `packId` and `offset` `null`).
+   */
+  registerLooseBlob(blob: BlobRecord): void {
+    this.#putBlob(blob);
+  }
+
+  #putBlob(b: BlobRecord): void {
+    // A blob already known keeps its first location: either copy is whole.
+    this.#run(
+      "INSERT OR IGNORE INTO blobs (blob_id, kind, raw_size, stored_size, pack_id, offset) VALUES (?, ?, ?, ?, ?, ?)",
+      [b.blobId, KIND_CODE[b.kind], b.rawSize, b.storedSize, b.packId, b.offset],
+    );
+  }
+
+  #putManifest(m: ManifestRecord): boolean {
+    if (this.#one("SELECT 1 FROM manifests WHERE manifest_id = ?", [m.manifestId])) return false;
+    this.#run(
+      "INSERT INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, pack_id) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      [
+        m.manifestId,
+        m.namespace,
+        m.key,
+        m.created,
+        m.size,
+        m.digest,
+        m.contentType,
+        Object.keys(m.metadata).length === 0 ? null : JSON.stringify(m.metadata),
+        m.deleted ? 1 : 0,
+        m.inline,
+        m.packId,
+      ],
+    );
+    const seq = num(this.#one("SELECT last_insert_rowid()", [])?.[0]);
+    m.blobs.forEach((blobId, ord) =>
+      this.#run("INSERT INTO manifest_blobs (seq, ord, blob_id) VALUES (?, ?, ?)", [
+        seq,
+        ord,
+        blobId,
+      ])
+    );
+    this.#run(
+      "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted) VALUES (?, ?, ?, ?, ?) " +
+        "ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, deleted = excluded.deleted " +
+        "WHERE excluded.manifest_id > artifacts.manifest_id",
+      [m.namespace, m.key, m.manifestId, seq, m.deleted ? 1 : 0],
+    );
+    return true;
+  }
+
+  #manifestAt(seq: number): ManifestRecord | undefined {
+    const r = this.#one(
+      "SELECT manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, pack_id FROM manifests WHERE seq = ?",
+      [seq],
+    );
+    if (!r) return undefined;
+    const blobs = this.#all("SELECT blob_id FROM manifest_blobs WHERE seq = ? ORDER BY ord", [seq])
+      .map((row) => str(row[0]));
+    return {
+      manifestId: str(r[0]),
+      namespace: str(r[1]),
+      key: str(r[2]),
+      created: num(r[3]),
+      size: num(r[4]),
+      digest: str(r[5]),
+      contentType: r[6] === null ? null : str(r[6]),
+      metadata: r[7] === null ? {} : JSON.parse(str(r[7])),
+      deleted: r[8] === 1,
+      inline: r[9] instanceof Uint8Array ? r[9] : null,
+      blobs,
+      packId: r[10] === null ? null : str(r[10]),
+    };
+  }
+
+  /**
+   * The current version of an artifact, or `undefined` when it does not exist
+   * or its newest manifest is a tombstone.
+   * @param namespace The namespace. @param key The key.
+   * @returns The manifest.
+   */
+  current(namespace: string, key: string): ManifestRecord | undefined {
+    const r = this.#one(
+      "SELECT seq, deleted FROM artifacts WHERE namespace = ? AND key = ?",
+      [namespace, key],
+    );
+    if (!r || r[1] === 1) return undefined;
+    return this.#manifestAt(num(r[0]));
+  }
+
+  /**
+   * Every manifest of an artifact, newest first, tombstones included.
+   * @param namespace The namespace. @param key The key.
+   * @returns The manifests.
+   */
+  versions(namespace: string, key: string): ManifestRecord[] {
+    return this.#all(
+      "SELECT seq FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC",
+      [namespace, key],
+    ).map((r) => this.#manifestAt(num(r[0]))!);
+  }
+
+  /**
+   * Live artifacts of a namespace in key order, after a cursor.
+   * @param namespace The namespace.
+   * @param options Prefix, cursor and limit.
+   * @returns The current manifests.
+   */
+  list(namespace: string, options: IndexListOptions = {}): ManifestRecord[] {
+    const prefix = options.prefix ?? "";
+    const limit = Math.max(1, Math.min(options.limit ?? 1000, 100_000));
+    const after = options.after;
+    const lower = after !== undefined && after >= prefix ? after : prefix;
+    const lowerOp = after !== undefined && after >= prefix ? ">" : ">=";
+    const end = prefixEnd(prefix);
+    const rows = end !== undefined
+      ? this.#all(
+        `SELECT seq FROM artifacts WHERE namespace = ? AND key ${lowerOp} ? AND key < ? AND deleted = 0 ORDER BY key LIMIT ?`,
+        [namespace, lower, end, limit],
+      )
+      : this.#all(
+        `SELECT seq FROM artifacts WHERE namespace = ? AND key ${lowerOp} ? AND substr(key, 1, ?) = ? AND deleted = 0 ORDER BY key LIMIT ?`,
+        [namespace, lower, prefix.length, prefix, limit],
+      );
+    return rows.map((r) => this.#manifestAt(num(r[0]))!);
+  }
+
+  /**
+   * The namespaces that hold at least one live artifact, in order.
+   * @returns The namespaces.
+   */
+  namespaces(): string[] {
+    return this.#all(
+      "SELECT DISTINCT namespace FROM artifacts WHERE deleted = 0 ORDER BY namespace",
+      [],
+    ).map((r) => str(r[0]));
+  }
+
+  /**
+   * Where a blob lives.
+   * @param blobId The blob id.
+   * @returns Its record, or `undefined` when unknown.
+   */
+  blob(blobId: string): BlobRecord | undefined {
+    const r = this.#one(
+      "SELECT kind, raw_size, stored_size, pack_id, offset FROM blobs WHERE blob_id = ?",
+      [blobId],
+    );
+    if (!r) return undefined;
+    return {
+      blobId,
+      kind: r[0] === 1 ? "chunk" : "regular",
+      rawSize: num(r[1]),
+      storedSize: num(r[2]),
+      packId: r[3] === null ? null : str(r[3]),
+      offset: r[4] === null ? null : num(r[4]),
+    };
+  }
+
+  /** @param blobId The blob id. @returns Whether the index knows the blob. */
+  hasBlob(blobId: string): boolean {
+    return this.#one("SELECT 1 FROM blobs WHERE blob_id = ?", [blobId]) !== undefined;
+  }
+
+  /** @param packId The pack id. @returns Whether the pack is indexed. */
+  hasPack(packId: string): boolean {
+    return this.#one("SELECT 1 FROM packs WHERE pack_id = ?", [packId]) !== undefined;
+  }
+
+  /**
+   * Indexed pack ids greater than `after`, in order.
+   * @param after A pack id or `""`.
+   * @returns The ids.
+   */
+  packIdsAfter(after: string): string[] {
+    return this.#all("SELECT pack_id FROM packs WHERE pack_id > ? ORDER BY pack_id", [after])
+      .map((r) => str(r[0]));
+  }
+
+  /** Every indexed pack, in id order. @returns The packs. */
+  packs(): PackRecord[] {
+    return this.#all(
+      "SELECT pack_id, size, blob_count, manifest_count FROM packs ORDER BY pack_id",
+      [],
+    ).map((r) => ({
+      packId: str(r[0]),
+      size: num(r[1]),
+      blobCount: num(r[2]),
+      manifestCount: num(r[3]),
+    }));
+  }
+
+  /**
+   * The high-water mark: the greatest pack id indexed (`""` when none).
+   * @returns The pack id.
+   */
+  highWaterMark(): string {
+    return str(this.#one("SELECT max(pack_id) FROM packs", [])?.[0] ?? "");
+  }
+
+  /** Counts and sizes. @returns The counts. */
+  counts(): IndexCounts {
+    const c = (sql: string) => num(this.#one(sql, [])?.[0]);
+    return {
+      artifacts: c("SELECT count(*) FROM artifacts WHERE deleted = 0"),
+      manifests: c("SELECT count(*) FROM manifests"),
+      blobs: c("SELECT count(*) FROM blobs"),
+      packs: c("SELECT count(*) FROM packs"),
+      blobBytes: c("SELECT coalesce(sum(raw_size), 0) FROM blobs"),
+      packBytes: c("SELECT coalesce(sum(size), 0) FROM packs"),
+    };
+  }
+
+  /**
+   * Reads or writes a value of the meta table.
+   * @param name The name.
+   * @returns Its value, or `undefined`.
+   */
+  meta(name: string): string | undefined {
+    const r = this.#one("SELECT value FROM meta WHERE name = ?", [name]);
+    return r ? str(r[0]) : undefined;
+  }
+
+  /**
+   * Sets a value of the meta table.
+   * @param name The name. @param value The value.
+   */
+  setMeta(name: string, value: string): void {
+    this.#run(
+      "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      [name, value],
+    );
+  }
+
+  /**
+   * The query plan SQLite picks for a statement (for tests that check every
+   * hot lookup uses an index).
+   * @param sql The statement. @param params Sample parameters.
+   * @returns The plan's detail lines.
+   */
+  explain(sql: string, params: SqlValue[] = []): string[] {
+    return this.#db.exec(`EXPLAIN QUERY PLAN ${sql}`, params)[0]?.values.map((r) => str(r[3])) ??
+      [];
+  }
+
+  /** Serializes the database. @returns The bytes of a SQLite file. */
+  export(): Uint8Array {
+    // export() would close prepared statements behind our back; drop them first.
+    for (const s of this.#stmts.values()) s.free();
+    this.#stmts.clear();
+    return this.#db.export();
+  }
+
+  /** Releases the database. */
+  close(): void {
+    for (const s of this.#stmts.values()) s.free();
+    this.#stmts.clear();
+    this.#db.close();
+  }
+}
+
+export { INDEX_SCHEMA_VERSION };

@@ -260,3 +260,131 @@ export class ClosedError extends CapsaError {
     super("closed", `${what} is closed`);
   }
 }
+
+/**
+ * No artifact (or no such version of it) exists.
+ *
+ * @example
+ * ```ts
+ * import { ArtifactNotFoundError, NotFoundError } from "./errors.ts";
+ * const e = new ArtifactNotFoundError("photos", "2024/cat.jpg");
+ * console.log(e instanceof NotFoundError, e.code); // true "not_found"
+ * ```
+ */
+export class ArtifactNotFoundError extends NotFoundError {
+  /** The namespace. */
+  readonly namespace: string;
+  /** The artifact key. */
+  readonly artifactKey: string;
+  /**
+   * Creates the error.
+   * @param namespace The namespace.
+   * @param key The artifact key.
+   * @param version The version asked for, if any.
+   */
+  constructor(namespace: string, key: string, version?: string) {
+    super(`${namespace}/${key}`);
+    this.message = version === undefined
+      ? `no artifact "${key}" in namespace "${namespace}"`
+      : `no version ${version} of artifact "${key}" in namespace "${namespace}"`;
+    this.namespace = namespace;
+    this.artifactKey = key;
+  }
+}
+
+/**
+ * The store cannot serve data: every descriptor replica is missing or
+ * invalid, or its index cannot be loaded.
+ *
+ * @example
+ * ```ts
+ * import { StoreCorruptedError } from "./errors.ts";
+ * const e = new StoreCorruptedError(["store.json: missing"]);
+ * console.log(e.code); // "store_corrupted"
+ * ```
+ */
+export class StoreCorruptedError extends CapsaError {
+  /** What is wrong. */
+  readonly problems: readonly string[];
+  /**
+   * Creates the error.
+   * @param problems What is wrong.
+   */
+  constructor(problems: readonly string[]) {
+    super(
+      "store_corrupted",
+      `the store is corrupted (${
+        problems.join("; ")
+      }): run \`capsa rebuild LOCATION --kit RECOVERY_KIT\``,
+    );
+    this.problems = problems;
+  }
+}
+
+/**
+ * The store was moved to another Location (`system.state/moved`).
+ *
+ * @example
+ * ```ts
+ * import { StoreMovedError } from "./errors.ts";
+ * const e = new StoreMovedError("s3://bucket/store");
+ * console.log(e.destination);
+ * ```
+ */
+export class StoreMovedError extends CapsaError {
+  /** Where the store lives now. */
+  readonly destination: string;
+  /**
+   * Creates the error.
+   * @param destination Where the store lives now.
+   */
+  constructor(destination: string) {
+    super("store_moved", `the store was moved to ${destination}: open it there`);
+    this.destination = destination;
+  }
+}
+
+/**
+ * A maintenance agent holds the store (read-only or offline) and the
+ * operation is not allowed until it finishes.
+ *
+ * @example
+ * ```ts
+ * import { MaintenanceModeError } from "./errors.ts";
+ * const e = new MaintenanceModeError("offline", "RebuildIndex on host-a (pid 7)");
+ * console.log(e.retryable); // true
+ * ```
+ */
+export class MaintenanceModeError extends CapsaError {
+  /** The mode in force. */
+  readonly mode: string;
+  /**
+   * Creates the error.
+   * @param mode `read-only` or `offline`.
+   * @param holder Who runs the maintenance.
+   */
+  constructor(mode: string, holder: string) {
+    super(
+      "maintenance_mode",
+      `the store is in maintenance (${mode}) by ${holder}: retry when it finishes (see \`capsa status\`)`,
+      true,
+    );
+    this.mode = mode;
+  }
+}
+
+/**
+ * The store handle is read-only (opened so, or the Location forbids writes).
+ *
+ * @example
+ * ```ts
+ * import { ReadOnlyStoreError } from "./errors.ts";
+ * console.log(new ReadOnlyStoreError().code); // "read_only"
+ * ```
+ */
+export class ReadOnlyStoreError extends CapsaError {
+  /** Creates the error. */
+  constructor() {
+    super("read_only", "this store handle is read-only: open it without readOnly to write");
+  }
+}

@@ -19,8 +19,10 @@
  * @module
  */
 
-/** The health of a store (DESIGN §5). */
-export type StoreState = "Ready" | "Degraded" | "Corrupted";
+import type { DescriptorState } from "./descriptor.ts";
+
+/** The health of a store (DESIGN §5): `Ready`, `Degraded` or `Corrupted`. */
+export type StoreState = DescriptorState;
 
 /** Fields every event carries. */
 export interface EventBase {

@@ -15,9 +15,8 @@
 import { type Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
 import { CorruptObjectError } from "./errors.ts";
 import { INDEX_SCHEMA_VERSION, migrate, schemaVersionOf } from "./index_schema.ts";
-
-/** The kind of a blob. */
-export type BlobKind = "regular" | "chunk";
+import type { Manifest } from "./manifest.ts";
+import type { BlobKind } from "./pack.ts";
 
 /** Where a blob lives and how big it is. */
 export interface BlobRecord {
@@ -35,31 +34,9 @@ export interface BlobRecord {
   offset: number | null;
 }
 
-/** One manifest as the index keeps it. */
-export interface ManifestRecord {
-  /** The manifest id (a ULID: time-ordered). */
-  manifestId: string;
-  /** The artifact's namespace. */
-  namespace: string;
-  /** The artifact's key. */
-  key: string;
-  /** Creation time, ms since the epoch. */
-  created: number;
-  /** Body size in bytes (0 for a tombstone). */
-  size: number;
-  /** Hex digest of the whole body. */
-  digest: string;
-  /** The content type, if given. */
-  contentType: string | null;
-  /** User metadata. */
-  metadata: Record<string, string>;
-  /** Whether this manifest is a deletion (tombstone). */
-  deleted: boolean;
-  /** The body, when small enough to live inside the manifest. */
-  inline: Uint8Array | null;
-  /** The body's blobs, in order (empty when inline or deleted). */
-  blobs: string[];
-  /** The pack that carried the manifest (`null` when it came from the host log). */
+/** One manifest as the index keeps it: the manifest and the pack that carried it. */
+export interface ManifestRecord extends Manifest {
+  /** The pack that carried the manifest (`null` when it came from the host manifest log). */
   packId: string | null;
 }
 
@@ -280,10 +257,11 @@ export class StoreIndex {
    * Records a pack, its blobs and its manifests in one transaction.
    * Indexing the same pack twice is harmless.
    * @param indexed The pack and its TOC.
+   * @param options `nested` when the caller already opened a transaction (batches).
    * @returns How many manifests were new to the index.
    */
-  indexPack(indexed: IndexedPack): number {
-    return this.transaction(() => {
+  indexPack(indexed: IndexedPack, options: { nested?: boolean } = {}): number {
+    const work = () => {
       const p = indexed.pack;
       this.#run(
         "INSERT OR IGNORE INTO packs (pack_id, size, blob_count, manifest_count) VALUES (?, ?, ?, ?)",
@@ -293,7 +271,8 @@ export class StoreIndex {
       let added = 0;
       for (const m of indexed.manifests) if (this.#putManifest(m)) added++;
       return added;
-    });
+    };
+    return options.nested ? work() : this.transaction(work);
   }
 
   /**
@@ -326,21 +305,21 @@ export class StoreIndex {
   }
 
   #putManifest(m: ManifestRecord): boolean {
-    if (this.#one("SELECT 1 FROM manifests WHERE manifest_id = ?", [m.manifestId])) return false;
+    if (this.#one("SELECT 1 FROM manifests WHERE manifest_id = ?", [m.id])) return false;
     this.#run(
       "INSERT INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, pack_id) " +
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       [
-        m.manifestId,
+        m.id,
         m.namespace,
         m.key,
         m.created,
         m.size,
         m.digest,
-        m.contentType,
+        m.contentType === "" ? null : m.contentType,
         Object.keys(m.metadata).length === 0 ? null : JSON.stringify(m.metadata),
         m.deleted ? 1 : 0,
-        m.inline,
+        m.inline ?? null,
         m.packId,
       ],
     );
@@ -356,7 +335,7 @@ export class StoreIndex {
       "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted) VALUES (?, ?, ?, ?, ?) " +
         "ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, deleted = excluded.deleted " +
         "WHERE excluded.manifest_id > artifacts.manifest_id",
-      [m.namespace, m.key, m.manifestId, seq, m.deleted ? 1 : 0],
+      [m.namespace, m.key, m.id, seq, m.deleted ? 1 : 0],
     );
     return true;
   }
@@ -369,20 +348,22 @@ export class StoreIndex {
     if (!r) return undefined;
     const blobs = this.#all("SELECT blob_id FROM manifest_blobs WHERE seq = ? ORDER BY ord", [seq])
       .map((row) => str(row[0]));
-    return {
-      manifestId: str(r[0]),
+    const record: ManifestRecord = {
+      id: str(r[0]),
+      storeId: this.storeId,
       namespace: str(r[1]),
       key: str(r[2]),
       created: num(r[3]),
       size: num(r[4]),
       digest: str(r[5]),
-      contentType: r[6] === null ? null : str(r[6]),
+      contentType: r[6] === null ? "" : str(r[6]),
       metadata: r[7] === null ? {} : JSON.parse(str(r[7])),
       deleted: r[8] === 1,
-      inline: r[9] instanceof Uint8Array ? r[9] : null,
       blobs,
       packId: r[10] === null ? null : str(r[10]),
     };
+    if (r[9] instanceof Uint8Array) record.inline = r[9];
+    return record;
   }
 
   /**

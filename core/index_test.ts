@@ -8,16 +8,16 @@ const STORE = "01JSTORE000000000000000000";
 
 function manifest(id: string, key: string, over: Partial<ManifestRecord> = {}): ManifestRecord {
   return {
-    manifestId: id,
+    id,
+    storeId: STORE,
     namespace: "ns",
     key,
     created: 1000,
     size: 3,
     digest: "d".repeat(64),
-    contentType: null,
+    contentType: "",
     metadata: {},
     deleted: false,
-    inline: null,
     blobs: ["b".repeat(64)],
     packId: "P1",
     ...over,
@@ -44,8 +44,8 @@ Deno.test("StoreIndex.indexPack() makes the newest manifest of each key current"
   // Indexed out of order: the older manifest arrives last and must not win.
   index.indexPack(pack("P2", [manifest("M2", "a", { size: 2 })]));
   index.indexPack(pack("P1", [manifest("M1", "a", { size: 1 }), manifest("M3", "b")]));
-  assert.equal(index.current("ns", "a")?.manifestId, "M2");
-  assert.deepEqual(index.versions("ns", "a").map((m) => m.manifestId), ["M2", "M1"]);
+  assert.equal(index.current("ns", "a")?.id, "M2");
+  assert.deepEqual(index.versions("ns", "a").map((m) => m.id), ["M2", "M1"]);
   assert.deepEqual(index.list("ns").map((m) => m.key), ["a", "b"]);
   assert.equal(index.highWaterMark(), "P2");
   // Indexing a pack twice is harmless.

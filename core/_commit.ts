@@ -69,7 +69,7 @@ class PackSlot {
       packId,
       storeId: options.storeId,
       hash: options.hash,
-      sizeHint: Math.min(options.packTargetSize + 1024 * 1024, 64 * 1024 * 1024),
+      sizeHint: Math.min(options.packTargetSize + 64 * 1024, 256 * 1024),
     });
     this.durable = new Promise<void>((res, rej) => {
       this.resolve = res;

@@ -142,6 +142,52 @@ Deno.test("chunkBytes() cut points are pinned for a fixed input (format regressi
   );
 });
 
+/** The test-vector input of docs/format/pack.md: SHA-256 in counter mode. */
+function vectorInput(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  const prefix = new TextEncoder().encode("capsa/chunk-test/");
+  const block = new Uint8Array(prefix.length + 4);
+  block.set(prefix);
+  for (let k = 0; k * 32 < n; k++) {
+    new DataView(block.buffer).setUint32(prefix.length, k, true);
+    out.set(nobleSha256(block).subarray(0, Math.min(32, n - k * 32)), k * 32);
+  }
+  return out;
+}
+
+Deno.test("chunkBytes() reproduces the test vectors of docs/format/pack.md", () => {
+  const data = vectorInput(1 << 20);
+  const vectors: [ChunkingParams, number, number[], string][] = [
+    [
+      MEDIUM,
+      112,
+      [8208, 16671, 31795, 40804, 49260, 57970],
+      "b359fb02b8943894eb558bdf84841f4c0531fef425c0a04b046db18a457be057",
+    ],
+    [
+      { min: 64, avg: 256, max: 1024 },
+      3584,
+      [303, 628, 892, 1131, 1609, 1903],
+      "de8fa24154cef2cea81b714c987b0729b6f642a98857dc118940b0a4556280bf",
+    ],
+  ];
+  for (const [params, count, first, digest] of vectors) {
+    const ends = cutPoints(data, params);
+    assert.equal(ends.length, count);
+    assert.deepEqual(ends.slice(0, 6), first);
+    assert.equal(hashBytes("sha256", new TextEncoder().encode(ends.join(","))), digest);
+  }
+  const g = gearTable();
+  assert.deepEqual([g[0], g[1], g[2], g[3], g[254], g[255]], [
+    0xe5a3741b,
+    0xf331e8fd,
+    0x2581c1bd,
+    0x5c312780,
+    0xbc87cb5a,
+    0xcd51df70,
+  ]);
+});
+
 Deno.test("Chunker streams to the same cut points whatever the piece sizes", () => {
   const data = pseudoRandomBytes(400_000, 9);
   for (const params of [SMALL, MEDIUM, ODD]) {

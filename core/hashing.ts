@@ -12,7 +12,7 @@
  * - BLAKE3: `hash-wasm`'s WebAssembly build (about 750 MB/s, ten times the
  *   pure-JavaScript `@noble/hashes`). Its WebAssembly instances are created
  *   once, when this module loads.
- * - SHA-256: `node:crypto`, which Deno implements natively (about 1.5 GB/s).
+ * - SHA-256: `node:crypto`, which Deno implements natively (about 1.3 GB/s).
  *
  * Both are checked against published test vectors and against
  * `@noble/hashes` in `hashing_test.ts`.

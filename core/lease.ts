@@ -241,6 +241,7 @@ export class Lease {
   #lost: LeaseLostError | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #renewing: Promise<void> | undefined;
+  #onLost: Array<(e: LeaseLostError) => void> = [];
 
   /**
    * Wraps a lease just acquired (use {@linkcode acquireLease}).
@@ -291,8 +292,21 @@ export class Lease {
   }
 
   #lose(why: string): never {
-    this.#lost ??= new LeaseLostError(why);
+    if (!this.#lost) {
+      this.#lost = new LeaseLostError(why);
+      for (const fn of this.#onLost) fn(this.#lost);
+    }
     throw this.#lost;
+  }
+
+  /**
+   * Calls `fn` once, as soon as the loss of the lease is detected (by a
+   * renewal or a check).
+   * @param fn The callback.
+   */
+  onLost(fn: (e: LeaseLostError) => void): void {
+    if (this.#lost) fn(this.#lost);
+    else this.#onLost.push(fn);
   }
 
   /**

@@ -125,6 +125,12 @@ export interface ValidateManifestOptions {
   storeId?: string;
   /** How to name the manifest in errors, e.g. `"manifest 3"` (default `"manifest"`). */
   label?: string;
+  /**
+   * The value was just parsed by the caller and nothing else holds it: reuse
+   * its `metadata` object and `blobs` array instead of copying them (default
+   * `false`). Decoding a large TOC allocates markedly less this way.
+   */
+  adopt?: boolean;
 }
 
 // A problem found while checking; turned into the caller's error type.
@@ -431,7 +437,7 @@ function decodeInline(value: unknown): Uint8Array {
  * @param key The Location key of the object the manifest was read from (for errors).
  * @param value The parsed JSON value.
  * @param options The expected store id; the manifest's name in errors.
- * @returns The manifest (a fresh object; `metadata` has no prototype tricks).
+ * @returns The manifest (a fresh object; `metadata` and `blobs` are copies unless `adopt`).
  * @throws {CorruptObjectError} naming `key` and the problem.
  *
  * @example
@@ -497,8 +503,10 @@ export function validateManifest(
       size: v.size as number,
       digest: v.digest as string,
       contentType: v.contentType as string,
-      metadata: Object.fromEntries(Object.entries(v.metadata as Record<string, string>)),
-      blobs: (v.blobs as string[]).slice(),
+      metadata: options.adopt === true
+        ? v.metadata as Record<string, string>
+        : Object.fromEntries(Object.entries(v.metadata as Record<string, string>)),
+      blobs: options.adopt === true ? v.blobs as string[] : (v.blobs as string[]).slice(),
     };
     if (inline !== undefined) manifest.inline = inline;
     return manifest;

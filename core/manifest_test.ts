@@ -230,6 +230,17 @@ Deno.test("validateManifest() refuses a manifest of another store and names it i
   assert.equal(validateManifest(PACK_KEY, json({}), { storeId: STORE }).storeId, STORE);
 });
 
+Deno.test("validateManifest() copies metadata and blobs unless told to adopt them", () => {
+  const value = json({}, withoutInline(blobManifest()));
+  const copied = validateManifest(PACK_KEY, value);
+  assert.notEqual(copied.blobs, value.blobs);
+  assert.notEqual(copied.metadata, value.metadata);
+  const adopted = validateManifest(PACK_KEY, value, { adopt: true });
+  assert.equal(adopted.blobs, value.blobs);
+  assert.equal(adopted.metadata, value.metadata);
+  assert.deepEqual(adopted, copied);
+});
+
 Deno.test("manifestToJson() refuses a malformed manifest with InvalidArgumentError", () => {
   const bad: Manifest[] = [
     { ...inlineManifest(), id: "nope" },

@@ -66,9 +66,10 @@ export const PACK_HEADER_MAGIC = "CAPSAPAK";
 /** The ASCII magic that starts the trailer. */
 export const PACK_TRAILER_MAGIC = "CAPSATOC";
 
-/** The smallest possible pack: a header, an empty TOC and a trailer. */
-const TOC_FIXED_BYTES = 16 + ULID_LENGTH; // fixed fields + pack id; the store id follows
-const MIN_TOC_BYTES = TOC_FIXED_BYTES + 1 + 2; // a 1-byte store id and "[]"
+// The TOC's fixed fields and pack id; the store id follows.
+const TOC_FIXED_BYTES = 16 + ULID_LENGTH;
+// The smallest TOC (a 1-byte store id, no blob, "[]") and so the smallest pack.
+const MIN_TOC_BYTES = TOC_FIXED_BYTES + 1 + 2;
 const MIN_PACK_BYTES = PACK_HEADER_BYTES + MIN_TOC_BYTES + PACK_TRAILER_BYTES;
 const CHECKSUMMED_TRAILER_BYTES = 32;
 
@@ -782,10 +783,8 @@ export function decodePackToc(
   const manifests: Manifest[] = new Array(parsed.length);
   const manifestIds = new Set<string>();
   for (let i = 0; i < parsed.length; i++) {
-    const m = validateManifest(key, parsed[i], {
-      storeId,
-      label: `manifest ${i}`,
-    });
+    // The parsed values are this function's own: adopt them rather than copy.
+    const m = validateManifest(key, parsed[i], { storeId, label: `manifest ${i}`, adopt: true });
     if (manifestIds.has(m.id)) bad(`manifest ${i} repeats manifest id ${m.id}`);
     manifestIds.add(m.id);
     manifests[i] = m;

@@ -607,7 +607,16 @@ export class Store {
     }
     const m = this.#modeSeen;
     if (!m || (this.#maintenanceNonce !== undefined && m.nonce === this.#maintenanceNonce)) return;
-    if (kind === "write" || m.mode === "offline") throw new MaintenanceModeError(m.mode, m.holder);
+    if (kind === "read" && m.mode === "read-only") return;
+    // A mode whose lease is gone, expired or another's was left by a dead agent: ignore it.
+    const lease = await readLease(this.driver);
+    const live = lease !== null && lease !== "invalid" && lease.nonce === m.nonce &&
+      lease.expiresAt > this.clock();
+    if (!live) {
+      this.#modeSeen = undefined;
+      return;
+    }
+    throw new MaintenanceModeError(m.mode, m.holder);
   }
 
   #writable(): { index: StoreIndex; descriptor: Descriptor; config: StoreConfig } {

@@ -1,0 +1,481 @@
+/**
+ * RebuildIndexAgent: rebuilds the StoreIndex from the pack TOCs (and the host
+ * manifest log), rewrites lost descriptor replicas from the Recovery Kit, and
+ * repoints a dangling `system.config/current`.
+ *
+ * The new index is built beside the live one and swapped in only when it is
+ * complete, after a last check of the lease: an interrupted rebuild (error,
+ * abort, lost lease, killed process) leaves the old index in use.
+ *
+ * @module
+ */
+
+import type { Driver, ObjectInfo } from "../drivers/driver.ts";
+import { NotFoundError } from "../drivers/driver.ts";
+import {
+  type ManifestStorage,
+  resolveCurrentConfig,
+  type StoreConfig,
+  writeCurrentPointer,
+} from "../core/config.ts";
+import {
+  decodeDescriptor,
+  type Descriptor,
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  descriptorChecksum,
+  HOST_DESCRIPTOR_KEY,
+  MAX_DESCRIPTOR_BYTES,
+} from "../core/descriptor.ts";
+import { CorruptObjectError, InvalidArgumentError } from "../core/errors.ts";
+import type { EventBus } from "../core/events.ts";
+import { StoreIndex } from "../core/index.ts";
+import { readPackToc } from "../core/pack.ts";
+import { indexPacks, LOOSE_BLOB_PREFIX, PACK_PREFIX } from "../core/pack_indexer.ts";
+import {
+  decodeSnapshot,
+  encodeSnapshot,
+  listSnapshots,
+  SNAPSHOT_PREFIX,
+} from "../core/snapshot.ts";
+import { HOST_CACHE_KEY, readDescriptorReplicas, type Store } from "../core/store.ts";
+import { UlidGenerator } from "../core/ulid.ts";
+import { descriptorFromKit, parseRecoveryKit } from "../kit/kit.ts";
+import {
+  HostStorageRequiredError,
+  type MaintenanceAgent,
+  NoSnapshotError,
+  RecoveryKitMismatchError,
+  RecoveryKitRequiredError,
+  runExclusive,
+  type RunOptions,
+} from "./agent.ts";
+
+/** The strategy for picking a source when rebuilding the index (the seed's `RebuildSource`). */
+export type RebuildSource = "Auto" | "Snapshot" | "FullScan";
+
+/** Configures the RebuildIndexAgent (the seed's `RebuildConfig`). */
+export interface RebuildConfig {
+  /** The strategy: `"Auto"` (default), `"Snapshot"` or `"FullScan"`. */
+  source?: RebuildSource;
+  /**
+   * The Recovery Kit's content. Required when the store is Corrupted because
+   * every descriptor replica was lost; otherwise omitted.
+   */
+  recoveryKit?: Uint8Array;
+  /**
+   * The host storage, when `ManifestStorage` is `Local` or `Replicated`
+   * (default: the store's). Without it: `Local` → {@linkcode HostStorageRequiredError}
+   * from `validate()`; `Replicated` → falls back to `Remote`.
+   */
+  hostStorage?: Driver;
+  /** Manifests per index transaction. Default 1000. */
+  batchSize?: number;
+  /** Workers reading TOCs in parallel. Default 8 (16–32 for S3, 4–8 for localfs). */
+  parallelism?: number;
+  /** The lease's hold time in ms. Default 30 minutes. */
+  leaseTTL?: number;
+  /** Break a live lease held by someone else (loudly: a warning event). Default `false`. */
+  force?: boolean;
+}
+
+/** Final statistics of a rebuild, and a progress snapshot while it runs (the seed's `RebuildStats`). */
+export interface RebuildStats {
+  /** The path actually taken (relevant for `Auto`). */
+  source: RebuildSource;
+  /** The snapshot's id when `source` is not `FullScan`; `""` when starting from scratch. */
+  snapshotUsed: string;
+  /** Manifests read from the Location (and host log). */
+  manifestsScanned: number;
+  /** Manifests added to the StoreIndex. */
+  manifestsIndexed: number;
+  /** Manifests already in the snapshot, not re-read. */
+  manifestsSkipped: number;
+  /** Rows in the blobs table (regular + chunks) registered by this rebuild. */
+  blobsRegistered: number;
+  /** Pack TOCs read and parsed. */
+  packsIndexed: number;
+  /** Whether `system.config/current` was restored. */
+  pointerRecovered: boolean;
+  /** Whether `store.json` was rewritten from the Recovery Kit. */
+  descriptorRewrote: boolean;
+  /** Elapsed time in ms. */
+  duration: number;
+}
+
+/** The RebuildIndexAgent (the seed's `RebuildIndexAgent`). */
+export interface RebuildIndexAgent extends MaintenanceAgent {
+  /** Always `"RebuildIndex"`. */
+  readonly kind: "RebuildIndex";
+  /**
+   * A progress snapshot while running (safe to call at any time); the final
+   * statistics after `run`.
+   * @returns A copy of the stats.
+   */
+  stats(): RebuildStats;
+  /** Problems found (unparsable TOCs, manifests, log entries), each with its key. */
+  problems(): Array<{ key: string; reason: string }>;
+}
+
+/** The defaults of {@linkcode RebuildConfig}. */
+export const REBUILD_DEFAULTS = {
+  source: "Auto" as RebuildSource,
+  batchSize: 1000,
+  parallelism: 8,
+  leaseTTL: 30 * 60_000,
+} as const;
+
+const SOURCES: readonly RebuildSource[] = ["Auto", "Snapshot", "FullScan"];
+
+class RebuildIndexAgentImpl implements RebuildIndexAgent {
+  readonly kind = "RebuildIndex" as const;
+  #store: Store;
+  #bus: EventBus;
+  #config: Required<Omit<RebuildConfig, "recoveryKit" | "hostStorage">> & {
+    recoveryKit: Uint8Array | undefined;
+    hostStorage: Driver | undefined;
+  };
+  #stats: RebuildStats;
+  #problems: Array<{ key: string; reason: string }> = [];
+  #packsTotal = 0;
+  #kit: Descriptor | undefined;
+  #ran = false;
+
+  constructor(store: Store, bus: EventBus, config: RebuildConfig) {
+    this.#store = store;
+    this.#bus = bus;
+    this.#config = {
+      source: config.source ?? REBUILD_DEFAULTS.source,
+      recoveryKit: config.recoveryKit,
+      hostStorage: config.hostStorage ?? store.hostStorage,
+      batchSize: config.batchSize ?? REBUILD_DEFAULTS.batchSize,
+      parallelism: config.parallelism ?? REBUILD_DEFAULTS.parallelism,
+      leaseTTL: config.leaseTTL ?? REBUILD_DEFAULTS.leaseTTL,
+      force: config.force ?? false,
+    };
+    this.#stats = {
+      source: this.#config.source,
+      snapshotUsed: "",
+      manifestsScanned: 0,
+      manifestsIndexed: 0,
+      manifestsSkipped: 0,
+      blobsRegistered: 0,
+      packsIndexed: 0,
+      pointerRecovered: false,
+      descriptorRewrote: false,
+      duration: 0,
+    };
+  }
+
+  stats(): RebuildStats {
+    return { ...this.#stats };
+  }
+
+  problems(): Array<{ key: string; reason: string }> {
+    return this.#problems.map((p) => ({ ...p }));
+  }
+
+  validate(): void {
+    const c = this.#config;
+    if (!SOURCES.includes(c.source)) {
+      throw new InvalidArgumentError(
+        `source must be one of ${SOURCES.join(", ")}, got ${JSON.stringify(c.source)}`,
+      );
+    }
+    for (
+      const [name, v, min] of [["batchSize", c.batchSize, 1], ["parallelism", c.parallelism, 1], [
+        "leaseTTL",
+        c.leaseTTL,
+        1000,
+      ]] as const
+    ) {
+      if (!Number.isSafeInteger(v) || v < min) {
+        throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${v}`);
+      }
+    }
+    if (c.recoveryKit !== undefined) {
+      this.#kit = descriptorFromKit(parseRecoveryKit(c.recoveryKit));
+      const current = this.#store.descriptor;
+      if (current && current.storeId !== this.#kit.storeId) {
+        throw new RecoveryKitMismatchError(this.#kit.storeId, current.storeId, "store.json");
+      }
+    } else if (!this.#store.descriptor) {
+      throw new RecoveryKitRequiredError();
+    }
+    const storage = this.#store.config?.manifestStorage;
+    if (storage === "Local" && !c.hostStorage) throw new HostStorageRequiredError();
+  }
+
+  async run(options: RunOptions = {}): Promise<void> {
+    if (this.#ran) throw new InvalidArgumentError("a RebuildIndexAgent runs once; create another");
+    this.#ran = true;
+    this.validate();
+    const started = performance.now();
+    const storeId = this.#kit?.storeId ?? this.#store.descriptor!.storeId;
+    try {
+      await runExclusive(this.#store, {
+        agent: this.kind,
+        storeId,
+        mode: "offline",
+        leaseTTL: this.#config.leaseTTL,
+        force: this.#config.force,
+        bus: this.#bus,
+        signal: options.signal,
+        stats: () => ({ ...this.stats(), duration: Math.round(performance.now() - started) }),
+        progress: () => ({ done: this.#stats.packsIndexed, total: this.#packsTotal }),
+      }, async (ctx) => {
+        const descriptor = await this.#descriptor(ctx.lease.check.bind(ctx.lease));
+        ctx.signal.throwIfAborted();
+        const { config, pointer } = await this.#configPointer(
+          descriptor,
+          ctx.lease.check.bind(ctx.lease),
+        );
+        ctx.signal.throwIfAborted();
+        const index = await this.#buildIndex(descriptor, config, ctx.signal);
+        try {
+          // The commit point: nothing above touched the live index.
+          await ctx.lease.check();
+          await this.#persist(index, descriptor);
+          this.#store.adoptRebuild({ index, descriptor, config, pointer });
+        } catch (e) {
+          index.close();
+          throw e;
+        }
+      });
+    } finally {
+      this.#stats.duration = Math.round(performance.now() - started);
+    }
+  }
+
+  /** The descriptor to use; with a kit, rewrites the replicas that are lost. */
+  async #descriptor(check: () => Promise<void>): Promise<Descriptor> {
+    const store = this.#store;
+    if (!this.#kit) return store.descriptor!;
+    const kit = this.#kit;
+    await this.#refuseForeignKit(kit);
+    const readings = await readDescriptorReplicas(store.driver, this.#config.hostStorage);
+    const kitSum = descriptorChecksum(kit);
+    const toWrite: Array<{ driver: Driver; key: string }> = [];
+    for (const r of readings) {
+      const host = r.where.startsWith("host:");
+      const driver = host ? this.#config.hostStorage! : store.driver;
+      const key = host ? HOST_DESCRIPTOR_KEY : r.where;
+      if (r.result instanceof Error) {
+        if (r.result instanceof NotFoundError || r.result instanceof CorruptObjectError) {
+          toWrite.push({ driver, key });
+        } else throw r.result; // unreadable: unknown, never overwritten blindly
+      } else if (descriptorChecksum(r.result) !== kitSum) {
+        if (r.result.storeId !== kit.storeId) {
+          throw new RecoveryKitMismatchError(kit.storeId, r.result.storeId, r.where);
+        }
+        toWrite.push({ driver, key });
+      }
+    }
+    if (toWrite.length > 0) {
+      await check();
+      const { encodeDescriptor } = await import("../core/descriptor.ts");
+      const bytes = encodeDescriptor(kit);
+      // store.json last: it is what makes the Location a store.
+      toWrite.sort((a, b) =>
+        (a.key === DESCRIPTOR_KEY ? 1 : 0) - (b.key === DESCRIPTOR_KEY ? 1 : 0)
+      );
+      for (const w of toWrite) await w.driver.put(w.key, bytes);
+      this.#stats.descriptorRewrote = true;
+      this.#bus.publish({
+        type: "descriptor.healed",
+        at: store.clock(),
+        storeId: kit.storeId,
+        replicas: toWrite.map((w) => (w.driver === store.driver ? w.key : `host:${w.key}`)),
+      });
+    }
+    return kit;
+  }
+
+  /** Looks for the store id on the Location; refuses a kit of another store before writing anything. */
+  async #refuseForeignKit(kit: Descriptor): Promise<void> {
+    const driver = this.#store.driver;
+    for (const key of [DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY]) {
+      try {
+        const d = decodeDescriptor(key, await driver.getRange(key, 0, MAX_DESCRIPTOR_BYTES + 1));
+        if (d.storeId !== kit.storeId) {
+          throw new RecoveryKitMismatchError(kit.storeId, d.storeId, key);
+        }
+        return;
+      } catch (e) {
+        if (e instanceof RecoveryKitMismatchError) throw e;
+      }
+    }
+    for await (const info of driver.list(PACK_PREFIX)) {
+      try {
+        const toc = await readPackToc(driver, info.key, { size: info.size });
+        if (toc.storeId !== kit.storeId) {
+          throw new RecoveryKitMismatchError(kit.storeId, toc.storeId, info.key);
+        }
+        return;
+      } catch (e) {
+        if (!(e instanceof CorruptObjectError)) throw e;
+      }
+    }
+    for (const key of await listSnapshots(driver)) {
+      try {
+        decodeSnapshot(key, await driver.get(key), kit.storeId);
+        return;
+      } catch (e) {
+        if (e instanceof CorruptObjectError && /belongs to store/.test(e.reason)) {
+          throw new RecoveryKitMismatchError(kit.storeId, e.reason.split(" ")[3] ?? "?", key);
+        }
+      }
+    }
+  }
+
+  /** Resolves the config; repoints a dangling `system.config/current` at the newest valid version. */
+  async #configPointer(
+    descriptor: Descriptor,
+    check: () => Promise<void>,
+  ): Promise<{ config: StoreConfig; pointer: "ok" | "dangling" }> {
+    const driver = this.#store.driver;
+    const resolved = await resolveCurrentConfig(driver, { chunking: descriptor.chunking });
+    if (resolved.pointer === "ok") return { config: resolved.config, pointer: "ok" };
+    await check();
+    await writeCurrentPointer(driver, resolved.newestValid.seq, { chunking: descriptor.chunking });
+    this.#stats.pointerRecovered = true;
+    return { config: resolved.newestValid, pointer: "ok" };
+  }
+
+  async #buildIndex(
+    descriptor: Descriptor,
+    config: StoreConfig,
+    signal: AbortSignal,
+  ): Promise<StoreIndex> {
+    const driver = this.#store.driver;
+    let storage: ManifestStorage = config.manifestStorage;
+    const host = this.#config.hostStorage;
+    if (storage === "Local" && !host) throw new HostStorageRequiredError();
+    if (storage === "Replicated" && !host) storage = "Remote";
+
+    let index: StoreIndex | undefined;
+    const source = this.#config.source;
+    if (source !== "FullScan") {
+      const rejected: Array<{ key: string; reason: string }> = [];
+      for (const key of await listSnapshots(driver)) {
+        try {
+          const { db } = decodeSnapshot(key, await driver.get(key), descriptor.storeId);
+          index = await StoreIndex.load(db, { storeId: descriptor.storeId, key });
+          this.#stats.snapshotUsed = key.slice(SNAPSHOT_PREFIX.length);
+          break;
+        } catch (e) {
+          if (!(e instanceof CorruptObjectError)) throw e;
+          rejected.push({ key, reason: e.reason });
+        }
+      }
+      if (!index && source === "Snapshot") throw new NoSnapshotError(rejected);
+    }
+    this.#stats.source = index ? "Snapshot" : "FullScan";
+    index ??= await StoreIndex.create(descriptor.storeId);
+    this.#stats.manifestsSkipped = index.counts().manifests;
+
+    try {
+      // Diff the whole listing against what the index holds, not only a time cut.
+      const missing: ObjectInfo[] = [];
+      for await (const info of driver.list(PACK_PREFIX)) {
+        signal.throwIfAborted();
+        if (!index.hasPack(info.key.slice(PACK_PREFIX.length))) missing.push(info);
+      }
+      this.#packsTotal = missing.length;
+      const result = await indexPacks(driver, index, missing, {
+        storeId: descriptor.storeId,
+        hash: descriptor.hash,
+        manifestStorage: storage,
+        hostStorage: host,
+        parallelism: this.#config.parallelism,
+        batchSize: this.#config.batchSize,
+        signal,
+        onPack: (p) => {
+          this.#stats.packsIndexed++;
+          this.#stats.manifestsScanned += p.manifests;
+          this.#stats.manifestsIndexed += p.added;
+          this.#stats.blobsRegistered += p.blobs;
+        },
+      });
+      this.#problems.push(...result.problems);
+      // Loose blobs are found by listing; they are always whole (regular) blobs.
+      for await (const info of driver.list(LOOSE_BLOB_PREFIX)) {
+        signal.throwIfAborted();
+        const id = info.key.slice(info.key.lastIndexOf("/") + 1);
+        if (
+          !/^[0-9a-f]{64}$/.test(id) || info.key !== `${LOOSE_BLOB_PREFIX}${id.slice(0, 2)}/${id}`
+        ) {
+          this.#problems.push({ key: info.key, reason: "not a loose blob key" });
+          continue;
+        }
+        if (index.hasBlob(id)) continue;
+        index.registerLooseBlob({
+          blobId: id,
+          kind: "regular",
+          rawSize: info.size,
+          storedSize: info.size,
+          packId: null,
+          offset: null,
+        });
+        this.#stats.blobsRegistered++;
+      }
+      return index;
+    } catch (e) {
+      index.close();
+      throw e;
+    }
+  }
+
+  /** Writes a fresh snapshot of the new index and the host cache. */
+  async #persist(index: StoreIndex, descriptor: Descriptor): Promise<void> {
+    const store = this.#store;
+    const db = index.export();
+    const bytes = encodeSnapshot({
+      storeId: descriptor.storeId,
+      schemaVersion: index.schemaVersion,
+      highWaterMark: index.highWaterMark(),
+      createdAt: store.clock(),
+    }, db);
+    const key = SNAPSHOT_PREFIX + new UlidGenerator({ clock: store.clock }).next();
+    await store.driver.put(key, bytes);
+    const kept = store.config?.snapshotsKept ?? 3;
+    for (const old of (await listSnapshots(store.driver)).slice(kept)) {
+      await store.driver.delete(old);
+    }
+    if (this.#config.hostStorage && !store.readOnly) {
+      await this.#config.hostStorage.put(HOST_CACHE_KEY, bytes);
+    }
+  }
+}
+
+/**
+ * Creates a RebuildIndexAgent (the seed's `NewRebuildIndexAgent`).
+ *
+ * @param store The store (it may be Corrupted: that is what a rebuild is for).
+ * @param bus Where the agent publishes its events.
+ * @param config The configuration; every field has a default.
+ * @returns The agent; call `validate()` then `run()`.
+ *
+ * @example Rebuilding the index of a store
+ * ```ts
+ * import { initStore } from "../core/store.ts";
+ * import { EventBus } from "../core/events.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { createRebuildIndexAgent } from "./rebuild_index.ts";
+ *
+ * const { store } = await initStore(new MemoryDriver());
+ * await store.put("ns", "k", new TextEncoder().encode("v"));
+ * const agent = createRebuildIndexAgent(store, new EventBus(), { source: "FullScan" });
+ * agent.validate();
+ * await agent.run();
+ * console.log(agent.stats().manifestsIndexed); // 1
+ * await store.close();
+ * ```
+ */
+export function createRebuildIndexAgent(
+  store: Store,
+  bus: EventBus,
+  config: RebuildConfig = {},
+): RebuildIndexAgent {
+  return new RebuildIndexAgentImpl(store, bus, config);
+}

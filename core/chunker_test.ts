@@ -142,7 +142,7 @@ Deno.test("chunkBytes() cut points are pinned for a fixed input (format regressi
   );
 });
 
-/** The test-vector input of docs/format/pack.md: SHA-256 in counter mode. */
+/** The test-vector input of docs/FORMAT.md (§5): SHA-256 in counter mode. */
 function vectorInput(n: number): Uint8Array {
   const out = new Uint8Array(n);
   const prefix = new TextEncoder().encode("capsa/chunk-test/");
@@ -155,7 +155,7 @@ function vectorInput(n: number): Uint8Array {
   return out;
 }
 
-Deno.test("chunkBytes() reproduces the test vectors of docs/format/pack.md", () => {
+Deno.test("chunkBytes() reproduces the test vectors of docs/FORMAT.md (§5)", () => {
   const data = vectorInput(1 << 20);
   const vectors: [ChunkingParams, number, number[], string][] = [
     [

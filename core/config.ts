@@ -10,7 +10,7 @@
  * (`core/descriptor.ts`). A change never edits a version: it writes the next
  * one and moves the pointer.
  *
- * Write ordering (a must-rule, see `docs/format/descriptor.md`): a version is
+ * Write ordering (a must-rule, see `docs/FORMAT.md (§6)`): a version is
  * written, create-only, and durable **before** the pointer names it. A crash
  * between the two leaves the previous version in force; the new one is
  * simply not current. A failed read or listing is never taken for "absent":

@@ -14,7 +14,7 @@
  * the host directory when one is configured). Each replica is
  * self-checksummed; {@linkcode reconcileDescriptors} decides, from what was
  * read of every replica, which descriptor the store has and which replicas
- * must be rewritten. The normative description is `docs/format/descriptor.md`.
+ * must be rewritten. The normative description is `docs/FORMAT.md (§6)`.
  *
  * @example Writing and reading back a descriptor
  * ```ts

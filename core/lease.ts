@@ -38,6 +38,7 @@
  * @module
  */
 
+import process from "node:process";
 import { type Driver, NotFoundError, PreconditionFailedError } from "../drivers/driver.ts";
 import { CapsaError } from "./errors.ts";
 import type { EventBus } from "./events.ts";
@@ -170,24 +171,58 @@ function defaultHost(): string {
  * @returns The start time in clock ticks since boot, as text.
  */
 export function processStartOf(pid: number): string | null {
+  const start = procStart(pid);
+  return typeof start === "string" ? start : null;
+}
+
+/** `/proc` start time; `null` when the process does not exist; `undefined` when `/proc` cannot be read. */
+function procStart(pid: number): string | null | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[19] ?? null;
-  } catch {
-    return null;
+    return fields[19] ?? undefined;
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound ? null : undefined;
   }
 }
 
+/**
+ * Whether the holder of a lease may still be running: `false` only when it
+ * ran on this host and its process is gone (or its pid was reused). A holder
+ * on another host is assumed alive until its lease expires.
+ * @param record The lease.
+ * @param host This host's name (default `Deno.hostname()`).
+ * @returns `false` when the holder is known dead.
+ */
+export function leaseHolderMayBeAlive(record: LeaseRecord, host: string = defaultHost()): boolean {
+  return record.host !== host || defaultIsAlive(record.pid, record.processStart);
+}
+
+/**
+ * Whether a process of this host is alive. Deno 2.9 lets a program read
+ * `/proc` only with `--allow-all`; there, a reused pid is told apart by its
+ * start time. Otherwise `kill(pid, 0)` is used where `--allow-run` is
+ * granted. Without either, capsa cannot tell and assumes the holder alive:
+ * its lease is then taken over only once it expires, or with `force`.
+ */
 function defaultIsAlive(pid: number, processStart: string | null): boolean {
-  try {
-    Deno.statSync("/proc/self");
-  } catch {
-    return true; // Cannot tell: assume alive, never break a live holder by guess.
+  const start = procStart(pid);
+  if (start !== undefined) {
+    return start !== null && (processStart === null || start === processStart);
   }
-  const now = processStartOf(pid);
-  if (now === null) return false;
-  return processStart === null || now === processStart;
+  let canSignal = false;
+  try {
+    canSignal = Deno.permissions.querySync({ name: "run" }).state === "granted";
+  } catch {
+    canSignal = false;
+  }
+  if (!canSignal) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code !== "ESRCH";
+  }
 }
 
 /**

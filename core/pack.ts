@@ -13,7 +13,7 @@
  * ```
  *
  * The byte-exact layout and the rules readers and writers follow are in
- * `docs/format/pack.md`. Every multi-byte integer is little-endian. Reading
+ * `docs/FORMAT.md (§5)`. Every multi-byte integer is little-endian. Reading
  * a TOC costs one ranged read of the pack's tail when the tail covers the TOC,
  * two otherwise; every length read from a pack is bounded before anything is
  * allocated from it, and anything malformed is a {@linkcode CorruptObjectError}

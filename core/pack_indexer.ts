@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type Driver, type ObjectInfo } from "../drivers/driver.ts";
+import type { Driver, ObjectInfo } from "../drivers/driver.ts";
 import { CapsaError, CorruptObjectError } from "./errors.ts";
 import type { HashAlgorithm } from "./hashing.ts";
 import type { IndexedPack, StoreIndex } from "./index.ts";

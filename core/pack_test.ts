@@ -103,7 +103,7 @@ function read(bytes: Uint8Array, options = {}) {
   return readPackToc(new ArraySource(bytes), KEY, { size: bytes.length, ...options });
 }
 
-// ---- An independent encoder, written from docs/format/pack.md, to check the layout. ----
+// ---- An independent encoder, written from docs/FORMAT.md (§5), to check the layout. ----
 
 interface RawEntry {
   id: Uint8Array;
@@ -223,7 +223,7 @@ Deno.test("encodePack() round-trips through readPackToc() and readBlobFromPack()
   }
 });
 
-Deno.test("PackWriter writes exactly the layout docs/format/pack.md describes", () => {
+Deno.test("PackWriter writes exactly the layout docs/FORMAT.md (§5) describes", () => {
   const a = blob("alpha");
   const b = blob("bravo!", "chunk");
   const m = manifest([a.id, b.id]);

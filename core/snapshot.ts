@@ -28,6 +28,7 @@
 import { type Driver, NotFoundError } from "../drivers/driver.ts";
 import { CorruptObjectError } from "./errors.ts";
 import { hashBytes } from "./hashing.ts";
+import { StoreIndex } from "./index.ts";
 
 /** Where snapshots live. */
 export const SNAPSHOT_PREFIX = "system.state/index/snapshots/";
@@ -40,6 +41,7 @@ const MAGIC = "CAPSASNP";
 const FIXED = 16;
 const MAX_HEADER = 64 * 1024;
 const enc = new TextEncoder();
+const MAGIC_BYTES = enc.encode(MAGIC);
 const dec = new TextDecoder("utf-8", { fatal: true });
 
 /** What a snapshot's header records. */
@@ -99,7 +101,7 @@ export function decodeSnapshot(
       `truncated: ${bytes.length} bytes, the fixed header needs ${FIXED}`,
     );
   }
-  if (dec.decode(bytes.subarray(0, 8)) !== MAGIC) {
+  if (!MAGIC_BYTES.every((b, i) => bytes[i] === b)) {
     throw new CorruptObjectError(key, "not an index snapshot (bad magic)");
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -161,29 +163,25 @@ export async function listSnapshots(driver: Driver): Promise<string[]> {
   return keys.reverse();
 }
 
-/** What {@linkcode loadNewestSnapshot} found. */
-export interface SnapshotFound {
-  /** The snapshot used. */
-  key: string;
-  /** Its header. */
-  header: SnapshotHeader;
-  /** Its database. */
-  db: Uint8Array;
-  /** Newer snapshots that failed their checks, with why. */
+/** What {@linkcode loadNewestIndex} found. */
+export interface IndexFound {
+  /** The snapshot used, or `undefined` when none was valid. */
+  key: string | undefined;
+  /** The loaded index (when `key` is set). */
+  index: StoreIndex | undefined;
+  /** Snapshots newer than the one used (or all) that failed a check, with why. */
   rejected: Array<{ key: string; reason: string }>;
 }
 
 /**
- * Finds the newest snapshot that passes every check. Corrupt ones are skipped
- * (and reported); an I/O failure is thrown, never treated as "absent".
+ * Loads the newest snapshot that passes every check — its frame, checksum and
+ * store id, and then the database itself. Corrupt ones are skipped and
+ * reported; an I/O failure is thrown, never treated as "absent".
  * @param driver The Location.
  * @param storeId The store.
- * @returns The snapshot, or `undefined` with the rejected ones when none is valid.
+ * @returns The index and its snapshot key, or none, with the rejected snapshots.
  */
-export async function loadNewestSnapshot(
-  driver: Driver,
-  storeId: string,
-): Promise<SnapshotFound | { key: undefined; rejected: Array<{ key: string; reason: string }> }> {
+export async function loadNewestIndex(driver: Driver, storeId: string): Promise<IndexFound> {
   const rejected: Array<{ key: string; reason: string }> = [];
   for (const key of await listSnapshots(driver)) {
     let bytes: Uint8Array;
@@ -199,11 +197,12 @@ export async function loadNewestSnapshot(
       throw e;
     }
     try {
-      return { key, ...decodeSnapshot(key, bytes, storeId), rejected };
+      const { db } = decodeSnapshot(key, bytes, storeId);
+      return { key, index: await StoreIndex.load(db, { storeId, key }), rejected };
     } catch (e) {
       if (!(e instanceof CorruptObjectError)) throw e;
       rejected.push({ key, reason: e.reason });
     }
   }
-  return { key: undefined, rejected };
+  return { key: undefined, index: undefined, rejected };
 }

@@ -49,6 +49,7 @@ import { Chunker, type ChunkingParams } from "./chunker.ts";
 import {
   ArtifactNotFoundError,
   CapsaError,
+  ClosedError,
   CorruptObjectError,
   InvalidArgumentError,
   MaintenanceModeError,
@@ -59,7 +60,7 @@ import {
 import { EventBus, type StoreState } from "./events.ts";
 import { createHasher, type HashAlgorithm, hashBytes } from "./hashing.ts";
 import { type ManifestRecord, StoreIndex } from "./index.ts";
-import { LEASE_KEY, readLease } from "./lease.ts";
+import { LEASE_KEY, leaseHolderMayBeAlive, readLease } from "./lease.ts";
 import { encodeManifestLogEntry, manifestLogKey } from "./manifest_log.ts";
 import {
   type Manifest,
@@ -80,7 +81,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
   listSnapshots,
-  loadNewestSnapshot,
+  loadNewestIndex,
   SNAPSHOT_PREFIX,
 } from "./snapshot.ts";
 import { ulidFloor, UlidGenerator, ulidTime } from "./ulid.ts";
@@ -392,6 +393,8 @@ export class Store {
   #refreshing: Promise<void> | undefined;
   #loosePending = new Map<string, Promise<void>>();
   #maintenanceNonce: string | undefined;
+  #closing = false;
+  #inFlight = new Set<Promise<unknown>>();
   #modeCheckedAt = -Infinity;
   #modeSeen: MaintenanceMode | undefined;
 
@@ -533,7 +536,7 @@ export class Store {
       }
     }
     if (!index) {
-      const found = await loadNewestSnapshot(this.driver, d.storeId);
+      const found = await loadNewestIndex(this.driver, d.storeId);
       for (const r of found.rejected) {
         this.bus.publish({
           type: "warning",
@@ -543,14 +546,10 @@ export class Store {
           message: `index snapshot ${r.key} is unusable: ${r.reason}`,
         });
       }
-      if (found.key !== undefined) {
-        try {
-          index = await StoreIndex.load(found.db, { storeId: d.storeId, key: found.key });
-          this.#indexSource = "snapshot";
-          this.#indexLoadedFrom = found.key;
-        } catch (e) {
-          if (!(e instanceof CorruptObjectError)) throw e;
-        }
+      if (found.index) {
+        index = found.index;
+        this.#indexSource = "snapshot";
+        this.#indexLoadedFrom = found.key;
       }
     }
     this.#index = index ?? await StoreIndex.create(d.storeId);
@@ -591,7 +590,7 @@ export class Store {
   // ---------------------------------------------------------------- guards
 
   #live(): { index: StoreIndex; descriptor: Descriptor; config: StoreConfig } {
-    if (this.#closed) throw new CapsaError("closed", "the store is closed");
+    if (this.#closed) throw new ClosedError("the store");
     if (this.#state === "Corrupted" || !this.#index || !this.#descriptor || !this.#config) {
       throw new StoreCorruptedError(this.#problems.length > 0 ? this.#problems : ["unknown"]);
     }
@@ -608,10 +607,11 @@ export class Store {
     const m = this.#modeSeen;
     if (!m || (this.#maintenanceNonce !== undefined && m.nonce === this.#maintenanceNonce)) return;
     if (kind === "read" && m.mode === "read-only") return;
-    // A mode whose lease is gone, expired or another's was left by a dead agent: ignore it.
+    // A mode whose lease is gone, expired, another's, or held by a dead process of this
+    // host was left by a dead agent: ignore it.
     const lease = await readLease(this.driver);
     const live = lease !== null && lease !== "invalid" && lease.nonce === m.nonce &&
-      lease.expiresAt > this.clock();
+      lease.expiresAt > this.clock() && leaseHolderMayBeAlive(lease);
     if (!live) {
       this.#modeSeen = undefined;
       return;
@@ -621,6 +621,7 @@ export class Store {
 
   #writable(): { index: StoreIndex; descriptor: Descriptor; config: StoreConfig } {
     const live = this.#live();
+    if (this.#closing) throw new ClosedError("the store (closing)");
     if (this.#readOnly) throw new ReadOnlyStoreError();
     return live;
   }
@@ -647,7 +648,8 @@ export class Store {
     const { index, descriptor, config } = this.#live();
     await this.#checkMaintenance("write");
     const key = packKey(sealed.packId);
-    await this.driver.put(key, sealed.bytes);
+    // Pack ids are unique: create-only where it is race-free, so nothing is ever overwritten.
+    await this.driver.put(key, sealed.bytes, { ifAbsent: this.driver.capabilities.createOnly });
     if (config.manifestStorage !== "Remote" && sealed.manifests.length > 0) {
       if (!this.hostStorage) {
         throw new InvalidArgumentError(
@@ -763,13 +765,32 @@ export class Store {
    * await store.close();
    * ```
    */
-  async put(
+  put(namespace: string, key: string, body: Body, options: PutOptions = {}): Promise<ArtifactInfo> {
+    return this.#track(() => this.#put(namespace, key, body, options));
+  }
+
+  /** Runs a write so that `close()` waits for it. */
+  #track<T>(fn: () => Promise<T>): Promise<T> {
+    let p: Promise<T>;
+    try {
+      this.#writable();
+      p = fn();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#inFlight.add(p);
+    const done = () => this.#inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  async #put(
     namespace: string,
     key: string,
     body: Body,
-    options: PutOptions = {},
+    options: PutOptions,
   ): Promise<ArtifactInfo> {
-    const { descriptor, config } = this.#writable();
+    const { descriptor, config } = this.#live();
     validateNamespace(namespace);
     validateArtifactKey(key);
     const metadata = options.metadata ?? {};
@@ -857,8 +878,12 @@ export class Store {
    * @param namespace The namespace. @param key The key.
    * @returns `true` when a tombstone was written, `false` when there was nothing to delete.
    */
-  async delete(namespace: string, key: string): Promise<boolean> {
-    const { index, descriptor } = this.#writable();
+  delete(namespace: string, key: string): Promise<boolean> {
+    return this.#track(() => this.#delete(namespace, key));
+  }
+
+  async #delete(namespace: string, key: string): Promise<boolean> {
+    const { index, descriptor } = this.#live();
     validateNamespace(namespace);
     validateArtifactKey(key);
     await this.#checkMaintenance("write");
@@ -1300,7 +1325,10 @@ export class Store {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#closing = true;
     try {
+      // Puts and deletes already started finish (or fail) before the committer closes.
+      while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
       await this.#committer?.close();
       await this.#snapshotting?.catch(() => {});
       if (this.#state !== "Corrupted") await this.saveHostCache().catch(() => {});

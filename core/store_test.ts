@@ -13,6 +13,7 @@ import { CONFIG_CURRENT_KEY } from "./config.ts";
 import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "./descriptor.ts";
 import {
   ArtifactNotFoundError,
+  ClosedError,
   CorruptObjectError,
   InvalidArgumentError,
   StoreCorruptedError,
@@ -21,7 +22,7 @@ import { type CapsaEvent, EventBus } from "./events.ts";
 import { createHasher, type HashAlgorithm, hashBytes } from "./hashing.ts";
 import { DEFAULT_TAIL_GUESS, PACK_TRAILER_BYTES, parsePackTrailer } from "./pack.ts";
 import { LOOSE_BLOB_PREFIX, PACK_PREFIX, packKey } from "./pack_indexer.ts";
-import { SNAPSHOT_PREFIX } from "./snapshot.ts";
+import { encodeSnapshot, SNAPSHOT_PREFIX } from "./snapshot.ts";
 import {
   type ArtifactInfo,
   HOST_CACHE_KEY,
@@ -293,7 +294,9 @@ Deno.test("Store.put() round-trips bodies at every size boundary, as bytes and a
   let seed = 1;
   for (const size of BOUNDARY_SIZES) {
     for (const mode of ["bytes", "stream"] as const) {
-      const body = randomBytes(size, seed++);
+      // Bytes are passed as a view into a larger buffer (non-zero byteOffset).
+      const padded = randomBytes(size + 24, seed++);
+      const body = padded.subarray(11, 11 + size);
       const key = `size-${size}-${mode}`;
       const metadata = { size: String(size), mode };
       const contentType = size % 2 === 0 ? "application/octet-stream" : "";
@@ -730,6 +733,24 @@ Deno.test("Store.refresh() makes another handle's writes visible", async () => {
   await b.close();
 });
 
+Deno.test("openStore() from the host cache catches up on packs another handle wrote", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const host = new MemoryDriver({ name: "host" });
+  const { store } = await initStore(new MemoryDriver({ objects }), { ...SMALL, hostStorage: host });
+  await store.put(NS, "old", enc.encode("old"));
+  await store.close();
+  const other = await reopen(objects);
+  const body = randomBytes(3000, 6);
+  await other.put(NS, "new", body);
+  await other.delete(NS, "old");
+  await other.close();
+  const s = await reopen(objects, { hostStorage: host });
+  assert.equal((await s.status()).index?.source, "host-cache");
+  assertBytes(await s.get(NS, "new"), body, "written by the other handle");
+  await assert.rejects(s.get(NS, "old"), ArtifactNotFoundError);
+  await s.close();
+});
+
 Deno.test("Store.snapshotIndex() writes a snapshot and keeps only the newest snapshotsKept", async () => {
   const objects = new Map<string, Uint8Array>();
   const bus = new EventBus();
@@ -956,8 +977,28 @@ Deno.test("openStore() reports a truncated pack by its key and indexes the other
     ]
   ) {
     fixture.objects.set(fixture.packB, whole.slice(0, cut));
-    await checkDamagedPackB(fixture, /truncated|trailer|TOC|pack/i, `pack cut at ${cut} of ${n}`);
+    await checkDamagedPackB(fixture, /truncated/, `pack cut at ${cut} of ${n}`);
   }
+
+  // When the index already holds the pack (here from a snapshot), reading a
+  // blob of the truncated pack is a CorruptObjectError naming the pack.
+  fixture.objects.set(fixture.packB, whole.slice());
+  const s0 = await reopen(fixture.objects);
+  await s0.snapshotIndex();
+  await s0.close();
+  fixture.objects.set(fixture.packB, whole.slice(0, Math.floor(n / 2)));
+  const before = copyObjects(fixture.objects);
+  const s = await reopen(fixture.objects);
+  assert.equal((await s.status()).index?.source, "snapshot");
+  await assert.rejects(s.get(NS, "b"), (e) => {
+    assert.ok(e instanceof CorruptObjectError, `got ${e}`);
+    assert.equal(e.key, fixture.packB);
+    assert.match(e.reason, /truncated/);
+    return true;
+  });
+  assertBytes(await s.get(NS, "a"), fixture.bodies.a, "a");
+  await s.close();
+  assertUnchanged(fixture.objects, before, "reading a truncated pack");
 });
 
 Deno.test("openStore() reports a flipped byte in a TOC by the pack's key", async () => {
@@ -1066,17 +1107,25 @@ Deno.test("openStore() skips a garbage snapshot and uses an older valid one", as
   await store.put(NS, "c", randomBytes(1000, 3));
   await store.close();
 
+  const good = objects.get(newer)!.slice();
   const garbage = [
     new Uint8Array(0),
     enc.encode("CAPSASNP"),
-    randomBytes(5000, 5),
-    new Uint8Array([0xff, 0xfe, 0x80, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
-    objects.get(newer)!.slice(0, 100),
+    good.slice(0, 100),
+    good.slice(0, good.length - 1),
     (() => {
-      const b = objects.get(newer)!.slice();
+      const b = good.slice();
       b[b.length - 10] = b[b.length - 10]! ^ 1;
       return b;
     })(),
+    (() => {
+      const b = good.slice();
+      new DataView(b.buffer).setUint16(8, 2); // an unknown snapshot format version
+      return b;
+    })(),
+    randomBytes(5000, 5),
+    // Not UTF-8 where the magic should be.
+    new Uint8Array([0xff, 0xfe, 0x80, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
   ];
   for (const [i, g] of garbage.entries()) {
     objects.set(newer, g);
@@ -1101,6 +1150,42 @@ Deno.test("openStore() skips a garbage snapshot and uses an older valid one", as
   }
 });
 
+Deno.test("openStore() skips a well-framed snapshot whose database is garbage and uses an older one", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store } = await initStore(new MemoryDriver({ objects }), SMALL);
+  await store.put(NS, "a", randomBytes(1000, 1));
+  const older = await store.snapshotIndex();
+  await store.put(NS, "b", randomBytes(1000, 2));
+  const newer = await store.snapshotIndex();
+  const storeId = store.storeId;
+  await store.close();
+  // Header, length and checksum are right: only the database inside is not one.
+  objects.set(
+    newer,
+    encodeSnapshot(
+      { storeId, schemaVersion: 1, highWaterMark: "", createdAt: Date.now() },
+      randomBytes(4096, 4),
+    ),
+  );
+  const before = copyObjects(objects);
+  const bus = new EventBus();
+  const events = recordEvents(bus);
+  const s = await reopen(objects, { bus });
+  const status = await s.status();
+  assert.ok(
+    events.some((e) =>
+      e.type === "warning" && e.code === "snapshot_rejected" && e.message.includes(newer)
+    ),
+    "a warning names the rejected snapshot",
+  );
+  assert.equal(status.index?.source, "snapshot");
+  assert.equal(status.index?.loadedFrom, older);
+  assertBytes(await s.get(NS, "a"), randomBytes(1000, 1), "a");
+  assertBytes(await s.get(NS, "b"), randomBytes(1000, 2), "b");
+  await s.close();
+  assertUnchanged(objects, before, "a snapshot with a garbage database");
+});
+
 Deno.test("openStore() falls back from a garbage host cache with a host_cache_unusable warning", async () => {
   const objects = new Map<string, Uint8Array>();
   const host = new MemoryDriver({ name: "host" });
@@ -1114,10 +1199,15 @@ Deno.test("openStore() falls back from a garbage host cache with a host_cache_un
   await other.close();
 
   const garbage = [
-    randomBytes(3000, 9),
-    new Uint8Array([0xff, 0xfe, 0x80, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
     good.slice(0, good.length - 1),
     foreignHost.objects.get(HOST_CACHE_KEY)!,
+    encodeSnapshot(
+      { storeId: store.storeId, schemaVersion: 1, highWaterMark: "", createdAt: Date.now() },
+      randomBytes(4096, 4),
+    ),
+    randomBytes(3000, 9),
+    // Not UTF-8 where the magic should be.
+    new Uint8Array([0xff, 0xfe, 0x80, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
   ];
   for (const [i, g] of garbage.entries()) {
     host.objects.set(HOST_CACHE_KEY, g.slice());
@@ -1222,5 +1312,55 @@ Deno.test("Store.put() accepts path-like artifact keys as data, never as Locatio
   );
   const again = await reopen(objects);
   await check(again);
+  await again.close();
+});
+
+// ---------------------------------------------------------------------------
+// Closing
+
+Deno.test("Store.close() waits for puts already started, which all become durable", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store } = await initStore(new MemoryDriver({ objects }), SMALL);
+  const bodies = Array.from({ length: 20 }, (_, i) => randomBytes(10 + i * 300, i));
+  const puts = bodies.map((b, i) => store.put(NS, `k${i}`, streamOf(b)));
+  await store.close();
+  const settled = await Promise.allSettled(puts);
+  const failed = settled.flatMap((r, i) =>
+    r.status === "rejected" ? [`k${i}: ${(r.reason as Error).message}`] : []
+  );
+  assert.deepEqual(failed, [], "puts started before close() must not fail");
+  const again = await reopen(objects);
+  for (const [i, b] of bodies.entries()) assertBytes(await again.get(NS, `k${i}`), b, `k${i}`);
+  await again.close();
+});
+
+Deno.test("Store methods throw ClosedError after close()", async () => {
+  const { store } = await initStore(new MemoryDriver(), SMALL);
+  await store.put(NS, "k", enc.encode("v"));
+  await store.close();
+  await store.close(); // idempotent
+  await assert.rejects(store.get(NS, "k"), ClosedError);
+  await assert.rejects(store.put(NS, "k", enc.encode("w")), ClosedError);
+  await assert.rejects(store.list(NS), ClosedError);
+});
+
+Deno.test("Store.put() of a stream that fails part way rejects with its error and commits nothing", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store } = await initStore(new MemoryDriver({ objects }), SMALL);
+  let n = 0;
+  const failing = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (n++ < 5) c.enqueue(randomBytes(3000, n));
+      else c.error(new Error("upstream went away"));
+    },
+  });
+  await assert.rejects(store.put(NS, "partial", failing), /upstream went away/);
+  await store.flush();
+  await assert.rejects(store.get(NS, "partial"), ArtifactNotFoundError);
+  assert.deepEqual(await store.versions(NS, "partial"), []);
+  await store.close();
+  const again = await reopen(objects);
+  assert.deepEqual(await again.versions(NS, "partial"), []);
+  assert.equal(again.index.counts().manifests, 0);
   await again.close();
 });

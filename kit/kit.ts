@@ -2,7 +2,7 @@
  * The Recovery Kit: a small, human-readable text holding everything needed
  * to rewrite a store's descriptor when every replica of it is lost.
  *
- * See `kit/mod.ts` for an overview and `docs/format/descriptor.md` for the
+ * See `kit/mod.ts` for an overview and `docs/FORMAT.md (§6)` for the
  * normative grammar.
  *
  * @module

@@ -36,6 +36,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
   listSnapshots,
+  loadNewestIndex,
   SNAPSHOT_PREFIX,
 } from "../core/snapshot.ts";
 import { HOST_CACHE_KEY, readDescriptorReplicas, type Store } from "../core/store.ts";
@@ -356,19 +357,12 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
     let index: StoreIndex | undefined;
     const source = this.#config.source;
     if (source !== "FullScan") {
-      const rejected: Array<{ key: string; reason: string }> = [];
-      for (const key of await listSnapshots(driver)) {
-        try {
-          const { db } = decodeSnapshot(key, await driver.get(key), descriptor.storeId);
-          index = await StoreIndex.load(db, { storeId: descriptor.storeId, key });
-          this.#stats.snapshotUsed = key.slice(SNAPSHOT_PREFIX.length);
-          break;
-        } catch (e) {
-          if (!(e instanceof CorruptObjectError)) throw e;
-          rejected.push({ key, reason: e.reason });
-        }
+      const found = await loadNewestIndex(driver, descriptor.storeId);
+      if (found.index && found.key) {
+        index = found.index;
+        this.#stats.snapshotUsed = found.key.slice(SNAPSHOT_PREFIX.length);
       }
-      if (!index && source === "Snapshot") throw new NoSnapshotError(rejected);
+      if (!index && source === "Snapshot") throw new NoSnapshotError(found.rejected);
     }
     this.#stats.source = index ? "Snapshot" : "FullScan";
     index ??= await StoreIndex.create(descriptor.storeId);

@@ -3,15 +3,22 @@
  *
  * Data lives in a Location (a local directory, an S3 bucket, or memory)
  * behind a {@linkcode Driver}; a SQLite index answers every lookup and can be
- * rebuilt from the Location at any time.
+ * rebuilt from the Location at any time. Maintenance agents live in
+ * `@capsa/capsa/maintenance`, drivers other than memory in
+ * `@capsa/capsa/drivers/*`, the Recovery Kit in `@capsa/capsa/kit` and the
+ * HTTP endpoint in `@capsa/capsa/http`, so a user of one part never loads
+ * another's dependencies.
  *
- * @example Open a Location and use its driver
+ * @example Create a store, write and read an artifact
  * ```ts
- * import { MemoryDriver } from "./mod.ts";
+ * import { initStore, MemoryDriver } from "./mod.ts";
  *
- * const driver = new MemoryDriver();
- * await driver.put("hello", new TextEncoder().encode("world"));
- * await driver.close();
+ * const { store, recoveryKit } = await initStore(new MemoryDriver());
+ * // Give recoveryKit to the operator: it can rewrite a lost descriptor.
+ * await store.put("docs", "readme.txt", new TextEncoder().encode("hello"));
+ * const bytes = await store.get("docs", "readme.txt");
+ * console.log(new TextDecoder().decode(bytes)); // "hello"
+ * await store.close();
  * ```
  *
  * @module
@@ -25,10 +32,65 @@ export {
   type ListOptions,
   MAX_KEY_BYTES,
   type ObjectInfo,
-  type PutOptions,
+  type PutOptions as DriverPutOptions,
   validateKey,
   validateListArgs,
   validatePrefix,
   validateRange,
 } from "./drivers/driver.ts";
 export { MemoryDriver, type MemoryDriverOptions } from "./drivers/memory.ts";
+export {
+  createLocationRegistry,
+  type LocationOpener,
+  LocationRegistry,
+  type OpenLocationOptions,
+  parseLocation,
+} from "./drivers/location.ts";
+export {
+  type ArtifactInfo,
+  type ArtifactPage,
+  type Body,
+  type GetOptions,
+  type IndexSource,
+  initStore,
+  type InitStoreOptions,
+  type InitStoreResult,
+  type ListArtifactsOptions,
+  type MaintenanceMode,
+  openStore,
+  type OpenStoreOptions,
+  type PutOptions,
+  Store,
+  type StoreOptions,
+  type StoreStatus,
+} from "./core/store.ts";
+export * from "./core/events.ts";
+export {
+  type ConfigSettings,
+  defaultConfig,
+  type ManifestStorage,
+  type StoreConfig,
+} from "./core/config.ts";
+export type { Descriptor } from "./core/descriptor.ts";
+export type { ChunkingParams } from "./core/chunker.ts";
+export type { HashAlgorithm } from "./core/hashing.ts";
+export {
+  acquireLease,
+  Lease,
+  LeaseHeldError,
+  LeaseLostError,
+  type LeaseOptions,
+  type LeaseRecord,
+  readLease,
+} from "./core/lease.ts";
+export {
+  type BlobRecord,
+  type IndexCounts,
+  type IndexedPack,
+  type IndexListOptions,
+  type ManifestRecord,
+  type PackRecord,
+  StoreIndex,
+} from "./core/index.ts";
+export type { Manifest } from "./core/manifest.ts";
+export type { BlobKind } from "./core/pack.ts";

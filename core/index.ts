@@ -450,12 +450,20 @@ export class StoreIndex {
     };
   }
 
-  /** @param blobId The blob id. @returns Whether the index knows the blob. */
+  /**
+   * Whether the index knows a blob.
+   * @param blobId The blob id.
+   * @returns `true` when known.
+   */
   hasBlob(blobId: string): boolean {
     return this.#one("SELECT 1 FROM blobs WHERE blob_id = ?", [blobId]) !== undefined;
   }
 
-  /** @param packId The pack id. @returns Whether the pack is indexed. */
+  /**
+   * Whether a pack is indexed.
+   * @param packId The pack id.
+   * @returns `true` when indexed.
+   */
   hasPack(packId: string): boolean {
     return this.#one("SELECT 1 FROM packs WHERE pack_id = ?", [packId]) !== undefined;
   }
@@ -531,7 +539,7 @@ export class StoreIndex {
    * @param sql The statement. @param params Sample parameters.
    * @returns The plan's detail lines.
    */
-  explain(sql: string, params: SqlValue[] = []): string[] {
+  explain(sql: string, params: Array<string | number | null> = []): string[] {
     return this.#db.exec(`EXPLAIN QUERY PLAN ${sql}`, params)[0]?.values.map((r) => str(r[3])) ??
       [];
   }

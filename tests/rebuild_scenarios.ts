@@ -137,6 +137,16 @@ async function fixture(
   return { loc, host, kit: recoveryKit, storeId, snapshots, final, answers: a };
 }
 
+/** Resolves once an agent on `bus` holds its lease. */
+function startedOn(bus: EventBus): Promise<void> {
+  return new Promise((resolve) => {
+    const off = bus.subscribe(() => {
+      off();
+      resolve();
+    }, { types: ["maintenance.started"] });
+  });
+}
+
 /** Locations made by the running test, disposed of when it ends. */
 const live: TestLocation[] = [];
 
@@ -439,15 +449,17 @@ export function registerRebuildScenarios(kind: LocationKind): void {
       k.startsWith(SNAPSHOT_PREFIX)
     );
     // A short TTL renews every 400 ms: the loss is noticed mid-scan, not only at the commit point.
-    const agent = createRebuildIndexAgent(store, new EventBus(), {
+    const bus = new EventBus();
+    const started = startedOn(bus);
+    const agent = createRebuildIndexAgent(store, bus, {
       source: "FullScan",
       parallelism: 1,
       leaseTTL: 1200,
     });
-    const running = agent.run();
-    await new Promise((r) => setTimeout(r, 100));
+    const outcome = agent.run().then(() => undefined, (e: unknown) => e);
+    await started;
     const thief = await acquireLease(inner, { storeId: f.storeId, agent: "Thief", force: true });
-    await assert.rejects(running, LeaseLostError);
+    assert.ok(await outcome instanceof LeaseLostError, String(await outcome));
     assert.ok(agent.stats().packsIndexed < f.final.packs);
     assert.equal(store.index, oldIndex);
     assert.deepEqual(await answers(store), before);
@@ -482,11 +494,13 @@ export function registerRebuildScenarios(kind: LocationKind): void {
     });
     const store = await openStore(slow);
     const other = await openStore(await f.loc.open());
-    const running = createRebuildIndexAgent(store, new EventBus(), {
+    const bus = new EventBus();
+    const started = startedOn(bus);
+    const running = createRebuildIndexAgent(store, bus, {
       source: "FullScan",
       parallelism: 1,
     }).run();
-    await new Promise((r) => setTimeout(r, 40));
+    await started;
     await assert.rejects(
       other.put("docs", "x", enc.encode("x")),
       /maintenance \(offline\) by RebuildIndex/,

@@ -1,0 +1,49 @@
+/**
+ * The store round trips and the rebuild scenarios, run on a real
+ * S3-compatible server (s3rver on loopback, started here), with and without
+ * create-only puts. The bodies are the same as for memory and localfs.
+ */
+
+import assert from "node:assert/strict";
+import { openS3 } from "../drivers/s3.ts";
+import { type LocationKind, testLocation } from "./locations.ts";
+import { registerRebuildScenarios } from "./rebuild_scenarios.ts";
+import { S3_TEST_CREDENTIALS, type S3Server, startS3Server } from "./s3_server.ts";
+import { registerStoreScenarios } from "./store_scenarios.ts";
+
+let started: Promise<S3Server> | undefined;
+function server(): Promise<S3Server> {
+  if (started === undefined) {
+    Deno.env.set("AWS_ACCESS_KEY_ID", S3_TEST_CREDENTIALS.accessKeyId);
+    Deno.env.set("AWS_SECRET_ACCESS_KEY", S3_TEST_CREDENTIALS.secretAccessKey);
+    started = startS3Server({ createOnly: true });
+  }
+  return started;
+}
+
+let buckets = 0;
+function s3Locations(createOnly: boolean): LocationKind {
+  return {
+    name: `s3 (${createOnly ? "create-only" : "no create-only"})`,
+    async create() {
+      const s = await server();
+      const bucket = `scn-${Date.now().toString(36)}-${buckets++}`;
+      await s.createBucket(bucket, { createOnly });
+      const url = `s3://${bucket}/store?endpoint=${s.endpoint}&create-only=${createOnly}`;
+      return testLocation(() => openS3(url), () => s.deleteBucket(bucket));
+    },
+  };
+}
+
+for (const createOnly of [true, false]) {
+  registerStoreScenarios(s3Locations(createOnly));
+  registerRebuildScenarios(s3Locations(createOnly));
+}
+
+Deno.test("the S3 test server stops (last test of this file)", async () => {
+  if (started === undefined) return;
+  const s = await started;
+  started = undefined;
+  await s.stop();
+  await assert.rejects(Deno.stat(s.dir), Deno.errors.NotFound);
+});

@@ -1,7 +1,9 @@
 /**
  * Group commit: blobs and manifests of concurrent puts share one open pack,
- * which is sealed when it reaches its target size, on flush, or after a short
- * linger, and written as one object.
+ * written as one object. A pack holding manifests is sealed at once when no
+ * pack is being written; otherwise the puts arriving meanwhile gather in it
+ * and it is sealed when the write in flight completes, when it reaches its
+ * target size, on flush, or after the linger at the latest.
  *
  * The rule it enforces (docs/FORMAT.md, W2): a manifest is added to a pack
  * only when every blob it names is durable already or travels in that same
@@ -167,7 +169,11 @@ export class Committer {
     if (this.#options.manifestsInToc) slot.writer.addManifest(manifest);
     slot.manifests.push(manifest);
     if (slot.writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
-    else if (slot.timer === undefined) {
+    else if (this.#inFlight.size === 0) {
+      // Nothing being written: write now. Puts arriving meanwhile gather in the next
+      // pack, which is sealed as soon as this write completes (natural group commit).
+      this.#seal(slot);
+    } else if (slot.timer === undefined) {
       slot.timer = setTimeout(() => this.#seal(slot), this.#options.lingerMs);
     }
     await slot.durable;
@@ -203,7 +209,11 @@ export class Committer {
       },
     );
     this.#inFlight.add(write);
-    write.finally(() => this.#inFlight.delete(write));
+    write.finally(() => {
+      this.#inFlight.delete(write);
+      const open = this.#open;
+      if (open && open.manifests.length > 0 && this.#inFlight.size === 0) this.#seal(open);
+    });
   }
 
   #forget(slot: PackSlot): void {

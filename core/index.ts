@@ -107,6 +107,49 @@ function prefixEnd(prefix: string): string | undefined {
 }
 
 /**
+ * A Bloom filter of blob ids: 10 bits per id and 7 probes (about 1% false
+ * positives). The probes come from the id's own hex digits.
+ */
+class BlobBloom {
+  readonly capacity: number;
+  #bits: Uint32Array;
+  #mask: number;
+  #count = 0;
+
+  constructor(capacity: number) {
+    let size = 1;
+    while (size < capacity * 10) size *= 2;
+    this.capacity = capacity;
+    this.#bits = new Uint32Array(size / 32);
+    this.#mask = size - 1;
+  }
+
+  get full(): boolean {
+    return this.#count >= this.capacity;
+  }
+
+  #probe(id: string, i: number): number {
+    return parseInt(id.slice(i * 8, i * 8 + 8), 16) & this.#mask;
+  }
+
+  add(id: string): void {
+    for (let i = 0; i < 7; i++) {
+      const bit = this.#probe(id, i);
+      this.#bits[bit >>> 5]! |= 1 << (bit & 31);
+    }
+    this.#count++;
+  }
+
+  has(id: string): boolean {
+    for (let i = 0; i < 7; i++) {
+      const bit = this.#probe(id, i);
+      if ((this.#bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
+  }
+}
+
+/**
  * The index of one store.
  *
  * @example
@@ -122,10 +165,18 @@ function prefixEnd(prefix: string): string | undefined {
 export class StoreIndex {
   #db: Database;
   #stmts = new Map<string, Statement>();
+  #bloom: BlobBloom | undefined;
   /** The store this index belongs to. */
   readonly storeId: string;
 
   private constructor(db: Database, storeId: string) {
+    // The database lives in memory and is persisted by export: a rollback
+    // journal in memory is enough, and there is no file to sync.
+    db.run("PRAGMA journal_mode = MEMORY");
+    db.run("PRAGMA synchronous = OFF");
+    db.run("PRAGMA temp_store = MEMORY");
+    // Pages read through sql.js's emulated file system are copied each time: cache them.
+    db.run("PRAGMA cache_size = -131072");
     this.#db = db;
     this.storeId = storeId;
   }
@@ -225,6 +276,16 @@ export class StoreIndex {
     }
   }
 
+  #exists(sql: string, params: SqlValue[]): boolean {
+    const s = this.#stmt(sql);
+    s.bind(params);
+    try {
+      return s.step();
+    } finally {
+      s.reset();
+    }
+  }
+
   #run(sql: string, params: SqlValue[]): void {
     const s = this.#stmt(sql);
     s.run(params);
@@ -297,6 +358,10 @@ export class StoreIndex {
   }
 
   #putBlob(b: BlobRecord): void {
+    if (this.#bloom) {
+      if (this.#bloom.full) this.#bloom = this.#buildBloom(this.#bloom.capacity * 2);
+      this.#bloom.add(b.blobId);
+    }
     // A blob already known keeps its first location: either copy is whole.
     this.#run(
       "INSERT OR IGNORE INTO blobs (blob_id, kind, raw_size, stored_size, pack_id, offset) VALUES (?, ?, ?, ?, ?, ?)",
@@ -305,10 +370,10 @@ export class StoreIndex {
   }
 
   #putManifest(m: ManifestRecord): boolean {
-    if (this.#one("SELECT 1 FROM manifests WHERE manifest_id = ?", [m.id])) return false;
-    this.#run(
-      "INSERT INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, pack_id) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    // A manifest already indexed (same id) is a no-op: RETURNING yields no row.
+    const row = this.#one(
+      "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, pack_id) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
       [
         m.id,
         m.namespace,
@@ -323,7 +388,8 @@ export class StoreIndex {
         m.packId,
       ],
     );
-    const seq = num(this.#one("SELECT last_insert_rowid()", [])?.[0]);
+    if (!row) return false;
+    const seq = num(row[0]);
     m.blobs.forEach((blobId, ord) =>
       this.#run("INSERT INTO manifest_blobs (seq, ord, blob_id) VALUES (?, ?, ?)", [
         seq,
@@ -451,12 +517,28 @@ export class StoreIndex {
   }
 
   /**
-   * Whether the index knows a blob.
+   * Whether the index knows a blob. A Bloom filter of the known ids answers
+   * most misses without a query (built on first use; blob ids are uniform
+   * digests, so their own bits are the filter's hashes).
    * @param blobId The blob id.
    * @returns `true` when known.
    */
   hasBlob(blobId: string): boolean {
-    return this.#one("SELECT 1 FROM blobs WHERE blob_id = ?", [blobId]) !== undefined;
+    this.#bloom ??= this.#buildBloom(0);
+    if (!this.#bloom.has(blobId)) return false;
+    return this.#exists("SELECT 1 FROM blobs WHERE blob_id = ?", [blobId]);
+  }
+
+  #buildBloom(atLeast: number): BlobBloom {
+    const count = num(this.#one("SELECT count(*) FROM blobs", [])?.[0]);
+    const bloom = new BlobBloom(Math.max(atLeast, count * 2, 1 << 16));
+    const s = this.#stmt("SELECT blob_id FROM blobs");
+    try {
+      while (s.step()) bloom.add(str(s.get()[0]));
+    } finally {
+      s.reset();
+    }
+    return bloom;
   }
 
   /**
@@ -465,7 +547,7 @@ export class StoreIndex {
    * @returns `true` when indexed.
    */
   hasPack(packId: string): boolean {
-    return this.#one("SELECT 1 FROM packs WHERE pack_id = ?", [packId]) !== undefined;
+    return this.#exists("SELECT 1 FROM packs WHERE pack_id = ?", [packId]);
   }
 
   /**

@@ -597,16 +597,21 @@ export class Store {
     return { index: this.#index, descriptor: this.#descriptor, config: this.#config };
   }
 
-  /** Checks the maintenance mode on the Location, at most once a second for reads. */
-  async #checkMaintenance(kind: "read" | "write"): Promise<void> {
+  /**
+   * Checks the maintenance mode on the Location. `commit` (before a pack
+   * write) always reads it; puts, deletes and reads use a value at most a
+   * second old, so a busy writer does not read the mode object per call.
+   */
+  async #checkMaintenance(kind: "read" | "write" | "commit"): Promise<void> {
     const now = this.clock();
-    if (kind === "write" || now - this.#modeCheckedAt >= 1000) {
+    if (kind === "commit" || now - this.#modeCheckedAt >= 1000) {
       this.#modeSeen = await readMaintenanceMode(this.driver);
       this.#modeCheckedAt = now;
     }
     const m = this.#modeSeen;
     if (!m || (this.#maintenanceNonce !== undefined && m.nonce === this.#maintenanceNonce)) return;
     if (kind === "read" && m.mode === "read-only") return;
+    if (kind === "commit") kind = "write";
     // A mode whose lease is gone, expired, another's, or held by a dead process of this
     // host was left by a dead agent: ignore it.
     const lease = await readLease(this.driver);
@@ -646,7 +651,7 @@ export class Store {
 
   async #writePack(sealed: SealedPack): Promise<void> {
     const { index, descriptor, config } = this.#live();
-    await this.#checkMaintenance("write");
+    await this.#checkMaintenance("commit");
     const key = packKey(sealed.packId);
     // Pack ids are unique: create-only where it is race-free, so nothing is ever overwritten.
     await this.driver.put(key, sealed.bytes, { ifAbsent: this.driver.capabilities.createOnly });
@@ -1240,7 +1245,7 @@ export class Store {
 
   async #snapshot(): Promise<string> {
     const { index, descriptor, config } = this.#writable();
-    await this.#checkMaintenance("write");
+    await this.#checkMaintenance("commit");
     const db = index.export();
     const hwm = index.highWaterMark();
     const key = SNAPSHOT_PREFIX + this.#ids.next();

@@ -56,9 +56,10 @@ export interface CommitterOptions {
 /** A pack being filled or written. */
 class PackSlot {
   readonly packId: string;
-  readonly writer: PackWriter;
-  readonly manifests: Manifest[] = [];
-  readonly entries: PackBlobEntry[] = [];
+  /** Released once the pack is sealed: a put may hold the slot until it is durable. */
+  writer: PackWriter | undefined;
+  manifests: Manifest[] = [];
+  entries: PackBlobEntry[] = [];
   readonly durable: Promise<void>;
   resolve!: () => void;
   reject!: (e: unknown) => void;
@@ -134,9 +135,10 @@ export class Committer {
     const again = this.#pending.get(id);
     if (again) return again;
     const slot = this.#slot();
-    slot.entries.push(slot.writer.addBlob({ id, kind, bytes }));
+    const writer = slot.writer!;
+    slot.entries.push(writer.addBlob({ id, kind, bytes }));
     this.#pending.set(id, slot);
-    if (slot.writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
+    if (writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
     return slot;
   }
 
@@ -166,9 +168,10 @@ export class Committer {
     }
     // Only the current open pack (if any) remains among the dependencies: join it.
     const slot = this.#slot();
-    if (this.#options.manifestsInToc) slot.writer.addManifest(manifest);
+    const writer = slot.writer!;
+    if (this.#options.manifestsInToc) writer.addManifest(manifest);
     slot.manifests.push(manifest);
-    if (slot.writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
+    if (writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
     else if (this.#inFlight.size === 0) {
       // Nothing being written: write now. Puts arriving meanwhile gather in the next
       // pack, which is sealed as soon as this write completes (natural group commit).
@@ -186,13 +189,17 @@ export class Committer {
     if (this.#open === slot) this.#open = undefined;
     let sealed: SealedPack;
     try {
-      const bytes = slot.writer.finish();
+      const bytes = slot.writer!.finish();
       sealed = {
         packId: slot.packId,
         bytes,
         blobs: slot.entries,
         manifests: slot.manifests,
       };
+      // The sealed pack owns the bytes now; the slot only signals durability.
+      slot.writer = undefined;
+      slot.entries = [];
+      slot.manifests = [];
     } catch (e) {
       this.#forget(slot);
       slot.reject(e);

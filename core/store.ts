@@ -25,7 +25,7 @@
  */
 
 import { type Driver, NotFoundError } from "../drivers/driver.ts";
-import { Committer, type SealedPack } from "./_commit.ts";
+import { type BlobHandle, Committer, type SealedPack } from "./_commit.ts";
 import {
   type ConfigSettings,
   defaultConfig,
@@ -805,7 +805,8 @@ export class Store {
     await this.#checkMaintenance("write");
 
     const hash = descriptor.hash;
-    const deps = [];
+    // The packs this put waits on (a set: many chunks share a pack).
+    const deps = new Set<BlobHandle>();
     const blobs: string[] = [];
     let size = 0;
     let inline: Uint8Array | undefined;
@@ -829,7 +830,7 @@ export class Store {
           for (const c of chunker.push(h)) {
             const id = hashBytes(hash, c);
             blobs.push(id);
-            deps.push(await this.#storeBlob(id, "chunk", c));
+            deps.add(await this.#storeBlob(id, "chunk", c));
           }
         }
         continue;
@@ -838,7 +839,7 @@ export class Store {
       for (const c of chunker.push(piece)) {
         const id = hashBytes(hash, c);
         blobs.push(id);
-        deps.push(await this.#storeBlob(id, "chunk", c));
+        deps.add(await this.#storeBlob(id, "chunk", c));
       }
     }
     if (chunker) {
@@ -846,7 +847,7 @@ export class Store {
       if (last && last.length > 0) {
         const id = hashBytes(hash, last);
         blobs.push(id);
-        deps.push(await this.#storeBlob(id, "chunk", last));
+        deps.add(await this.#storeBlob(id, "chunk", last));
       }
       digest = whole!.digestHex();
     } else {
@@ -855,7 +856,7 @@ export class Store {
       if (bytes.length <= config.inlineThreshold) inline = bytes.slice();
       else {
         blobs.push(digest);
-        deps.push(await this.#storeBlob(digest, "regular", bytes));
+        deps.add(await this.#storeBlob(digest, "regular", bytes));
       }
     }
 

@@ -603,13 +603,19 @@ export class Store {
    * second old, so a busy writer does not read the mode object per call.
    */
   async #checkMaintenance(kind: "read" | "write" | "commit"): Promise<void> {
+    if (this.#maintenanceNonce !== undefined) {
+      // This handle's own agent runs: it reads the index as it is, and writes only
+      // through the driver. A put here would land in an index about to be replaced.
+      if (kind === "read") return;
+      throw new MaintenanceModeError("offline", "this handle's own maintenance agent");
+    }
     const now = this.clock();
     if (kind === "commit" || now - this.#modeCheckedAt >= 1000) {
       this.#modeSeen = await readMaintenanceMode(this.driver);
       this.#modeCheckedAt = now;
     }
     const m = this.#modeSeen;
-    if (!m || (this.#maintenanceNonce !== undefined && m.nonce === this.#maintenanceNonce)) return;
+    if (!m) return;
     if (kind === "read" && m.mode === "read-only") return;
     if (kind === "commit") kind = "write";
     // A mode whose lease is gone, expired, another's, or held by a dead process of this
@@ -1288,7 +1294,8 @@ export class Store {
   // ------------------------------------------------------- for agents only
 
   /**
-   * Lets this handle write while its own agent holds the maintenance mode.
+   * Marks this handle as the one whose agent holds the maintenance mode: it
+   * keeps reading its current index and refuses puts and deletes.
    * @internal For maintenance agents.
    * @param nonce The agent's lease nonce, or `undefined` to stop.
    */

@@ -506,7 +506,11 @@ export function registerRebuildScenarios(kind: LocationKind): void {
       /maintenance \(offline\) by RebuildIndex/,
     );
     await assert.rejects(other.get("docs", "late"), /maintenance/);
+    // The agent's own handle keeps reading, and refuses writes that its swap would lose.
+    assert.deepEqual(await store.get("docs", "late"), body(90, 700));
+    await assert.rejects(store.put("docs", "y", enc.encode("y")), /own maintenance agent/);
     await running;
+    await store.put("docs", "y", enc.encode("y"));
     await other.refresh();
     assert.deepEqual(await other.get("docs", "late"), body(90, 700));
     await other.put("docs", "x", enc.encode("x"));

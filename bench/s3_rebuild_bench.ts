@@ -32,7 +32,9 @@ try {
   await server.createBucket("bench");
   const url = `s3://bench/store?endpoint=${server.endpoint}`;
   const location = await openS3(url);
-  const { store } = await initStore(location, { config: { packLingerMs: 0, snapshotEveryPacks: 0 } });
+  const { store } = await initStore(location, {
+    config: { packLingerMs: 0, snapshotEveryPacks: 0 },
+  });
   // Sequential puts of small regular blobs: one pack each.
   for (let i = 0; i < PACKS; i++) {
     await store.put("bench", `k${i}`, crypto.getRandomValues(new Uint8Array(2048)));
@@ -58,7 +60,10 @@ try {
 
       const handle = await openS3(url);
       const s = await openStore(handle);
-      const agent = createRebuildIndexAgent(s, new EventBus(), { source: "FullScan", parallelism: p });
+      const agent = createRebuildIndexAgent(s, new EventBus(), {
+        source: "FullScan",
+        parallelism: p,
+      });
       const t1 = performance.now();
       await agent.run();
       const secs = (performance.now() - t1) / 1000;
@@ -66,15 +71,17 @@ try {
       await s.close();
       await handle.close();
       const packRate = stats.packsIndexed / secs;
-      const line = `| ${latency} ms | ${p} | ${stats.packsIndexed} | ${packRate.toFixed(0)} packs/s | ${
-        getRate.toFixed(0)
-      } GET/s | ${(packRate / getRate).toFixed(2)} |`;
+      const line = `| ${latency} ms | ${p} | ${stats.packsIndexed} | ${
+        packRate.toFixed(0)
+      } packs/s | ${getRate.toFixed(0)} GET/s | ${(packRate / getRate).toFixed(2)} |`;
       rows.push(line);
       console.error(line);
     }
   }
   await location.close();
-  console.log("| added latency | parallelism | packs | full-scan rebuild | raw ranged GET rate | ratio |");
+  console.log(
+    "| added latency | parallelism | packs | full-scan rebuild | raw ranged GET rate | ratio |",
+  );
   console.log("| --- | --- | --- | --- | --- | --- |");
   for (const r of rows) console.log(r);
 } finally {

@@ -105,9 +105,13 @@ async function ingestSmall(n: number, concurrency: number): Promise<void> {
   }
   const writeS = (performance.now() - t2) / 1000;
   row(
-    `ingest ${n.toLocaleString("en")} artifacts of 1–4 KiB (${(bytes / MiB).toFixed(0)} MiB), ${concurrency} concurrent puts`,
+    `ingest ${n.toLocaleString("en")} artifacts of 1–4 KiB (${
+      (bytes / MiB).toFixed(0)
+    } MiB), ${concurrency} concurrent puts`,
     `${Math.round(n / s).toLocaleString("en")} artifacts/s (${(bytes / MiB / s).toFixed(0)} MiB/s)`,
-    `hash alone ${Math.round(n / hashS).toLocaleString("en")}/s; plain file write ${(bytes / MiB / writeS).toFixed(0)} MiB/s`,
+    `hash alone ${Math.round(n / hashS).toLocaleString("en")}/s; plain file write ${
+      (bytes / MiB / writeS).toFixed(0)
+    } MiB/s`,
     "≥ 20,000 artifacts/s",
   );
   await Deno.remove(plain, { recursive: true });
@@ -129,7 +133,9 @@ async function ingestBig(mib: number): Promise<void> {
       if (sent >= pieces) return c.close();
       const p = piece.slice();
       new DataView(p.buffer).setUint32(p.length - 4, sent++); // no two pieces alike
-      for (let at = 0; at < p.length; at += 65536) new DataView(p.buffer).setUint32(at, sent * 7919 + at);
+      for (let at = 0; at < p.length; at += 65536) {
+        new DataView(p.buffer).setUint32(at, sent * 7919 + at);
+      }
       c.enqueue(p);
     },
   });
@@ -149,8 +155,12 @@ async function ingestBig(mib: number): Promise<void> {
   for (let i = 0; i < 8; i++) await Deno.remove(`${base}/plain-big-${i}`).catch(() => {});
   row(
     `ingest one ${mib} MiB artifact, streamed in 4 MiB pieces`,
-    `${(mib / s).toFixed(0)} MiB/s; peak RSS ${(peak / MiB).toFixed(0)} MiB (${((peak - rssBefore) / MiB).toFixed(0)} MiB above start)`,
-    `BLAKE3 alone ${(mib / hashS).toFixed(0)} MiB/s; plain write ${(mib / writeS).toFixed(0)} MiB/s`,
+    `${(mib / s).toFixed(0)} MiB/s; peak RSS ${(peak / MiB).toFixed(0)} MiB (${
+      ((peak - rssBefore) / MiB).toFixed(0)
+    } MiB above start)`,
+    `BLAKE3 alone ${(mib / hashS).toFixed(0)} MiB/s; plain write ${
+      (mib / writeS).toFixed(0)
+    } MiB/s`,
     "≥ 150 MB/s, flat memory",
   );
   await Deno.remove(root, { recursive: true });
@@ -165,12 +175,17 @@ async function openAndGet(m: number, concurrency: number): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < m) {
       const i = next++;
-      await store.put("bench", `k/${String(i).padStart(8, "0")}`, new TextEncoder().encode(`v${i}`));
+      await store.put(
+        "bench",
+        `k/${String(i).padStart(8, "0")}`,
+        new TextEncoder().encode(`v${i}`),
+      );
     }
   }));
   const buildS = (performance.now() - t0) / 1000;
   await store.close();
-  const cache = (await Deno.stat(`${root}/host`).then(() => Array.fromAsync(host.list("index/"))))[0];
+  const cache =
+    (await Deno.stat(`${root}/host`).then(() => Array.fromAsync(host.list("index/"))))[0];
 
   const t1 = performance.now();
   const opened = await openStore(location, { hostStorage: host });
@@ -182,8 +197,12 @@ async function openAndGet(m: number, concurrency: number): Promise<void> {
   }).output();
   const fresh = JSON.parse(new TextDecoder().decode(child.stdout));
   row(
-    `open a ${m.toLocaleString("en")}-artifact store from its host cache (${((cache?.size ?? 0) / MiB).toFixed(0)} MiB; built at ${Math.round(m / buildS).toLocaleString("en")}/s)`,
-    `${inProcess.toFixed(0)} ms in process (${source}); ${fresh.ms.toFixed(0)} ms in a fresh process`,
+    `open a ${m.toLocaleString("en")}-artifact store from its host cache (${
+      ((cache?.size ?? 0) / MiB).toFixed(0)
+    } MiB; built at ${Math.round(m / buildS).toLocaleString("en")}/s)`,
+    `${inProcess.toFixed(0)} ms in process (${source}); ${
+      fresh.ms.toFixed(0)
+    } ms in a fresh process`,
     `reading the cache file alone: ${await (async () => {
       const t = performance.now();
       await host.get("index/cache");
@@ -193,7 +212,10 @@ async function openAndGet(m: number, concurrency: number): Promise<void> {
   );
 
   // get of small artifacts: inline bodies, so the time is the index's.
-  const keys = Array.from({ length: 100_000 }, (_, i) => `k/${String((i * 7919) % m).padStart(8, "0")}`);
+  const keys = Array.from(
+    { length: 100_000 },
+    (_, i) => `k/${String((i * 7919) % m).padStart(8, "0")}`,
+  );
   const t2 = performance.now();
   for (const k of keys) await opened.get("bench", k);
   const getUs = (performance.now() - t2) * 1000 / keys.length;
@@ -201,7 +223,9 @@ async function openAndGet(m: number, concurrency: number): Promise<void> {
   for (const k of keys) opened.index.current("bench", k);
   const indexUs = (performance.now() - t3) * 1000 / keys.length;
   row(
-    `get of a small (inline) artifact in the ${m.toLocaleString("en")}-artifact store, 100,000 random keys`,
+    `get of a small (inline) artifact in the ${
+      m.toLocaleString("en")
+    }-artifact store, 100,000 random keys`,
     `${getUs.toFixed(1)} µs per get`,
     `the index lookup alone: ${indexUs.toFixed(1)} µs`,
     "≤ 100 µs of index time",

@@ -783,7 +783,7 @@ Deno.test("DELETE /v1/maintenance/jobs/:id aborts a running rebuild; writes mean
   }
 });
 
-Deno.test("POST /v1/maintenance/rebuild: a PUT under way when it starts is readable after it completes", async () => {
+Deno.test("POST /v1/maintenance/rebuild: a PUT still streaming when it starts is refused whole, never half-committed", async () => {
   const faulty = new FaultyDriver(new MemoryDriver());
   const { store } = await initStore(faulty, { config: { packLingerMs: 1 } });
   try {
@@ -820,16 +820,21 @@ Deno.test("POST /v1/maintenance/rebuild: a PUT under way when it starts is reada
     // Let the upload commit once the rebuild has listed the packs and reads their TOCs.
     while (tocReads === 0) await new Promise((r) => setTimeout(r, 2));
     finish();
-    assert.equal((await upload).status, 201, "the upload passed the check before the job");
-    const mid: JobView = await (await req(app, `/v1/maintenance/jobs/${jobId}`)).json();
-    assert.equal(mid.state, "running", "the upload committed while the rebuild ran");
+    // Its commit would land in the index the rebuild is about to replace: refused.
+    const refused = await upload;
+    assert.equal(refused.status, 503);
+    assert.equal((await refused.json()).code, "maintenance_mode");
     const job = await poll(app, jobId);
     assert.equal(job.state, "completed", JSON.stringify(job.error));
     assert.deepEqual(job.problems, []);
     faulty.clear();
-    const got = await req(app, "/v1/objects/ns/late");
-    assert.equal(got.status, 200);
-    assert.equal(await got.text(), "written while the rebuild ran");
+    assert.equal((await req(app, "/v1/objects/ns/late")).status, 404);
+    // After the job, the same upload succeeds.
+    const again = await req(app, "/v1/objects/ns/late", {
+      method: "PUT",
+      body: "written after the rebuild",
+    });
+    assert.equal(again.status, 201);
   } finally {
     await store.close();
   }

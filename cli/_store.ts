@@ -1,0 +1,226 @@
+/**
+ * Opening stores for the CLI: the Location's driver, this host's directory
+ * (`--host-dir`, by default a per-user cache directory named after the
+ * Location), the store itself, and closing all of them, whatever happens.
+ *
+ * @module
+ */
+
+import { CapsaError, StoreCorruptedError } from "../core/errors.ts";
+import { EventBus } from "../core/events.ts";
+import type { Driver } from "../drivers/driver.ts";
+import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
+import { openLocalFs } from "../drivers/localfs.ts";
+import { openStore, type Store } from "../core/store.ts";
+import { type Output, UsageError } from "./_output.ts";
+
+/** What every command knows besides its own arguments. */
+export interface CommandContext {
+  /** Where output goes. */
+  out: Output;
+  /** `--host-dir`, when given. */
+  hostDir: string | undefined;
+}
+
+/**
+ * The default host directory of a Location:
+ * `$XDG_CACHE_HOME/capsa/<first 16 hex of sha256(Location URL)>`, with
+ * `~/.cache` when `XDG_CACHE_HOME` is unset (`%LOCALAPPDATA%` on Windows).
+ * `memory:` Locations get none: their data dies with the process.
+ *
+ * @param location The Location as typed.
+ * @returns The directory, or `undefined` for `memory:`.
+ * @throws {UsageError} when no cache directory can be found (give `--host-dir`).
+ */
+export async function defaultHostDir(location: string): Promise<string | undefined> {
+  const url = parseLocation(location);
+  if (url.protocol === "memory:") return undefined;
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url.href)),
+  );
+  const id = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  let base: string | undefined;
+  try {
+    base = Deno.env.get("XDG_CACHE_HOME") || undefined;
+    if (base === undefined) {
+      const home = Deno.env.get("HOME");
+      if (home) base = `${home}/.cache`;
+      else if (Deno.build.os === "windows") base = Deno.env.get("LOCALAPPDATA") || undefined;
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotCapable)) throw e;
+    throw new UsageError(
+      "cannot find the per-user cache directory without --allow-env=HOME,XDG_CACHE_HOME: " +
+        "grant it, or give --host-dir DIR",
+    );
+  }
+  if (base === undefined) {
+    throw new UsageError("neither XDG_CACHE_HOME nor HOME is set: give --host-dir DIR");
+  }
+  return `${base.replace(/[/\\]+$/, "")}/capsa/${id}`;
+}
+
+/**
+ * Turns `Deno.cwd()`'s permission error into a clear one (relative paths
+ * need the working directory).
+ * @returns The working directory.
+ */
+export function workingDirectory(): string {
+  try {
+    return Deno.cwd();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotCapable)) throw e;
+    throw new UsageError(
+      "a relative path needs read access to the working directory: use absolute paths, " +
+        "or grant --allow-read of the working directory",
+    );
+  }
+}
+
+/**
+ * Makes a path absolute against the working directory.
+ * @param path A path.
+ * @returns The absolute path.
+ */
+export function absolutePath(path: string): string {
+  if (path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path)) return path;
+  return `${workingDirectory().replace(/[/\\]+$/, "")}/${path}`;
+}
+
+/** The drivers of an opened Location. */
+export interface OpenedLocation {
+  /** The Location's driver. */
+  driver: Driver;
+  /** This host's storage, when there is one. */
+  host: Driver | undefined;
+  /** This host's directory, when there is one. */
+  hostDir: string | undefined;
+  /** Closes both drivers. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a Location and its host directory.
+ * @param ctx The command context.
+ * @param location The Location as typed.
+ * @param options `create`: create a missing directory Location (init only).
+ * @returns The drivers.
+ */
+export async function openLocation(
+  ctx: CommandContext,
+  location: string,
+  options: { create?: boolean } = {},
+): Promise<OpenedLocation> {
+  const withCwd = /^[A-Za-z][A-Za-z0-9+.-]+:/.test(location) ? location : absolutePath(location);
+  const hostDir = ctx.hostDir !== undefined
+    ? absolutePath(ctx.hostDir)
+    : await defaultHostDir(withCwd);
+  const url = parseLocation(withCwd);
+  if (url.protocol === "file:" && !options.create) {
+    const path = decodeURIComponent(url.pathname);
+    const exists = await Deno.stat(path).then(() => true, (e) => {
+      if (e instanceof Deno.errors.NotFound) return false;
+      throw e;
+    });
+    if (!exists) {
+      throw new CapsaError(
+        "no_store",
+        `there is no store at ${path} (the directory does not exist): check the Location, or create one with \`capsa init\``,
+      );
+    }
+  }
+  const driver = await createLocationRegistry().open(withCwd, {
+    create: options.create ?? false,
+    durable: true,
+  });
+  let host: Driver | undefined;
+  try {
+    if (hostDir !== undefined) {
+      // Private to this user: the host directory holds the index (every key name).
+      await Deno.mkdir(hostDir, { recursive: true, mode: 0o700 });
+      host = await openLocalFs(hostDir, { create: true, durable: true });
+    }
+  } catch (e) {
+    await driver.close().catch(() => {});
+    throw e;
+  }
+  return {
+    driver,
+    host,
+    hostDir,
+    async close() {
+      await host?.close().catch(() => {});
+      await driver.close().catch(() => {});
+    },
+  };
+}
+
+/** Options of {@linkcode withStore}. */
+export interface WithStoreOptions {
+  /** Open read-only: no healing, no host cache written (status). */
+  readOnly?: boolean;
+  /** Hand over a Corrupted store instead of failing with exit code 5 (status, rebuild). */
+  allowCorrupted?: boolean;
+}
+
+/**
+ * Opens the store on a Location, runs `fn`, and always closes the store
+ * (pending puts flushed, host cache saved) and the drivers. Warnings the
+ * store publishes go to stderr.
+ *
+ * @param ctx The command context.
+ * @param location The Location as typed.
+ * @param fn The command's work.
+ * @param options Read-only, and whether a Corrupted store is acceptable.
+ * @returns What `fn` returns.
+ * @throws {CapsaError} `no_store` when the Location holds nothing at all,
+ *   {@linkcode StoreCorruptedError} when the store is Corrupted (unless allowed).
+ */
+export async function withStore<T>(
+  ctx: CommandContext,
+  location: string,
+  fn: (store: Store, opened: OpenedLocation) => Promise<T>,
+  options: WithStoreOptions = {},
+): Promise<T> {
+  const opened = await openLocation(ctx, location);
+  let store: Store | undefined;
+  const bus = new EventBus();
+  const off = bus.subscribe((e) => {
+    if (e.type === "warning") ctx.out.warn(e.code, e.message);
+  }, { types: ["warning"] });
+  try {
+    store = await openStore(opened.driver, {
+      hostStorage: opened.host,
+      bus,
+      readOnly: options.readOnly ?? false,
+    });
+    if (store.state === "Corrupted" && store.storeId === "") {
+      await refuseEmptyLocation(opened.driver);
+    }
+    if (store.state === "Corrupted" && !options.allowCorrupted) {
+      throw new StoreCorruptedError(store.problems);
+    }
+    const result = await fn(store, opened);
+    await store.close();
+    return result;
+  } catch (e) {
+    await store?.close().catch(() => {});
+    throw e;
+  } finally {
+    off();
+    await opened.close();
+  }
+}
+
+/**
+ * Refuses a Location that holds no object at all: it is no store (a typo in
+ * the path, or a store never created), not a corrupted one.
+ * @param driver The Location.
+ */
+async function refuseEmptyLocation(driver: Driver): Promise<void> {
+  for await (const _ of driver.list("")) return;
+  throw new CapsaError(
+    "no_store",
+    `there is no store at ${driver.location} (it is empty): check the Location, or create one with \`capsa init\``,
+  );
+}

@@ -1,0 +1,190 @@
+/**
+ * `capsa status` (the store's health at a glance) and `capsa snapshot`
+ * (write an index snapshot to the Location now).
+ *
+ * @module
+ */
+
+import type { StoreStatus } from "../core/store.ts";
+import { namePositionals, type ParsedArgs } from "./_args.ts";
+import type { Command } from "./_command.ts";
+import { EXIT, formatBytes, formatDuration, table } from "./_output.ts";
+import { type CommandContext, withStore } from "./_store.ts";
+
+/** What `capsa status --json` prints: the store's status, plus what the CLI adds. */
+export interface StatusReport extends StoreStatus {
+  /** This host's directory for the store (`null` for none). */
+  hostDir: string | null;
+  /** How old the newest indexed pack is, in ms (`null` when the index is empty or unknown). */
+  highWaterMarkAgeMs: number | null;
+  /** Whether the lease (if any) is past its expiry. */
+  leaseExpired: boolean | null;
+  /** What to do next, when something needs doing. */
+  advice: string[];
+}
+
+function ago(ms: number): string {
+  return ms < 0 ? `in ${formatDuration(-ms)}` : `${formatDuration(ms)} ago`;
+}
+
+/**
+ * What to do about a store's state, lease and maintenance mode.
+ * @param s The status.
+ * @param location The Location as typed.
+ * @returns The advice lines (none when all is well).
+ */
+export function adviceFor(s: StoreStatus, location: string): string[] {
+  const out: string[] = [];
+  if (s.state === "Corrupted") {
+    out.push(
+      s.storeId === ""
+        ? `every descriptor replica is lost: capsa rebuild ${location} --kit RECOVERY_KIT`
+        : `the index or config cannot be loaded: capsa rebuild ${location}`,
+    );
+  } else if (s.state === "Degraded") {
+    out.push(
+      `the next command that opens the store for writing (e.g. capsa snapshot ${location}) heals ` +
+        `descriptor replicas; capsa rebuild ${location} also repoints a dangling config pointer`,
+    );
+  }
+  if (s.lease && s.lease.expiresAt < Date.now()) {
+    out.push(
+      `the maintenance lease of ${s.lease.holder} expired: the next agent takes it over (no action needed)`,
+    );
+  }
+  if (s.maintenance && !s.lease) {
+    out.push(
+      "a maintenance mode is left without a lease (an agent crashed): it is ignored; the next agent clears it",
+    );
+  }
+  return out;
+}
+
+/** `capsa status`. */
+export const statusCommand: Command = {
+  name: "status",
+  summary: "state, counts and sizes, index, snapshots, lease, maintenance, problems",
+  usage: "capsa status LOCATION",
+  description:
+    `Reports the store's state (Ready, Degraded, Corrupted), artifact/blob/pack counts and sizes,
+where the index was loaded from, its high-water mark and age, the index snapshots, the
+maintenance lease and mode, this host's directory, the problems found on open, and what to do
+next. It only reads: it opens the store read-only and heals nothing. Exit code 5 when the store
+is Corrupted.`,
+  flags: {},
+  flagsHelp: "",
+  example: "capsa status /srv/capsa --json",
+  async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
+    const { location } = namePositionals("status", args.positionals, ["LOCATION"]);
+    const report = await withStore(ctx, location!, async (store, opened): Promise<StatusReport> => {
+      const s = await store.status();
+      const now = Date.now();
+      return {
+        ...s,
+        hostDir: opened.hostDir ?? null,
+        highWaterMarkAgeMs: s.index?.highWaterMarkTime === undefined
+          ? null
+          : now - s.index.highWaterMarkTime,
+        leaseExpired: s.lease ? s.lease.expiresAt < now : null,
+        advice: adviceFor(s, location!),
+      };
+    }, { readOnly: true, allowCorrupted: true });
+    ctx.out.result(report, () => statusLines(report), { essential: true });
+    return report.state === "Corrupted" ? EXIT.corrupted : EXIT.ok;
+  },
+};
+
+/**
+ * The human form of a status report.
+ * @param r The report.
+ * @returns The lines.
+ */
+export function statusLines(r: StatusReport): string[] {
+  const c = r.counts;
+  const rows: Array<[string, string]> = [
+    ["store", r.storeId === "" ? "unknown (no readable descriptor)" : r.storeId],
+    ["location", r.location],
+    ["state", r.state],
+    ["hash", r.hash ?? "unknown"],
+    [
+      "config",
+      r.config
+        ? `version ${r.config.seq}, pointer ${r.config.pointer}, manifests ${r.config.manifestStorage}`
+        : "unknown",
+    ],
+  ];
+  if (c) {
+    rows.push(
+      ["artifacts", `${c.artifacts} live (${c.manifests} versions and deletions)`],
+      ["blobs", `${c.blobs} (${formatBytes(c.blobBytes)})`],
+      ["packs", `${c.packs} (${formatBytes(c.packBytes)})`],
+    );
+  } else rows.push(["counts", "unknown (no index)"]);
+  if (r.index) {
+    rows.push([
+      "index",
+      `from ${r.index.source}${
+        r.index.loadedFrom ? ` (${r.index.loadedFrom})` : ""
+      }, schema v${r.index.schemaVersion}`,
+    ]);
+    rows.push([
+      "high-water",
+      r.index.highWaterMark === ""
+        ? "none (no pack indexed)"
+        : `${r.index.highWaterMark} (${new Date(r.index.highWaterMarkTime!).toISOString()}, ${
+          ago(r.highWaterMarkAgeMs ?? 0)
+        })`,
+    ]);
+  }
+  rows.push([
+    "snapshots",
+    r.snapshots.length === 0 ? "none" : `${r.snapshots.length}, newest ${r.snapshots[0]}`,
+  ]);
+  rows.push([
+    "lease",
+    r.lease
+      ? `${r.lease.holder}, ${r.leaseExpired ? "expired" : "expires"} ${
+        new Date(r.lease.expiresAt).toISOString()
+      } (${ago(Date.now() - r.lease.expiresAt)})`
+      : "none",
+  ]);
+  rows.push([
+    "maintenance",
+    r.maintenance ? `${r.maintenance.mode} by ${r.maintenance.holder}` : "none",
+  ]);
+  rows.push(["host dir", r.hostDir ?? "none"]);
+  rows.push(["problems", r.problems.length === 0 ? "none" : String(r.problems.length)]);
+  const lines = table(rows);
+  for (const p of r.problems) lines.push(`  - ${p}`);
+  for (const a of r.advice) lines.push(`next: ${a}`);
+  return lines;
+}
+
+/** `capsa snapshot`. */
+export const snapshotCommand: Command = {
+  name: "snapshot",
+  summary: "write an index snapshot to the Location now",
+  usage: "capsa snapshot LOCATION",
+  description:
+    `Writes a snapshot of the index to the Location (after catching up on every pack), and keeps
+the newest few. Other hosts open from it, and \`rebuild --source auto\` reads only what was
+written after it. Snapshots are also written periodically while writing.`,
+  flags: {},
+  flagsHelp: "",
+  example: "capsa snapshot /srv/capsa",
+  async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
+    const { location } = namePositionals("snapshot", args.positionals, ["LOCATION"]);
+    const r = await withStore(ctx, location!, async (store) => {
+      const key = await store.snapshotIndex();
+      return { key, highWaterMark: store.index.highWaterMark(), counts: store.index.counts() };
+    });
+    ctx.out.result(
+      r,
+      () =>
+        `snapshot ${r.key} written (${r.counts.artifacts} artifacts, high-water mark ${
+          r.highWaterMark === "" ? "none" : r.highWaterMark
+        })`,
+    );
+    return EXIT.ok;
+  },
+};

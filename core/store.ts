@@ -59,7 +59,7 @@ import {
 } from "./errors.ts";
 import { EventBus, type StoreState } from "./events.ts";
 import { createHasher, type HashAlgorithm, hashBytes } from "./hashing.ts";
-import { type ManifestRecord, StoreIndex } from "./index.ts";
+import { type IndexCounts, type ManifestRecord, StoreIndex } from "./index.ts";
 import { LEASE_KEY, leaseHolderMayBeAlive, readLease } from "./lease.ts";
 import { encodeManifestLogEntry, manifestLogKey } from "./manifest_log.ts";
 import {
@@ -211,14 +211,7 @@ export interface StoreStatus {
   /** The config in force. */
   config: { seq: number; pointer: "ok" | "dangling"; manifestStorage: string } | undefined;
   /** Counts and sizes from the index. */
-  counts: {
-    artifacts: number;
-    manifests: number;
-    blobs: number;
-    packs: number;
-    blobBytes: number;
-    packBytes: number;
-  } | undefined;
+  counts: IndexCounts | undefined;
   /** The index. */
   index: {
     source: IndexSource;

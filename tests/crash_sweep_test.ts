@@ -18,6 +18,7 @@ import type { ConfigSettings } from "../core/config.ts";
 import { ArtifactNotFoundError } from "../core/errors.ts";
 import { initStore, openStore, type Store } from "../core/store.ts";
 import { DESCRIPTOR_KEY } from "../core/descriptor.ts";
+import { body } from "./data.ts";
 
 type Objects = Map<string, Uint8Array>;
 
@@ -76,20 +77,6 @@ class Model {
       );
     }
   }
-}
-
-function body(seed: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed * 2654435761 >>> 0 || 7;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x;
-  }
-  return out;
 }
 
 const smallConfig: Partial<ConfigSettings> = {

@@ -25,6 +25,7 @@ import {
   RecoveryKitMismatchError,
   RecoveryKitRequiredError,
 } from "../maintenance/mod.ts";
+import { body } from "./data.ts";
 
 type Objects = Map<string, Uint8Array>;
 const enc = new TextEncoder();
@@ -39,20 +40,6 @@ const config: Partial<ConfigSettings> = {
   snapshotsKept: 5,
 };
 const chunking = { min: 256, avg: 1024, max: 2048 };
-
-function body(seed: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed * 2654435761 >>> 0 || 3;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x;
-  }
-  return out;
-}
 
 interface Counts {
   packs: number;

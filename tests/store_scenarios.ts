@@ -11,6 +11,7 @@ import { ArtifactNotFoundError } from "../core/errors.ts";
 import { hashBytes } from "../core/hashing.ts";
 import { initStore, openStore, type Store } from "../core/store.ts";
 import type { LocationKind, TestLocation } from "./locations.ts";
+import { body } from "./data.ts";
 
 const config = {
   inlineThreshold: 64,
@@ -21,20 +22,6 @@ const config = {
   snapshotIntervalMs: 0,
 };
 const chunking = { min: 1024, avg: 2048, max: 4096 };
-
-function body(seed: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed * 2654435761 >>> 0 || 5;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x;
-  }
-  return out;
-}
 
 function streamOf(bytes: Uint8Array, piece: number): ReadableStream<Uint8Array> {
   let at = 0;

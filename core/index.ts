@@ -576,6 +576,88 @@ export class StoreIndex {
   }
 
   /**
+   * The blobs the index places in one pack (through `blobs_by_pack`), in
+   * offset order. A blob stored in several packs is placed in the first one
+   * indexed only.
+   * @param packId The pack id.
+   * @returns The blobs.
+   */
+  blobsInPack(packId: string): BlobRecord[] {
+    return this.#all(
+      "SELECT blob_id, kind, raw_size, stored_size, offset FROM blobs WHERE pack_id = ? ORDER BY offset",
+      [packId],
+    ).map((r) => ({
+      blobId: str(r[0]),
+      kind: r[1] === 1 ? "chunk" : "regular",
+      rawSize: num(r[2]),
+      storedSize: num(r[3]),
+      packId,
+      offset: r[4] === null ? null : num(r[4]),
+    }));
+  }
+
+  /**
+   * Every loose blob (one stored as its own object, `pack_id` null, through
+   * `blobs_by_pack`), in id order.
+   * @returns The blobs.
+   */
+  looseBlobs(): BlobRecord[] {
+    return this.#all(
+      "SELECT blob_id, kind, raw_size, stored_size FROM blobs WHERE pack_id IS NULL ORDER BY blob_id",
+      [],
+    ).map((r) => ({
+      blobId: str(r[0]),
+      kind: r[1] === 1 ? "chunk" : "regular",
+      rawSize: num(r[2]),
+      storedSize: num(r[3]),
+      packId: null,
+      offset: null,
+    }));
+  }
+
+  /**
+   * The ids of the manifests the index took from one pack (through
+   * `manifests_by_pack`), in id order.
+   * @param packId The pack id.
+   * @returns The manifest ids.
+   */
+  manifestIdsInPack(packId: string): string[] {
+    return this.#all(
+      "SELECT manifest_id FROM manifests WHERE pack_id = ? ORDER BY manifest_id",
+      [packId],
+    ).map((r) => str(r[0]));
+  }
+
+  /**
+   * Whether the index holds a manifest (through its unique id index).
+   * @param manifestId The manifest id.
+   * @returns `true` when indexed.
+   */
+  hasManifest(manifestId: string): boolean {
+    return this.#exists("SELECT 1 FROM manifests WHERE manifest_id = ?", [manifestId]);
+  }
+
+  /**
+   * Blob ids named by manifests but absent from the blobs table, each with
+   * how many manifest references name it and one manifest that does (for
+   * verification: every manifest's blobs must exist). Reads `manifest_blobs`
+   * once, probing the blobs primary key per row.
+   * @returns The unknown blobs, in id order.
+   */
+  unknownManifestBlobs(): Array<{ blobId: string; references: number; example: ManifestRecord }> {
+    return this.#all(
+      "SELECT mb.blob_id, count(*), min(mb.seq) FROM manifest_blobs mb " +
+        "WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.blob_id = mb.blob_id) " +
+        "GROUP BY mb.blob_id ORDER BY mb.blob_id",
+      [],
+    ).map((r) => ({
+      blobId: str(r[0]),
+      references: num(r[1]),
+      example: this.#manifestAt(num(r[2]))!,
+    }));
+  }
+
+  /**
    * The high-water mark: the greatest pack id indexed (`""` when none).
    * @returns The pack id.
    */

@@ -23,6 +23,8 @@
  * | `ErrHostStorageRequired` | {@linkcode HostStorageRequiredError} |
  * | `ErrNoSnapshot` | {@linkcode NoSnapshotError} |
  * | `ctx` cancellation | `AbortSignal` |
+ * | `VerificationAgent` (reserved in the seed; specified by capsa's design) | {@linkcode createVerificationAgent}`(store, bus, config)`: `VerifyConfig` (`data`, `subset`, `parallelism`, `leaseTTL`, `force`), `stats()`, `problems()` |
+ * | `MoveStoreAgent` (reserved in the seed; specified by capsa's design) | {@linkcode createMoveStoreAgent}`(store, bus, config)`: `MoveConfig` (`destination`, `destinationLocation`, `parallelism`, `leaseTTL`, `force`, `deleteSource`), `stats()`, `problems()` |
  *
  * Additions of capsa, not in the seed: `RebuildConfig.force` (break a live
  * lease, loudly), {@linkcode RecoveryKitRequiredError} and
@@ -68,4 +70,27 @@ export {
   type RebuildSource,
   type RebuildStats,
 } from "./rebuild_index.ts";
+export {
+  createVerificationAgent,
+  inVerifySubset,
+  type VerificationAgent,
+  VERIFY_DEFAULTS,
+  type VerifyConfig,
+  type VerifyProblem,
+  type VerifyProblemKind,
+  type VerifyStats,
+  type VerifySubset,
+} from "./verify.ts";
+export {
+  CopyMismatchError,
+  createMoveStoreAgent,
+  DestinationHoldsStoreError,
+  DestinationNotEmptyError,
+  MOVE_DEFAULTS,
+  type MoveConfig,
+  type MoveProblem,
+  type MoveProblemKind,
+  type MoveStats,
+  type MoveStoreAgent,
+} from "./move_store.ts";
 export { LeaseHeldError, LeaseLostError } from "../core/lease.ts";

@@ -1,5 +1,5 @@
 /**
- * The store round trips and the rebuild scenarios, run on a real
+ * The store round trips, the rebuild and the verify scenarios, run on a real
  * S3-compatible server (s3rver on loopback, started here), with and without
  * create-only puts. The bodies are the same as for memory and localfs.
  */
@@ -10,6 +10,7 @@ import { type LocationKind, testLocation } from "./locations.ts";
 import { registerRebuildScenarios } from "./rebuild_scenarios.ts";
 import { S3_TEST_CREDENTIALS, type S3Server, startS3Server } from "./s3_server.ts";
 import { registerStoreScenarios } from "./store_scenarios.ts";
+import { registerVerifyScenarios } from "./verify_scenarios.ts";
 
 let started: Promise<S3Server> | undefined;
 function server(): Promise<S3Server> {
@@ -39,6 +40,7 @@ for (const createOnly of [true, false]) {
   registerStoreScenarios(s3Locations(createOnly));
   registerRebuildScenarios(s3Locations(createOnly));
 }
+registerVerifyScenarios(s3Locations(true));
 
 Deno.test("the S3 test server stops (last test of this file)", async () => {
   if (started === undefined) return;

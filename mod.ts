@@ -71,7 +71,7 @@ export {
   type ManifestStorage,
   type StoreConfig,
 } from "./core/config.ts";
-export type { Descriptor } from "./core/descriptor.ts";
+export type { Descriptor, EncryptionParams, KdfParams } from "./core/descriptor.ts";
 export type { ChunkingParams } from "./core/chunker.ts";
 export type { HashAlgorithm } from "./core/hashing.ts";
 export {

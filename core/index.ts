@@ -97,6 +97,24 @@ function num(v: SqlValue | undefined): number {
   return typeof v === "number" ? v : Number(v ?? 0);
 }
 
+/** A hex id (blob id or digest) as the 32 bytes the index stores. */
+function idBytes(hex: string): Uint8Array {
+  return Uint8Array.fromHex(hex);
+}
+
+/** Blob ids as one column: their 32-byte forms, concatenated in order. */
+function joinIds(ids: readonly string[]): Uint8Array {
+  const out = new Uint8Array(ids.length * 32);
+  ids.forEach((id, i) => out.set(Uint8Array.fromHex(id), i * 32));
+  return out;
+}
+
+function splitIds(bytes: Uint8Array): string[] {
+  const ids: string[] = [];
+  for (let at = 0; at + 32 <= bytes.length; at += 32) ids.push(bytes.subarray(at, at + 32).toHex());
+  return ids;
+}
+
 /** The exclusive upper bound of keys starting with `prefix`, when one is cheap to compute. */
 function prefixEnd(prefix: string): string | undefined {
   if (prefix === "") return undefined;
@@ -330,9 +348,10 @@ export class StoreIndex {
         "INSERT OR IGNORE INTO packs (pack_id, size, blob_count, manifest_count) VALUES (?, ?, ?, ?)",
         [p.packId, p.size, p.blobCount, p.manifestCount],
       );
-      for (const b of indexed.blobs) this.#putBlob(b);
+      const packNo = this.#packNo(p.packId);
+      for (const b of indexed.blobs) this.#putBlob(b, packNo);
       let added = 0;
-      for (const m of indexed.manifests) if (this.#putManifest(m)) added++;
+      for (const m of indexed.manifests) if (this.#putManifest(m, packNo)) added++;
       return added;
     };
     return options.nested ? work() : this.transaction(work);
@@ -346,9 +365,17 @@ export class StoreIndex {
   indexManifests(manifests: readonly ManifestRecord[]): number {
     return this.transaction(() => {
       let added = 0;
-      for (const m of manifests) if (this.#putManifest(m)) added++;
+      for (const m of manifests) {
+        if (this.#putManifest(m, m.packId === null ? null : this.#packNo(m.packId))) added++;
+      }
       return added;
     });
+  }
+
+  /** The pack_no of an indexed pack, or `null` when it is not indexed. */
+  #packNo(packId: string): number | null {
+    const r = this.#one("SELECT pack_no FROM packs WHERE pack_id = ?", [packId]);
+    return r ? num(r[0]) : null;
   }
 
   /**
@@ -356,49 +383,43 @@ export class StoreIndex {
    * @param blob The blob (with `packId` and `offset` `null`).
    */
   registerLooseBlob(blob: BlobRecord): void {
-    this.#putBlob(blob);
+    this.#putBlob(blob, null);
   }
 
-  #putBlob(b: BlobRecord): void {
+  #putBlob(b: BlobRecord, packNo: number | null): void {
     if (this.#bloom) {
       if (this.#bloom.full) this.#bloom = this.#buildBloom(this.#bloom.capacity * 2);
       this.#bloom.add(b.blobId);
     }
     // A blob already known keeps its first location: either copy is whole.
     this.#run(
-      "INSERT OR IGNORE INTO blobs (blob_id, kind, raw_size, stored_size, pack_id, offset) VALUES (?, ?, ?, ?, ?, ?)",
-      [b.blobId, KIND_CODE[b.kind], b.rawSize, b.storedSize, b.packId, b.offset],
+      "INSERT OR IGNORE INTO blobs (blob_id, kind, raw_size, stored_size, pack_no, offset) VALUES (?, ?, ?, ?, ?, ?)",
+      [idBytes(b.blobId), KIND_CODE[b.kind], b.rawSize, b.storedSize, packNo, b.offset],
     );
   }
 
-  #putManifest(m: ManifestRecord): boolean {
+  #putManifest(m: ManifestRecord, packNo: number | null): boolean {
     // A manifest already indexed (same id) is a no-op: RETURNING yields no row.
     const row = this.#one(
-      "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, pack_id) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+      "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
       [
         m.id,
         m.namespace,
         m.key,
         m.created,
         m.size,
-        m.digest,
+        m.digest === "" ? null : idBytes(m.digest),
         m.contentType === "" ? null : m.contentType,
         Object.keys(m.metadata).length === 0 ? null : JSON.stringify(m.metadata),
         m.deleted ? 1 : 0,
         m.inline ?? null,
-        m.packId,
+        m.blobs.length === 0 ? null : joinIds(m.blobs),
+        packNo,
       ],
     );
     if (!row) return false;
     const seq = num(row[0]);
-    m.blobs.forEach((blobId, ord) =>
-      this.#run("INSERT INTO manifest_blobs (seq, ord, blob_id) VALUES (?, ?, ?)", [
-        seq,
-        ord,
-        blobId,
-      ])
-    );
     this.#run(
       "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted) VALUES (?, ?, ?, ?, ?) " +
         "ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, deleted = excluded.deleted " +
@@ -410,12 +431,12 @@ export class StoreIndex {
 
   #manifestAt(seq: number): ManifestRecord | undefined {
     const r = this.#one(
-      "SELECT manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, pack_id FROM manifests WHERE seq = ?",
+      "SELECT m.manifest_id, m.namespace, m.key, m.created, m.size, m.digest, m.content_type, m.metadata, m.deleted, m.inline_body, p.pack_id, m.blob_ids " +
+        "FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no WHERE m.seq = ?",
       [seq],
     );
     if (!r) return undefined;
-    const blobs = this.#all("SELECT blob_id FROM manifest_blobs WHERE seq = ? ORDER BY ord", [seq])
-      .map((row) => str(row[0]));
+    const blobs = r[11] instanceof Uint8Array ? splitIds(r[11]) : [];
     const record: ManifestRecord = {
       id: str(r[0]),
       storeId: this.storeId,
@@ -423,7 +444,7 @@ export class StoreIndex {
       key: str(r[2]),
       created: num(r[3]),
       size: num(r[4]),
-      digest: str(r[5]),
+      digest: r[5] instanceof Uint8Array ? r[5].toHex() : "",
       contentType: r[6] === null ? "" : str(r[6]),
       metadata: r[7] === null ? {} : JSON.parse(str(r[7])),
       deleted: r[8] === 1,
@@ -504,8 +525,9 @@ export class StoreIndex {
    */
   blob(blobId: string): BlobRecord | undefined {
     const r = this.#one(
-      "SELECT kind, raw_size, stored_size, pack_id, offset FROM blobs WHERE blob_id = ?",
-      [blobId],
+      "SELECT b.kind, b.raw_size, b.stored_size, p.pack_id, b.offset FROM blobs b " +
+        "LEFT JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?",
+      [idBytes(blobId)],
     );
     if (!r) return undefined;
     return {
@@ -528,7 +550,7 @@ export class StoreIndex {
   hasBlob(blobId: string): boolean {
     this.#bloom ??= this.#buildBloom(0);
     if (!this.#bloom.has(blobId)) return false;
-    return this.#exists("SELECT 1 FROM blobs WHERE blob_id = ?", [blobId]);
+    return this.#exists("SELECT 1 FROM blobs WHERE blob_id = ?", [idBytes(blobId)]);
   }
 
   #buildBloom(atLeast: number): BlobBloom {
@@ -536,7 +558,7 @@ export class StoreIndex {
     const bloom = new BlobBloom(Math.max(atLeast, count * 2, 1 << 16));
     const s = this.#stmt("SELECT blob_id FROM blobs");
     try {
-      while (s.step()) bloom.add(str(s.get()[0]));
+      while (s.step()) bloom.add((s.get()[0] as Uint8Array).toHex());
     } finally {
       s.reset();
     }
@@ -584,10 +606,11 @@ export class StoreIndex {
    */
   blobsInPack(packId: string): BlobRecord[] {
     return this.#all(
-      "SELECT blob_id, kind, raw_size, stored_size, offset FROM blobs WHERE pack_id = ? ORDER BY offset",
+      "SELECT blob_id, kind, raw_size, stored_size, offset FROM blobs " +
+        "WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?) ORDER BY offset",
       [packId],
     ).map((r) => ({
-      blobId: str(r[0]),
+      blobId: (r[0] as Uint8Array).toHex(),
       kind: r[1] === 1 ? "chunk" : "regular",
       rawSize: num(r[2]),
       storedSize: num(r[3]),
@@ -603,10 +626,10 @@ export class StoreIndex {
    */
   looseBlobs(): BlobRecord[] {
     return this.#all(
-      "SELECT blob_id, kind, raw_size, stored_size FROM blobs WHERE pack_id IS NULL ORDER BY blob_id",
+      "SELECT blob_id, kind, raw_size, stored_size FROM blobs WHERE pack_no IS NULL ORDER BY blob_id",
       [],
     ).map((r) => ({
-      blobId: str(r[0]),
+      blobId: (r[0] as Uint8Array).toHex(),
       kind: r[1] === 1 ? "chunk" : "regular",
       rawSize: num(r[2]),
       storedSize: num(r[3]),
@@ -623,9 +646,9 @@ export class StoreIndex {
    */
   manifestIdsInPack(packId: string): string[] {
     return this.#all(
-      "SELECT manifest_id FROM manifests WHERE pack_id = ? ORDER BY manifest_id",
+      "SELECT manifest_id FROM manifests WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?)",
       [packId],
-    ).map((r) => str(r[0]));
+    ).map((r) => str(r[0])).sort();
   }
 
   /**
@@ -640,20 +663,32 @@ export class StoreIndex {
   /**
    * Blob ids named by manifests but absent from the blobs table, each with
    * how many manifest references name it and one manifest that does (for
-   * verification: every manifest's blobs must exist). Reads `manifest_blobs`
-   * once, probing the blobs primary key per row.
+   * verification: every manifest's blobs must exist). Reads every manifest's
+   * blob list once, probing the blobs primary key per id.
    * @returns The unknown blobs, in id order.
    */
   unknownManifestBlobs(): Array<{ blobId: string; references: number; example: ManifestRecord }> {
-    return this.#all(
-      "SELECT mb.blob_id, count(*), min(mb.seq) FROM manifest_blobs mb " +
-        "WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.blob_id = mb.blob_id) " +
-        "GROUP BY mb.blob_id ORDER BY mb.blob_id",
-      [],
-    ).map((r) => ({
-      blobId: str(r[0]),
-      references: num(r[1]),
-      example: this.#manifestAt(num(r[2]))!,
+    const unknown = new Map<string, { references: number; seq: number }>();
+    for (
+      const [seq, ids] of this.#all(
+        "SELECT seq, blob_ids FROM manifests WHERE blob_ids IS NOT NULL",
+        [],
+      )
+    ) {
+      for (const id of splitIds(ids as Uint8Array)) {
+        const seen = unknown.get(id);
+        if (seen) {
+          seen.references++;
+          seen.seq = Math.min(seen.seq, num(seq));
+        } else if (!this.#exists("SELECT 1 FROM blobs WHERE blob_id = ?", [idBytes(id)])) {
+          unknown.set(id, { references: 1, seq: num(seq) });
+        }
+      }
+    }
+    return [...unknown.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([blobId, u]) => ({
+      blobId,
+      references: u.references,
+      example: this.#manifestAt(u.seq)!,
     }));
   }
 

@@ -33,24 +33,29 @@ CREATE TABLE meta (
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 
+-- Packs are referred to by pack_no (a small integer) everywhere else.
 CREATE TABLE packs (
-  pack_id        TEXT PRIMARY KEY,
+  pack_no        INTEGER PRIMARY KEY,
+  pack_id        TEXT NOT NULL UNIQUE,
   size           INTEGER NOT NULL,
   blob_count     INTEGER NOT NULL,
   manifest_count INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 
--- kind: 0 regular, 1 chunk. pack_id NULL means a loose blob (blobs/<2 hex>/<id>).
+-- blob_id: the 32 digest bytes. kind: 0 regular, 1 chunk. pack_no NULL: a loose blob
+-- (blobs/<2 hex>/<id>).
 CREATE TABLE blobs (
-  blob_id     TEXT PRIMARY KEY,
+  blob_id     BLOB PRIMARY KEY,
   kind        INTEGER NOT NULL,
   raw_size    INTEGER NOT NULL,
   stored_size INTEGER NOT NULL,
-  pack_id     TEXT,
+  pack_no     INTEGER,
   offset      INTEGER
 ) WITHOUT ROWID;
-CREATE INDEX blobs_by_pack ON blobs (pack_id);
+CREATE INDEX blobs_by_pack ON blobs (pack_no, offset);
 
+-- digest: 32 bytes (NULL for a tombstone). blob_ids: the body's blob ids, 32 bytes each,
+-- concatenated in order (NULL when the body is inline or deleted).
 CREATE TABLE manifests (
   seq          INTEGER PRIMARY KEY,
   manifest_id  TEXT NOT NULL UNIQUE,
@@ -58,22 +63,16 @@ CREATE TABLE manifests (
   key          TEXT NOT NULL,
   created      INTEGER NOT NULL,
   size         INTEGER NOT NULL,
-  digest       TEXT NOT NULL,
+  digest       BLOB,
   content_type TEXT,
   metadata     TEXT,
   deleted      INTEGER NOT NULL,
   inline_body  BLOB,
-  pack_id      TEXT
+  blob_ids     BLOB,
+  pack_no      INTEGER
 );
 CREATE INDEX manifests_by_key ON manifests (namespace, key, manifest_id);
-CREATE INDEX manifests_by_pack ON manifests (pack_id);
-
-CREATE TABLE manifest_blobs (
-  seq     INTEGER NOT NULL,
-  ord     INTEGER NOT NULL,
-  blob_id TEXT NOT NULL,
-  PRIMARY KEY (seq, ord)
-) WITHOUT ROWID;
+CREATE INDEX manifests_by_pack ON manifests (pack_no);
 
 -- The current version of each artifact: the manifest with the greatest id.
 -- A deleted artifact keeps its row (deleted = 1) so that an older manifest
@@ -90,7 +89,7 @@ CREATE TABLE artifacts (
 
 /** Every step, in order. */
 export const MIGRATIONS: readonly MigrationStep[] = [
-  { version: 1, description: "packs, blobs, manifests, manifest blobs, artifacts", sql: V1 },
+  { version: 1, description: "packs, blobs, manifests, artifacts", sql: V1 },
 ];
 
 /** The schema version this code writes. */

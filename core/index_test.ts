@@ -99,7 +99,22 @@ Deno.test("StoreIndex hot lookups use an index (EXPLAIN QUERY PLAN)", async () =
       ["n", "a", "b", 10],
     ),
     index.explain("SELECT 1 FROM blobs WHERE blob_id = ?", ["x"]),
-    index.explain("SELECT blob_id FROM manifest_blobs WHERE seq = ? ORDER BY ord", [1]),
+    index.explain(
+      "SELECT m.manifest_id, p.pack_id, m.blob_ids FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no WHERE m.seq = ?",
+      [1],
+    ),
+    index.explain(
+      "SELECT b.kind, p.pack_id FROM blobs b LEFT JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?",
+      ["x"],
+    ),
+    index.explain(
+      "SELECT blob_id FROM blobs WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?) ORDER BY offset",
+      ["p"],
+    ),
+    index.explain(
+      "SELECT manifest_id FROM manifests WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?)",
+      ["p"],
+    ),
     index.explain("SELECT 1 FROM manifests WHERE manifest_id = ?", ["m"]),
     index.explain(
       "SELECT seq FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC",

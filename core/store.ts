@@ -332,6 +332,27 @@ export async function writeDescriptorReplicas(
 }
 
 /**
+ * Where the store was moved, from `system.state/moved`, or `undefined` when it
+ * was not moved.
+ * @param driver The Location.
+ * @returns The destination.
+ */
+export async function readMovedTo(driver: Driver): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = dec.decode(await driver.getRange(MOVED_KEY, 0, 16 * 1024));
+  } catch (e) {
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
+  }
+  try {
+    return String(JSON.parse(text).destination ?? text.trim());
+  } catch {
+    return text.trim();
+  }
+}
+
+/**
  * Reads the maintenance mode object, if any.
  * @param driver The Location.
  * @returns The mode, or `undefined` when no maintenance runs.
@@ -420,16 +441,8 @@ export class Store {
     const host = options.hostStorage;
     const readOnly = options.readOnly ?? false;
 
-    try {
-      const moved = dec.decode(await driver.getRange(MOVED_KEY, 0, 16 * 1024));
-      let to = moved.trim();
-      try {
-        to = String(JSON.parse(moved).destination ?? to);
-      } catch { /* plain text */ }
-      throw new StoreMovedError(to);
-    } catch (e) {
-      if (!(e instanceof NotFoundError)) throw e;
-    }
+    const movedTo = await readMovedTo(driver);
+    if (movedTo !== undefined) throw new StoreMovedError(movedTo);
 
     const problems: string[] = [];
     const readings = await readDescriptorReplicas(driver, host);
@@ -603,6 +616,11 @@ export class Store {
       throw new MaintenanceModeError("offline", "this handle's own maintenance agent");
     }
     const now = this.clock();
+    if (kind === "commit") {
+      // A store moved away while this handle was open must not take writes the move left behind.
+      const moved = await readMovedTo(this.driver);
+      if (moved !== undefined) throw new StoreMovedError(moved);
+    }
     if (kind === "commit" || now - this.#modeCheckedAt >= 1000) {
       this.#modeSeen = await readMaintenanceMode(this.driver);
       this.#modeCheckedAt = now;

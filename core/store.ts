@@ -617,11 +617,16 @@ export class Store {
     }
     const now = this.clock();
     if (kind === "commit") {
+      // Both read before every pack write, at once: they sit on the commit's critical path.
       // A store moved away while this handle was open must not take writes the move left behind.
-      const moved = await readMovedTo(this.driver);
+      const [moved, mode] = await Promise.all([
+        readMovedTo(this.driver),
+        readMaintenanceMode(this.driver),
+      ]);
       if (moved !== undefined) throw new StoreMovedError(moved);
-    }
-    if (kind === "commit" || now - this.#modeCheckedAt >= 1000) {
+      this.#modeSeen = mode;
+      this.#modeCheckedAt = now;
+    } else if (now - this.#modeCheckedAt >= 1000) {
       this.#modeSeen = await readMaintenanceMode(this.driver);
       this.#modeCheckedAt = now;
     }

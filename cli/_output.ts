@@ -17,7 +17,7 @@ export const EXIT = {
   failed: 1,
   /** The command line is wrong (unknown command or flag, missing argument). */
   usage: 2,
-  /** Problems were found (reserved for `verify`). */
+  /** Problems were found (`capsa verify`). */
   problems: 3,
   /** Another holder has the maintenance lease. */
   leaseHeld: 4,
@@ -30,7 +30,7 @@ export const EXIT_CODES_HELP = `exit codes:
   0  done
   1  failed (the error line says what to do next)
   2  usage error (unknown command or flag, missing or malformed argument)
-  3  problems found (reserved for verify)
+  3  problems found (verify)
   4  the maintenance lease is held by another holder (wait, or rebuild --force if it is gone)
   5  the store is corrupted (run: capsa rebuild LOCATION --kit RECOVERY_KIT)`;
 

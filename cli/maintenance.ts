@@ -10,10 +10,15 @@ import { CapsaError } from "../core/errors.ts";
 import type { Store } from "../core/store.ts";
 import { MAX_RECOVERY_KIT_BYTES } from "../kit/kit.ts";
 import {
+  createMoveStoreAgent,
   createRebuildIndexAgent,
+  createVerificationAgent,
+  type MoveConfig,
   type RebuildConfig,
   type RebuildSource,
   type RebuildStats,
+  type VerifyConfig,
+  type VerifySubset,
 } from "../maintenance/mod.ts";
 import {
   boolFlag,
@@ -26,7 +31,7 @@ import {
 import type { Command } from "./_command.ts";
 import { EXIT, formatDuration, type Output, table, UsageError } from "./_output.ts";
 import { maintenanceProgress } from "./_progress.ts";
-import { absolutePath, type CommandContext, withStore } from "./_store.ts";
+import { absolutePath, type CommandContext, openLocation, withStore } from "./_store.ts";
 
 const SOURCES: Record<string, RebuildSource> = {
   auto: "Auto",
@@ -225,5 +230,191 @@ old one only when complete: Ctrl-C stops cleanly (lease released, old index kept
       );
     }
     return EXIT.ok;
+  },
+};
+
+/** Runs an agent with Ctrl-C wired to its AbortSignal (a second Ctrl-C quits at once). */
+async function withInterrupt<T>(
+  ctx: CommandContext,
+  what: string,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const stop = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    if (++interrupts > 1) Deno.exit(130);
+    ctx.out.note(`stopping the ${what} (Ctrl-C again to quit at once)…`);
+    stop.abort(
+      new CapsaError("aborted", `${what} stopped by Ctrl-C: the lease is released; run it again`),
+    );
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    return await fn(stop.signal);
+  } catch (e) {
+    if (stop.signal.aborted) throw stop.signal.reason;
+    throw e;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+/** Parses `--subset n/m` or `--subset 10%` (with `--seed`). */
+export function parseSubset(text: string, seed: number | undefined): VerifySubset {
+  const slice = /^(\d+)\/(\d+)$/.exec(text);
+  if (slice) {
+    const n = Number(slice[1]);
+    const m = Number(slice[2]);
+    if (m < 1 || n < 1 || n > m) throw new UsageError(`--subset n/m needs 1 ≤ n ≤ m, got ${text}`);
+    return { slice: [n, m] };
+  }
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  if (pct && Number(pct[1]) <= 100) {
+    return seed === undefined
+      ? { fraction: Number(pct[1]) / 100 }
+      : { fraction: Number(pct[1]) / 100, seed };
+  }
+  throw new UsageError(`--subset must be n/m (e.g. 2/7) or a percentage (e.g. 10%), got ${text}`);
+}
+
+/** `capsa verify`. */
+export const verifyCommand: Command = {
+  name: "verify",
+  summary: "check that the store is whole (--data: re-read and re-hash blobs); exit 3 on problems",
+  usage:
+    "capsa verify LOCATION [--data] [--subset n/m | --subset P% [--seed N]] [--parallelism N]\n" +
+    "                     [--lease-ttl 30m] [--force]",
+  description:
+    `Checks the store (VerificationAgent) holding the maintenance lease; other processes keep
+reading but cannot write meanwhile. Structure: every pack exists with its recorded size, its
+table of contents parses and agrees with the index, every manifest's blobs exist; packs and
+loose blobs the index does not know are listed (never deleted). With --data, blobs are re-read
+and re-hashed: all of them, a deterministic slice (--subset n/m: m runs with n = 1..m cover
+everything exactly once) or a sample (--subset 10%). Each problem is printed with its kind and
+object key; the exit code is 3 when any is found.`,
+  flags: {
+    data: { type: "boolean" },
+    subset: { type: "string" },
+    seed: { type: "string" },
+    parallelism: { type: "string" },
+    "lease-ttl": { type: "string" },
+    force: { type: "boolean" },
+  },
+  flagsHelp: `  --data           re-read and re-hash blobs (default: structure only)
+  --subset S       with --data: the slice n/m (by pack), or a sample like 10%
+  --seed N         the sample's seed (default: a new sample each run)
+  --parallelism N  objects checked at once (default 8)
+  --lease-ttl D    lease time-to-live, e.g. 30m (default 30m; renewed while running)
+  --force          break a live lease held by another holder (only if that holder is gone)`,
+  example: "capsa verify /srv/capsa --data --subset 1/7",
+  async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
+    const { location } = namePositionals("verify", args.positionals, ["LOCATION"]);
+    const config: VerifyConfig = {
+      data: boolFlag(args.values, "data"),
+      force: boolFlag(args.values, "force"),
+    };
+    const subset = stringFlag(args.values, "subset");
+    const seed = intFlag(args.values, "seed", 2 ** 31);
+    if (subset !== undefined) {
+      if (!config.data) throw new UsageError("--subset applies to the data checks: add --data");
+      config.subset = parseSubset(subset, seed);
+    }
+    const parallelism = intFlag(args.values, "parallelism", 256);
+    if (parallelism !== undefined) config.parallelism = parallelism;
+    const ttl = stringFlag(args.values, "lease-ttl");
+    if (ttl !== undefined) config.leaseTTL = parseDuration("lease-ttl", ttl);
+    const report = await withInterrupt(
+      ctx,
+      "verification",
+      (signal) =>
+        withStore(ctx, location!, async (store) => {
+          const agent = createVerificationAgent(store, store.bus, config);
+          agent.validate();
+          const stopBar = maintenanceProgress(store.bus, ctx.out.quiet);
+          try {
+            await agent.run({ signal });
+          } finally {
+            stopBar();
+          }
+          return { stats: agent.stats(), problems: agent.problems() };
+        }),
+    );
+    ctx.out.result(report, () => [
+      report.problems.length === 0
+        ? `verify: no problem found (${report.stats.packsChecked} packs, ${report.stats.blobsChecked} blobs checked)`
+        : `verify: ${report.problems.length} problem(s) found:`,
+      ...report.problems.map((p) => `  - ${p.kind}: ${p.key}: ${p.detail}`),
+      ...table(Object.entries(report.stats).map(([k, v]) => [k, String(v)] as const), 2),
+    ]);
+    return report.problems.length === 0 ? EXIT.ok : EXIT.problems;
+  },
+};
+
+/** `capsa move`. */
+export const moveCommand: Command = {
+  name: "move",
+  summary: "move the whole store to another Location (resumable, verified)",
+  usage:
+    "capsa move SOURCE DESTINATION [--parallelism N] [--delete-source] [--lease-ttl 30m] [--force]",
+  description:
+    `Copies every object of the store at SOURCE to DESTINATION (MoveStoreAgent) in parallel,
+holding the maintenance lease (SOURCE stays readable, writes are refused). Each copy is read
+back and checked by digest; a rerun after an interruption copies only what is missing or
+differs. The destination's descriptor is written last (the commit point), then SOURCE is marked
+as moved: opening it afterwards names DESTINATION. --delete-source removes the source's data
+after everything was verified (the moved marker stays). A destination holding anything that is
+not part of this store is refused.`,
+  flags: {
+    parallelism: { type: "string" },
+    "delete-source": { type: "boolean" },
+    "lease-ttl": { type: "string" },
+    force: { type: "boolean" },
+  },
+  flagsHelp: `  --parallelism N  objects copied at once (default 8)
+  --delete-source  delete the source's data once every copy is verified
+  --lease-ttl D    lease time-to-live, e.g. 30m (default 30m; renewed while running)
+  --force          break a live lease held by another holder (only if that holder is gone)`,
+  example: "capsa move /srv/capsa 's3://bucket/capsa?region=eu-west-1'",
+  async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
+    const { source, destination } = namePositionals("move", args.positionals, [
+      "SOURCE",
+      "DESTINATION",
+    ]);
+    const dest = await openLocation(ctx, destination!, { create: true });
+    const config: MoveConfig = {
+      destination: dest.driver,
+      destinationLocation: dest.driver.location,
+      deleteSource: boolFlag(args.values, "delete-source"),
+      force: boolFlag(args.values, "force"),
+    };
+    const parallelism = intFlag(args.values, "parallelism", 256);
+    if (parallelism !== undefined) config.parallelism = parallelism;
+    const ttl = stringFlag(args.values, "lease-ttl");
+    if (ttl !== undefined) config.leaseTTL = parseDuration("lease-ttl", ttl);
+    try {
+      const stats = await withInterrupt(
+        ctx,
+        "move",
+        (signal) =>
+          withStore(ctx, source!, async (store) => {
+            const agent = createMoveStoreAgent(store, store.bus, config);
+            agent.validate();
+            const stopBar = maintenanceProgress(store.bus, ctx.out.quiet);
+            try {
+              await agent.run({ signal });
+            } finally {
+              stopBar();
+            }
+            return agent.stats();
+          }),
+      );
+      ctx.out.result({ stats, destination: config.destinationLocation }, () => [
+        `moved to ${config.destinationLocation}: ${stats.objectsCopied} objects copied, ${stats.objectsSkipped} already there`,
+        ...table(Object.entries(stats).map(([k, v]) => [k, String(v)] as const), 2),
+      ]);
+      return EXIT.ok;
+    } finally {
+      await dest.close();
+    }
   },
 };

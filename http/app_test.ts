@@ -1016,3 +1016,37 @@ Deno.test("toHttpError() maps each error code to its status, with Retry-After wh
   assert.equal(ERROR_STATUS.lease_held, 409);
   assert.equal(ERROR_STATUS.recovery_kit_invalid, 400);
 });
+
+Deno.test("POST /v1/maintenance/verify runs a verification job and reports its problems", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store } = await initStore(new MemoryDriver({ objects }), { config: { packLingerMs: 1 } });
+  try {
+    const app = createApp(store, { token: TOKEN });
+    await store.put("ns", "a", bytes(1, 5000));
+    const ok = await req(app, "/v1/maintenance/verify", {
+      method: "POST",
+      body: JSON.stringify({ data: true }),
+    });
+    assert.equal(ok.status, 202);
+    const sound = await poll(app, (await ok.json()).jobId);
+    assert.equal(sound.state, "completed", JSON.stringify(sound.error));
+    assert.deepEqual(sound.problems, []);
+    const pack = [...objects.keys()].find((k) => k.startsWith("packs/"))!;
+    objects.get(pack)![20]! ^= 0xff;
+    const bad = await req(app, "/v1/maintenance/verify", {
+      method: "POST",
+      body: JSON.stringify({ data: true, subset: "1/1" }),
+    });
+    const job = await poll(app, (await bad.json()).jobId);
+    assert.equal(job.state, "completed");
+    assert.deepEqual(job.problems.map((p) => p.key), [pack]);
+    assert.match(job.problems[0]!.reason, /^blob_hash_mismatch: /);
+    const wrong = await req(app, "/v1/maintenance/verify", {
+      method: "POST",
+      body: JSON.stringify({ subset: "bogus" }),
+    });
+    assert.equal(wrong.status, 400);
+  } finally {
+    await store.close();
+  }
+});

@@ -9,7 +9,7 @@
  * new agent is one line:
  *
  * ```ts ignore
- * const kinds = { ...DEFAULT_JOB_KINDS, verify: verifyJob };
+ * const kinds = { ...DEFAULT_JOB_KINDS, migrate: migrateJob };
  * ```
  *
  * {@linkcode JobRegistry.start} creates the agent, calls `validate()`, starts
@@ -48,6 +48,7 @@ import {
   type RebuildIndexAgent,
   type RebuildSource,
 } from "../maintenance/rebuild_index.ts";
+import { createVerificationAgent, type VerifyConfig } from "../maintenance/verify.ts";
 
 /** A maintenance agent that can run as a job: it reports live stats. */
 export interface JobAgent extends MaintenanceAgent {
@@ -188,6 +189,54 @@ export function rebuildJob(
   return createRebuildIndexAgent(store, bus, config);
 }
 
+const VERIFY_FIELDS = new Set(["data", "subset", "parallelism", "leaseTTL", "force"]);
+
+/**
+ * Makes a VerificationAgent from a job's parameters: `data` (boolean),
+ * `subset` (`"n/m"` or `"P%"`), `parallelism`, `leaseTTL`, `force`. Its
+ * problems are reported as `{key, reason, kind}` (`reason` = kind and detail).
+ * @param store The store.
+ * @param bus Where the agent publishes.
+ * @param params The JSON body of the request.
+ * @returns The agent, as a job.
+ * @throws {InvalidArgumentError} for an unknown field, a wrong type or a bad subset.
+ */
+export function verifyJob(
+  store: Store,
+  bus: EventBus,
+  params: Readonly<Record<string, unknown>>,
+): JobAgent {
+  checkFields(params, VERIFY_FIELDS);
+  const config: VerifyConfig = {};
+  const data = typed<boolean>(params, "data", "boolean");
+  if (data !== undefined) config.data = data;
+  const subset = typed<string>(params, "subset", "string");
+  if (subset !== undefined) {
+    const slice = /^(\d+)\/(\d+)$/.exec(subset);
+    const pct = /^(\d+(?:\.\d+)?)%$/.exec(subset);
+    if (slice) config.subset = { slice: [Number(slice[1]), Number(slice[2])] };
+    else if (pct) config.subset = { fraction: Number(pct[1]) / 100 };
+    else {throw new InvalidArgumentError(
+        `subset must be "n/m" or "P%", got ${JSON.stringify(subset)}`,
+      );}
+  }
+  for (const name of ["parallelism", "leaseTTL"] as const) {
+    const v = typed<number>(params, name, "number");
+    if (v !== undefined) config[name] = v;
+  }
+  const force = typed<boolean>(params, "force", "boolean");
+  if (force !== undefined) config.force = force;
+  const agent = createVerificationAgent(store, bus, config);
+  return {
+    kind: agent.kind,
+    validate: () => agent.validate(),
+    run: (options) => agent.run(options),
+    stats: () => agent.stats(),
+    problems: () =>
+      agent.problems().map((p) => ({ key: p.key, reason: `${p.kind}: ${p.detail}`, kind: p.kind })),
+  };
+}
+
 /**
  * The kinds of job the endpoint offers by default.
  *
@@ -195,10 +244,13 @@ export function rebuildJob(
  * ```ts
  * import { DEFAULT_JOB_KINDS, type JobKinds, rebuildJob } from "./jobs.ts";
  * const kinds: JobKinds = { ...DEFAULT_JOB_KINDS, "rebuild-full": (s, b, p) => rebuildJob(s, b, { ...p, source: "FullScan" }) };
- * console.log(Object.keys(kinds)); // ["rebuild", "rebuild-full"]
+ * console.log(Object.keys(kinds)); // ["rebuild", "verify", "rebuild-full"]
  * ```
  */
-export const DEFAULT_JOB_KINDS: JobKinds = Object.freeze({ rebuild: rebuildJob });
+export const DEFAULT_JOB_KINDS: JobKinds = Object.freeze({
+  rebuild: rebuildJob,
+  verify: verifyJob,
+});
 
 /** Options of {@linkcode JobRegistry}. */
 export interface JobRegistryOptions {

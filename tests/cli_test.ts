@@ -1068,3 +1068,62 @@ Deno.test("capsa on an s3:// Location under the README's narrow S3 permissions",
     await server.stop();
   }
 });
+
+Deno.test("capsa verify exits 0 on a sound store and 3 listing each problem; capsa move relocates the store", async () => {
+  const s = await sandbox();
+  try {
+    const { location } = await initStoreCli(s);
+    for (let i = 0; i < 3; i++) {
+      const put = await s.capsa(["put", location, "docs", `f${i}`], {
+        stdin: enc.encode(`body ${i} `.repeat(200)),
+      });
+      assert.equal(put.code, 0, put.stderr);
+    }
+    const sound = await s.json(["verify", location, "--data"]);
+    assert.equal(sound.code, 0, sound.stderr);
+    assert.deepEqual(sound.doc["problems"], []);
+
+    // Damage one blob byte inside a pack: only the data check sees it.
+    const raw = await openLocalFs(location, {});
+    const victim = (await Array.fromAsync(raw.list("packs/")))[0]!.key;
+    const bytes = await raw.get(victim);
+    bytes[20]! ^= 0xff;
+    await raw.put(victim, bytes);
+    await raw.close();
+    assert.equal(
+      (await s.capsa(["verify", location])).code,
+      0,
+      "structure alone cannot see a flipped blob byte",
+    );
+    const damaged = await s.json(["verify", location, "--data"]);
+    assert.equal(damaged.code, 3, damaged.stderr);
+    const problems = damaged.doc["problems"] as Array<{ kind: string; key: string }>;
+    assert.deepEqual(problems.map((p) => [p.kind, p.key]), [["blob_hash_mismatch", victim]]);
+    const text = await s.capsa(["verify", location, "--data", "--subset", "1/1"]);
+    assert.equal(text.code, 3);
+    assert.match(text.stdout, /blob_hash_mismatch: packs\//);
+    assert.equal(
+      (await s.capsa(["verify", location, "--subset", "1/2"])).code,
+      2,
+      "--subset needs --data",
+    );
+
+    // Repair the byte, then move the store to another directory.
+    const fix = await openLocalFs(location, {});
+    const again = await fix.get(victim);
+    again[20]! ^= 0xff;
+    await fix.put(victim, again);
+    await fix.close();
+    const moved = await s.json(["move", location, `${s.dir}/moved`]);
+    assert.equal(moved.code, 0, moved.stderr);
+    const got = await s.capsa(["get", `${s.dir}/moved`, "docs", "f1"]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout, "body 1 ".repeat(200));
+    const old = await s.capsa(["status", location]);
+    assert.equal(old.code, 1);
+    assert.equal(errorLine(old), "store_moved");
+    assert.match(old.stderr, /moved/);
+  } finally {
+    await s.dispose();
+  }
+});

@@ -87,9 +87,33 @@ CREATE TABLE artifacts (
 ) WITHOUT ROWID;
 `;
 
+/**
+ * Schema version 2: per-namespace statistics.
+ *
+ * `namespace_stats` holds, for each namespace, how many artifacts are live
+ * and the sum of their current versions' sizes, kept exact as current
+ * versions change (a tombstone counts for nothing). The step fills it from
+ * `artifacts` and `manifests`, so an index migrated from version 1 holds the
+ * same rows as one built at version 2.
+ */
+const V2 = `
+CREATE TABLE namespace_stats (
+  namespace TEXT PRIMARY KEY,
+  artifacts INTEGER NOT NULL,
+  bytes     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+INSERT INTO namespace_stats (namespace, artifacts, bytes)
+  SELECT a.namespace, count(*), sum(m.size)
+  FROM artifacts a JOIN manifests m ON m.seq = a.seq
+  WHERE a.deleted = 0
+  GROUP BY a.namespace;
+`;
+
 /** Every step, in order. */
 export const MIGRATIONS: readonly MigrationStep[] = [
   { version: 1, description: "packs, blobs, manifests, artifacts", sql: V1 },
+  { version: 2, description: "per-namespace statistics (namespace_stats)", sql: V2 },
 ];
 
 /** The schema version this code writes. */

@@ -121,6 +121,11 @@ Deno.test("StoreIndex hot lookups use an index (EXPLAIN QUERY PLAN)", async () =
       ["n", "k"],
     ),
     index.explain("SELECT 1 FROM packs WHERE pack_id = ?", ["p"]),
+    index.explain(
+      "SELECT a.manifest_id, a.deleted, m.size FROM artifacts a JOIN manifests m ON m.seq = a.seq WHERE a.namespace = ? AND a.key = ?",
+      ["n", "k"],
+    ),
+    index.explain("SELECT artifacts, bytes FROM namespace_stats WHERE namespace = ?", ["n"]),
   ];
   for (const plan of plans) {
     assert.ok(plan.length > 0);
@@ -183,16 +188,141 @@ Deno.test("migrate() runs each step in its own transaction and stops at a failin
   const db = new SQL.Database();
   const steps = [
     ...MIGRATIONS,
-    { version: 2, description: "good", sql: "CREATE TABLE extra (x INTEGER)" },
+    { version: 3, description: "good", sql: "CREATE TABLE extra (x INTEGER)" },
     {
-      version: 3,
+      version: 4,
       description: "bad",
       sql: "CREATE TABLE extra2 (x INTEGER); INSERT INTO nowhere VALUES (1)",
     },
   ];
   assert.throws(() => migrate(db, steps));
   const version = db.exec("SELECT value FROM meta WHERE name = 'schema_version'")[0]!.values[0]![0];
-  assert.equal(version, "2");
+  assert.equal(version, "3");
   assert.equal(db.exec("SELECT name FROM sqlite_master WHERE name = 'extra2'").length, 0);
   db.close();
+});
+
+/** The statistics recomputed from the current versions, the slow way. */
+function statsByScan(index: StoreIndex, keys: readonly string[][]) {
+  const out = new Map<string, { namespace: string; artifacts: number; bytes: number }>();
+  for (const [ns, key] of keys) {
+    const m = index.current(ns!, key!);
+    if (!m) continue;
+    const s = out.get(ns!) ?? { namespace: ns!, artifacts: 0, bytes: 0 };
+    s.artifacts++;
+    s.bytes += m.size;
+    out.set(ns!, s);
+  }
+  return [...out.values()].sort((a, b) => (a.namespace < b.namespace ? -1 : 1));
+}
+
+/** Puts, overwrites and deletes over two namespaces, one pack per manifest. */
+function history(): Array<ReturnType<typeof pack>> {
+  const m = (id: string, ns: string, key: string, size: number, deleted = false) =>
+    manifest(id, key, {
+      namespace: ns,
+      size: deleted ? 0 : size,
+      deleted,
+      ...(deleted ? { blobs: [], digest: "" } : {}),
+    });
+  return [
+    m("M01", "a", "x", 10),
+    m("M02", "a", "y", 20),
+    m("M03", "b", "x", 5),
+    m("M04", "a", "x", 13), // overwrite: bigger
+    m("M05", "a", "y", 0, true), // delete
+    m("M06", "b", "z", 7),
+    m("M07", "a", "y", 4), // put again after a delete
+    m("M08", "b", "x", 0, true),
+    m("M09", "b", "z", 0, true), // namespace b is now empty
+    m("M10", "c", "only", 0), // an empty body still counts as an artifact
+  ].map((man) => pack(`P${man.id.slice(1)}`, [man]));
+}
+
+const KEYS = [["a", "x"], ["a", "y"], ["b", "x"], ["b", "z"], ["c", "only"]];
+
+Deno.test("StoreIndex.namespaceStats() is exact after puts, overwrites and deletes in any order", async () => {
+  const packs = history();
+  const orders = [
+    packs,
+    [...packs].reverse(),
+    [
+      packs[4]!,
+      packs[0]!,
+      packs[8]!,
+      packs[2]!,
+      packs[6]!,
+      packs[1]!,
+      packs[9]!,
+      packs[3]!,
+      packs[7]!,
+      packs[5]!,
+    ],
+  ];
+  for (const order of orders) {
+    const index = await StoreIndex.create(STORE);
+    for (const [i, p] of order.entries()) {
+      index.indexPack(p);
+      assert.deepEqual(index.namespaceStats(), statsByScan(index, KEYS), `after ${i + 1} packs`);
+    }
+    assert.deepEqual(index.namespaceStats(), [
+      { namespace: "a", artifacts: 2, bytes: 17 },
+      { namespace: "c", artifacts: 1, bytes: 0 },
+    ]);
+    // Indexing again changes nothing.
+    for (const p of order) index.indexPack(p);
+    assert.deepEqual(index.namespaceStats(), statsByScan(index, KEYS));
+    index.close();
+  }
+});
+
+/**
+ * A version 1 database as capsa before schema 2 wrote it: the same tables
+ * and rows (version 1's tables did not change), without `namespace_stats`
+ * and with `schema_version` 1. Checked against a database made by the
+ * version 1 step alone.
+ */
+async function asVersion1(bytes: Uint8Array): Promise<Uint8Array> {
+  const SQL = await loadSqlite();
+  const db = new SQL.Database(bytes);
+  db.run("DROP TABLE namespace_stats");
+  db.run("UPDATE meta SET value = '1' WHERE name = 'schema_version'");
+  const v1 = new SQL.Database();
+  migrate(v1, MIGRATIONS.slice(0, 1));
+  const schema = (d: typeof db) =>
+    d.exec("SELECT type, name, sql FROM sqlite_master ORDER BY name")[0]!.values;
+  assert.deepEqual(schema(db), schema(v1));
+  v1.close();
+  const out = db.export();
+  db.close();
+  return out;
+}
+
+Deno.test("StoreIndex.load() migrates a version 1 index to version 2 with exact statistics", async () => {
+  const fresh = await StoreIndex.create(STORE);
+  for (const p of history()) fresh.indexPack(p);
+  const v1 = await asVersion1(fresh.export());
+  const SQL = await loadSqlite();
+  const probe = new SQL.Database(v1);
+  assert.equal(
+    probe.exec("SELECT value FROM meta WHERE name = 'schema_version'")[0]!.values[0]![0],
+    "1",
+  );
+  probe.close();
+
+  const migrated = await StoreIndex.load(v1, { storeId: STORE, key: "v1" });
+  assert.equal(migrated.schemaVersion, 2);
+  assert.equal(INDEX_SCHEMA_VERSION, 2);
+  assert.deepEqual(migrated.namespaceStats(), fresh.namespaceStats());
+  for (const [ns, key] of KEYS) {
+    assert.deepEqual(migrated.versions(ns!, key!), fresh.versions(ns!, key!));
+  }
+  assert.deepEqual(migrated.counts(), fresh.counts());
+  // Kept exact from there on.
+  migrated.indexPack(pack("P11", [manifest("M11", "y", { namespace: "a", size: 100 })]));
+  fresh.indexPack(pack("P11", [manifest("M11", "y", { namespace: "a", size: 100 })]));
+  assert.deepEqual(migrated.namespaceStats(), fresh.namespaceStats());
+  assert.deepEqual(migrated.namespaceStats()[0], { namespace: "a", artifacts: 2, bytes: 113 });
+  migrated.close();
+  fresh.close();
 });

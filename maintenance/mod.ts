@@ -24,6 +24,7 @@
  * | `ErrNoSnapshot` | {@linkcode NoSnapshotError} |
  * | `ctx` cancellation | `AbortSignal` |
  * | `VerificationAgent` (reserved in the seed; specified by capsa's design) | {@linkcode createVerificationAgent}`(store, bus, config)`: `VerifyConfig` (`data`, `subset`, `parallelism`, `leaseTTL`, `force`), `stats()`, `problems()` |
+ * | `MigrateIndexAgent` (reserved in the seed; specified by capsa's design) | {@linkcode createMigrateIndexAgent}`(store, bus, config)`: `MigrateConfig` (`manifestStorage`, `hostStorage`, `leaseTTL`, `force`), `stats()`, `problems()` |
  * | `MoveStoreAgent` (reserved in the seed; specified by capsa's design) | {@linkcode createMoveStoreAgent}`(store, bus, config)`: `MoveConfig` (`destination`, `destinationLocation`, `parallelism`, `leaseTTL`, `force`, `deleteSource`), `stats()`, `problems()` |
  *
  * Additions of capsa, not in the seed: `RebuildConfig.force` (break a live
@@ -93,4 +94,12 @@ export {
   type MoveStats,
   type MoveStoreAgent,
 } from "./move_store.ts";
+export {
+  createMigrateIndexAgent,
+  MIGRATE_DEFAULTS,
+  type MigrateConfig,
+  type MigrateIndexAgent,
+  type MigrateProblem,
+  type MigrateStats,
+} from "./migrate_index.ts";
 export { LeaseHeldError, LeaseLostError } from "../core/lease.ts";

@@ -15,7 +15,7 @@ import { boolFlag, GLOBAL_HELP, parseCommandLine, splitCommand, stringFlag } fro
 import { type Command, commandHelp } from "./_command.ts";
 import { EXIT, EXIT_CODES_HELP, Output, UsageError } from "./_output.ts";
 import { initCommand, kitCommand } from "./init.ts";
-import { moveCommand, rebuildCommand, verifyCommand } from "./maintenance.ts";
+import { migrateCommand, moveCommand, rebuildCommand, verifyCommand } from "./maintenance.ts";
 import { getCommand, lsCommand, putCommand, rmCommand, statCommand } from "./objects.ts";
 import { serveCommand } from "./serve.ts";
 import { snapshotCommand, statusCommand } from "./status.ts";
@@ -34,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   statusCommand,
   rebuildCommand,
   verifyCommand,
+  migrateCommand,
   moveCommand,
   snapshotCommand,
   kitCommand,

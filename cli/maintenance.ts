@@ -9,10 +9,13 @@
 import { CapsaError } from "../core/errors.ts";
 import type { Store } from "../core/store.ts";
 import { MAX_RECOVERY_KIT_BYTES } from "../kit/kit.ts";
+import type { ManifestStorage } from "../core/config.ts";
 import {
+  createMigrateIndexAgent,
   createMoveStoreAgent,
   createRebuildIndexAgent,
   createVerificationAgent,
+  type MigrateConfig,
   type MoveConfig,
   type RebuildConfig,
   type RebuildSource,
@@ -416,5 +419,74 @@ not part of this store is refused.`,
     } finally {
       await dest.close();
     }
+  },
+};
+
+const STORAGES: Record<string, ManifestStorage> = {
+  remote: "Remote",
+  local: "Local",
+  replicated: "Replicated",
+};
+
+/** `capsa migrate`. */
+export const migrateCommand: Command = {
+  name: "migrate",
+  summary: "bring the index to the current schema; optionally change where manifests live",
+  usage:
+    "capsa migrate LOCATION [--manifest-storage remote|local|replicated] [--lease-ttl 30m] [--force]",
+  description:
+    `Migrates the store's index (MigrateIndexAgent) to this capsa's schema, holding the maintenance
+lease (the store is offline for other processes meanwhile): a restore-point snapshot is written
+first, the migrated index is checked against the old one before it replaces it, and older index
+snapshots and the host cache are rewritten at the new schema. With --manifest-storage, manifests
+are also copied to where the new mode keeps them (the Location's packs and/or this host's
+manifest log, in --host-dir) before a new config version points at the mode. An interrupted
+migration leaves the store answering as before; run it again.`,
+  flags: {
+    "manifest-storage": { type: "string" },
+    "lease-ttl": { type: "string" },
+    force: { type: "boolean" },
+  },
+  flagsHelp:
+    `  --manifest-storage M  remote (pack TOCs), local (this host only) or replicated (both)
+  --lease-ttl D         lease time-to-live, e.g. 30m (default 30m; renewed while running)
+  --force               break a live lease held by another holder (only if that holder is gone)`,
+  example: "capsa migrate /srv/capsa --manifest-storage replicated",
+  async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
+    const { location } = namePositionals("migrate", args.positionals, ["LOCATION"]);
+    const config: MigrateConfig = { force: boolFlag(args.values, "force") };
+    const storage = stringFlag(args.values, "manifest-storage");
+    if (storage !== undefined) {
+      const mode = STORAGES[storage];
+      if (mode === undefined) {
+        throw new UsageError(
+          `--manifest-storage must be remote, local or replicated, got ${JSON.stringify(storage)}`,
+        );
+      }
+      config.manifestStorage = mode;
+    }
+    const ttl = stringFlag(args.values, "lease-ttl");
+    if (ttl !== undefined) config.leaseTTL = parseDuration("lease-ttl", ttl);
+    const stats = await withInterrupt(
+      ctx,
+      "migration",
+      (signal) =>
+        withStore(ctx, location!, async (store) => {
+          const agent = createMigrateIndexAgent(store, store.bus, config);
+          agent.validate();
+          const stopBar = maintenanceProgress(store.bus, ctx.out.quiet);
+          try {
+            await agent.run({ signal });
+          } finally {
+            stopBar();
+          }
+          return agent.stats();
+        }),
+    );
+    ctx.out.result({ stats }, () => [
+      `migrate complete: index schema ${stats.fromSchema} → ${stats.toSchema}, config version ${stats.configSeq}`,
+      ...table(Object.entries(stats).map(([k, v]) => [k, String(v)] as const), 2),
+    ]);
+    return EXIT.ok;
   },
 };

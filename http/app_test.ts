@@ -1050,3 +1050,40 @@ Deno.test("POST /v1/maintenance/verify runs a verification job and reports its p
     await store.close();
   }
 });
+
+Deno.test("POST /v1/maintenance/migrate and /move run as jobs; bad parameters are 400", async () => {
+  const { store } = await initStore(new MemoryDriver(), { config: { packLingerMs: 1 } });
+  const dir = await Deno.makeTempDir({ prefix: "capsa-http-move-" });
+  try {
+    const app = createApp(store, { token: TOKEN });
+    await store.put("ns", "a", bytes(1, 3000));
+    const bad = await req(app, "/v1/maintenance/migrate", {
+      method: "POST",
+      body: JSON.stringify({ manifestStorage: "Bogus" }),
+    });
+    assert.equal(bad.status, 400);
+    const mig = await req(app, "/v1/maintenance/migrate", { method: "POST", body: "{}" });
+    assert.equal(mig.status, 202);
+    const migrated = await poll(app, (await mig.json()).jobId);
+    assert.equal(migrated.state, "completed", JSON.stringify(migrated.error));
+    assert.equal((migrated.stats as { toSchema: number }).toSchema, 2);
+    assert.equal(
+      (await req(app, "/v1/maintenance/move", { method: "POST", body: "{}" })).status,
+      400,
+    );
+    const mv = await req(app, "/v1/maintenance/move", {
+      method: "POST",
+      body: JSON.stringify({ destination: `file://${dir}/moved`, parallelism: 2 }),
+    });
+    assert.equal(mv.status, 202);
+    const moved = await poll(app, (await mv.json()).jobId);
+    assert.equal(moved.state, "completed", JSON.stringify(moved.error));
+    const { openLocalFs } = await import("../drivers/localfs.ts");
+    const there = await openStore(await openLocalFs(`${dir}/moved`, {}));
+    assert.deepEqual(await there.get("ns", "a"), bytes(1, 3000));
+    await there.close();
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -49,6 +49,18 @@ import {
   type RebuildSource,
 } from "../maintenance/rebuild_index.ts";
 import { createVerificationAgent, type VerifyConfig } from "../maintenance/verify.ts";
+import {
+  createMigrateIndexAgent,
+  type MigrateConfig,
+  type MigrateIndexAgent,
+} from "../maintenance/migrate_index.ts";
+import {
+  createMoveStoreAgent,
+  type MoveConfig,
+  type MoveStoreAgent,
+} from "../maintenance/move_store.ts";
+import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
+import type { ManifestStorage } from "../core/config.ts";
 
 /** A maintenance agent that can run as a job: it reports live stats. */
 export interface JobAgent extends MaintenanceAgent {
@@ -237,6 +249,112 @@ export function verifyJob(
   };
 }
 
+const MIGRATE_FIELDS = new Set(["manifestStorage", "leaseTTL", "force"]);
+const STORAGES = new Set(["Remote", "Local", "Replicated"]);
+
+/**
+ * Makes a MigrateIndexAgent from a job's parameters: `manifestStorage`
+ * (`"Remote"`, `"Local"` or `"Replicated"`; omitted: only the index schema),
+ * `leaseTTL`, `force`.
+ * @param store The store.
+ * @param bus Where the agent publishes.
+ * @param params The JSON body of the request.
+ * @returns The agent.
+ * @throws {InvalidArgumentError} for an unknown field or a wrong value.
+ */
+export function migrateJob(
+  store: Store,
+  bus: EventBus,
+  params: Readonly<Record<string, unknown>>,
+): MigrateIndexAgent {
+  checkFields(params, MIGRATE_FIELDS);
+  const config: MigrateConfig = {};
+  const storage = typed<string>(params, "manifestStorage", "string");
+  if (storage !== undefined) {
+    if (!STORAGES.has(storage)) {
+      throw new InvalidArgumentError(
+        `manifestStorage must be Remote, Local or Replicated, got ${JSON.stringify(storage)}`,
+      );
+    }
+    config.manifestStorage = storage as ManifestStorage;
+  }
+  const ttl = typed<number>(params, "leaseTTL", "number");
+  if (ttl !== undefined) config.leaseTTL = ttl;
+  const force = typed<boolean>(params, "force", "boolean");
+  if (force !== undefined) config.force = force;
+  return createMigrateIndexAgent(store, bus, config);
+}
+
+const MOVE_FIELDS = new Set(["destination", "parallelism", "deleteSource", "leaseTTL", "force"]);
+
+/**
+ * Makes a MoveStoreAgent from a job's parameters: `destination` (a Location
+ * URL: `file:///…`, `s3://…`; required), `parallelism`, `deleteSource`,
+ * `leaseTTL`, `force`. The destination is opened (created if missing) when
+ * the job starts, with the server's own permissions and credentials.
+ * @param store The store.
+ * @param bus Where the agent publishes.
+ * @param params The JSON body of the request.
+ * @returns The agent, as a job.
+ * @throws {InvalidArgumentError} for an unknown field, a wrong type or a missing destination.
+ */
+export function moveJob(
+  store: Store,
+  bus: EventBus,
+  params: Readonly<Record<string, unknown>>,
+): JobAgent {
+  checkFields(params, MOVE_FIELDS);
+  const destination = typed<string>(params, "destination", "string");
+  if (destination === undefined) {
+    throw new InvalidArgumentError("destination (a Location URL) is required");
+  }
+  const url = parseLocation(destination);
+  const options: Omit<MoveConfig, "destination" | "destinationLocation"> = {};
+  const parallelism = typed<number>(params, "parallelism", "number");
+  if (parallelism !== undefined) options.parallelism = parallelism;
+  const ttl = typed<number>(params, "leaseTTL", "number");
+  if (ttl !== undefined) options.leaseTTL = ttl;
+  for (const name of ["deleteSource", "force"] as const) {
+    const v = typed<boolean>(params, name, "boolean");
+    if (v !== undefined) options[name] = v;
+  }
+  let agent: MoveStoreAgent | undefined;
+  const zero = {
+    objectsTotal: 0,
+    objectsCopied: 0,
+    objectsSkipped: 0,
+    bytesCopied: 0,
+    bytesVerified: 0,
+    sourceDeleted: false,
+    duration: 0,
+  };
+  return {
+    kind: "MoveStore",
+    validate: () => {},
+    run: async (runOptions) => {
+      const driver = await createLocationRegistry().open(url.href, { create: true });
+      try {
+        agent = createMoveStoreAgent(store, bus, {
+          ...options,
+          destination: driver,
+          destinationLocation: driver.location,
+        });
+        agent.validate();
+        await agent.run(runOptions);
+      } finally {
+        await driver.close();
+      }
+    },
+    stats: () => agent?.stats() ?? zero,
+    problems: () =>
+      (agent?.problems() ?? []).map((p) => ({
+        key: p.key,
+        reason: `${p.kind}: ${p.detail}`,
+        kind: p.kind,
+      })),
+  };
+}
+
 /**
  * The kinds of job the endpoint offers by default.
  *
@@ -244,12 +362,14 @@ export function verifyJob(
  * ```ts
  * import { DEFAULT_JOB_KINDS, type JobKinds, rebuildJob } from "./jobs.ts";
  * const kinds: JobKinds = { ...DEFAULT_JOB_KINDS, "rebuild-full": (s, b, p) => rebuildJob(s, b, { ...p, source: "FullScan" }) };
- * console.log(Object.keys(kinds)); // ["rebuild", "verify", "rebuild-full"]
+ * console.log(Object.keys(kinds)); // ["rebuild", "verify", "migrate", "move", "rebuild-full"]
  * ```
  */
 export const DEFAULT_JOB_KINDS: JobKinds = Object.freeze({
   rebuild: rebuildJob,
   verify: verifyJob,
+  migrate: migrateJob,
+  move: moveJob,
 });
 
 /** Options of {@linkcode JobRegistry}. */

@@ -1127,3 +1127,26 @@ Deno.test("capsa verify exits 0 on a sound store and 3 listing each problem; cap
     await s.dispose();
   }
 });
+
+Deno.test("capsa migrate brings the index to the current schema and changes manifest storage", async () => {
+  const s = await sandbox();
+  try {
+    const { location } = await initStoreCli(s);
+    assert.equal(
+      (await s.capsa(["put", location, "docs", "a"], { stdin: enc.encode("alpha") })).code,
+      0,
+    );
+    const r = await s.json(["migrate", location, "--manifest-storage", "replicated"]);
+    assert.equal(r.code, 0, r.stderr);
+    const stats = r.doc["stats"] as { toSchema: number; configSeq: number };
+    assert.equal(stats.toSchema, 2);
+    assert.equal(stats.configSeq, 2);
+    const st = await s.json(["status", location]);
+    assert.equal((st.doc["config"] as { manifestStorage: string }).manifestStorage, "Replicated");
+    assert.equal((await s.capsa(["get", location, "docs", "a"])).stdout, "alpha");
+    const usage = await s.capsa(["migrate", location, "--manifest-storage", "bogus"]);
+    assert.equal(usage.code, 2);
+  } finally {
+    await s.dispose();
+  }
+});

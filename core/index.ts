@@ -420,37 +420,14 @@ export class StoreIndex {
     );
     if (!row) return false;
     const seq = num(row[0]);
-    // The current version before this manifest, for the namespace statistics.
-    const was = this.#one(
-      "SELECT a.manifest_id, a.deleted, m.size FROM artifacts a JOIN manifests m ON m.seq = a.seq " +
-        "WHERE a.namespace = ? AND a.key = ?",
-      [m.namespace, m.key],
-    );
-    if (was && str(was[0]) >= m.id) return true; // an older manifest: history only
+    // The artifacts row changes only for a newer manifest; triggers keep namespace_stats exact.
     this.#run(
-      "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted) VALUES (?, ?, ?, ?, ?) " +
-        "ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, deleted = excluded.deleted " +
-        "WHERE excluded.manifest_id > artifacts.manifest_id",
-      [m.namespace, m.key, m.id, seq, m.deleted ? 1 : 0],
+      "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) VALUES (?, ?, ?, ?, ?, ?) " +
+        "ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, " +
+        "deleted = excluded.deleted, size = excluded.size WHERE excluded.manifest_id > artifacts.manifest_id",
+      [m.namespace, m.key, m.id, seq, m.deleted ? 1 : 0, m.deleted ? 0 : m.size],
     );
-    const live = (deleted: boolean, size: number) => (deleted ? [0, 0] : [1, size]);
-    const [oldCount, oldBytes] = was ? live(was[1] === 1, num(was[2])) : [0, 0];
-    const [newCount, newBytes] = live(m.deleted, m.size);
-    this.#addStats(m.namespace, newCount! - oldCount!, newBytes! - oldBytes!);
     return true;
-  }
-
-  /** Applies a change to a namespace's statistics; a namespace left with no artifact loses its row. */
-  #addStats(namespace: string, artifacts: number, bytes: number): void {
-    if (artifacts === 0 && bytes === 0) return;
-    this.#run(
-      "INSERT INTO namespace_stats (namespace, artifacts, bytes) VALUES (?, ?, ?) " +
-        "ON CONFLICT (namespace) DO UPDATE SET artifacts = artifacts + excluded.artifacts, bytes = bytes + excluded.bytes",
-      [namespace, artifacts, bytes],
-    );
-    if (artifacts < 0) {
-      this.#run("DELETE FROM namespace_stats WHERE namespace = ? AND artifacts <= 0", [namespace]);
-    }
   }
 
   #manifestAt(seq: number): ManifestRecord | undefined {

@@ -103,11 +103,27 @@ CREATE TABLE namespace_stats (
   bytes     INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- The current version's size, so that the statistics follow every change of
+-- the current version inside SQLite (triggers), with no extra statement per put.
+ALTER TABLE artifacts ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE artifacts SET size = (SELECT m.size FROM manifests m WHERE m.seq = artifacts.seq);
+
 INSERT INTO namespace_stats (namespace, artifacts, bytes)
-  SELECT a.namespace, count(*), sum(m.size)
-  FROM artifacts a JOIN manifests m ON m.seq = a.seq
-  WHERE a.deleted = 0
-  GROUP BY a.namespace;
+  SELECT namespace, count(*), sum(size) FROM artifacts WHERE deleted = 0 GROUP BY namespace;
+
+CREATE TRIGGER artifacts_stats_insert AFTER INSERT ON artifacts WHEN new.deleted = 0 BEGIN
+  INSERT INTO namespace_stats (namespace, artifacts, bytes) VALUES (new.namespace, 1, new.size)
+    ON CONFLICT (namespace) DO UPDATE SET artifacts = artifacts + 1, bytes = bytes + excluded.bytes;
+END;
+
+CREATE TRIGGER artifacts_stats_update AFTER UPDATE ON artifacts BEGIN
+  INSERT INTO namespace_stats (namespace, artifacts, bytes)
+    VALUES (new.namespace,
+            (1 - new.deleted) - (1 - old.deleted),
+            (CASE WHEN new.deleted THEN 0 ELSE new.size END) - (CASE WHEN old.deleted THEN 0 ELSE old.size END))
+    ON CONFLICT (namespace) DO UPDATE SET artifacts = artifacts + excluded.artifacts, bytes = bytes + excluded.bytes;
+  DELETE FROM namespace_stats WHERE namespace = new.namespace AND artifacts <= 0;
+END;
 `;
 
 /** Every step, in order. */

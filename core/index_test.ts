@@ -3,6 +3,7 @@ import { CorruptObjectError } from "./errors.ts";
 import { type ManifestRecord, StoreIndex } from "./index.ts";
 import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, MIGRATIONS } from "./index_schema.ts";
 import { loadSqlite } from "./_sqlite.ts";
+import { asVersion1 } from "../tests/index_fixtures.ts";
 
 const STORE = "01JSTORE000000000000000000";
 
@@ -275,28 +276,6 @@ Deno.test("StoreIndex.namespaceStats() is exact after puts, overwrites and delet
     index.close();
   }
 });
-
-/**
- * A version 1 database as capsa before schema 2 wrote it: the same tables
- * and rows (version 1's tables did not change), without `namespace_stats`
- * and with `schema_version` 1. Checked against a database made by the
- * version 1 step alone.
- */
-async function asVersion1(bytes: Uint8Array): Promise<Uint8Array> {
-  const SQL = await loadSqlite();
-  const db = new SQL.Database(bytes);
-  db.run("DROP TABLE namespace_stats");
-  db.run("UPDATE meta SET value = '1' WHERE name = 'schema_version'");
-  const v1 = new SQL.Database();
-  migrate(v1, MIGRATIONS.slice(0, 1));
-  const schema = (d: typeof db) =>
-    d.exec("SELECT type, name, sql FROM sqlite_master ORDER BY name")[0]!.values;
-  assert.deepEqual(schema(db), schema(v1));
-  v1.close();
-  const out = db.export();
-  db.close();
-  return out;
-}
 
 Deno.test("StoreIndex.load() migrates a version 1 index to version 2 with exact statistics", async () => {
   const fresh = await StoreIndex.create(STORE);

@@ -6,7 +6,6 @@ import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../core/descriptor.ts";
 import { EventBus } from "../core/events.ts";
 import { StoreIndex } from "../core/index.ts";
 import { INDEX_SCHEMA_VERSION } from "../core/index_schema.ts";
-import { loadSqlite } from "../core/_sqlite.ts";
 import { MANIFEST_LOG_PREFIX } from "../core/manifest_log.ts";
 import { decodeSnapshot, encodeSnapshot, SNAPSHOT_PREFIX } from "../core/snapshot.ts";
 import { HOST_CACHE_KEY, initStore, openStore, type Store } from "../core/store.ts";
@@ -17,6 +16,7 @@ import {
   HostStorageRequiredError,
   type MigrateConfig,
 } from "./mod.ts";
+import { asVersion1 } from "../tests/index_fixtures.ts";
 
 type Objects = Map<string, Uint8Array>;
 const enc = new TextEncoder();
@@ -114,17 +114,6 @@ async function fullScan(store: Store): Promise<void> {
   const agent = createRebuildIndexAgent(store, new EventBus(), { source: "FullScan" });
   agent.validate();
   await agent.run();
-}
-
-/** Rewrites a version 2 index database as capsa before schema 2 wrote it. */
-async function asVersion1(db: Uint8Array): Promise<Uint8Array> {
-  const SQL = await loadSqlite();
-  const d = new SQL.Database(db);
-  d.run("DROP TABLE namespace_stats");
-  d.run("UPDATE meta SET value = '1' WHERE name = 'schema_version'");
-  const out = d.export();
-  d.close();
-  return out;
 }
 
 /** Turns every snapshot and the host cache of a world into schema version 1 ones. */

@@ -15,6 +15,7 @@ import {
   createMoveStoreAgent,
   createRebuildIndexAgent,
   createVerificationAgent,
+  type MaintenanceAgent,
   type MigrateConfig,
   type MoveConfig,
   type RebuildConfig,
@@ -236,6 +237,26 @@ old one only when complete: Ctrl-C stops cleanly (lease released, old index kept
   },
 };
 
+/**
+ * Validates and runs an agent with a progress bar on a terminal.
+ * @returns The agent, for its stats and problems.
+ */
+async function runAgent<A extends MaintenanceAgent>(
+  agent: A,
+  store: Store,
+  out: Output,
+  signal: AbortSignal,
+): Promise<A> {
+  agent.validate();
+  const stopBar = maintenanceProgress(store.bus, out.quiet);
+  try {
+    await agent.run({ signal });
+  } finally {
+    stopBar();
+  }
+  return agent;
+}
+
 /** Runs an agent with Ctrl-C wired to its AbortSignal (a second Ctrl-C quits at once). */
 async function withInterrupt<T>(
   ctx: CommandContext,
@@ -331,14 +352,12 @@ object key; the exit code is 3 when any is found.`,
       "verification",
       (signal) =>
         withStore(ctx, location!, async (store) => {
-          const agent = createVerificationAgent(store, store.bus, config);
-          agent.validate();
-          const stopBar = maintenanceProgress(store.bus, ctx.out.quiet);
-          try {
-            await agent.run({ signal });
-          } finally {
-            stopBar();
-          }
+          const agent = await runAgent(
+            createVerificationAgent(store, store.bus, config),
+            store,
+            ctx.out,
+            signal,
+          );
           return { stats: agent.stats(), problems: agent.problems() };
         }),
     );
@@ -400,14 +419,12 @@ not part of this store is refused.`,
         "move",
         (signal) =>
           withStore(ctx, source!, async (store) => {
-            const agent = createMoveStoreAgent(store, store.bus, config);
-            agent.validate();
-            const stopBar = maintenanceProgress(store.bus, ctx.out.quiet);
-            try {
-              await agent.run({ signal });
-            } finally {
-              stopBar();
-            }
+            const agent = await runAgent(
+              createMoveStoreAgent(store, store.bus, config),
+              store,
+              ctx.out,
+              signal,
+            );
             return agent.stats();
           }),
       );
@@ -472,14 +489,12 @@ migration leaves the store answering as before; run it again.`,
       "migration",
       (signal) =>
         withStore(ctx, location!, async (store) => {
-          const agent = createMigrateIndexAgent(store, store.bus, config);
-          agent.validate();
-          const stopBar = maintenanceProgress(store.bus, ctx.out.quiet);
-          try {
-            await agent.run({ signal });
-          } finally {
-            stopBar();
-          }
+          const agent = await runAgent(
+            createMigrateIndexAgent(store, store.bus, config),
+            store,
+            ctx.out,
+            signal,
+          );
           return agent.stats();
         }),
     );

@@ -17,6 +17,7 @@ import {
   type MigrateConfig,
 } from "./mod.ts";
 import { asVersion1 } from "../tests/index_fixtures.ts";
+import { answers } from "../tests/answers.ts";
 
 type Objects = Map<string, Uint8Array>;
 const enc = new TextEncoder();
@@ -42,30 +43,6 @@ function copyMap(m: Objects): Objects {
 }
 function copyWorld(w: World): World {
   return { location: copyMap(w.location), host: copyMap(w.host) };
-}
-
-/** Everything a reader can ask, in a comparable form. */
-async function answers(store: Store): Promise<unknown> {
-  const out: Record<string, unknown> = {};
-  for (const ns of store.namespaces()) {
-    const keys: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await store.list(ns, { limit: 7, ...(after === undefined ? {} : { after }) });
-      keys.push(...page.items.map((i) => i.key));
-      if (!page.cursor) break;
-      after = page.cursor;
-    }
-    for (const key of keys) {
-      out[`${ns}/${key}`] = {
-        body: Array.from(await store.get(ns, key)),
-        versions: await store.versions(ns, key),
-      };
-    }
-  }
-  out["deleted"] = await store.versions("docs", "deleted");
-  out["stats"] = store.index.namespaceStats();
-  return out;
 }
 
 /** A store with inline, regular and chunked bodies, overwrites, a delete and concurrent puts. */

@@ -22,13 +22,7 @@ import {
 } from "../core/errors.ts";
 import { type CapsaEvent, EventBus } from "../core/events.ts";
 import { acquireLease, LEASE_KEY } from "../core/lease.ts";
-import {
-  initStore,
-  MAINTENANCE_MODE_KEY,
-  MOVED_KEY,
-  openStore,
-  type Store,
-} from "../core/store.ts";
+import { initStore, MAINTENANCE_MODE_KEY, MOVED_KEY, openStore } from "../core/store.ts";
 import {
   localfsLocations,
   type LocationKind,
@@ -48,6 +42,7 @@ import {
   type MoveConfig,
   type MoveStats,
 } from "./mod.ts";
+import { answers } from "../tests/answers.ts";
 
 const enc = new TextEncoder();
 type Objects = Map<string, Uint8Array>;
@@ -63,30 +58,6 @@ const config: Partial<ConfigSettings> = {
   snapshotsKept: 2,
 };
 const chunking = { min: 256, avg: 1024, max: 2048 };
-
-/** Everything a reader can ask, in a comparable form. */
-async function answers(store: Store): Promise<unknown> {
-  const out: Record<string, unknown> = {};
-  for (const ns of store.namespaces()) {
-    const keys: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await store.list(ns, { limit: 5, ...(after === undefined ? {} : { after }) });
-      keys.push(...page.items.map((i) => i.key));
-      if (!page.cursor) break;
-      after = page.cursor;
-    }
-    out[`${ns}/`] = keys;
-    for (const key of keys) {
-      out[`${ns}/${key}`] = {
-        body: Array.from(await store.get(ns, key)),
-        versions: await store.versions(ns, key),
-      };
-    }
-  }
-  out["deleted"] = await store.versions("docs", "deleted");
-  return out;
-}
 
 /** Fills a fresh store on `driver`; returns what a reader sees, and closes it. */
 async function fill(driver: Driver): Promise<{ storeId: string; answers: unknown }> {

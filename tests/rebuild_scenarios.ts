@@ -26,6 +26,7 @@ import {
   RecoveryKitRequiredError,
 } from "../maintenance/mod.ts";
 import { body } from "./data.ts";
+import { answers } from "./answers.ts";
 
 type Objects = Map<string, Uint8Array>;
 const enc = new TextEncoder();
@@ -61,30 +62,6 @@ interface Fixture {
 function countsOf(store: Store): Counts {
   const c = store.index.counts();
   return { packs: c.packs, manifests: c.manifests, blobs: c.blobs };
-}
-
-/** Everything a reader can ask, in a comparable form. */
-async function answers(store: Store): Promise<unknown> {
-  const out: Record<string, unknown> = {};
-  for (const ns of store.namespaces()) {
-    const keys: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await store.list(ns, { limit: 7, ...(after === undefined ? {} : { after }) });
-      keys.push(...page.items.map((i) => i.key));
-      if (!page.cursor) break;
-      after = page.cursor;
-    }
-    for (const key of keys) {
-      out[`${ns}/${key}`] = {
-        body: Array.from(await store.get(ns, key)),
-        versions: await store.versions(ns, key),
-      };
-    }
-  }
-  // Deleted artifacts keep their history.
-  out["deleted"] = await store.versions("docs", "deleted");
-  return out;
 }
 
 async function fixture(

@@ -13,6 +13,7 @@ import { acquireLease, LeaseHeldError } from "../core/lease.ts";
 import { looseBlobKey, packKey } from "../core/pack_indexer.ts";
 import { SNAPSHOT_PREFIX } from "../core/snapshot.ts";
 import { initStore, openStore, type Store } from "../core/store.ts";
+import { body } from "./data.ts";
 import { ulid } from "../core/ulid.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import {
@@ -37,20 +38,6 @@ const config: Partial<ConfigSettings> = {
   snapshotIntervalMs: 0,
 };
 const chunking = { min: 256, avg: 1024, max: 2048 };
-
-function body(seed: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed * 2654435761 >>> 0 || 3;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x;
-  }
-  return out;
-}
 
 interface Fixture {
   loc: TestLocation;

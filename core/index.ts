@@ -97,6 +97,35 @@ function num(v: SqlValue | undefined): number {
   return typeof v === "number" ? v : Number(v ?? 0);
 }
 
+/** Rows per multi-row statement: a few fixed sizes, so a few prepared statements serve all. */
+const BATCH_SIZES = [64, 16, 4, 1];
+
+/** Splits `n` rows into `[offset, count]` batches of the sizes in {@linkcode BATCH_SIZES}. */
+function batches(n: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let at = 0;
+  for (const size of BATCH_SIZES) {
+    while (n - at >= size) {
+      out.push([at, size]);
+      at += size;
+    }
+  }
+  return out;
+}
+
+const ROWS = new Map<string, string>();
+/** `(?, …), (?, …)`: `n` rows of `width` placeholders. */
+function rows(n: number, width: number): string {
+  const k = `${n}x${width}`;
+  let text = ROWS.get(k);
+  if (text === undefined) {
+    const row = `(${Array(width).fill("?").join(", ")})`;
+    text = Array(n).fill(row).join(", ");
+    ROWS.set(k, text);
+  }
+  return text;
+}
+
 /** A hex id (blob id or digest) as the 32 bytes the index stores. */
 function idBytes(hex: string): Uint8Array {
   return Uint8Array.fromHex(hex);
@@ -349,10 +378,8 @@ export class StoreIndex {
         [p.packId, p.size, p.blobCount, p.manifestCount],
       );
       const packNo = this.#packNo(p.packId);
-      for (const b of indexed.blobs) this.#putBlob(b, packNo);
-      let added = 0;
-      for (const m of indexed.manifests) if (this.#putManifest(m, packNo)) added++;
-      return added;
+      this.#putBlobs(indexed.blobs, packNo);
+      return this.#putManifests(indexed.manifests, packNo);
     };
     return options.nested ? work() : this.transaction(work);
   }
@@ -366,7 +393,7 @@ export class StoreIndex {
     return this.transaction(() => {
       let added = 0;
       for (const m of manifests) {
-        if (this.#putManifest(m, m.packId === null ? null : this.#packNo(m.packId))) added++;
+        added += this.#putManifests([m], m.packId === null ? null : this.#packNo(m.packId));
       }
       return added;
     });
@@ -383,51 +410,101 @@ export class StoreIndex {
    * @param blob The blob (with `packId` and `offset` `null`).
    */
   registerLooseBlob(blob: BlobRecord): void {
-    this.#putBlob(blob, null);
+    this.#putBlobs([blob], null);
   }
 
-  #putBlob(b: BlobRecord, packNo: number | null): void {
-    if (this.#bloom) {
-      if (this.#bloom.full) this.#bloom = this.#buildBloom(this.#bloom.capacity * 2);
-      this.#bloom.add(b.blobId);
+  /**
+   * Records blobs with multi-row statements: a pack's blobs cost a few
+   * statements, not one each (each statement crosses into WebAssembly).
+   */
+  #putBlobs(blobs: readonly BlobRecord[], packNo: number | null): void {
+    for (const b of blobs) {
+      if (this.#bloom) {
+        if (this.#bloom.full) this.#bloom = this.#buildBloom(this.#bloom.capacity * 2);
+        this.#bloom.add(b.blobId);
+      }
     }
-    // A blob already known keeps its first location: either copy is whole.
-    this.#run(
-      "INSERT OR IGNORE INTO blobs (blob_id, kind, raw_size, stored_size, pack_no, offset) VALUES (?, ?, ?, ?, ?, ?)",
-      [idBytes(b.blobId), KIND_CODE[b.kind], b.rawSize, b.storedSize, packNo, b.offset],
-    );
+    for (const [at, n] of batches(blobs.length)) {
+      const params: SqlValue[] = [];
+      for (const b of blobs.slice(at, at + n)) {
+        params.push(
+          idBytes(b.blobId),
+          KIND_CODE[b.kind],
+          b.rawSize,
+          b.storedSize,
+          packNo,
+          b.offset,
+        );
+      }
+      this.#run(
+        "INSERT OR IGNORE INTO blobs (blob_id, kind, raw_size, stored_size, pack_no, offset) VALUES " +
+          rows(n, 6),
+        params,
+      );
+    }
   }
 
-  #putManifest(m: ManifestRecord, packNo: number | null): boolean {
-    // A manifest already indexed (same id) is a no-op: RETURNING yields no row.
-    const row = this.#one(
-      "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-      [
-        m.id,
-        m.namespace,
-        m.key,
-        m.created,
-        m.size,
-        m.digest === "" ? null : idBytes(m.digest),
-        m.contentType === "" ? null : m.contentType,
-        Object.keys(m.metadata).length === 0 ? null : JSON.stringify(m.metadata),
-        m.deleted ? 1 : 0,
-        m.inline ?? null,
-        m.blobs.length === 0 ? null : joinIds(m.blobs),
-        packNo,
-      ],
-    );
-    if (!row) return false;
-    const seq = num(row[0]);
-    // The artifacts row changes only for a newer manifest; triggers keep namespace_stats exact.
-    this.#run(
-      "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) VALUES (?, ?, ?, ?, ?, ?) " +
-        "ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, " +
-        "deleted = excluded.deleted, size = excluded.size WHERE excluded.manifest_id > artifacts.manifest_id",
-      [m.namespace, m.key, m.id, seq, m.deleted ? 1 : 0, m.deleted ? 0 : m.size],
-    );
-    return true;
+  /**
+   * Records manifests and moves current versions forward, with multi-row
+   * statements (see {@linkcode StoreIndex.indexPack}).
+   * @returns How many manifests were new.
+   */
+  #putManifests(manifests: readonly ManifestRecord[], packNo: number | null): number {
+    let added = 0;
+    for (const [at, n] of batches(manifests.length)) {
+      const batch = manifests.slice(at, at + n);
+      const params: SqlValue[] = [];
+      for (const m of batch) {
+        params.push(
+          m.id,
+          m.namespace,
+          m.key,
+          m.created,
+          m.size,
+          m.digest === "" ? null : idBytes(m.digest),
+          m.contentType === "" ? null : m.contentType,
+          Object.keys(m.metadata).length === 0 ? null : JSON.stringify(m.metadata),
+          m.deleted ? 1 : 0,
+          m.inline ?? null,
+          m.blobs.length === 0 ? null : joinIds(m.blobs),
+          packNo,
+        );
+      }
+      // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
+      const inserted = new Map<string, number>();
+      for (
+        const r of this.#all(
+          "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) VALUES " +
+            rows(n, 12) + " RETURNING seq, manifest_id",
+          params,
+        )
+      ) inserted.set(str(r[1]), num(r[0]));
+      // A manifest may come twice in one batch (TOC and host log, Replicated): count it once.
+      const fresh: Array<[ManifestRecord, number]> = [];
+      for (const m of batch) {
+        const seq = inserted.get(m.id);
+        if (seq === undefined) continue;
+        inserted.delete(m.id);
+        fresh.push([m, seq]);
+      }
+      added += fresh.length;
+      if (fresh.length === 0) continue;
+      // The artifacts row changes only for a newer manifest; triggers keep namespace_stats exact.
+      for (const [at2, n2] of batches(fresh.length)) {
+        const up: SqlValue[] = [];
+        for (const [m, seq] of fresh.slice(at2, at2 + n2)) {
+          up.push(m.namespace, m.key, m.id, seq, m.deleted ? 1 : 0, m.deleted ? 0 : m.size);
+        }
+        this.#run(
+          "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) VALUES " +
+            rows(n2, 6) +
+            " ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, " +
+            "deleted = excluded.deleted, size = excluded.size WHERE excluded.manifest_id > artifacts.manifest_id",
+          up,
+        );
+      }
+    }
+    return added;
   }
 
   #manifestAt(seq: number): ManifestRecord | undefined {

@@ -39,6 +39,7 @@ import {
   NotFoundError,
   PreconditionFailedError,
 } from "./errors.ts";
+import { decodeJsonObject, isPlainObject, shown } from "./_json.ts";
 
 // Re-exported so that this module's API is complete on its own.
 export type { ChunkingParams } from "./chunker.ts";
@@ -160,24 +161,6 @@ export function defaultConfig(): ConfigSettings {
 
 // ---------------------------------------------------------------------------
 // Validation
-
-function shown(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  if (text.length > 60) text = text.slice(0, 60) + "…";
-  const type = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
-  return `${text} (${type})`;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
 
 /** Options of {@linkcode validateConfig} and the readers that validate. */
 export interface ConfigCheckOptions {
@@ -406,24 +389,7 @@ export function decodeConfig(
 ): StoreConfig {
   const corrupt = (reason: string, cause?: unknown) =>
     new CorruptObjectError(key, reason, cause === undefined ? {} : { cause });
-  if (bytes.length > MAX_CONFIG_BYTES) {
-    throw corrupt(
-      `${bytes.length} bytes or more, larger than the ${MAX_CONFIG_BYTES}-byte bound of a config`,
-    );
-  }
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch (e) {
-    throw corrupt("not UTF-8 text", e);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw corrupt(`not JSON (${(e as Error).message})`, e);
-  }
-  if (!isPlainObject(parsed)) throw corrupt(`not a JSON object but ${shown(parsed)}`);
+  const parsed = decodeJsonObject(key, bytes, { max: MAX_CONFIG_BYTES, noun: "config" });
   if (parsed.format !== CONFIG_FORMAT) {
     throw corrupt(
       `not a capsa config: "format" is ${shown(parsed.format)}, expected "${CONFIG_FORMAT}"`,

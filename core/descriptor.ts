@@ -46,6 +46,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
 } from "./errors.ts";
+import { decodeJsonObject, isPlainObject, shown } from "./_json.ts";
 
 // Re-exported so that this module's API is complete on its own.
 export { CapsaError, type CapsaErrorOptions, CorruptObjectError } from "./errors.ts";
@@ -237,12 +238,6 @@ function hex(bytes: Uint8Array): string {
   return out;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
 /**
  * Serializes a JSON value canonically: object keys sorted by UTF-16 code
  * units at every level, no whitespace, strings and numbers as
@@ -300,19 +295,6 @@ const CHECKSUM_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
 // ---------------------------------------------------------------------------
 // Field validation (shared by decode, encode, create and the Recovery Kit)
-
-/** Describes a value for an error message, short and safe to print. */
-function shown(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  if (text.length > 60) text = text.slice(0, 60) + "…";
-  const type = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
-  return `${text} (${type})`;
-}
 
 /**
  * Checks that `obj` has exactly the fields `fields`.
@@ -673,24 +655,7 @@ export function encodeDescriptor(descriptor: Descriptor): Uint8Array {
 export function decodeDescriptor(key: string, bytes: Uint8Array): Descriptor {
   const corrupt = (reason: string, cause?: unknown) =>
     new CorruptObjectError(key, reason, cause === undefined ? {} : { cause });
-  if (bytes.length > MAX_DESCRIPTOR_BYTES) {
-    throw corrupt(
-      `${bytes.length} bytes or more, larger than the ${MAX_DESCRIPTOR_BYTES}-byte bound of a descriptor`,
-    );
-  }
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch (e) {
-    throw corrupt("not UTF-8 text", e);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw corrupt(`not JSON (${(e as Error).message})`, e);
-  }
-  if (!isPlainObject(parsed)) throw corrupt(`not a JSON object but ${shown(parsed)}`);
+  const parsed = decodeJsonObject(key, bytes, { max: MAX_DESCRIPTOR_BYTES, noun: "descriptor" });
   if (parsed.format !== DESCRIPTOR_FORMAT) {
     throw corrupt(
       `not a capsa store descriptor: "format" is ${

@@ -10,10 +10,29 @@
  * @module
  */
 
-import { CapsaError } from "../core/errors.ts";
+import { CapsaError, InvalidArgumentError } from "../core/errors.ts";
 import type { EventBus } from "../core/events.ts";
 import { acquireLease, type Lease } from "../core/lease.ts";
 import { MAINTENANCE_MODE_KEY, type MaintenanceMode, type Store } from "../core/store.ts";
+
+/**
+ * Checks an agent's integer options, each against its minimum.
+ * @param options Name → `[value, minimum]`.
+ * @throws {InvalidArgumentError} naming the first option that is not an integer ≥ its minimum.
+ *
+ * @example
+ * ```ts
+ * import { requireIntegers } from "./agent.ts";
+ * requireIntegers({ parallelism: [8, 1], leaseTTL: [1_800_000, 1000] });
+ * ```
+ */
+export function requireIntegers(options: Record<string, readonly [number, number]>): void {
+  for (const [name, [v, min]] of Object.entries(options)) {
+    if (!Number.isSafeInteger(v) || v < min) {
+      throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${v}`);
+    }
+  }
+}
 
 /** Options of {@linkcode MaintenanceAgent.run}. */
 export interface RunOptions {

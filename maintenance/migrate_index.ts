@@ -54,6 +54,7 @@ import {
   HostStorageRequiredError,
   type MaintenanceAgent,
   type MaintenanceContext,
+  requireIntegers,
   runExclusive,
   type RunOptions,
 } from "./agent.ts";
@@ -194,9 +195,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
         }`,
       );
     }
-    if (!Number.isSafeInteger(this.#leaseTTL) || this.#leaseTTL < 1000) {
-      throw new InvalidArgumentError(`leaseTTL must be an integer ≥ 1000, got ${this.#leaseTTL}`);
-    }
+    requireIntegers({ leaseTTL: [this.#leaseTTL, 1000] });
     const from = store.config.manifestStorage;
     const to = this.#target ?? from;
     // Local holds manifests only on the host; a move to a host mode writes the log.

@@ -66,7 +66,7 @@ import { hashBytes } from "../core/hashing.ts";
 import { LEASE_KEY, readLease } from "../core/lease.ts";
 import { decodeSnapshot, SNAPSHOT_PREFIX } from "../core/snapshot.ts";
 import { MOVED_KEY, type Store } from "../core/store.ts";
-import { type MaintenanceAgent, runExclusive, type RunOptions } from "./agent.ts";
+import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
 
 /** Configures the MoveStoreAgent. */
 export interface MoveConfig {
@@ -314,17 +314,7 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
         `destinationLocation must be a printable, non-empty string of at most ${MAX_LOCATION_CHARS} characters`,
       );
     }
-    for (
-      const [name, v, min] of [["parallelism", c.parallelism, 1], [
-        "leaseTTL",
-        c.leaseTTL,
-        1000,
-      ]] as const
-    ) {
-      if (!Number.isSafeInteger(v) || v < min) {
-        throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${v}`);
-      }
-    }
+    requireIntegers({ parallelism: [c.parallelism, 1], leaseTTL: [c.leaseTTL, 1000] });
     if (!this.#store.descriptor) {
       throw new StoreCorruptedError([
         ...this.#store.problems,

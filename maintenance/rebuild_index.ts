@@ -48,6 +48,7 @@ import {
   NoSnapshotError,
   RecoveryKitMismatchError,
   RecoveryKitRequiredError,
+  requireIntegers,
   runExclusive,
   type RunOptions,
 } from "./agent.ts";
@@ -183,17 +184,11 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         `source must be one of ${SOURCES.join(", ")}, got ${JSON.stringify(c.source)}`,
       );
     }
-    for (
-      const [name, v, min] of [["batchSize", c.batchSize, 1], ["parallelism", c.parallelism, 1], [
-        "leaseTTL",
-        c.leaseTTL,
-        1000,
-      ]] as const
-    ) {
-      if (!Number.isSafeInteger(v) || v < min) {
-        throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${v}`);
-      }
-    }
+    requireIntegers({
+      batchSize: [c.batchSize, 1],
+      parallelism: [c.parallelism, 1],
+      leaseTTL: [c.leaseTTL, 1000],
+    });
     if (c.recoveryKit !== undefined) {
       this.#kit = descriptorFromKit(parseRecoveryKit(c.recoveryKit));
       const current = this.#store.descriptor;

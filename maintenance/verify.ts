@@ -38,7 +38,7 @@ import { type PackSource, type PackToc, readPackToc } from "../core/pack.ts";
 import { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey } from "../core/pack_indexer.ts";
 import type { Store } from "../core/store.ts";
 import { isUlid } from "../core/ulid.ts";
-import { type MaintenanceAgent, runExclusive, type RunOptions } from "./agent.ts";
+import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
 
 /**
  * Which objects the data checks cover: the `n`-th of `m` deterministic slices
@@ -266,17 +266,7 @@ class VerificationAgentImpl implements VerificationAgent {
     if (typeof c.data !== "boolean") {
       throw new InvalidArgumentError(`data must be a boolean, got ${JSON.stringify(c.data)}`);
     }
-    for (
-      const [name, v, min] of [["parallelism", c.parallelism, 1], [
-        "leaseTTL",
-        c.leaseTTL,
-        1000,
-      ]] as const
-    ) {
-      if (!Number.isSafeInteger(v) || v < min) {
-        throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${v}`);
-      }
-    }
+    requireIntegers({ parallelism: [c.parallelism, 1], leaseTTL: [c.leaseTTL, 1000] });
     const s = c.subset;
     if (s === undefined) return;
     if (!c.data) {

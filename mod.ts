@@ -24,7 +24,7 @@
  * @module
  */
 
-export * from "./core/errors.ts";
+export * from "./errors.ts";
 export {
   compareKeys,
   type Driver,
@@ -63,17 +63,17 @@ export {
   Store,
   type StoreOptions,
   type StoreStatus,
-} from "./core/store.ts";
-export * from "./core/events.ts";
+} from "./store/store.ts";
+export * from "./store/events.ts";
 export {
   type ConfigSettings,
   defaultConfig,
   type ManifestStorage,
   type StoreConfig,
-} from "./core/config.ts";
-export type { Descriptor, EncryptionParams, KdfParams } from "./core/descriptor.ts";
-export type { ChunkingParams } from "./core/chunker.ts";
-export type { HashAlgorithm } from "./core/hashing.ts";
+} from "./format/config.ts";
+export type { Descriptor, EncryptionParams, KdfParams } from "./format/descriptor.ts";
+export type { ChunkingParams } from "./format/chunker.ts";
+export type { HashAlgorithm } from "./format/hashing.ts";
 export {
   acquireLease,
   Lease,
@@ -82,7 +82,7 @@ export {
   type LeaseOptions,
   type LeaseRecord,
   readLease,
-} from "./core/lease.ts";
+} from "./store/lease.ts";
 export {
   type BlobRecord,
   type IndexCounts,
@@ -91,6 +91,6 @@ export {
   type ManifestRecord,
   type PackRecord,
   StoreIndex,
-} from "./core/index.ts";
-export type { Manifest } from "./core/manifest.ts";
-export type { BlobKind } from "./core/pack.ts";
+} from "./index/store_index.ts";
+export type { Manifest } from "./format/manifest.ts";
+export type { BlobKind } from "./format/pack.ts";

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { chunkBytes, Chunker, DEFAULT_CHUNKING } from "../core/chunker.ts";
-import { createHasher, type HashAlgorithm, hashBytes } from "../core/hashing.ts";
+import { chunkBytes, Chunker, DEFAULT_CHUNKING } from "../format/chunker.ts";
+import { createHasher, type HashAlgorithm, hashBytes } from "../format/hashing.ts";
 
 const SIZE = 64 * 1024 * 1024;
 const PIECE = 64 * 1024; // what a file or network stream typically yields

@@ -14,11 +14,11 @@
  */
 
 import { parseArgs } from "node:util";
-import { EventBus } from "../core/events.ts";
-import { hashBytes } from "../core/hashing.ts";
-import { initStore, openStore } from "../core/store.ts";
-import { openLocalFs } from "../drivers/localfs.ts";
-import { openS3 } from "../drivers/s3.ts";
+import { EventBus } from "../store/events.ts";
+import { hashBytes } from "../format/hashing.ts";
+import { initStore, openStore } from "../store/store.ts";
+import { openLocalFs } from "../drivers/localfs/driver.ts";
+import { openS3 } from "../drivers/s3/driver.ts";
 import { createMoveStoreAgent, createVerificationAgent } from "../maintenance/mod.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "../tests/s3_server.ts";
 

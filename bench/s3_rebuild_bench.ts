@@ -9,9 +9,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { EventBus } from "../core/events.ts";
-import { initStore, openStore } from "../core/store.ts";
-import { openS3 } from "../drivers/s3.ts";
+import { EventBus } from "../store/events.ts";
+import { initStore, openStore } from "../store/store.ts";
+import { openS3 } from "../drivers/s3/driver.ts";
 import { createRebuildIndexAgent } from "../maintenance/mod.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "../tests/s3_server.ts";
 

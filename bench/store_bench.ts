@@ -15,9 +15,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { createHasher, hashBytes } from "../core/hashing.ts";
-import { initStore, openStore } from "../core/store.ts";
-import { openLocalFs } from "../drivers/localfs.ts";
+import { createHasher, hashBytes } from "../format/hashing.ts";
+import { initStore, openStore } from "../store/store.ts";
+import { openLocalFs } from "../drivers/localfs/driver.ts";
 
 const { values } = parseArgs({
   options: {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { CapsaError } from "../core/errors.ts";
+import { CapsaError } from "../errors.ts";
 
 function randomSuffix(): string {
   const b = crypto.getRandomValues(new Uint8Array(6));

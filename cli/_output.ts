@@ -7,7 +7,7 @@
  * @module
  */
 
-import { CapsaError } from "../core/errors.ts";
+import { CapsaError } from "../errors.ts";
 
 /** The exit codes of every command (documented in `--help` and docs/OPERATIONS.md). */
 export const EXIT = {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { CapsaError, StoreCorruptedError } from "../core/errors.ts";
-import { LeaseHeldError } from "../core/lease.ts";
+import { CapsaError, StoreCorruptedError } from "../errors.ts";
+import { LeaseHeldError } from "../store/lease.ts";
 import { RecoveryKitRequiredError } from "../maintenance/mod.ts";
 import {
   describeError,

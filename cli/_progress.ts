@@ -9,7 +9,7 @@
 
 import cliProgress from "cli-progress";
 import process from "node:process";
-import type { EventBus } from "../core/events.ts";
+import type { EventBus } from "../store/events.ts";
 import { formatBytes } from "./_output.ts";
 
 /** A progress bar; every method is a no-op when no bar is drawn. */

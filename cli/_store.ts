@@ -6,12 +6,12 @@
  * @module
  */
 
-import { CapsaError, StoreCorruptedError } from "../core/errors.ts";
-import { EventBus } from "../core/events.ts";
+import { CapsaError, StoreCorruptedError } from "../errors.ts";
+import { EventBus } from "../store/events.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
-import { openLocalFs } from "../drivers/localfs.ts";
-import { openStore, type Store } from "../core/store.ts";
+import { openLocalFs } from "../drivers/localfs/driver.ts";
+import { openStore, type Store } from "../store/store.ts";
 import { type Output, UsageError } from "./_output.ts";
 
 /** What every command knows besides its own arguments. */

@@ -21,10 +21,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../core/descriptor.ts";
-import { defaultConfig } from "../core/config.ts";
-import { SNAPSHOT_PREFIX } from "../core/snapshot.ts";
-import { initStore, openStore } from "../core/store.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
+import { defaultConfig } from "../format/config.ts";
+import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { initStore, openStore } from "../store/store.ts";
 import { type CommandContext, openLocation } from "./_store.ts";
 import { reserveFile } from "./_files.ts";
 import { EXIT, formatBytes, formatDuration, Output } from "./_output.ts";

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { CapsaError, NotFoundError, StoreCorruptedError } from "../core/errors.ts";
-import { HOST_CACHE_KEY, initStore } from "../core/store.ts";
-import { encodeRecoveryKit } from "../kit/kit.ts";
+import { CapsaError, NotFoundError, StoreCorruptedError } from "../errors.ts";
+import { HOST_CACHE_KEY, initStore } from "../store/store.ts";
+import { encodeRecoveryKit } from "../format/kit.ts";
 import { namePositionals, type ParsedArgs, stringFlag } from "./_args.ts";
 import { absolutePath, type CommandContext, openLocation, withStore } from "./_store.ts";
 import { dirname, pathExists, reserveFile } from "./_files.ts";

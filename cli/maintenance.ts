@@ -6,10 +6,10 @@
  * @module
  */
 
-import { CapsaError } from "../core/errors.ts";
-import type { Store } from "../core/store.ts";
-import { MAX_RECOVERY_KIT_BYTES } from "../kit/kit.ts";
-import type { ManifestStorage } from "../core/config.ts";
+import { CapsaError } from "../errors.ts";
+import type { Store } from "../store/store.ts";
+import { MAX_RECOVERY_KIT_BYTES } from "../format/kit.ts";
+import type { ManifestStorage } from "../format/config.ts";
 import {
   createMigrateIndexAgent,
   createMoveStoreAgent,

@@ -10,9 +10,9 @@
  * @module
  */
 
-import { CapsaError, InvalidArgumentError } from "../core/errors.ts";
-import { validateArtifactKey } from "../core/manifest.ts";
-import type { ArtifactInfo, Store } from "../core/store.ts";
+import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { validateArtifactKey } from "../format/manifest.ts";
+import type { ArtifactInfo, Store } from "../store/store.ts";
 import {
   boolFlag,
   intFlag,

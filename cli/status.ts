@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { StoreStatus } from "../core/store.ts";
+import type { StoreStatus } from "../store/store.ts";
 import { namePositionals, type ParsedArgs } from "./_args.ts";
 import type { Command } from "./_command.ts";
 import { EXIT, formatBytes, formatDuration, table } from "./_output.ts";

@@ -57,7 +57,7 @@
  * @module
  */
 
-import { InvalidArgumentError, InvalidKeyError } from "../core/errors.ts";
+import { InvalidArgumentError, InvalidKeyError } from "../errors.ts";
 export {
   ClosedError,
   InvalidArgumentError,
@@ -66,7 +66,7 @@ export {
   PermissionDeniedError,
   PreconditionFailedError,
   TransientError,
-} from "../core/errors.ts";
+} from "../errors.ts";
 
 /** What {@linkcode Driver.stat} and {@linkcode Driver.list} report about one object. */
 export interface ObjectInfo {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { testDriverConformance } from "./conformance.ts";
+import { testDriverConformance } from "./testing/conformance.ts";
 import { NotFoundError, TransientError } from "./driver.ts";
 import { FaultyDriver, READ_METHODS, WRITE_METHODS } from "./faulty.ts";
 import { MemoryDriver } from "./memory.ts";

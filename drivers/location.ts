@@ -28,7 +28,7 @@
  * @module
  */
 
-import { InvalidArgumentError } from "../core/errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import type { Driver } from "./driver.ts";
 import { MemoryDriver } from "./memory.ts";
 
@@ -180,14 +180,14 @@ export function createLocationRegistry(): LocationRegistry {
     if (url.search !== "" || url.hash !== "") {
       throw new InvalidArgumentError("file: Locations take no query or fragment");
     }
-    const { openLocalFs } = await import("./localfs.ts");
+    const { openLocalFs } = await import("./localfs/driver.ts");
     return openLocalFs(decodeURIComponent(url.pathname), {
       create: options.create ?? false,
       durable: options.durable ?? true,
     });
   });
   registry.register("s3", async (url, options) => {
-    const { openS3 } = await import("./s3.ts");
+    const { openS3 } = await import("./s3/driver.ts");
     return openS3(url.href, { create: options.create ?? false });
   });
   return registry;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { InvalidArgumentError } from "../core/errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { createLocationRegistry, LocationRegistry, parseLocation } from "./location.ts";
 import { MemoryDriver } from "./memory.ts";
 

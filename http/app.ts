@@ -55,7 +55,7 @@
  * @example Put and get through the app, no socket
  * ```ts
  * import { createApp } from "./app.ts";
- * import { initStore } from "../core/store.ts";
+ * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const { store } = await initStore(new MemoryDriver());
@@ -77,15 +77,15 @@ import {
   CapsaError,
   InvalidArgumentError,
   MaintenanceModeError,
-} from "../core/errors.ts";
-import type { CapsaEvent, CapsaEventType, EventBus } from "../core/events.ts";
+} from "../errors.ts";
+import type { CapsaEvent, CapsaEventType, EventBus } from "../store/events.ts";
 import {
   type ArtifactInfo,
   type ArtifactPage,
   type GetOptions,
   readMaintenanceMode,
   type Store,
-} from "../core/store.ts";
+} from "../store/store.ts";
 import { parseRange } from "./_range.ts";
 import { HttpError, toHttpError } from "./errors.ts";
 import { JobRegistry, type JobView } from "./jobs.ts";
@@ -358,7 +358,7 @@ function versionOption(c: Context): GetOptions {
  * @example
  * ```ts
  * import { createApp } from "./app.ts";
- * import { initStore } from "../core/store.ts";
+ * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const { store } = await initStore(new MemoryDriver());

@@ -9,13 +9,13 @@ import {
   ReadOnlyStoreError,
   StoreCorruptedError,
   TransientError,
-} from "../core/errors.ts";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../core/descriptor.ts";
-import { acquireLease, LEASE_KEY, LeaseHeldError } from "../core/lease.ts";
-import { initStore, type InitStoreOptions, openStore, type Store } from "../core/store.ts";
+} from "../errors.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
+import { acquireLease, LEASE_KEY, LeaseHeldError } from "../store/lease.ts";
+import { initStore, type InitStoreOptions, openStore, type Store } from "../store/store.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { RecoveryKitInvalidError } from "../kit/kit.ts";
+import { RecoveryKitInvalidError } from "../format/kit.ts";
 import { runExclusive } from "../maintenance/agent.ts";
 import { parseRange } from "./_range.ts";
 import { type AppOptions, createApp, type HttpApp } from "./app.ts";
@@ -1078,7 +1078,7 @@ Deno.test("POST /v1/maintenance/migrate and /move run as jobs; bad parameters ar
     assert.equal(mv.status, 202);
     const moved = await poll(app, (await mv.json()).jobId);
     assert.equal(moved.state, "completed", JSON.stringify(moved.error));
-    const { openLocalFs } = await import("../drivers/localfs.ts");
+    const { openLocalFs } = await import("../drivers/localfs/driver.ts");
     const there = await openStore(await openLocalFs(`${dir}/moved`, {}));
     assert.deepEqual(await there.get("ns", "a"), bytes(1, 3000));
     await there.close();

@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * import { toHttpError } from "./errors.ts";
- * import { LeaseHeldError } from "../core/lease.ts";
+ * import { LeaseHeldError } from "../store/lease.ts";
  *
  * const e = toHttpError(new LeaseHeldError("RebuildIndex on host-a (pid 7)", 0));
  * console.log(e.status, e.code); // 409 "lease_held"
@@ -21,7 +21,7 @@
  * @module
  */
 
-import { CapsaError } from "../core/errors.ts";
+import { CapsaError } from "../errors.ts";
 
 /**
  * The HTTP status of each error code. A code not listed here answers 503 when
@@ -189,7 +189,7 @@ export function statusOf(code: string, retryable: boolean): number {
  * @example
  * ```ts
  * import { toHttpError } from "./errors.ts";
- * import { ArtifactNotFoundError } from "../core/errors.ts";
+ * import { ArtifactNotFoundError } from "../errors.ts";
  *
  * console.log(toHttpError(new ArtifactNotFoundError("ns", "k")).status); // 404
  * console.log(toHttpError(new TypeError("x is undefined")).toJSON());

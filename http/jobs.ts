@@ -23,7 +23,7 @@
  * @example Run a rebuild as a job and wait for it
  * ```ts
  * import { JobRegistry } from "./jobs.ts";
- * import { initStore } from "../core/store.ts";
+ * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const { store } = await initStore(new MemoryDriver());
@@ -38,9 +38,9 @@
  * @module
  */
 
-import { CapsaError, InvalidArgumentError } from "../core/errors.ts";
-import { EventBus } from "../core/events.ts";
-import type { Store } from "../core/store.ts";
+import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { EventBus } from "../store/events.ts";
+import type { Store } from "../store/store.ts";
 import type { MaintenanceAgent } from "../maintenance/agent.ts";
 import {
   createRebuildIndexAgent,
@@ -60,7 +60,7 @@ import {
   type MoveStoreAgent,
 } from "../maintenance/move_store.ts";
 import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
-import type { ManifestStorage } from "../core/config.ts";
+import type { ManifestStorage } from "../format/config.ts";
 
 /** A maintenance agent that can run as a job: it reports live stats. */
 export interface JobAgent extends MaintenanceAgent {
@@ -171,8 +171,8 @@ function typed<T>(
  * @example
  * ```ts
  * import { rebuildJob } from "./jobs.ts";
- * import { initStore } from "../core/store.ts";
- * import { EventBus } from "../core/events.ts";
+ * import { initStore } from "../store/store.ts";
+ * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const { store } = await initStore(new MemoryDriver());

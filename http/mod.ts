@@ -17,7 +17,7 @@
  * @example Serve a store on loopback and talk to it
  * ```ts
  * import { serve } from "./mod.ts";
- * import { initStore } from "../core/store.ts";
+ * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const { store } = await initStore(new MemoryDriver());

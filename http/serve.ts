@@ -12,8 +12,8 @@
  * @example Serve a store until Ctrl-C
  * ```ts ignore
  * import { serve } from "./serve.ts";
- * import { openStore } from "../core/store.ts";
- * import { LocalFsDriver } from "../drivers/localfs.ts";
+ * import { openStore } from "../store/store.ts";
+ * import { LocalFsDriver } from "../drivers/localfs/driver.ts";
  *
  * const store = await openStore(new LocalFsDriver("/srv/capsa"));
  * const stop = new AbortController();
@@ -30,9 +30,9 @@
  * @module
  */
 
-import { InvalidArgumentError } from "../core/errors.ts";
-import type { EventBus } from "../core/events.ts";
-import type { Store } from "../core/store.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import type { EventBus } from "../store/events.ts";
+import type { Store } from "../store/store.ts";
 import { createApp } from "./app.ts";
 import { type JobKinds, JobRegistry } from "./jobs.ts";
 
@@ -108,7 +108,7 @@ export function isLoopback(hostname: string): boolean {
  * @example Serve on a free loopback port, then stop
  * ```ts
  * import { serve } from "./serve.ts";
- * import { initStore } from "../core/store.ts";
+ * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const { store } = await initStore(new MemoryDriver());

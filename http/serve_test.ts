@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { InvalidArgumentError } from "../core/errors.ts";
-import { LEASE_KEY } from "../core/lease.ts";
-import { initStore } from "../core/store.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import { LEASE_KEY } from "../store/lease.ts";
+import { initStore } from "../store/store.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import type { JobView } from "./jobs.ts";

@@ -10,10 +10,10 @@
  * @module
  */
 
-import { CapsaError, InvalidArgumentError } from "../core/errors.ts";
-import type { EventBus } from "../core/events.ts";
-import { acquireLease, type Lease } from "../core/lease.ts";
-import { MAINTENANCE_MODE_KEY, type MaintenanceMode, type Store } from "../core/store.ts";
+import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import type { EventBus } from "../store/events.ts";
+import { acquireLease, type Lease } from "../store/lease.ts";
+import { MAINTENANCE_MODE_KEY, type MaintenanceMode, type Store } from "../store/store.ts";
 
 /**
  * Checks an agent's integer options, each against its minimum.

@@ -7,7 +7,7 @@
  *
  * 1. a snapshot of the index in use is written first: a restore point;
  * 2. the index is migrated beside the live one (export, load: the
- *    forward-only migrations of `core/index_schema.ts` run one transaction
+ *    forward-only migrations of `index/schema.ts` run one transaction
  *    per step) and checked against it — counts, and every artifact's current
  *    manifest — before anything else changes;
  * 3. for a mode change, manifests are copied where the new mode needs them:
@@ -33,23 +33,23 @@ import {
   type ManifestStorage,
   type StoreConfig,
   writeConfigVersion,
-} from "../core/config.ts";
-import type { Descriptor } from "../core/descriptor.ts";
-import { CorruptObjectError, InvalidArgumentError, StoreCorruptedError } from "../core/errors.ts";
-import type { EventBus } from "../core/events.ts";
-import { type ManifestRecord, StoreIndex } from "../core/index.ts";
-import { INDEX_SCHEMA_VERSION } from "../core/index_schema.ts";
-import type { Manifest } from "../core/manifest.ts";
+} from "../format/config.ts";
+import type { Descriptor } from "../format/descriptor.ts";
+import { CorruptObjectError, InvalidArgumentError, StoreCorruptedError } from "../errors.ts";
+import type { EventBus } from "../store/events.ts";
+import { type ManifestRecord, StoreIndex } from "../index/store_index.ts";
+import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
+import type { Manifest } from "../format/manifest.ts";
 import {
   encodeManifestLogEntry,
   manifestLogKey,
   readManifestLogEntry,
-} from "../core/manifest_log.ts";
-import { PackWriter, readPackToc } from "../core/pack.ts";
-import { PACK_PREFIX, packKey } from "../core/pack_indexer.ts";
-import { encodeSnapshot, listSnapshots, SNAPSHOT_PREFIX } from "../core/snapshot.ts";
-import { HOST_CACHE_KEY, type Store } from "../core/store.ts";
-import { UlidGenerator } from "../core/ulid.ts";
+} from "../format/manifest_log.ts";
+import { PackWriter, readPackToc } from "../format/pack.ts";
+import { PACK_PREFIX, packKey } from "../index/pack_indexer.ts";
+import { encodeSnapshot, listSnapshots, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { HOST_CACHE_KEY, type Store } from "../store/store.ts";
+import { UlidGenerator } from "../format/ulid.ts";
 import {
   HostStorageRequiredError,
   type MaintenanceAgent,
@@ -519,8 +519,8 @@ function verifySame(live: StoreIndex, next: StoreIndex): void {
  *
  * @example Move a store's manifests to the host as well (Replicated)
  * ```ts
- * import { initStore } from "../core/store.ts";
- * import { EventBus } from "../core/events.ts";
+ * import { initStore } from "../store/store.ts";
+ * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * import { createMigrateIndexAgent } from "./migrate_index.ts";
  *

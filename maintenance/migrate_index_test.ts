@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { FaultyDriver, WRITE_METHODS } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
-import type { ConfigSettings, ManifestStorage } from "../core/config.ts";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../core/descriptor.ts";
-import { EventBus } from "../core/events.ts";
-import { StoreIndex } from "../core/index.ts";
-import { INDEX_SCHEMA_VERSION } from "../core/index_schema.ts";
-import { MANIFEST_LOG_PREFIX } from "../core/manifest_log.ts";
-import { decodeSnapshot, encodeSnapshot, SNAPSHOT_PREFIX } from "../core/snapshot.ts";
-import { HOST_CACHE_KEY, initStore, openStore, type Store } from "../core/store.ts";
+import type { ConfigSettings, ManifestStorage } from "../format/config.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
+import { EventBus } from "../store/events.ts";
+import { StoreIndex } from "../index/store_index.ts";
+import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
+import { MANIFEST_LOG_PREFIX } from "../format/manifest_log.ts";
+import { decodeSnapshot, encodeSnapshot, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { HOST_CACHE_KEY, initStore, openStore, type Store } from "../store/store.ts";
 import { body } from "../tests/data.ts";
 import {
   createMigrateIndexAgent,

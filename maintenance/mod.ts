@@ -102,4 +102,4 @@ export {
   type MigrateProblem,
   type MigrateStats,
 } from "./migrate_index.ts";
-export { LeaseHeldError, LeaseLostError } from "../core/lease.ts";
+export { LeaseHeldError, LeaseLostError } from "../store/lease.ts";

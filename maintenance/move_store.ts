@@ -53,19 +53,19 @@ import {
   descriptorChecksum,
   encodeDescriptor,
   MAX_DESCRIPTOR_BYTES,
-} from "../core/descriptor.ts";
+} from "../format/descriptor.ts";
 import {
   CapsaError,
   CorruptObjectError,
   InvalidArgumentError,
   NotFoundError,
   StoreCorruptedError,
-} from "../core/errors.ts";
-import type { EventBus } from "../core/events.ts";
-import { hashBytes } from "../core/hashing.ts";
-import { LEASE_KEY, readLease } from "../core/lease.ts";
-import { decodeSnapshot, SNAPSHOT_PREFIX } from "../core/snapshot.ts";
-import { MOVED_KEY, type Store } from "../core/store.ts";
+} from "../errors.ts";
+import type { EventBus } from "../store/events.ts";
+import { hashBytes } from "../format/hashing.ts";
+import { LEASE_KEY, readLease } from "../store/lease.ts";
+import { decodeSnapshot, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { MOVED_KEY, type Store } from "../store/store.ts";
 import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
 
 /** Configures the MoveStoreAgent. */
@@ -242,7 +242,7 @@ export class CopyMismatchError extends CapsaError {
 }
 
 const enc = new TextEncoder();
-const MAINTENANCE_PREFIX = "system.state/maintenance/";
+import { MAINTENANCE_PREFIX } from "../layout.ts";
 const DESCRIPTOR_KEYS: ReadonlySet<string> = new Set([DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY]);
 /** Re-listings of the source after the first copy pass, at most. */
 const MAX_EXTRA_PASSES = 5;
@@ -607,8 +607,8 @@ async function pool<T>(
  *
  * @example Moving a store from memory to another Location
  * ```ts
- * import { initStore, openStore } from "../core/store.ts";
- * import { EventBus } from "../core/events.ts";
+ * import { initStore, openStore } from "../store/store.ts";
+ * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * import { createMoveStoreAgent } from "./move_store.ts";
  *

@@ -11,18 +11,18 @@ import assert from "node:assert/strict";
 import type { Driver, ListOptions, ObjectInfo, PutOptions } from "../drivers/driver.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { openS3 } from "../drivers/s3.ts";
-import type { ConfigSettings } from "../core/config.ts";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../core/descriptor.ts";
+import { openS3 } from "../drivers/s3/driver.ts";
+import type { ConfigSettings } from "../format/config.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
 import {
   InvalidArgumentError,
   MaintenanceModeError,
   StoreMovedError,
   TransientError,
-} from "../core/errors.ts";
-import { type CapsaEvent, EventBus } from "../core/events.ts";
-import { acquireLease, LEASE_KEY } from "../core/lease.ts";
-import { initStore, MAINTENANCE_MODE_KEY, MOVED_KEY, openStore } from "../core/store.ts";
+} from "../errors.ts";
+import { type CapsaEvent, EventBus } from "../store/events.ts";
+import { acquireLease, LEASE_KEY } from "../store/lease.ts";
+import { initStore, MAINTENANCE_MODE_KEY, MOVED_KEY, openStore } from "../store/store.ts";
 import {
   localfsLocations,
   type LocationKind,

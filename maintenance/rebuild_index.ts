@@ -17,7 +17,7 @@ import {
   resolveCurrentConfig,
   type StoreConfig,
   writeCurrentPointer,
-} from "../core/config.ts";
+} from "../format/config.ts";
 import {
   decodeDescriptor,
   type Descriptor,
@@ -26,22 +26,22 @@ import {
   descriptorChecksum,
   HOST_DESCRIPTOR_KEY,
   MAX_DESCRIPTOR_BYTES,
-} from "../core/descriptor.ts";
-import { CorruptObjectError, InvalidArgumentError } from "../core/errors.ts";
-import type { EventBus } from "../core/events.ts";
-import { StoreIndex } from "../core/index.ts";
-import { readPackToc } from "../core/pack.ts";
-import { indexPacks, LOOSE_BLOB_PREFIX, PACK_PREFIX } from "../core/pack_indexer.ts";
+} from "../format/descriptor.ts";
+import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
+import type { EventBus } from "../store/events.ts";
+import { StoreIndex } from "../index/store_index.ts";
+import { readPackToc } from "../format/pack.ts";
+import { indexPacks, LOOSE_BLOB_PREFIX, PACK_PREFIX } from "../index/pack_indexer.ts";
 import {
   decodeSnapshot,
   encodeSnapshot,
   listSnapshots,
   loadNewestIndex,
   SNAPSHOT_PREFIX,
-} from "../core/snapshot.ts";
-import { HOST_CACHE_KEY, readDescriptorReplicas, type Store } from "../core/store.ts";
-import { UlidGenerator } from "../core/ulid.ts";
-import { descriptorFromKit, parseRecoveryKit } from "../kit/kit.ts";
+} from "../format/snapshot.ts";
+import { HOST_CACHE_KEY, readDescriptorReplicas, type Store } from "../store/store.ts";
+import { UlidGenerator } from "../format/ulid.ts";
+import { descriptorFromKit, parseRecoveryKit } from "../format/kit.ts";
 import {
   HostStorageRequiredError,
   type MaintenanceAgent,
@@ -269,7 +269,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
     }
     if (toWrite.length > 0) {
       await check();
-      const { encodeDescriptor } = await import("../core/descriptor.ts");
+      const { encodeDescriptor } = await import("../format/descriptor.ts");
       const bytes = encodeDescriptor(kit);
       // store.json last: it is what makes the Location a store.
       toWrite.sort((a, b) =>
@@ -447,8 +447,8 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
  *
  * @example Rebuilding the index of a store
  * ```ts
- * import { initStore } from "../core/store.ts";
- * import { EventBus } from "../core/events.ts";
+ * import { initStore } from "../store/store.ts";
+ * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * import { createRebuildIndexAgent } from "./rebuild_index.ts";
  *

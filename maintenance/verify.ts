@@ -24,20 +24,20 @@
  */
 
 import type { Driver } from "../drivers/driver.ts";
-import type { ManifestStorage } from "../core/config.ts";
+import type { ManifestStorage } from "../format/config.ts";
 import {
   CapsaError,
   CorruptObjectError,
   InvalidArgumentError,
   StoreCorruptedError,
-} from "../core/errors.ts";
-import type { EventBus } from "../core/events.ts";
-import { createHasher, type HashAlgorithm, hashBytes, isBlobId } from "../core/hashing.ts";
-import type { PackRecord, StoreIndex } from "../core/index.ts";
-import { type PackSource, type PackToc, readPackToc } from "../core/pack.ts";
-import { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey } from "../core/pack_indexer.ts";
-import type { Store } from "../core/store.ts";
-import { isUlid } from "../core/ulid.ts";
+} from "../errors.ts";
+import type { EventBus } from "../store/events.ts";
+import { createHasher, type HashAlgorithm, hashBytes, isBlobId } from "../format/hashing.ts";
+import type { PackRecord, StoreIndex } from "../index/store_index.ts";
+import { type PackSource, type PackToc, readPackToc } from "../format/pack.ts";
+import { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey } from "../index/pack_indexer.ts";
+import type { Store } from "../store/store.ts";
+import { isUlid } from "../format/ulid.ts";
 import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
 
 /**
@@ -672,8 +672,8 @@ class VerificationAgentImpl implements VerificationAgent {
  *
  * @example Verifying structure and data of a store
  * ```ts
- * import { initStore } from "../core/store.ts";
- * import { EventBus } from "../core/events.ts";
+ * import { initStore } from "../store/store.ts";
+ * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * import { createVerificationAgent } from "./verify.ts";
  *

@@ -3,7 +3,7 @@
  * rebuild, migrate and move tests to prove a store answers exactly as before.
  */
 
-import type { Store } from "../core/store.ts";
+import type { Store } from "../store/store.ts";
 
 /**
  * Lists every namespace page by page (small pages, to cross many cursors),

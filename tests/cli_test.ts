@@ -7,10 +7,10 @@
  */
 
 import assert from "node:assert/strict";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../core/descriptor.ts";
-import { acquireLease, readLease } from "../core/lease.ts";
-import { openStore } from "../core/store.ts";
-import { openLocalFs } from "../drivers/localfs.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
+import { acquireLease, readLease } from "../store/lease.ts";
+import { openStore } from "../store/store.ts";
+import { openLocalFs } from "../drivers/localfs/driver.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "./s3_server.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");

@@ -14,10 +14,10 @@
 import assert from "node:assert/strict";
 import { FaultyDriver, WRITE_METHODS } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
-import type { ConfigSettings } from "../core/config.ts";
-import { ArtifactNotFoundError } from "../core/errors.ts";
-import { initStore, openStore, type Store } from "../core/store.ts";
-import { DESCRIPTOR_KEY } from "../core/descriptor.ts";
+import type { ConfigSettings } from "../format/config.ts";
+import { ArtifactNotFoundError } from "../errors.ts";
+import { initStore, openStore, type Store } from "../store/store.ts";
+import { DESCRIPTOR_KEY } from "../format/descriptor.ts";
 import { body } from "./data.ts";
 
 type Objects = Map<string, Uint8Array>;

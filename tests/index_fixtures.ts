@@ -3,8 +3,8 @@
  */
 
 import assert from "node:assert/strict";
-import { loadSqlite } from "../core/_sqlite.ts";
-import { migrate, MIGRATIONS } from "../core/index_schema.ts";
+import { loadSqlite } from "../index/_sqlite.ts";
+import { migrate, MIGRATIONS } from "../index/schema.ts";
 
 /**
  * Rewrites a current (version 2) index database as capsa before schema 2

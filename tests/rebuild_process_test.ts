@@ -5,9 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { initStore, openStore } from "../core/store.ts";
-import { SNAPSHOT_PREFIX } from "../core/snapshot.ts";
-import { openLocalFs } from "../drivers/localfs.ts";
+import { initStore, openStore } from "../store/store.ts";
+import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { openLocalFs } from "../drivers/localfs/driver.ts";
 
 const FIXTURE = new URL("./fixtures/rebuild_process.ts", import.meta.url).pathname;
 const PACKS = 30;

@@ -9,14 +9,18 @@
 import assert from "node:assert/strict";
 import { MemoryDriver } from "../drivers/memory.ts";
 import type { LocationKind, TestLocation } from "./locations.ts";
-import type { ConfigSettings } from "../core/config.ts";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, HOST_DESCRIPTOR_KEY } from "../core/descriptor.ts";
-import { StoreCorruptedError } from "../core/errors.ts";
-import { type CapsaEvent, EventBus } from "../core/events.ts";
-import { acquireLease, LEASE_KEY, LeaseHeldError, LeaseLostError } from "../core/lease.ts";
-import { SNAPSHOT_PREFIX } from "../core/snapshot.ts";
-import { HOST_CACHE_KEY, initStore, openStore, type Store } from "../core/store.ts";
-import { RecoveryKitInvalidError } from "../kit/kit.ts";
+import type { ConfigSettings } from "../format/config.ts";
+import {
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  HOST_DESCRIPTOR_KEY,
+} from "../format/descriptor.ts";
+import { StoreCorruptedError } from "../errors.ts";
+import { type CapsaEvent, EventBus } from "../store/events.ts";
+import { acquireLease, LEASE_KEY, LeaseHeldError, LeaseLostError } from "../store/lease.ts";
+import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { HOST_CACHE_KEY, initStore, openStore, type Store } from "../store/store.ts";
+import { RecoveryKitInvalidError } from "../format/kit.ts";
 import {
   createRebuildIndexAgent,
   HostStorageRequiredError,

@@ -1,15 +1,15 @@
 /**
  * Store round trips written once and run on every kind of Location (memory,
  * localfs in `tests/store_scenarios_test.ts`; S3 in
- * `tests/s3_scenarios_test.ts`). `core/store_test.ts` goes deeper on memory,
+ * `tests/s3_scenarios_test.ts`). `store/store_test.ts` goes deeper on memory,
  * where a test can corrupt objects directly.
  */
 
 import assert from "node:assert/strict";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { ArtifactNotFoundError } from "../core/errors.ts";
-import { hashBytes } from "../core/hashing.ts";
-import { initStore, openStore, type Store } from "../core/store.ts";
+import { ArtifactNotFoundError } from "../errors.ts";
+import { hashBytes } from "../format/hashing.ts";
+import { initStore, openStore, type Store } from "../store/store.ts";
 import type { LocationKind, TestLocation } from "./locations.ts";
 import { body } from "./data.ts";
 

@@ -6,15 +6,15 @@
  */
 
 import assert from "node:assert/strict";
-import type { ConfigSettings } from "../core/config.ts";
-import { EventBus } from "../core/events.ts";
-import { hashBytes } from "../core/hashing.ts";
-import { acquireLease, LeaseHeldError } from "../core/lease.ts";
-import { looseBlobKey, packKey } from "../core/pack_indexer.ts";
-import { SNAPSHOT_PREFIX } from "../core/snapshot.ts";
-import { initStore, openStore, type Store } from "../core/store.ts";
+import type { ConfigSettings } from "../format/config.ts";
+import { EventBus } from "../store/events.ts";
+import { hashBytes } from "../format/hashing.ts";
+import { acquireLease, LeaseHeldError } from "../store/lease.ts";
+import { looseBlobKey, packKey } from "../index/pack_indexer.ts";
+import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { initStore, openStore, type Store } from "../store/store.ts";
 import { body } from "./data.ts";
-import { ulid } from "../core/ulid.ts";
+import { ulid } from "../format/ulid.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import {
   createRebuildIndexAgent,

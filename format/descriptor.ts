@@ -1,0 +1,932 @@
+/**
+ * The store descriptor (`store.json`): a store's identity and format.
+ *
+ * A descriptor names the store (`storeId`, `createdAt`) and fixes what every
+ * object in it depends on: the format version, the hash algorithm of blob ids,
+ * the content-defined chunking parameters (they decide where chunk boundaries
+ * fall, so changing them would stop deduplication against existing chunks)
+ * and, reserved for a later version, the encryption parameters. It never
+ * changes after `init`; tunables that may change live in the config history
+ * (`format/config.ts`).
+ *
+ * The descriptor is kept in several replicas ({@linkcode DESCRIPTOR_KEY},
+ * {@linkcode DESCRIPTOR_REPLICA_KEY}, and {@linkcode HOST_DESCRIPTOR_KEY} in
+ * the host directory when one is configured). Each replica is
+ * self-checksummed; {@linkcode reconcileDescriptors} decides, from what was
+ * read of every replica, which descriptor the store has and which replicas
+ * must be rewritten. The normative description is `docs/FORMAT.md (§6)`.
+ *
+ * @example Writing and reading back a descriptor
+ * ```ts
+ * import { createDescriptor, decodeDescriptor, DESCRIPTOR_KEY, encodeDescriptor } from "./descriptor.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ *
+ * const driver = new MemoryDriver();
+ * const descriptor = createDescriptor({ hash: "sha256" });
+ * await driver.put(DESCRIPTOR_KEY, encodeDescriptor(descriptor));
+ * const back = decodeDescriptor(DESCRIPTOR_KEY, await driver.get(DESCRIPTOR_KEY));
+ * console.log(back.storeId === descriptor.storeId); // true
+ * ```
+ *
+ * @module
+ */
+
+import { type ChunkingParams, DEFAULT_CHUNKING, validateChunkingParams } from "./chunker.ts";
+import {
+  DEFAULT_HASH_ALGORITHM,
+  HASH_ALGORITHMS,
+  type HashAlgorithm,
+  hashBytes,
+  isHashAlgorithm,
+} from "./hashing.ts";
+import {
+  CapsaError,
+  type CapsaErrorOptions,
+  CorruptObjectError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../errors.ts";
+import { decodeJsonObject, isPlainObject, shown } from "./_json.ts";
+
+// Re-exported so that this module's API is complete on its own.
+export { CapsaError, type CapsaErrorOptions, CorruptObjectError } from "../errors.ts";
+export type { ChunkingParams } from "./chunker.ts";
+export type { HashAlgorithm } from "./hashing.ts";
+
+/** The value of the `format` field of every descriptor. */
+export const DESCRIPTOR_FORMAT = "capsa-store";
+
+/** The descriptor format version this code writes. */
+export const DESCRIPTOR_FORMAT_VERSION = 1;
+
+/** Every descriptor format version this code reads. */
+export const KNOWN_DESCRIPTOR_FORMAT_VERSIONS: readonly number[] = [1];
+
+/** The largest descriptor accepted, in bytes; checked before anything is parsed. */
+export const MAX_DESCRIPTOR_BYTES: number = 64 * 1024;
+
+export { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, HOST_DESCRIPTOR_KEY } from "../layout.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../layout.ts";
+
+/** The replica keys inside the Location, in the order they are written. */
+export const LOCATION_DESCRIPTOR_KEYS: readonly string[] = [DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY];
+
+/** Argon2id parameters of the key that wraps the data key (reserved). */
+export interface KdfParams {
+  /** Always `"argon2id"`. */
+  readonly algorithm: "argon2id";
+  /** Memory cost in KiB; at least `8 × parallelism`, at most 4 GiB. */
+  readonly memoryKiB: number;
+  /** Time cost (passes), 1 to 64. */
+  readonly iterations: number;
+  /** Lanes, 1 to 64. */
+  readonly parallelism: number;
+  /** The salt, standard base64 with padding, 16 to 64 bytes. */
+  readonly salt: string;
+}
+
+/**
+ * Encryption parameters (reserved: this version creates and opens only
+ * unencrypted stores, but reads and validates the field so the format does
+ * not change when encryption lands).
+ */
+export interface EncryptionParams {
+  /** Always `"aes-256-gcm"`. */
+  readonly cipher: "aes-256-gcm";
+  /** How the wrapping key is derived from the passphrase. */
+  readonly kdf: KdfParams;
+  /**
+   * The 32-byte data key sealed with AES-256-GCM under the derived key:
+   * standard base64 of nonce (12 bytes) ‖ ciphertext (32) ‖ tag (16) = 60 bytes.
+   */
+  readonly wrappedKey: string;
+}
+
+/** A store descriptor, as held in memory (the `checksum` exists only in the encoding). */
+export interface Descriptor {
+  /** Always {@linkcode DESCRIPTOR_FORMAT}. */
+  readonly format: "capsa-store";
+  /** The format version; this code knows {@linkcode KNOWN_DESCRIPTOR_FORMAT_VERSIONS}. */
+  readonly formatVersion: 1;
+  /** 32 lowercase hex digits: 128 random bits. */
+  readonly storeId: string;
+  /** When the store was created: ISO 8601 UTC with milliseconds (`toISOString()`). */
+  readonly createdAt: string;
+  /** The hash algorithm of blob ids (`format/hashing.ts`). */
+  readonly hash: HashAlgorithm;
+  /**
+   * The content-defined chunking parameters (`format/chunker.ts`). They belong
+   * here, not in the config: they decide where chunk boundaries fall, so
+   * changing them would stop deduplication against every existing chunk.
+   */
+  readonly chunking: ChunkingParams;
+  /** `null` for an unencrypted store. */
+  readonly encryption: EncryptionParams | null;
+}
+
+/**
+ * An object of a format version this code does not know (a newer capsa wrote
+ * it). It is a {@linkcode CorruptObjectError} for callers that only ask "can I
+ * use this?", but has its own code, `"unsupported_format_version"`, because
+ * the remedy differs: upgrade capsa, never overwrite the object.
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedFormatVersionError } from "./descriptor.ts";
+ * const e = new UnsupportedFormatVersionError("store.json", 2, [1]);
+ * console.log(e.code, e.found, e.known); // "unsupported_format_version" 2 [1]
+ * ```
+ */
+export class UnsupportedFormatVersionError extends CorruptObjectError {
+  /** The stable code. */
+  override readonly code: string = "unsupported_format_version";
+  /** The version found in the object. */
+  readonly found: number;
+  /** The versions this code reads. */
+  readonly known: readonly number[];
+  /**
+   * Makes the error for an object of an unknown format version.
+   *
+   * @param key The object's key.
+   * @param found The version found.
+   * @param known The versions this code reads.
+   */
+  constructor(key: string, found: number, known: readonly number[]) {
+    super(
+      key,
+      `unknown formatVersion ${found} (this version of capsa reads ${known.join(", ")}); ` +
+        "upgrade capsa to open it",
+    );
+    // Not "is corrupt": the object may be perfectly sound, only newer than this code.
+    this.message = `"${key}" is of an unknown format version ${found} ` +
+      `(this version of capsa reads ${known.join(", ")}); upgrade capsa to open it`;
+    this.found = found;
+    this.known = known;
+  }
+}
+
+/** One good replica group in a {@linkcode DescriptorConflictError}. */
+export interface DescriptorCandidate {
+  /** The replicas holding this descriptor. */
+  readonly where: readonly string[];
+  /** Its store id. */
+  readonly storeId: string;
+  /** Its checksum (`sha256:…`). */
+  readonly checksum: string;
+}
+
+/**
+ * Valid descriptor replicas disagree and no descriptor is held by a strict
+ * majority of them: capsa refuses to guess which store this is.
+ *
+ * @example
+ * ```ts
+ * import { DescriptorConflictError } from "./descriptor.ts";
+ * const e = new DescriptorConflictError([
+ *   { where: ["store.json"], storeId: "a".repeat(32), checksum: "sha256:" + "1".repeat(64) },
+ *   { where: ["system.state/descriptor/store.json"], storeId: "b".repeat(32), checksum: "sha256:" + "2".repeat(64) },
+ * ]);
+ * console.log(e.code); // "descriptor_conflict"
+ * ```
+ */
+export class DescriptorConflictError extends CapsaError {
+  /** The disagreeing descriptors, each with the replicas holding it. */
+  readonly candidates: readonly DescriptorCandidate[];
+  /**
+   * Makes the error listing the disagreeing descriptors.
+   *
+   * @param candidates The disagreeing descriptors.
+   * @param options The cause, if any.
+   */
+  constructor(candidates: readonly DescriptorCandidate[], options: CapsaErrorOptions = {}) {
+    const listed = candidates
+      .map((c) =>
+        `${c.where.join(" and ")} hold${
+          c.where.length === 1 ? "s" : ""
+        } store ${c.storeId} (${c.checksum})`
+      )
+      .join("; ");
+    super(
+      "descriptor_conflict",
+      `descriptor replicas disagree with no majority: ${listed}; ` +
+        "restore the right descriptor from the store's Recovery Kit (capsa rebuild LOCATION --kit FILE)",
+      false,
+      options,
+    );
+    this.candidates = candidates;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Canonical JSON and checksums
+
+const encoder = new TextEncoder();
+
+function hex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+/**
+ * Serializes a JSON value canonically: object keys sorted by UTF-16 code
+ * units at every level, no whitespace, strings and numbers as
+ * `JSON.stringify` writes them (the subset of RFC 8785 that capsa's formats
+ * use). Properties whose value is `undefined` are left out, as in JSON.
+ *
+ * @param value A JSON value: `null`, a boolean, a finite number, a string, an
+ *   array or a plain object of those.
+ * @returns The canonical text.
+ * @throws {InvalidArgumentError} for anything JSON cannot represent.
+ *
+ * @example Key order does not matter
+ * ```ts
+ * import { canonicalJson } from "./descriptor.ts";
+ * console.log(canonicalJson({ b: 1, a: [true, null] })); // {"a":[true,null],"b":1}
+ * ```
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === "boolean" || typeof value === "string") {
+    return JSON.stringify(value);
+  }
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) {
+      throw new InvalidArgumentError(`canonicalJson: ${value} is not JSON`);
+    }
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(",")}]`;
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+  }
+  throw new InvalidArgumentError(`canonicalJson: a ${typeof value} is not JSON`);
+}
+
+/**
+ * The checksum capsa's self-checksummed JSON objects carry: `sha256:` and the
+ * lowercase hex SHA-256 of the UTF-8 bytes of {@linkcode canonicalJson}.
+ *
+ * @param value The object without its `checksum` field.
+ * @returns `sha256:` followed by 64 hex digits.
+ *
+ * @example
+ * ```ts
+ * import { canonicalChecksum } from "./descriptor.ts";
+ * console.log(canonicalChecksum({ a: 1 }) === canonicalChecksum({ a: 1 })); // true
+ * ```
+ */
+export function canonicalChecksum(value: unknown): string {
+  return `sha256:${hashBytes("sha256", encoder.encode(canonicalJson(value)))}`;
+}
+
+/** The syntax of every `checksum` field. */
+const CHECKSUM_PATTERN = /^sha256:[0-9a-f]{64}$/;
+
+// ---------------------------------------------------------------------------
+// Field validation (shared by decode, encode, create and the Recovery Kit)
+
+/**
+ * Checks that `obj` has exactly the fields `fields`.
+ * @returns The first problem, or `undefined`.
+ */
+function fieldSetProblem(
+  obj: Record<string, unknown>,
+  fields: readonly string[],
+  path: string,
+): string | undefined {
+  for (const f of fields) if (!Object.hasOwn(obj, f)) return `missing field "${path}${f}"`;
+  for (const k of Object.keys(obj)) {
+    if (!fields.includes(k)) return `unknown field "${path}${k}"`;
+  }
+  return undefined;
+}
+
+function intProblem(value: unknown, name: string, min: number, max: number): string | undefined {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    return `"${name}" must be an integer, got ${shown(value)}`;
+  }
+  if (value < min || value > max) return `"${name}" must be in [${min}, ${max}], got ${value}`;
+  return undefined;
+}
+
+const STORE_ID_PATTERN = /^[0-9a-f]{32}$/;
+const TIMESTAMP_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * Tells whether `value` is a well-formed store id: 32 lowercase hex digits.
+ *
+ * @param value Anything.
+ * @returns `true` for a store id.
+ *
+ * @example
+ * ```ts
+ * import { isStoreId } from "./descriptor.ts";
+ * console.log(isStoreId("0123456789abcdef0123456789abcdef"), isStoreId("ABC")); // true false
+ * ```
+ */
+export function isStoreId(value: unknown): value is string {
+  return typeof value === "string" && STORE_ID_PATTERN.test(value);
+}
+
+/**
+ * Tells whether `value` is a timestamp as capsa writes them: ISO 8601 UTC
+ * with milliseconds, exactly as `Date.prototype.toISOString()` prints a real
+ * date (so `2026-02-30T…` is refused).
+ *
+ * @param value Anything.
+ * @returns `true` for a well-formed, real timestamp.
+ *
+ * @example
+ * ```ts
+ * import { isTimestamp } from "./descriptor.ts";
+ * console.log(isTimestamp("2026-05-10T12:00:00.000Z"), isTimestamp("2026-05-10")); // true false
+ * ```
+ */
+export function isTimestamp(value: unknown): value is string {
+  if (typeof value !== "string" || !TIMESTAMP_PATTERN.test(value)) return false;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) && new Date(ms).toISOString() === value;
+}
+
+/**
+ * The first problem of a chunking object, or `undefined`: its shape is
+ * checked here, its values by the chunker's own rules
+ * ({@linkcode validateChunkingParams}), so the two can never disagree.
+ */
+function chunkingProblem(value: unknown, path: string): string | undefined {
+  if (!isPlainObject(value)) return `"${path}" must be an object, got ${shown(value)}`;
+  const fields = fieldSetProblem(value, ["min", "avg", "max"], `${path}.`);
+  if (fields !== undefined) return fields;
+  for (const f of ["min", "avg", "max"]) {
+    const v = value[f];
+    if (typeof v !== "number" || !Number.isSafeInteger(v)) {
+      return `"${path}.${f}" must be an integer, got ${shown(v)}`;
+    }
+  }
+  try {
+    validateChunkingParams(value as unknown as ChunkingParams);
+  } catch (e) {
+    return `"${path}" is invalid: ${(e as Error).message}`;
+  }
+  return undefined;
+}
+
+const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function base64Length(text: string): number {
+  const pad = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  return (text.length / 4) * 3 - pad;
+}
+
+/** The exact length of a wrapped data key: nonce 12 + key 32 + tag 16. */
+const WRAPPED_KEY_BYTES = 60;
+
+function encryptionProblem(value: unknown): string | undefined {
+  if (value === null) return undefined;
+  if (!isPlainObject(value)) return `"encryption" must be null or an object, got ${shown(value)}`;
+  const fields = fieldSetProblem(value, ["cipher", "kdf", "wrappedKey"], "encryption.");
+  if (fields !== undefined) return fields;
+  if (value.cipher !== "aes-256-gcm") {
+    return `"encryption.cipher" must be "aes-256-gcm", got ${shown(value.cipher)}`;
+  }
+  const kdf = value.kdf;
+  if (!isPlainObject(kdf)) return `"encryption.kdf" must be an object, got ${shown(kdf)}`;
+  const kdfFields = fieldSetProblem(
+    kdf,
+    ["algorithm", "memoryKiB", "iterations", "parallelism", "salt"],
+    "encryption.kdf.",
+  );
+  if (kdfFields !== undefined) return kdfFields;
+  if (kdf.algorithm !== "argon2id") {
+    return `"encryption.kdf.algorithm" must be "argon2id", got ${shown(kdf.algorithm)}`;
+  }
+  const p = intProblem(kdf.parallelism, "encryption.kdf.parallelism", 1, 64) ??
+    intProblem(kdf.iterations, "encryption.kdf.iterations", 1, 64) ??
+    intProblem(kdf.memoryKiB, "encryption.kdf.memoryKiB", 8, 4 * 1024 * 1024);
+  if (p !== undefined) return p;
+  if ((kdf.memoryKiB as number) < 8 * (kdf.parallelism as number)) {
+    return `"encryption.kdf.memoryKiB" must be at least 8 × parallelism`;
+  }
+  if (typeof kdf.salt !== "string" || !BASE64_PATTERN.test(kdf.salt)) {
+    return `"encryption.kdf.salt" must be standard base64, got ${shown(kdf.salt)}`;
+  }
+  const saltBytes = base64Length(kdf.salt);
+  if (saltBytes < 16 || saltBytes > 64) {
+    return `"encryption.kdf.salt" must hold 16 to 64 bytes, got ${saltBytes}`;
+  }
+  if (
+    typeof value.wrappedKey !== "string" || !BASE64_PATTERN.test(value.wrappedKey) ||
+    base64Length(value.wrappedKey) !== WRAPPED_KEY_BYTES
+  ) {
+    return `"encryption.wrappedKey" must be standard base64 of ${WRAPPED_KEY_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+const DESCRIPTOR_FIELDS = [
+  "format",
+  "formatVersion",
+  "storeId",
+  "createdAt",
+  "hash",
+  "chunking",
+  "encryption",
+] as const;
+
+/**
+ * The first problem of a descriptor object (without `checksum`), or
+ * `undefined`. `format` and `formatVersion` are checked too, so the function
+ * stands alone.
+ */
+function descriptorProblem(value: unknown): string | undefined {
+  if (!isPlainObject(value)) return `a descriptor must be a JSON object, got ${shown(value)}`;
+  const fields = fieldSetProblem(value, DESCRIPTOR_FIELDS, "");
+  if (fields !== undefined) return fields;
+  if (value.format !== DESCRIPTOR_FORMAT) {
+    return `"format" must be "${DESCRIPTOR_FORMAT}", got ${shown(value.format)}`;
+  }
+  if (value.formatVersion !== DESCRIPTOR_FORMAT_VERSION) {
+    return `"formatVersion" must be ${DESCRIPTOR_FORMAT_VERSION}, got ${
+      shown(value.formatVersion)
+    }`;
+  }
+  if (!isStoreId(value.storeId)) {
+    return `"storeId" must be 32 lowercase hex digits, got ${shown(value.storeId)}`;
+  }
+  if (!isTimestamp(value.createdAt)) {
+    return `"createdAt" must be an ISO 8601 UTC timestamp with milliseconds, got ${
+      shown(value.createdAt)
+    }`;
+  }
+  if (!isHashAlgorithm(value.hash)) {
+    return `"hash" must be one of ${HASH_ALGORITHMS.join(", ")}, got ${shown(value.hash)}`;
+  }
+  return chunkingProblem(value.chunking, "chunking") ?? encryptionProblem(value.encryption);
+}
+
+/** A fresh, plain copy of a validated descriptor, fields in their documented order. */
+function copyDescriptor(d: Descriptor): Descriptor {
+  const e = d.encryption;
+  return {
+    format: DESCRIPTOR_FORMAT,
+    formatVersion: DESCRIPTOR_FORMAT_VERSION,
+    storeId: d.storeId,
+    createdAt: d.createdAt,
+    hash: d.hash,
+    chunking: { min: d.chunking.min, avg: d.chunking.avg, max: d.chunking.max },
+    encryption: e === null ? null : {
+      cipher: e.cipher,
+      kdf: {
+        algorithm: e.kdf.algorithm,
+        memoryKiB: e.kdf.memoryKiB,
+        iterations: e.kdf.iterations,
+        parallelism: e.kdf.parallelism,
+        salt: e.kdf.salt,
+      },
+      wrappedKey: e.wrappedKey,
+    },
+  };
+}
+
+/**
+ * Checks every field of a descriptor (types, ranges, the chunking rules of
+ * {@linkcode validateChunkingParams}, the reserved encryption layout) and
+ * that it has no other field.
+ *
+ * @param descriptor The descriptor to check.
+ * @throws {InvalidArgumentError} naming the first problem.
+ *
+ * @example
+ * ```ts
+ * import { createDescriptor, validateDescriptor } from "./descriptor.ts";
+ * validateDescriptor(createDescriptor()); // fine
+ * ```
+ */
+export function validateDescriptor(descriptor: Descriptor): void {
+  const problem = descriptorProblem(descriptor);
+  if (problem !== undefined) throw new InvalidArgumentError(`invalid descriptor: ${problem}`);
+}
+
+// ---------------------------------------------------------------------------
+// Creating, encoding, decoding
+
+/**
+ * Makes a new random store id: 128 bits from the platform's CSPRNG, as 32
+ * lowercase hex digits. (Not a ULID: nothing orders store ids, and the
+ * creation time has its own field.)
+ *
+ * @returns A new store id.
+ *
+ * @example
+ * ```ts
+ * import { isStoreId, newStoreId } from "./descriptor.ts";
+ * console.log(isStoreId(newStoreId())); // true
+ * ```
+ */
+export function newStoreId(): string {
+  return hex(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/** Options of {@linkcode createDescriptor}. */
+export interface CreateDescriptorOptions {
+  /** The store id (default: {@linkcode newStoreId}). */
+  storeId?: string;
+  /** The hash algorithm of blob ids (default `"blake3"`). */
+  hash?: HashAlgorithm;
+  /** The chunking parameters (default {@linkcode DEFAULT_CHUNKING}). */
+  chunking?: ChunkingParams;
+  /** The clock giving `createdAt`, in ms since the epoch (default `Date.now`). */
+  clock?: () => number;
+}
+
+/**
+ * Makes the descriptor of a new, unencrypted store.
+ *
+ * @param options Store id, hash, chunking and clock; each has a default.
+ * @returns A validated descriptor.
+ * @throws {InvalidArgumentError} when an option is invalid.
+ *
+ * @example A store hashing with SHA-256 and small chunks
+ * ```ts
+ * import { createDescriptor } from "./descriptor.ts";
+ * const d = createDescriptor({ hash: "sha256", chunking: { min: 2048, avg: 8192, max: 65536 } });
+ * console.log(d.format, d.formatVersion, d.hash); // "capsa-store" 1 "sha256"
+ * ```
+ */
+export function createDescriptor(options: CreateDescriptorOptions = {}): Descriptor {
+  const now = (options.clock ?? Date.now)();
+  if (!Number.isFinite(now)) throw new InvalidArgumentError(`the clock returned ${now}`);
+  const descriptor: Descriptor = {
+    format: DESCRIPTOR_FORMAT,
+    formatVersion: DESCRIPTOR_FORMAT_VERSION,
+    storeId: options.storeId ?? newStoreId(),
+    createdAt: new Date(now).toISOString(),
+    hash: options.hash ?? DEFAULT_HASH_ALGORITHM,
+    chunking: options.chunking ?? DEFAULT_CHUNKING,
+    encryption: null,
+  };
+  validateDescriptor(descriptor);
+  return copyDescriptor(descriptor);
+}
+
+/**
+ * The checksum of a descriptor: {@linkcode canonicalChecksum} of its fields.
+ * It is the `checksum` field of `store.json` and the `checksum` line of the
+ * Recovery Kit.
+ *
+ * @param descriptor The descriptor.
+ * @returns `sha256:` followed by 64 hex digits.
+ * @throws {InvalidArgumentError} when the descriptor is invalid.
+ *
+ * @example
+ * ```ts
+ * import { createDescriptor, descriptorChecksum } from "./descriptor.ts";
+ * console.log(descriptorChecksum(createDescriptor()).startsWith("sha256:")); // true
+ * ```
+ */
+export function descriptorChecksum(descriptor: Descriptor): string {
+  validateDescriptor(descriptor);
+  return canonicalChecksum(copyDescriptor(descriptor));
+}
+
+/**
+ * Encodes a descriptor as `store.json`: UTF-8 JSON, two-space indented,
+ * fields in the documented order followed by `checksum`, ending with a
+ * newline. Equal descriptors encode to equal bytes.
+ *
+ * @param descriptor The descriptor to encode.
+ * @returns The bytes to store in every replica.
+ * @throws {InvalidArgumentError} when the descriptor is invalid (nothing
+ *   unreadable is ever written).
+ *
+ * @example
+ * ```ts
+ * import { createDescriptor, encodeDescriptor } from "./descriptor.ts";
+ * const text = new TextDecoder().decode(encodeDescriptor(createDescriptor()));
+ * console.log(text.endsWith("\n"), JSON.parse(text).format); // true "capsa-store"
+ * ```
+ */
+export function encodeDescriptor(descriptor: Descriptor): Uint8Array {
+  validateDescriptor(descriptor);
+  const body = copyDescriptor(descriptor);
+  const withChecksum = { ...body, checksum: canonicalChecksum(body) };
+  return encoder.encode(JSON.stringify(withChecksum, null, 2) + "\n");
+}
+
+/**
+ * Decodes and checks one descriptor replica. The size is bounded before
+ * anything is parsed; then the text must be UTF-8 JSON, an object whose
+ * `format` is `"capsa-store"`, of a known `formatVersion`, whose `checksum`
+ * matches its other fields, with every field present, well-typed and in
+ * range, and no unknown field.
+ *
+ * @param key The replica's key, named in errors.
+ * @param bytes The replica's bytes.
+ * @returns The descriptor.
+ * @throws {UnsupportedFormatVersionError} (a {@linkcode CorruptObjectError})
+ *   for a format version this code does not know.
+ * @throws {CorruptObjectError} for anything else wrong, with the reason.
+ *
+ * @example Detecting a flipped byte
+ * ```ts
+ * import { createDescriptor, decodeDescriptor, encodeDescriptor } from "./descriptor.ts";
+ * import { CorruptObjectError } from "../errors.ts";
+ *
+ * const bytes = encodeDescriptor(createDescriptor({ hash: "blake3" }));
+ * const text = new TextDecoder().decode(bytes).replace('"blake3"', '"sha256"');
+ * try {
+ *   decodeDescriptor("store.json", new TextEncoder().encode(text));
+ * } catch (e) {
+ *   console.log(e instanceof CorruptObjectError, (e as CorruptObjectError).reason);
+ * }
+ * ```
+ */
+export function decodeDescriptor(key: string, bytes: Uint8Array): Descriptor {
+  const corrupt = (reason: string, cause?: unknown) =>
+    new CorruptObjectError(key, reason, cause === undefined ? {} : { cause });
+  const parsed = decodeJsonObject(key, bytes, { max: MAX_DESCRIPTOR_BYTES, noun: "descriptor" });
+  if (parsed.format !== DESCRIPTOR_FORMAT) {
+    throw corrupt(
+      `not a capsa store descriptor: "format" is ${
+        shown(parsed.format)
+      }, expected "${DESCRIPTOR_FORMAT}"`,
+    );
+  }
+  const version = parsed.formatVersion;
+  if (typeof version !== "number" || !Number.isSafeInteger(version)) {
+    throw corrupt(`"formatVersion" must be an integer, got ${shown(version)}`);
+  }
+  if (!KNOWN_DESCRIPTOR_FORMAT_VERSIONS.includes(version)) {
+    throw new UnsupportedFormatVersionError(key, version, KNOWN_DESCRIPTOR_FORMAT_VERSIONS);
+  }
+  const { checksum, ...rest } = parsed;
+  if (checksum === undefined) throw corrupt(`missing field "checksum"`);
+  if (typeof checksum !== "string" || !CHECKSUM_PATTERN.test(checksum)) {
+    throw corrupt(
+      `"checksum" must be "sha256:" and 64 lowercase hex digits, got ${shown(checksum)}`,
+    );
+  }
+  const computed = canonicalChecksum(rest);
+  if (computed !== checksum) {
+    throw corrupt(`checksum mismatch: stored ${checksum}, computed ${computed}`);
+  }
+  const problem = descriptorProblem(rest);
+  if (problem !== undefined) throw corrupt(problem);
+  return copyDescriptor(rest as unknown as Descriptor);
+}
+
+// ---------------------------------------------------------------------------
+// Replicas and their reconciliation
+
+/** What was read of one descriptor replica: a descriptor, or the error reading it raised. */
+export interface DescriptorReading {
+  /** Which replica (a label chosen by the caller, e.g. its key). */
+  readonly where: string;
+  /**
+   * The decoded descriptor, or the error: {@linkcode NotFoundError} means
+   * missing, {@linkcode CorruptObjectError} corrupt,
+   * {@linkcode UnsupportedFormatVersionError} written by a newer capsa, any
+   * other error unreadable (state unknown).
+   */
+  readonly result: Descriptor | Error;
+}
+
+/**
+ * What {@linkcode readDescriptorReplica} needs of a driver: a ranged read.
+ * Every `Driver` (`drivers/driver.ts`) is one.
+ */
+export interface RangeReader {
+  /**
+   * Reads `length` bytes from `offset`, clipped at the end of the object;
+   * throws `NotFoundError` for a missing object.
+   *
+   * @param key The object's key.
+   * @param offset Where to start.
+   * @param length How many bytes at most.
+   * @returns The bytes read.
+   */
+  getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** Options of {@linkcode readDescriptorReplica}. */
+export interface ReadDescriptorReplicaOptions {
+  /** The label of the reading (default: the key). */
+  where?: string;
+}
+
+/**
+ * Reads and decodes one descriptor replica, never throwing: any error is
+ * returned in the reading for {@linkcode reconcileDescriptors} to classify.
+ * At most {@linkcode MAX_DESCRIPTOR_BYTES} + 1 bytes are read, so an oversize
+ * object costs no more than that.
+ *
+ * @param driver The driver of the Location (or of the host directory).
+ * @param key The replica's key.
+ * @param options The label of the reading.
+ * @returns The reading.
+ *
+ * @example
+ * ```ts
+ * import { DESCRIPTOR_KEY, readDescriptorReplica } from "./descriptor.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ * const reading = await readDescriptorReplica(new MemoryDriver(), DESCRIPTOR_KEY);
+ * console.log(reading.result instanceof Error); // true: NotFoundError
+ * ```
+ */
+export async function readDescriptorReplica(
+  driver: RangeReader,
+  key: string,
+  options: ReadDescriptorReplicaOptions = {},
+): Promise<DescriptorReading> {
+  const where = options.where ?? key;
+  try {
+    const bytes = await driver.getRange(key, 0, MAX_DESCRIPTOR_BYTES + 1);
+    return { where, result: decodeDescriptor(key, bytes) };
+  } catch (e) {
+    return { where, result: e instanceof Error ? e : new Error(String(e)) };
+  }
+}
+
+/** The store state a reconciliation leads to (the `Ready`/`Degraded`/`Corrupted` of DESIGN §5). */
+export type DescriptorState = "Ready" | "Degraded" | "Corrupted";
+
+/**
+ * What is wrong with one replica:
+ * - `missing`: it does not exist ({@linkcode NotFoundError}); healed.
+ * - `corrupt`: it exists but fails to decode; healed.
+ * - `differs`: valid, of the same store, but not the majority's descriptor; healed.
+ * - `foreign`: valid but of another store (another store id); **not** healed:
+ *   it suggests a misconfiguration (a host directory shared by two stores)
+ *   that overwriting would hide.
+ * - `unsupported`: of a newer format version; **not** healed (that would
+ *   downgrade it).
+ * - `unreadable`: reading failed for another reason (I/O, permissions): its
+ *   content is unknown; **not** healed.
+ */
+export type ReplicaProblemKind =
+  | "missing"
+  | "corrupt"
+  | "differs"
+  | "foreign"
+  | "unsupported"
+  | "unreadable";
+
+/** One problem found by {@linkcode reconcileDescriptors}. */
+export interface ReplicaProblem {
+  /** The replica concerned. */
+  readonly where: string;
+  /** What kind of problem. */
+  readonly kind: ReplicaProblemKind;
+  /** A one-line explanation. */
+  readonly detail: string;
+  /** The error read from the replica, when there was one. */
+  readonly error?: Error;
+}
+
+/** The outcome of {@linkcode reconcileDescriptors}. */
+export interface Reconciliation {
+  /** The store's descriptor; `undefined` when the state is `Corrupted`. */
+  readonly descriptor: Descriptor | undefined;
+  /** `Ready`, `Degraded` or `Corrupted`. */
+  readonly state: DescriptorState;
+  /**
+   * The replicas to rewrite with `descriptor` (missing, corrupt or differing
+   * ones), in the order given. Empty when the state is `Corrupted`.
+   */
+  readonly toHeal: readonly string[];
+  /** Every problem, one per replica concerned, in the order given. */
+  readonly problems: readonly ReplicaProblem[];
+}
+
+/**
+ * Decides which descriptor a store has from what was read of each of its
+ * replicas, by these rules:
+ *
+ * 1. Valid replicas are grouped by content (their checksum). The group held by
+ *    strictly more replicas than any other wins; if two groups tie, it throws
+ *    {@linkcode DescriptorConflictError} rather than guess.
+ * 2. With a winner: `Ready` if every replica is valid and in the winning
+ *    group, else `Degraded`. Missing, corrupt and differing replicas are
+ *    listed in `toHeal`; unreadable, newer-format and foreign ones never are.
+ * 3. With no valid replica: if any replica was of a newer format version it
+ *    throws that {@linkcode UnsupportedFormatVersionError}; else if any was
+ *    unreadable it throws that error (an I/O failure means unknown, never
+ *    absent); else (all missing or corrupt) the state is `Corrupted`.
+ *
+ * The function is pure: it reads and writes nothing.
+ *
+ * @param readings One reading per replica, each with a distinct `where`.
+ * @returns The descriptor, the state, the replicas to heal and the problems.
+ * @throws {DescriptorConflictError} when valid replicas disagree with no majority.
+ * @throws {InvalidArgumentError} when `readings` is empty or names a replica twice.
+ *
+ * @example One replica lost
+ * ```ts
+ * import { createDescriptor, reconcileDescriptors } from "./descriptor.ts";
+ * import { NotFoundError } from "../errors.ts";
+ *
+ * const d = createDescriptor();
+ * const r = reconcileDescriptors([
+ *   { where: "store.json", result: d },
+ *   { where: "system.state/descriptor/store.json", result: new NotFoundError("system.state/descriptor/store.json") },
+ * ]);
+ * console.log(r.state, r.toHeal); // "Degraded" ["system.state/descriptor/store.json"]
+ * ```
+ */
+export function reconcileDescriptors(readings: readonly DescriptorReading[]): Reconciliation {
+  if (readings.length === 0) {
+    throw new InvalidArgumentError("reconcileDescriptors() needs at least one reading");
+  }
+  const seen = new Set<string>();
+  for (const r of readings) {
+    if (seen.has(r.where)) {
+      throw new InvalidArgumentError(`reconcileDescriptors(): replica "${r.where}" given twice`);
+    }
+    seen.add(r.where);
+  }
+
+  // Group the valid replicas by content, keeping first-seen order.
+  const groups = new Map<string, { descriptor: Descriptor; where: string[] }>();
+  for (const { where, result } of readings) {
+    if (result instanceof Error) continue;
+    const sum = descriptorChecksum(result);
+    const group = groups.get(sum);
+    if (group === undefined) groups.set(sum, { descriptor: result, where: [where] });
+    else group.where.push(where);
+  }
+
+  const problems: ReplicaProblem[] = [];
+  const errorProblem = (where: string, error: Error): ReplicaProblem => {
+    if (error instanceof NotFoundError) {
+      return { where, kind: "missing", detail: "the replica does not exist", error };
+    }
+    if (error instanceof UnsupportedFormatVersionError) {
+      return { where, kind: "unsupported", detail: error.reason, error };
+    }
+    if (error instanceof CorruptObjectError) {
+      return { where, kind: "corrupt", detail: error.reason, error };
+    }
+    return {
+      where,
+      kind: "unreadable",
+      detail: `could not be read (${error.message}); its content is unknown`,
+      error,
+    };
+  };
+
+  if (groups.size === 0) {
+    for (const { where, result } of readings) problems.push(errorProblem(where, result as Error));
+    const unsupported = problems.find((p) => p.kind === "unsupported");
+    if (unsupported?.error !== undefined) throw unsupported.error;
+    const unreadable = problems.find((p) => p.kind === "unreadable");
+    if (unreadable?.error !== undefined) throw unreadable.error;
+    return { descriptor: undefined, state: "Corrupted", toHeal: [], problems };
+  }
+
+  const ranked = [...groups.entries()].sort((a, b) => b[1].where.length - a[1].where.length);
+  const [winnerSum, winner] = ranked[0]!;
+  const runnerUp = ranked[1];
+  if (runnerUp !== undefined && runnerUp[1].where.length === winner.where.length) {
+    throw new DescriptorConflictError(
+      [...groups.entries()].map(([checksum, g]) => ({
+        where: g.where,
+        storeId: g.descriptor.storeId,
+        checksum,
+      })),
+    );
+  }
+
+  const toHeal: string[] = [];
+  for (const { where, result } of readings) {
+    if (result instanceof Error) {
+      const problem = errorProblem(where, result);
+      problems.push(problem);
+      if (problem.kind === "missing" || problem.kind === "corrupt") toHeal.push(where);
+      continue;
+    }
+    const sum = descriptorChecksum(result);
+    if (sum === winnerSum) continue;
+    if (result.storeId !== winner.descriptor.storeId) {
+      problems.push({
+        where,
+        kind: "foreign",
+        detail: `holds the descriptor of another store (${result.storeId}, not ` +
+          `${winner.descriptor.storeId}); left as is: check that it belongs to this store`,
+      });
+    } else {
+      problems.push({
+        where,
+        kind: "differs",
+        detail: `holds a different descriptor of this store (${sum}, majority ${winnerSum})`,
+      });
+      toHeal.push(where);
+    }
+  }
+  return {
+    descriptor: copyDescriptor(winner.descriptor),
+    state: problems.length === 0 ? "Ready" : "Degraded",
+    toHeal,
+    problems,
+  };
+}

@@ -1,0 +1,929 @@
+/**
+ * Pack volumes: the unit of commit. A pack holds blob bodies back to back,
+ * then its table of contents (TOC) — every blob's id, kind, offset and
+ * lengths, and the manifests committed with the pack — then a fixed-size
+ * trailer that locates and checksums the TOC.
+ *
+ * ```
+ * offset 0            header (16 bytes): magic "CAPSAPAK", format version
+ * 16                  blob bodies, back to back
+ * tocOffset           TOC (tocLength bytes)
+ * size - 64           trailer (64 bytes): magic "CAPSATOC", version, cipher,
+ *                     tocOffset, tocLength, SHA-256 checksum
+ * ```
+ *
+ * The byte-exact layout and the rules readers and writers follow are in
+ * `docs/FORMAT.md (§5)`. Every multi-byte integer is little-endian. Reading
+ * a TOC costs one ranged read of the pack's tail when the tail covers the TOC,
+ * two otherwise; every length read from a pack is bounded before anything is
+ * allocated from it, and anything malformed is a {@linkcode CorruptObjectError}
+ * naming the pack and the reason.
+ *
+ * @example Writing a pack and reading its TOC back
+ * ```ts
+ * import { hashBytes } from "./hashing.ts";
+ * import { PackWriter, readPackToc } from "./pack.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ *
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const bytes = new TextEncoder().encode("a blob body");
+ * const writer = new PackWriter({
+ *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3",
+ * });
+ * writer.addBlob({ id: hashBytes("blake3", bytes), kind: "regular", bytes });
+ * const driver = new MemoryDriver();
+ * await driver.put("packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", writer.finish());
+ *
+ * const toc = await readPackToc(driver, "packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", { storeId });
+ * console.log(toc.blobs[0]?.offset, toc.blobs[0]?.storedLength); // 16 11
+ * ```
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
+import { blobIdToBytes, type HashAlgorithm, hashBytes, isBlobId } from "./hashing.ts";
+import { isStoreId, UnsupportedFormatVersionError } from "./descriptor.ts";
+import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
+import { isUlid, ULID_LENGTH } from "./ulid.ts";
+
+/** The pack format version this code writes and the only one it reads. */
+export const PACK_FORMAT_VERSION = 1;
+/** The size of the header at offset 0. */
+export const PACK_HEADER_BYTES = 16;
+/** The size of the trailer at the end of every pack. */
+export const PACK_TRAILER_BYTES = 64;
+/** The size of one blob entry in the TOC. */
+export const PACK_BLOB_ENTRY_BYTES = 64;
+/** The largest TOC a reader accepts (and a writer produces): 64 MiB. */
+export const MAX_TOC_BYTES = 64 * 1024 * 1024;
+/** The default tail read of {@linkcode readPackToc}: 64 KiB. */
+export const DEFAULT_TAIL_GUESS = 64 * 1024;
+
+/** The ASCII magic at offset 0. */
+export const PACK_HEADER_MAGIC = "CAPSAPAK";
+/** The ASCII magic that starts the trailer. */
+export const PACK_TRAILER_MAGIC = "CAPSATOC";
+
+// The TOC's fixed fields and pack id; the store id follows.
+const TOC_FIXED_BYTES = 16 + ULID_LENGTH;
+// The smallest TOC (a 1-byte store id, no blob, "[]") and so the smallest pack.
+const MIN_TOC_BYTES = TOC_FIXED_BYTES + 1 + 2;
+const MIN_PACK_BYTES = PACK_HEADER_BYTES + MIN_TOC_BYTES + PACK_TRAILER_BYTES;
+const CHECKSUMMED_TRAILER_BYTES = 32;
+
+const HASH_IDS: Record<HashAlgorithm, number> = { blake3: 1, sha256: 2 };
+const HASH_BY_ID: readonly (HashAlgorithm | undefined)[] = [undefined, "blake3", "sha256"];
+const KIND_IDS: Record<BlobKind, number> = { regular: 1, chunk: 2 };
+const KIND_BY_ID: readonly (BlobKind | undefined)[] = [undefined, "regular", "chunk"];
+const CIPHER_NONE = 0;
+const COMPRESSION_NONE = 0;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const HEADER_MAGIC_BYTES = encoder.encode(PACK_HEADER_MAGIC);
+const TRAILER_MAGIC_BYTES = encoder.encode(PACK_TRAILER_MAGIC);
+
+/** What a blob is: a whole body (`regular`) or a piece of a chunked one (`chunk`). */
+export type BlobKind = "regular" | "chunk";
+
+/** One blob of a pack, as its TOC lists it. */
+export interface PackBlobEntry {
+  /** The blob id (hex digest of the raw bytes). */
+  id: string;
+  /** Its kind. */
+  kind: BlobKind;
+  /** Where its stored bytes start in the pack. */
+  offset: number;
+  /** How many bytes it occupies in the pack. */
+  storedLength: number;
+  /** Its length once decrypted and decompressed (equal to `storedLength` in this version). */
+  rawLength: number;
+}
+
+/** A blob handed to {@linkcode PackWriter.addBlob}. */
+export interface PackBlobInput {
+  /** The blob id: the hex digest of `bytes` with the pack's hash algorithm. */
+  id: string;
+  /** Its kind. */
+  kind: BlobKind;
+  /** The bytes to store. */
+  bytes: Uint8Array;
+  /** The raw length; defaults to (and in this version must equal) `bytes.length`. */
+  rawLength?: number;
+}
+
+/** The parsed trailer of a pack. */
+export interface PackTrailer {
+  /** The pack format version. */
+  version: number;
+  /** The cipher of blob bodies and TOC: 0 = none (the only one this version reads). */
+  cipher: number;
+  /** Where the TOC starts. */
+  tocOffset: number;
+  /** The TOC's length in bytes. */
+  tocLength: number;
+  /** SHA-256 of the TOC followed by the trailer's first 32 bytes, hex. */
+  checksum: string;
+}
+
+/** A decoded TOC. */
+export interface PackToc {
+  /** The pack id (a ULID). */
+  packId: string;
+  /** The id of the store the pack belongs to. */
+  storeId: string;
+  /** The hash algorithm of the blob ids (and manifest digests) in this pack. */
+  hash: HashAlgorithm;
+  /** Every blob in the pack, in offset order. */
+  blobs: PackBlobEntry[];
+  /** The manifests committed with the pack, in commit order. */
+  manifests: Manifest[];
+}
+
+/** Options of {@linkcode decodePackToc}. */
+export interface DecodePackTocOptions {
+  /** When given, a pack of another store is refused. */
+  storeId?: string;
+  /** When given, a pack hashed with another algorithm is refused. */
+  hash?: HashAlgorithm;
+  /** When given, a pack whose TOC names another pack id is refused. */
+  packId?: string;
+}
+
+/** Options of {@linkcode readPackToc}. */
+export interface ReadPackTocOptions extends DecodePackTocOptions {
+  /** The pack's size, when the caller knows it (from a listing); else it is `stat`ed. */
+  size?: number;
+  /** How many bytes the first (tail) read fetches (default 64 KiB; at least the trailer). */
+  tailGuess?: number;
+}
+
+/** Options of {@linkcode PackWriter}. */
+export interface PackWriterOptions {
+  /** The pack id: a ULID (DESIGN §3: pack ids are ordered by write time). */
+  packId: string;
+  /** The id of the store the pack belongs to. */
+  storeId: string;
+  /** The store's hash algorithm. */
+  hash: HashAlgorithm;
+  /** The expected final size, to allocate the buffer once (default 1 MiB; it grows). */
+  sizeHint?: number;
+}
+
+/** Where a blob lives in a pack: what {@linkcode readBlobFromPack} needs. */
+export interface PackBlobRef {
+  /** The pack's key on the Location. */
+  key: string;
+  /** The blob id. */
+  id: string;
+  /** Where its stored bytes start. */
+  offset: number;
+  /** How many bytes it occupies. */
+  storedLength: number;
+}
+
+/**
+ * What reading a pack needs from a Location: ranged reads and sizes. Every
+ * capsa `Driver` has these two methods, so any driver can be passed.
+ */
+export interface PackSource {
+  /**
+   * Reads `length` bytes from `offset`, clipped at the end of the object.
+   * @param key The object's key.
+   * @param offset Where to start.
+   * @param length How many bytes at most.
+   * @returns The bytes read.
+   */
+  getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Reports an object's size.
+   * @param key The object's key.
+   * @returns Its size in bytes.
+   */
+  stat(key: string): Promise<{ size: number }>;
+}
+
+/** Options of {@linkcode readBlobFromPack}. */
+export interface ReadBlobOptions {
+  /** The store's hash algorithm, to check the bytes against the id. */
+  hash: HashAlgorithm;
+}
+
+function writeU64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, value % 2 ** 32, true);
+  view.setUint32(at + 4, Math.floor(value / 2 ** 32), true);
+}
+
+/** Reads a u64; returns -1 when it exceeds Number.MAX_SAFE_INTEGER. */
+function readU64(view: DataView, at: number): number {
+  const lo = view.getUint32(at, true);
+  const hi = view.getUint32(at + 4, true);
+  if (hi >= 2 ** 21) return -1;
+  return hi * 2 ** 32 + lo;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function allZero(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b !== 0) return false;
+  return true;
+}
+
+function encodeTrailerPrefix(t: Omit<PackTrailer, "checksum">): Uint8Array {
+  const out = new Uint8Array(CHECKSUMMED_TRAILER_BYTES);
+  const view = new DataView(out.buffer);
+  out.set(TRAILER_MAGIC_BYTES, 0);
+  view.setUint16(8, t.version, true);
+  out[10] = t.cipher;
+  // 11: flags, 12..16: reserved — zero in this version.
+  writeU64(view, 16, t.tocOffset);
+  writeU64(view, 24, t.tocLength);
+  return out;
+}
+
+function tocChecksum(toc: Uint8Array, trailerPrefix: Uint8Array): string {
+  return createHash("sha256").update(toc).update(trailerPrefix).digest("hex");
+}
+
+/**
+ * Writes one pack in memory: add blobs and manifests, then
+ * {@linkcode PackWriter.finish} returns the pack's bytes, ready for one
+ * atomic put. Blob bytes are copied when added, so the caller may reuse its
+ * buffers; the writer holds one growing buffer (give `sizeHint` = the pack
+ * target size to allocate it once).
+ *
+ * The writer does not re-hash blobs: the caller vouches that each id is the
+ * digest of its bytes (readers check it on every read).
+ *
+ * @example
+ * ```ts
+ * import { hashBytes } from "./hashing.ts";
+ * import { PackWriter } from "./pack.ts";
+ *
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const w = new PackWriter({ packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "sha256" });
+ * const bytes = new Uint8Array([1, 2, 3]);
+ * const id = hashBytes("sha256", bytes);
+ * w.addBlob({ id, kind: "chunk", bytes });
+ * console.log(w.has(id), w.byteLength); // true 19
+ * const pack = w.finish();
+ * ```
+ */
+export class PackWriter {
+  readonly #packId: string;
+  readonly #storeId: string;
+  readonly #hash: HashAlgorithm;
+  #buffer: Uint8Array;
+  #length = PACK_HEADER_BYTES;
+  readonly #entries: PackBlobEntry[] = [];
+  readonly #ids = new Set<string>();
+  readonly #manifests: string[] = [];
+  readonly #manifestIds = new Set<string>();
+  #manifestChars = 0;
+  #finished = false;
+
+  /**
+   * Starts an empty pack.
+   *
+   * @param options The pack id, store id, hash algorithm and size hint.
+   * @throws {InvalidArgumentError} when an option is malformed.
+   */
+  constructor(options: PackWriterOptions) {
+    if (!isUlid(options.packId)) {
+      throw new InvalidArgumentError(
+        `pack id must be a ULID, got ${JSON.stringify(options.packId)}`,
+      );
+    }
+    if (!isStoreId(options.storeId)) {
+      throw new InvalidArgumentError(
+        `store id must be 32 lowercase hex digits, got ${JSON.stringify(options.storeId)}`,
+      );
+    }
+    if (!(options.hash in HASH_IDS)) {
+      throw new InvalidArgumentError(`unknown hash algorithm ${JSON.stringify(options.hash)}`);
+    }
+    const hint = options.sizeHint ?? 1024 * 1024;
+    if (!Number.isSafeInteger(hint) || hint < 0) {
+      throw new InvalidArgumentError(`sizeHint must be a non-negative integer, got ${hint}`);
+    }
+    this.#packId = options.packId;
+    this.#storeId = options.storeId;
+    this.#hash = options.hash;
+    this.#buffer = new Uint8Array(Math.max(hint, 4096));
+  }
+
+  /** The pack's bytes so far: header and blob bodies (the TOC and trailer come on finish). */
+  get byteLength(): number {
+    return this.#length;
+  }
+
+  /** About how large the pack would be if finished now (TOC and trailer included). */
+  get estimatedSize(): number {
+    return this.#length + this.#tocBaseBytes() + this.#manifestChars + PACK_TRAILER_BYTES;
+  }
+
+  /** How many blobs were added. */
+  get blobCount(): number {
+    return this.#entries.length;
+  }
+
+  /** How many manifests were added. */
+  get manifestCount(): number {
+    return this.#manifests.length;
+  }
+
+  #tocBaseBytes(): number {
+    return TOC_FIXED_BYTES + this.#storeId.length + this.#entries.length * PACK_BLOB_ENTRY_BYTES +
+      this.#manifests.length + 2;
+  }
+
+  #check(): void {
+    if (this.#finished) throw new InvalidArgumentError("pack writer already finished");
+  }
+
+  #reserve(extra: number): void {
+    const need = this.#length + extra;
+    if (need <= this.#buffer.length) return;
+    const grown = new Uint8Array(Math.max(need, this.#buffer.length * 2));
+    grown.set(this.#buffer.subarray(0, this.#length));
+    this.#buffer = grown;
+  }
+
+  /**
+   * Tells whether a blob is already in this pack (for deduplication).
+   *
+   * @param id A blob id.
+   * @returns `true` when {@linkcode PackWriter.addBlob} was called with it.
+   */
+  has(id: string): boolean {
+    return this.#ids.has(id);
+  }
+
+  /**
+   * Appends a blob's bytes.
+   *
+   * @param blob The blob id, kind and bytes.
+   * @returns Its TOC entry (with its offset in the pack).
+   * @throws {InvalidArgumentError} for a malformed id or kind, a raw length
+   *   that differs from the byte count, a blob already in the pack, or after
+   *   {@linkcode PackWriter.finish}.
+   */
+  addBlob(blob: PackBlobInput): PackBlobEntry {
+    this.#check();
+    if (!isBlobId(blob.id)) {
+      throw new InvalidArgumentError(`not a blob id: ${JSON.stringify(blob.id)}`);
+    }
+    if (!(blob.kind in KIND_IDS)) {
+      throw new InvalidArgumentError(`unknown blob kind ${JSON.stringify(blob.kind)}`);
+    }
+    if (!(blob.bytes instanceof Uint8Array)) {
+      throw new InvalidArgumentError("blob bytes must be a Uint8Array");
+    }
+    const rawLength = blob.rawLength ?? blob.bytes.length;
+    if (rawLength !== blob.bytes.length) {
+      throw new InvalidArgumentError(
+        `blob ${blob.id}: raw length ${rawLength} differs from its ${blob.bytes.length} bytes, ` +
+          "which needs compression or encryption (not in this format version)",
+      );
+    }
+    if (this.#ids.has(blob.id)) {
+      throw new InvalidArgumentError(`blob ${blob.id} is already in this pack`);
+    }
+    this.#reserve(blob.bytes.length);
+    this.#buffer.set(blob.bytes, this.#length);
+    const entry: PackBlobEntry = {
+      id: blob.id,
+      kind: blob.kind,
+      offset: this.#length,
+      storedLength: blob.bytes.length,
+      rawLength,
+    };
+    this.#length += blob.bytes.length;
+    this.#entries.push(entry);
+    this.#ids.add(blob.id);
+    return { ...entry };
+  }
+
+  /**
+   * Adds a manifest to the TOC. Its blobs may be in this pack or in earlier
+   * ones; the caller orders writes so that they are durable first (DESIGN §3
+   * item 4).
+   *
+   * @param manifest The manifest (checked, and of this pack's store).
+   * @throws {InvalidArgumentError} for a malformed manifest, one of another
+   *   store, one already added, or after {@linkcode PackWriter.finish}.
+   */
+  addManifest(manifest: Manifest): void {
+    this.#check();
+    const json = manifestToJson(manifest);
+    if (json.storeId !== this.#storeId) {
+      throw new InvalidArgumentError(
+        `manifest ${json.id} belongs to store ${json.storeId}, this pack to ${this.#storeId}`,
+      );
+    }
+    if (this.#manifestIds.has(json.id)) {
+      throw new InvalidArgumentError(`manifest ${json.id} is already in this pack`);
+    }
+    const text = JSON.stringify(json);
+    this.#manifests.push(text);
+    this.#manifestIds.add(json.id);
+    this.#manifestChars += text.length;
+  }
+
+  /**
+   * Writes the TOC and the trailer and returns the whole pack.
+   *
+   * @returns The pack's bytes (a view of the writer's buffer).
+   * @throws {InvalidArgumentError} when the TOC would exceed
+   *   {@linkcode MAX_TOC_BYTES} (seal packs sooner), or when called twice.
+   */
+  finish(): Uint8Array {
+    this.#check();
+    const manifestsJson = encoder.encode("[" + this.#manifests.join(",") + "]");
+    const storeId = encoder.encode(this.#storeId);
+    const entriesStart = TOC_FIXED_BYTES + storeId.length;
+    const tocLength = entriesStart + this.#entries.length * PACK_BLOB_ENTRY_BYTES +
+      manifestsJson.length;
+    if (tocLength > MAX_TOC_BYTES) {
+      throw new InvalidArgumentError(
+        `pack TOC would be ${tocLength} bytes, more than ${MAX_TOC_BYTES}: seal packs sooner`,
+      );
+    }
+    this.#finished = true;
+    const tocOffset = this.#length;
+    this.#reserve(tocLength + PACK_TRAILER_BYTES);
+    const buf = this.#buffer;
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+
+    buf.set(HEADER_MAGIC_BYTES, 0);
+    view.setUint16(8, PACK_FORMAT_VERSION, true);
+    buf.fill(0, 10, PACK_HEADER_BYTES);
+
+    const t = tocOffset;
+    buf.fill(0, t, t + tocLength);
+    buf[t] = HASH_IDS[this.#hash];
+    buf[t + 1] = storeId.length;
+    view.setUint32(t + 4, this.#entries.length, true);
+    view.setUint32(t + 8, this.#manifests.length, true);
+    view.setUint32(t + 12, manifestsJson.length, true);
+    buf.set(encoder.encode(this.#packId), t + 16);
+    buf.set(storeId, t + TOC_FIXED_BYTES);
+    let at = t + entriesStart;
+    for (const e of this.#entries) {
+      buf.set(blobIdToBytes(e.id), at);
+      buf[at + 32] = KIND_IDS[e.kind];
+      buf[at + 33] = COMPRESSION_NONE;
+      writeU64(view, at + 40, e.offset);
+      writeU64(view, at + 48, e.storedLength);
+      writeU64(view, at + 56, e.rawLength);
+      at += PACK_BLOB_ENTRY_BYTES;
+    }
+    buf.set(manifestsJson, at);
+
+    const prefix = encodeTrailerPrefix({
+      version: PACK_FORMAT_VERSION,
+      cipher: CIPHER_NONE,
+      tocOffset,
+      tocLength,
+    });
+    const trailerAt = tocOffset + tocLength;
+    buf.set(prefix, trailerAt);
+    const checksum = tocChecksum(buf.subarray(tocOffset, trailerAt), prefix);
+    buf.set(Uint8Array.fromHex(checksum), trailerAt + CHECKSUMMED_TRAILER_BYTES);
+    this.#length = trailerAt + PACK_TRAILER_BYTES;
+    return buf.subarray(0, this.#length);
+  }
+}
+
+/**
+ * Encodes a whole pack in one call (a convenience over {@linkcode PackWriter}).
+ *
+ * @param pack The pack id, store id, hash algorithm, blobs and manifests.
+ * @returns The pack's bytes.
+ * @throws {InvalidArgumentError} as {@linkcode PackWriter} does.
+ *
+ * @example
+ * ```ts
+ * import { encodePack } from "./pack.ts";
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const bytes = encodePack({
+ *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ * });
+ * console.log(bytes.length); // 156
+ * ```
+ */
+export function encodePack(pack: {
+  packId: string;
+  storeId: string;
+  hash: HashAlgorithm;
+  blobs: readonly PackBlobInput[];
+  manifests: readonly Manifest[];
+}): Uint8Array {
+  let size = PACK_HEADER_BYTES + PACK_TRAILER_BYTES + 4096;
+  for (const b of pack.blobs) size += b.bytes?.length ?? 0;
+  const writer = new PackWriter({
+    packId: pack.packId,
+    storeId: pack.storeId,
+    hash: pack.hash,
+    sizeHint: size,
+  });
+  for (const b of pack.blobs) writer.addBlob(b);
+  for (const m of pack.manifests) writer.addManifest(m);
+  return writer.finish();
+}
+
+/**
+ * Checks a pack's header (its first {@linkcode PACK_HEADER_BYTES} bytes).
+ *
+ * @param key The pack's key (for errors).
+ * @param bytes At least the pack's first 16 bytes.
+ * @returns The format version the header states.
+ * @throws {CorruptObjectError} for a short input, a wrong magic, an unknown
+ *   version or non-zero reserved bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodePack, parsePackHeader } from "./pack.ts";
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const pack = encodePack({
+ *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ * });
+ * console.log(parsePackHeader("packs/x", pack)); // 1
+ * ```
+ */
+export function parsePackHeader(key: string, bytes: Uint8Array): number {
+  if (bytes.length < PACK_HEADER_BYTES) {
+    throw new CorruptObjectError(
+      key,
+      `truncated: ${bytes.length} bytes, the header needs ${PACK_HEADER_BYTES}`,
+    );
+  }
+  if (!sameBytes(bytes.subarray(0, 8), HEADER_MAGIC_BYTES)) {
+    throw new CorruptObjectError(key, "not a capsa pack: bad header magic");
+  }
+  const version = bytes[8]! | (bytes[9]! << 8);
+  if (version !== PACK_FORMAT_VERSION) {
+    throw new UnsupportedFormatVersionError(key, version, [PACK_FORMAT_VERSION]);
+  }
+  if (!allZero(bytes.subarray(10, PACK_HEADER_BYTES))) {
+    throw new CorruptObjectError(key, "reserved header bytes are not zero");
+  }
+  return version;
+}
+
+/**
+ * Parses a pack's trailer: the last {@linkcode PACK_TRAILER_BYTES} of `bytes`
+ * (pass the pack's tail, or the trailer alone). Checks the magic, the version,
+ * the cipher and the reserved bytes, and bounds the TOC's position and length
+ * (at most {@linkcode MAX_TOC_BYTES}) before anything is read or allocated
+ * from them. The checksum is checked by {@linkcode decodePackToc}.
+ *
+ * @param key The pack's key (for errors).
+ * @param bytes The pack's last bytes (at least 64).
+ * @returns The trailer's fields.
+ * @throws {CorruptObjectError} naming the problem.
+ *
+ * @example
+ * ```ts
+ * import { encodePack, parsePackTrailer } from "./pack.ts";
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const pack = encodePack({
+ *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ * });
+ * console.log(parsePackTrailer("packs/x", pack).tocOffset); // 16
+ * ```
+ */
+export function parsePackTrailer(key: string, bytes: Uint8Array): PackTrailer {
+  if (bytes.length < PACK_TRAILER_BYTES) {
+    throw new CorruptObjectError(
+      key,
+      `truncated: ${bytes.length} bytes, the trailer needs ${PACK_TRAILER_BYTES}`,
+    );
+  }
+  const t = bytes.subarray(bytes.length - PACK_TRAILER_BYTES);
+  const view = new DataView(t.buffer, t.byteOffset, t.byteLength);
+  if (!sameBytes(t.subarray(0, 8), TRAILER_MAGIC_BYTES)) {
+    throw new CorruptObjectError(key, "not a capsa pack, or truncated: bad trailer magic");
+  }
+  const version = view.getUint16(8, true);
+  if (version !== PACK_FORMAT_VERSION) {
+    throw new UnsupportedFormatVersionError(key, version, [PACK_FORMAT_VERSION]);
+  }
+  const cipher = t[10]!;
+  if (cipher !== CIPHER_NONE) {
+    throw new CorruptObjectError(
+      key,
+      `pack is sealed with cipher ${cipher}, which this version of capsa cannot read`,
+    );
+  }
+  if (!allZero(t.subarray(11, 16))) {
+    throw new CorruptObjectError(key, "trailer flags or reserved bytes are not zero");
+  }
+  const tocOffset = readU64(view, 16);
+  const tocLength = readU64(view, 24);
+  if (tocLength < 0 || tocLength > MAX_TOC_BYTES) {
+    throw new CorruptObjectError(
+      key,
+      `TOC length ${tocLength < 0 ? "≥ 2^53" : tocLength} exceeds the limit of ${MAX_TOC_BYTES}`,
+    );
+  }
+  if (tocLength < MIN_TOC_BYTES) {
+    throw new CorruptObjectError(
+      key,
+      `TOC length ${tocLength} is below the minimum ${MIN_TOC_BYTES}`,
+    );
+  }
+  if (tocOffset < 0) throw new CorruptObjectError(key, "TOC offset ≥ 2^53 is out of range");
+  if (tocOffset < PACK_HEADER_BYTES) {
+    throw new CorruptObjectError(key, `TOC offset ${tocOffset} is inside the header`);
+  }
+  return {
+    version,
+    cipher,
+    tocOffset,
+    tocLength,
+    checksum: t.subarray(CHECKSUMMED_TRAILER_BYTES).toHex(),
+  };
+}
+
+/**
+ * Decodes and checks a TOC: its checksum against the trailer, its fixed
+ * fields, every blob entry (kind, lengths, offsets inside the blob area, in
+ * order and not overlapping, no id twice) and every manifest (with
+ * {@linkcode validateManifest}, each of the pack's store).
+ *
+ * @param key The pack's key (for errors).
+ * @param toc The TOC's bytes (exactly `trailer.tocLength`).
+ * @param trailer The pack's parsed trailer.
+ * @param options Expected store id, hash algorithm and pack id.
+ * @returns The decoded TOC.
+ * @throws {CorruptObjectError} naming the problem, e.g. "TOC checksum mismatch",
+ *   "belongs to store X, expected Y", "blob entry 3 extends past the TOC start".
+ *
+ * @example
+ * ```ts
+ * import { decodePackToc, encodePack, parsePackTrailer } from "./pack.ts";
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const pack = encodePack({
+ *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ * });
+ * const trailer = parsePackTrailer("packs/x", pack);
+ * const tocBytes = pack.subarray(trailer.tocOffset, trailer.tocOffset + trailer.tocLength);
+ * console.log(decodePackToc("packs/x", tocBytes, trailer, { storeId }).packId);
+ * ```
+ */
+export function decodePackToc(
+  key: string,
+  toc: Uint8Array,
+  trailer: PackTrailer,
+  options: DecodePackTocOptions = {},
+): PackToc {
+  const bad = (reason: string): never => {
+    throw new CorruptObjectError(key, reason);
+  };
+  if (toc.length !== trailer.tocLength) {
+    bad(`TOC is ${toc.length} bytes, the trailer says ${trailer.tocLength}`);
+  }
+  const prefix = encodeTrailerPrefix(trailer);
+  if (tocChecksum(toc, prefix) !== trailer.checksum) bad("TOC checksum mismatch");
+
+  const view = new DataView(toc.buffer, toc.byteOffset, toc.byteLength);
+  const hash = HASH_BY_ID[toc[0]!] ?? bad(`unknown hash algorithm id ${toc[0]}`);
+  const storeIdLength = toc[1]!;
+  if (view.getUint16(2, true) !== 0) bad("reserved TOC bytes are not zero");
+  const blobCount = view.getUint32(4, true);
+  const manifestCount = view.getUint32(8, true);
+  const manifestsLength = view.getUint32(12, true);
+  const entriesStart = TOC_FIXED_BYTES + storeIdLength;
+  // Every count is checked against the TOC's (bounded) length before use.
+  if (entriesStart + blobCount * PACK_BLOB_ENTRY_BYTES + manifestsLength !== toc.length) {
+    bad(
+      `TOC sections (${blobCount} blob entries, ${manifestsLength} bytes of manifests) ` +
+        `do not add up to its ${toc.length} bytes`,
+    );
+  }
+  let packId = "";
+  let storeId = "";
+  try {
+    packId = decoder.decode(toc.subarray(16, TOC_FIXED_BYTES));
+    storeId = decoder.decode(toc.subarray(TOC_FIXED_BYTES, entriesStart));
+  } catch {
+    bad("pack id or store id is not UTF-8");
+  }
+  if (!isUlid(packId)) bad(`pack id ${JSON.stringify(packId)} is not a ULID`);
+  if (!isStoreId(storeId)) bad(`store id ${JSON.stringify(storeId)} is malformed`);
+  if (options.storeId !== undefined && storeId !== options.storeId) {
+    bad(`belongs to store ${storeId}, expected ${options.storeId}`);
+  }
+  if (options.hash !== undefined && hash !== options.hash) {
+    bad(`uses hash ${hash}, expected ${options.hash}`);
+  }
+  if (options.packId !== undefined && packId !== options.packId) {
+    bad(`TOC names pack ${packId}, expected ${options.packId}`);
+  }
+
+  const blobs: PackBlobEntry[] = new Array(blobCount);
+  const ids = new Set<string>();
+  let end = PACK_HEADER_BYTES;
+  for (let i = 0, at = entriesStart; i < blobCount; i++, at += PACK_BLOB_ENTRY_BYTES) {
+    const id = toc.subarray(at, at + 32).toHex();
+    const kind = KIND_BY_ID[toc[at + 32]!] ??
+      bad(`blob entry ${i} has unknown kind ${toc[at + 32]}`);
+    const compression = toc[at + 33]!;
+    if (compression !== COMPRESSION_NONE) {
+      bad(`blob entry ${i} uses unknown compression ${compression}`);
+    }
+    if (!allZero(toc.subarray(at + 34, at + 40))) {
+      bad(`blob entry ${i} has non-zero reserved bytes`);
+    }
+    const offset = readU64(view, at + 40);
+    const storedLength = readU64(view, at + 48);
+    const rawLength = readU64(view, at + 56);
+    if (offset < 0 || storedLength < 0 || rawLength < 0) bad(`blob entry ${i} has a length ≥ 2^53`);
+    if (offset < end) {
+      bad(
+        i === 0
+          ? `blob entry 0 starts at ${offset}, inside the header`
+          : `blob entry ${i} overlaps entry ${i - 1}`,
+      );
+    }
+    if (offset + storedLength > trailer.tocOffset) {
+      bad(
+        `blob entry ${i} extends past the TOC start (${offset} + ${storedLength} > ${trailer.tocOffset})`,
+      );
+    }
+    if (rawLength !== storedLength) {
+      bad(
+        `blob entry ${i}: stored length ${storedLength} ≠ raw length ${rawLength} without compression or encryption`,
+      );
+    }
+    if (ids.has(id)) bad(`blob entry ${i} repeats blob ${id}`);
+    ids.add(id);
+    end = offset + storedLength;
+    blobs[i] = { id, kind, offset, storedLength, rawLength };
+  }
+
+  let parsed: unknown;
+  try {
+    const at = entriesStart + blobCount * PACK_BLOB_ENTRY_BYTES;
+    parsed = JSON.parse(decoder.decode(toc.subarray(at, at + manifestsLength)));
+  } catch (e) {
+    bad(`manifests are not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(parsed)) return bad("manifests are not a JSON array");
+  if (parsed.length !== manifestCount) {
+    bad(`TOC says ${manifestCount} manifests, holds ${parsed.length}`);
+  }
+  const manifests: Manifest[] = new Array(parsed.length);
+  const manifestIds = new Set<string>();
+  for (let i = 0; i < parsed.length; i++) {
+    // The parsed values are this function's own: adopt them rather than copy.
+    const m = validateManifest(key, parsed[i], { storeId, label: `manifest ${i}`, adopt: true });
+    if (manifestIds.has(m.id)) bad(`manifest ${i} repeats manifest id ${m.id}`);
+    manifestIds.add(m.id);
+    manifests[i] = m;
+  }
+  return { packId, storeId, hash, blobs, manifests };
+}
+
+/**
+ * Reads and decodes a pack's TOC from a Location with at most two ranged
+ * reads: the tail (`tailGuess` bytes, default 64 KiB), then the TOC itself
+ * when the tail did not cover it. When a read covers offset 0 the header is
+ * checked too.
+ *
+ * Read failures (not found, transient errors) propagate as the driver threw
+ * them: only bytes that were read and found wrong are a
+ * {@linkcode CorruptObjectError}.
+ *
+ * @param driver The Location's driver.
+ * @param key The pack's key.
+ * @param options The pack's size when known (else one `stat`), the tail
+ *   read's size, and the expected store id, hash and pack id.
+ * @returns The decoded TOC.
+ * @throws {CorruptObjectError} for anything truncated, malformed or foreign.
+ *
+ * @example
+ * ```ts
+ * import { encodePack, readPackToc } from "./pack.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const driver = new MemoryDriver();
+ * const pack = encodePack({
+ *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ * });
+ * await driver.put("packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", pack);
+ * const toc = await readPackToc(driver, "packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", {
+ *   size: pack.length, storeId,
+ * });
+ * console.log(toc.blobs.length, toc.manifests.length); // 0 0
+ * ```
+ */
+export async function readPackToc(
+  driver: PackSource,
+  key: string,
+  options: ReadPackTocOptions = {},
+): Promise<PackToc> {
+  const size = options.size ?? (await driver.stat(key)).size;
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new InvalidArgumentError(`pack size must be a non-negative integer, got ${size}`);
+  }
+  const tailGuess = options.tailGuess ?? DEFAULT_TAIL_GUESS;
+  if (!Number.isSafeInteger(tailGuess) || tailGuess < 0) {
+    throw new InvalidArgumentError(`tailGuess must be a non-negative integer, got ${tailGuess}`);
+  }
+  if (size < MIN_PACK_BYTES) {
+    throw new CorruptObjectError(
+      key,
+      `truncated: ${size} bytes, a pack needs at least ${MIN_PACK_BYTES}`,
+    );
+  }
+  const tailLength = Math.min(size, Math.max(tailGuess, PACK_TRAILER_BYTES));
+  const tailStart = size - tailLength;
+  const tail = await readExactly(driver, key, tailStart, tailLength);
+  const trailer = parsePackTrailer(key, tail);
+  if (tailStart === 0) parsePackHeader(key, tail);
+  const trailerStart = size - PACK_TRAILER_BYTES;
+  if (trailer.tocOffset + trailer.tocLength !== trailerStart) {
+    throw new CorruptObjectError(
+      key,
+      `the trailer puts the TOC at ${trailer.tocOffset} + ${trailer.tocLength} bytes, ` +
+        `but the pack is ${size} bytes (TOC must end at ${trailerStart})`,
+    );
+  }
+  let toc: Uint8Array;
+  if (trailer.tocOffset >= tailStart) {
+    toc = tail.subarray(trailer.tocOffset - tailStart, trailerStart - tailStart);
+  } else {
+    toc = await readExactly(driver, key, trailer.tocOffset, trailer.tocLength);
+  }
+  return decodePackToc(key, toc, trailer, options);
+}
+
+async function readExactly(
+  driver: PackSource,
+  key: string,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  const bytes = await driver.getRange(key, offset, length);
+  if (bytes.length !== length) {
+    throw new CorruptObjectError(
+      key,
+      `truncated: read ${bytes.length} bytes at offset ${offset}, expected ${length}`,
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Reads one blob from a pack with one ranged read and checks that its bytes
+ * hash to its id.
+ *
+ * @param driver The Location's driver.
+ * @param ref The pack's key and the blob's id, offset and stored length.
+ * @param options The store's hash algorithm.
+ * @returns The blob's bytes.
+ * @throws {CorruptObjectError} when fewer bytes come back or they do not match the id.
+ *
+ * @example
+ * ```ts
+ * import { hashBytes } from "./hashing.ts";
+ * import { encodePack, readBlobFromPack, readPackToc } from "./pack.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ *
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const bytes = new TextEncoder().encode("body");
+ * const id = hashBytes("blake3", bytes);
+ * const driver = new MemoryDriver();
+ * await driver.put("packs/p", encodePack({
+ *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3",
+ *   blobs: [{ id, kind: "regular", bytes }], manifests: [],
+ * }));
+ * const { blobs } = await readPackToc(driver, "packs/p");
+ * const back = await readBlobFromPack(driver, { key: "packs/p", ...blobs[0]! }, { hash: "blake3" });
+ * console.log(new TextDecoder().decode(back)); // "body"
+ * ```
+ */
+export async function readBlobFromPack(
+  driver: PackSource,
+  ref: PackBlobRef,
+  options: ReadBlobOptions,
+): Promise<Uint8Array> {
+  if (!isBlobId(ref.id)) throw new InvalidArgumentError(`not a blob id: ${JSON.stringify(ref.id)}`);
+  const bytes = await readExactly(driver, ref.key, ref.offset, ref.storedLength);
+  const actual = hashBytes(options.hash, bytes);
+  if (actual !== ref.id) {
+    throw new CorruptObjectError(
+      ref.key,
+      `blob ${ref.id} at offset ${ref.offset} does not match its id (its ${options.hash} is ${actual})`,
+    );
+  }
+  return bytes;
+}

@@ -1,0 +1,594 @@
+import assert from "node:assert/strict";
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2";
+import { MemoryDriver } from "../drivers/memory.ts";
+import { UnsupportedFormatVersionError } from "./descriptor.ts";
+import { CorruptObjectError, InvalidArgumentError, TransientError } from "../errors.ts";
+import { type HashAlgorithm, hashBytes } from "./hashing.ts";
+import { type Manifest, manifestToJson } from "./manifest.ts";
+import {
+  decodePackToc,
+  encodePack,
+  MAX_TOC_BYTES,
+  PACK_HEADER_BYTES,
+  PACK_TRAILER_BYTES,
+  type PackBlobInput,
+  type PackSource,
+  PackWriter,
+  parsePackHeader,
+  parsePackTrailer,
+  readBlobFromPack,
+  readPackToc,
+} from "./pack.ts";
+import { UlidGenerator } from "./ulid.ts";
+
+const STORE = "0123456789abcdef0123456789abcdef";
+const PACK_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+const KEY = `packs/${PACK_ID}`;
+const text = (s: string) => new TextEncoder().encode(s);
+
+function blob(
+  content: string,
+  kind: "regular" | "chunk" = "regular",
+  alg: HashAlgorithm = "blake3",
+) {
+  const bytes = text(content);
+  return { id: hashBytes(alg, bytes), kind, bytes } satisfies PackBlobInput;
+}
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
+  return out;
+}
+
+const ids = new UlidGenerator({ clock: () => 1_700_000_000_000 });
+
+function manifest(blobIds: string[], patch: Partial<Manifest> = {}): Manifest {
+  return {
+    id: ids.next(),
+    storeId: STORE,
+    namespace: "builds",
+    key: "app/1.0/app.tar.gz",
+    created: 1_700_000_000_000,
+    deleted: false,
+    size: 42,
+    digest: hashBytes("blake3", text("whole body")),
+    contentType: "application/gzip",
+    metadata: { commit: "abc" },
+    blobs: blobIds,
+    ...patch,
+  };
+}
+
+function samplePack(alg: HashAlgorithm = "blake3") {
+  const blobs = [
+    blob("first blob", "regular", alg),
+    blob("a chunk", "chunk", alg),
+    blob("", "regular", alg),
+  ];
+  const manifests = [
+    manifest([blobs[0]!.id]),
+    manifest([blobs[1]!.id, blobs[1]!.id]),
+    { ...manifest([], { size: 5, inline: text("small") }) },
+  ];
+  const bytes = encodePack({ packId: PACK_ID, storeId: STORE, hash: alg, blobs, manifests });
+  return { bytes, blobs, manifests };
+}
+
+/** A PackSource over one byte array that records every read. */
+class ArraySource implements PackSource {
+  reads: { offset: number; length: number }[] = [];
+  stats = 0;
+  constructor(readonly bytes: Uint8Array) {}
+  getRange(_key: string, offset: number, length: number): Promise<Uint8Array> {
+    this.reads.push({ offset, length });
+    return Promise.resolve(this.bytes.slice(offset, Math.min(this.bytes.length, offset + length)));
+  }
+  stat(_key: string): Promise<{ size: number }> {
+    this.stats++;
+    return Promise.resolve({ size: this.bytes.length });
+  }
+}
+
+async function assertCorrupt(promise: Promise<unknown>, reason?: RegExp, what = ""): Promise<void> {
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(e instanceof CorruptObjectError, `${what}: expected CorruptObjectError, got ${e}`);
+    assert.equal(e.key, KEY);
+    if (reason) assert.match(e.reason, reason, what);
+    return true;
+  });
+}
+
+function read(bytes: Uint8Array, options = {}) {
+  return readPackToc(new ArraySource(bytes), KEY, { size: bytes.length, ...options });
+}
+
+// ---- An independent encoder, written from docs/FORMAT.md (§5), to check the layout. ----
+
+interface RawEntry {
+  id: Uint8Array;
+  kind: number;
+  compression?: number;
+  reserved?: number;
+  offset: number;
+  stored: number;
+  raw: number;
+}
+
+function u64(view: DataView, at: number, v: number) {
+  view.setBigUint64(at, BigInt(v), true);
+}
+
+function buildToc(t: {
+  hashId?: number;
+  storeId?: string;
+  packId?: string;
+  reserved?: number;
+  entries?: RawEntry[];
+  manifestsJson?: string;
+  blobCount?: number;
+  manifestCount?: number;
+  manifestsLength?: number;
+}): Uint8Array {
+  const storeId = text(t.storeId ?? STORE);
+  const entries = t.entries ?? [];
+  const json = text(t.manifestsJson ?? "[]");
+  const out = new Uint8Array(42 + storeId.length + 64 * entries.length + json.length);
+  const view = new DataView(out.buffer);
+  out[0] = t.hashId ?? 1;
+  out[1] = storeId.length;
+  view.setUint16(2, t.reserved ?? 0, true);
+  view.setUint32(4, t.blobCount ?? entries.length, true);
+  view.setUint32(8, t.manifestCount ?? JSON.parse(t.manifestsJson ?? "[]").length, true);
+  view.setUint32(12, t.manifestsLength ?? json.length, true);
+  out.set(text(t.packId ?? PACK_ID), 16);
+  out.set(storeId, 42);
+  let at = 42 + storeId.length;
+  for (const e of entries) {
+    out.set(e.id, at);
+    out[at + 32] = e.kind;
+    out[at + 33] = e.compression ?? 0;
+    out[at + 34] = e.reserved ?? 0;
+    u64(view, at + 40, e.offset);
+    u64(view, at + 48, e.stored);
+    u64(view, at + 56, e.raw);
+    at += 64;
+  }
+  out.set(json, at);
+  return out;
+}
+
+function sealPack(
+  blobArea: Uint8Array,
+  toc: Uint8Array,
+  t: { version?: number; cipher?: number; tocOffset?: number; tocLength?: number } = {},
+): Uint8Array {
+  const tocOffset = 16 + blobArea.length;
+  const out = new Uint8Array(tocOffset + toc.length + 64);
+  const view = new DataView(out.buffer);
+  out.set(text("CAPSAPAK"), 0);
+  view.setUint16(8, 1, true);
+  out.set(blobArea, 16);
+  out.set(toc, tocOffset);
+  const tr = tocOffset + toc.length;
+  out.set(text("CAPSATOC"), tr);
+  view.setUint16(tr + 8, t.version ?? 1, true);
+  out[tr + 10] = t.cipher ?? 0;
+  u64(view, tr + 16, t.tocOffset ?? tocOffset);
+  u64(view, tr + 24, t.tocLength ?? toc.length);
+  const sum = nobleSha256(new Uint8Array([...toc, ...out.subarray(tr, tr + 32)]));
+  out.set(sum, tr + 32);
+  return out;
+}
+
+function entry(content: string, offset: number, patch: Partial<RawEntry> = {}): RawEntry {
+  const n = text(content).length;
+  return {
+    id: Uint8Array.fromHex(hashBytes("blake3", text(content))),
+    kind: 1,
+    offset,
+    stored: n,
+    raw: n,
+    ...patch,
+  };
+}
+
+// ---- Round trips ----
+
+Deno.test("encodePack() round-trips through readPackToc() and readBlobFromPack()", async () => {
+  for (const alg of ["blake3", "sha256"] as const) {
+    const { bytes, blobs, manifests } = samplePack(alg);
+    const driver = new MemoryDriver();
+    await driver.put(KEY, bytes);
+    const toc = await readPackToc(driver, KEY, { storeId: STORE, hash: alg, packId: PACK_ID });
+    assert.equal(toc.packId, PACK_ID);
+    assert.equal(toc.storeId, STORE);
+    assert.equal(toc.hash, alg);
+    assert.deepEqual(toc.manifests, manifests.map((m) => ({ ...m })));
+    let offset = PACK_HEADER_BYTES;
+    toc.blobs.forEach((e, i) => {
+      assert.deepEqual(e, {
+        id: blobs[i]!.id,
+        kind: blobs[i]!.kind,
+        offset,
+        storedLength: blobs[i]!.bytes.length,
+        rawLength: blobs[i]!.bytes.length,
+      });
+      offset += e.storedLength;
+    });
+    for (const [i, e] of toc.blobs.entries()) {
+      const back = await readBlobFromPack(driver, { key: KEY, ...e }, { hash: alg });
+      assert.deepEqual(back, blobs[i]!.bytes);
+    }
+  }
+});
+
+Deno.test("PackWriter writes exactly the layout docs/FORMAT.md (§5) describes", () => {
+  const a = blob("alpha");
+  const b = blob("bravo!", "chunk");
+  const m = manifest([a.id, b.id]);
+  const w = new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3" });
+  assert.deepEqual(w.addBlob(a), {
+    id: a.id,
+    kind: "regular",
+    offset: 16,
+    storedLength: 5,
+    rawLength: 5,
+  });
+  w.addBlob(b);
+  w.addManifest(m);
+  assert.equal(w.byteLength, 16 + 5 + 6);
+  const estimate = w.estimatedSize;
+  const bytes = w.finish();
+  const json = "[" + JSON.stringify(manifestToJson(m)) + "]";
+  const toc = buildToc({
+    entries: [entry("alpha", 16), entry("bravo!", 21, { kind: 2 })],
+    manifestsJson: json,
+  });
+  assert.deepEqual(bytes, sealPack(new Uint8Array([...text("alpha"), ...text("bravo!")]), toc));
+  assert.ok(Math.abs(estimate - bytes.length) < 16, `estimate ${estimate} vs ${bytes.length}`);
+});
+
+Deno.test("PackWriter copies blob bytes, deduplicates by id and grows past its size hint", () => {
+  const w = new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "sha256", sizeHint: 0 });
+  const big = randomBytes(100_000);
+  const id = hashBytes("sha256", big);
+  w.addBlob({ id, kind: "regular", bytes: big });
+  big.fill(0); // the caller reuses its buffer
+  assert.equal(w.has(id), true);
+  assert.equal(w.has("0".repeat(64)), false);
+  assert.throws(() => w.addBlob({ id, kind: "regular", bytes: big }), /already in this pack/);
+  for (let i = 0; i < 50; i++) w.addBlob(blob(`blob ${i}`, "chunk", "sha256"));
+  assert.equal(w.blobCount, 51);
+  const bytes = w.finish();
+  const trailer = parsePackTrailer(KEY, bytes);
+  const toc = decodePackToc(
+    KEY,
+    bytes.subarray(trailer.tocOffset, trailer.tocOffset + trailer.tocLength),
+    trailer,
+  );
+  assert.equal(toc.blobs.length, 51);
+  assert.notEqual(bytes[16], 0);
+  assert.equal(hashBytes("sha256", bytes.subarray(16, 100_016)), id);
+});
+
+Deno.test("PackWriter refuses malformed input and use after finish()", () => {
+  assert.throws(
+    () => new PackWriter({ packId: "x", storeId: STORE, hash: "blake3" }),
+    InvalidArgumentError,
+  );
+  assert.throws(
+    () => new PackWriter({ packId: PACK_ID, storeId: "a/b", hash: "blake3" }),
+    InvalidArgumentError,
+  );
+  assert.throws(
+    () => new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "md5" as HashAlgorithm }),
+    InvalidArgumentError,
+  );
+  const w = new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3" });
+  const b = blob("x");
+  assert.throws(() => w.addBlob({ ...b, id: "nope" }), InvalidArgumentError);
+  assert.throws(() => w.addBlob({ ...b, kind: "loose" as "chunk" }), InvalidArgumentError);
+  assert.throws(() => w.addBlob({ ...b, rawLength: 5 }), /raw length 5 differs/);
+  assert.throws(
+    () => w.addManifest(manifest([b.id], { storeId: "f".repeat(32) })),
+    /belongs to store f{32}/,
+  );
+  assert.throws(() => w.addManifest(manifest([b.id], { size: -1 })), InvalidArgumentError);
+  const m = manifest([b.id]);
+  w.addManifest(m);
+  assert.throws(() => w.addManifest(m), /already in this pack/);
+  assert.equal(w.manifestCount, 1);
+  w.finish();
+  assert.throws(() => w.finish(), /already finished/);
+  assert.throws(() => w.addBlob(blob("y")), /already finished/);
+  assert.throws(() => w.addManifest(manifest([b.id])), /already finished/);
+});
+
+// ---- Reads ----
+
+Deno.test("readPackToc() reads the TOC in one ranged read when the tail covers it, two otherwise", async () => {
+  const w = new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3" });
+  w.addBlob({ ...blob("x"), bytes: text("x") });
+  const filler = randomBytes(200_000);
+  w.addBlob({ id: hashBytes("blake3", filler), kind: "chunk", bytes: filler });
+  w.addManifest(manifest([blob("x").id]));
+  const bytes = w.finish().slice();
+  const trailer = parsePackTrailer(KEY, bytes);
+
+  const one = new ArraySource(bytes);
+  await readPackToc(one, KEY, { size: bytes.length });
+  assert.deepEqual(one.reads, [{ offset: bytes.length - 65536, length: 65536 }]);
+
+  const two = new ArraySource(bytes);
+  await readPackToc(two, KEY, { size: bytes.length, tailGuess: 100 });
+  assert.deepEqual(two.reads, [
+    { offset: bytes.length - 100, length: 100 },
+    { offset: trailer.tocOffset, length: trailer.tocLength },
+  ]);
+
+  const whole = new ArraySource(bytes);
+  await readPackToc(whole, KEY, { tailGuess: 1 << 20 });
+  assert.equal(whole.stats, 1); // no size given: one stat
+  assert.deepEqual(whole.reads, [{ offset: 0, length: bytes.length }]);
+});
+
+Deno.test("readPackToc() checks the header when its read covers offset 0", async () => {
+  const { bytes } = samplePack();
+  const bad = bytes.slice();
+  bad[3]! ^= 1;
+  await assertCorrupt(read(bad), /bad header magic/);
+  const v2 = bytes.slice();
+  v2[8] = 2;
+  await assertCorrupt(read(v2), /unknown formatVersion 2/);
+  const reserved = bytes.slice();
+  reserved[12] = 1;
+  await assertCorrupt(read(reserved), /reserved header bytes/);
+  assert.equal(parsePackHeader(KEY, bytes), 1);
+  assert.throws(
+    () => parsePackHeader(KEY, bytes.subarray(0, 15)),
+    /truncated: 15 bytes, the header needs 16/,
+  );
+});
+
+Deno.test("readPackToc() refuses a pack truncated at any point", async () => {
+  const { bytes } = samplePack();
+  for (let n = 0; n < bytes.length; n++) {
+    await assertCorrupt(read(bytes.subarray(0, n)), undefined, `cut at ${n}`);
+    await assertCorrupt(
+      read(bytes.subarray(0, n), { tailGuess: 64 }),
+      undefined,
+      `cut at ${n}, small tail`,
+    );
+  }
+  await assertCorrupt(read(new Uint8Array(0)), /truncated: 0 bytes, a pack needs at least 125/);
+  await assertCorrupt(read(bytes.subarray(0, bytes.length - 1)), /bad trailer magic/);
+});
+
+Deno.test("readPackToc() refuses a pack whose source returns fewer bytes than its size says", async () => {
+  const { bytes } = samplePack();
+  const short = new ArraySource(bytes.subarray(0, bytes.length - 10));
+  await assertCorrupt(
+    readPackToc(short, KEY, { size: bytes.length }),
+    /truncated: read \d+ bytes at offset 0/,
+  );
+});
+
+Deno.test("readPackToc() detects a flipped bit anywhere in the TOC, the trailer and the header", async () => {
+  const { bytes } = samplePack();
+  const trailer = parsePackTrailer(KEY, bytes);
+  const positions = [...Array(PACK_HEADER_BYTES).keys()];
+  for (let i = trailer.tocOffset; i < bytes.length; i++) positions.push(i);
+  for (const i of positions) {
+    for (const bit of [0x01, 0x80]) {
+      const bad = bytes.slice();
+      bad[i]! ^= bit;
+      await assertCorrupt(read(bad), undefined, `byte ${i} ^ ${bit}`);
+    }
+  }
+  const flipped = bytes.slice();
+  flipped[trailer.tocOffset + 50]! ^= 4;
+  await assertCorrupt(read(flipped), /TOC checksum mismatch/);
+});
+
+Deno.test("readBlobFromPack() detects a flipped byte in a blob body", async () => {
+  const { bytes, blobs } = samplePack();
+  const bad = bytes.slice();
+  bad[PACK_HEADER_BYTES + 2]! ^= 1;
+  const source = new ArraySource(bad);
+  const toc = await readPackToc(source, KEY, { size: bad.length }); // the TOC is intact
+  await assert.rejects(
+    readBlobFromPack(source, { key: KEY, ...toc.blobs[0]! }, { hash: "blake3" }),
+    (e: unknown) =>
+      e instanceof CorruptObjectError && e.key === KEY &&
+      new RegExp(`blob ${blobs[0]!.id} at offset 16 does not match its id`).test(e.reason),
+  );
+  await assert.rejects(
+    readBlobFromPack(source, { key: KEY, ...toc.blobs[1]!, storedLength: 10_000 }, {
+      hash: "blake3",
+    }),
+    /truncated: read \d+ bytes at offset 26, expected 10000/,
+  );
+  // The right bytes under the wrong algorithm do not match either.
+  await assert.rejects(
+    readBlobFromPack(new ArraySource(bytes), { key: KEY, ...toc.blobs[1]! }, { hash: "sha256" }),
+    CorruptObjectError,
+  );
+});
+
+Deno.test("readPackToc() refuses a pack of another store, hash or pack id", async () => {
+  const { bytes } = samplePack();
+  await assertCorrupt(
+    read(bytes, { storeId: "other" }),
+    new RegExp(`belongs to store ${STORE}, expected other`),
+  );
+  await assertCorrupt(read(bytes, { hash: "sha256" }), /uses hash blake3, expected sha256/);
+  await assertCorrupt(read(bytes, { packId: "01ARZ3NDEKTSV4RRFFQ69G5FAW" }), /TOC names pack/);
+});
+
+Deno.test("readPackToc() refuses an unknown format version or a cipher it cannot read", async () => {
+  const toc = buildToc({});
+  await assertCorrupt(
+    read(sealPack(new Uint8Array(0), toc, { version: 7 })),
+    /unknown formatVersion 7/,
+  );
+  await assertCorrupt(
+    read(sealPack(new Uint8Array(0), toc, { version: 0 })),
+    /unknown formatVersion 0/,
+  );
+  await assertCorrupt(
+    read(sealPack(new Uint8Array(0), toc, { cipher: 1 })),
+    /sealed with cipher 1/,
+  );
+  await assert.rejects(
+    read(sealPack(new Uint8Array(0), toc, { version: 2 })),
+    (e: unknown) =>
+      e instanceof UnsupportedFormatVersionError && e.code === "unsupported_format_version" &&
+      e.found === 2 && e.key === KEY,
+  );
+  assert.ok((await read(sealPack(new Uint8Array(0), toc))).blobs.length === 0);
+});
+
+Deno.test("readPackToc() bounds the trailer's lengths before reading or allocating", async () => {
+  const { bytes } = samplePack();
+  const tr = bytes.length - PACK_TRAILER_BYTES;
+  const cases: [number, bigint, RegExp][] = [
+    [24, BigInt(MAX_TOC_BYTES + 1), /TOC length 67108865 exceeds the limit of 67108864/],
+    [24, 2n ** 63n, /TOC length ≥ 2\^53 exceeds the limit/],
+    [24, 2n ** 40n, /exceeds the limit/],
+    [24, 3n, /below the minimum/],
+    [16, 2n ** 62n, /TOC offset ≥ 2\^53/],
+    [16, 4n, /inside the header/],
+    [16, 17n, /the trailer puts the TOC at 17/],
+  ];
+  for (const [at, value, reason] of cases) {
+    const bad = bytes.slice();
+    new DataView(bad.buffer).setBigUint64(tr + at, value, true);
+    const source = new ArraySource(bad);
+    await assertCorrupt(
+      readPackToc(source, KEY, { size: bad.length, tailGuess: 64 }),
+      reason,
+      String(value),
+    );
+    assert.ok(source.reads.every((r) => r.length <= 64), "no read sized from the bad length");
+  }
+});
+
+Deno.test("readPackToc() refuses garbage and empty objects", async () => {
+  await assertCorrupt(read(new Uint8Array(0)), /truncated: 0 bytes/);
+  await assertCorrupt(read(new Uint8Array(10_000)), /bad trailer magic/);
+  await assertCorrupt(read(randomBytes(5000)), /bad trailer magic/);
+  await assertCorrupt(read(randomBytes(100_000)), /bad trailer magic/);
+  await assertCorrupt(
+    read(text("x".repeat(200) + "CAPSATOC" + "y".repeat(56))),
+    /unknown formatVersion/,
+  );
+  assert.throws(
+    () => parsePackTrailer(KEY, new Uint8Array(12)),
+    /truncated: 12 bytes, the trailer needs 64/,
+  );
+});
+
+Deno.test("readPackToc() lets read errors through unchanged", async () => {
+  const failing: PackSource = {
+    getRange: () => Promise.reject(new TransientError("S3 answered 503")),
+    stat: () => Promise.resolve({ size: 1000 }),
+  };
+  await assert.rejects(readPackToc(failing, KEY), TransientError);
+  await assert.rejects(readPackToc(new MemoryDriver(), KEY), /no object at/);
+});
+
+// ---- Well-sealed TOCs that break the rules inside ----
+
+Deno.test("decodePackToc() refuses malformed blob entries", async () => {
+  const area = text("alphabravo!");
+  const e1 = entry("alpha", 16);
+  const e2 = entry("bravo!", 21, { kind: 2 });
+  const cases: [RawEntry[], RegExp][] = [
+    [
+      [e1, { ...e2, stored: 7, raw: 7 }],
+      /blob entry 1 extends past the TOC start \(21 \+ 7 > 27\)/,
+    ],
+    [[e1, { ...e2, offset: 20 }], /blob entry 1 overlaps entry 0/],
+    [[{ ...e1, offset: 15 }], /blob entry 0 starts at 15, inside the header/],
+    [[e1, { ...e2, kind: 3 }], /blob entry 1 has unknown kind 3/],
+    [[e1, { ...e2, kind: 0 }], /blob entry 1 has unknown kind 0/],
+    [[{ ...e1, compression: 1 }], /blob entry 0 uses unknown compression 1/],
+    [[{ ...e1, reserved: 1 }], /blob entry 0 has non-zero reserved bytes/],
+    [[{ ...e1, raw: 9 }], /blob entry 0: stored length 5 ≠ raw length 9/],
+    [[e1, { ...e2, id: e1.id }], /blob entry 1 repeats blob/],
+    [[{ ...e1, offset: 2 ** 53 }], /blob entry 0 has a length ≥ 2\^53/],
+  ];
+  for (const [entries, reason] of cases) {
+    await assertCorrupt(read(sealPack(area, buildToc({ entries }))), reason, String(reason));
+  }
+  const fine = await read(sealPack(area, buildToc({ entries: [e1, e2] })));
+  assert.deepEqual(fine.blobs.map((b) => b.kind), ["regular", "chunk"]);
+});
+
+Deno.test("decodePackToc() refuses TOC fields that do not add up", async () => {
+  const m = JSON.stringify(manifestToJson(manifest([blob("x").id])));
+  const cases: [Parameters<typeof buildToc>[0], RegExp][] = [
+    [{ blobCount: 1 }, /TOC sections \(1 blob entries, 2 bytes of manifests\) do not add up/],
+    [{ blobCount: 0xffffffff }, /do not add up/],
+    [{ manifestsLength: 0xffffffff }, /do not add up/],
+    [{ manifestCount: 3 }, /TOC says 3 manifests, holds 0/],
+    [{ hashId: 9 }, /unknown hash algorithm id 9/],
+    [{ reserved: 1 }, /reserved TOC bytes are not zero/],
+    [
+      { packId: "not-a-ulid-not-a-ulid-0000" },
+      /pack id "not-a-ulid-not-a-ulid-0000" is not a ULID/,
+    ],
+    [{ storeId: "bad store" }, /store id "bad store" is malformed/],
+    [{ manifestsJson: "{}" }, /manifests are not a JSON array/],
+    [{ manifestsJson: "[" + m + "", manifestCount: 1 }, /manifests are not valid UTF-8 JSON/],
+    [{ manifestsJson: `[${m},${m}]` }, /manifest 1 repeats manifest id/],
+    [
+      { manifestsJson: `[${m.replace(STORE, "f".repeat(32))}]` },
+      /manifest 0 \S+: belongs to store "f{32}"/,
+    ],
+    [{ manifestsJson: `[${m.replace('"size":42', '"size":-42')}]` }, /manifest 0 \S+: size -42/],
+    [{ manifestsJson: "[1]" }, /manifest 0: not a JSON object/],
+  ];
+  for (const [toc, reason] of cases) {
+    await assertCorrupt(read(sealPack(new Uint8Array(0), buildToc(toc))), reason, String(reason));
+  }
+  const bytes = sealPack(new Uint8Array(0), buildToc({}));
+  const badUtf8 = buildToc({ manifestsJson: "[ ]" });
+  badUtf8[badUtf8.length - 2] = 0xff;
+  await assertCorrupt(read(sealPack(new Uint8Array(0), badUtf8)), /not valid UTF-8 JSON/);
+  const trailer = parsePackTrailer(KEY, bytes);
+  assert.throws(
+    () => decodePackToc(KEY, new Uint8Array(10), trailer),
+    /TOC is 10 bytes, the trailer says 76/,
+  );
+});
+
+// ---- Speed ----
+
+Deno.test("decodePackToc() decodes a TOC of 10,000 manifests quickly", () => {
+  const w = new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3", sizeHint: 8 << 20 });
+  for (let i = 0; i < 10_000; i++) {
+    const b = blob(`artifact body ${i}`);
+    w.addBlob(b);
+    w.addManifest(manifest([b.id], {
+      key: `releases/app-${i}/app.tar.gz`,
+      metadata: { commit: `c${i}`, branch: "main" },
+    }));
+  }
+  const bytes = w.finish();
+  const trailer = parsePackTrailer(KEY, bytes);
+  const tocBytes = bytes.subarray(trailer.tocOffset, trailer.tocOffset + trailer.tocLength);
+  decodePackToc(KEY, tocBytes, trailer); // warm up
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const start = performance.now();
+    const toc = decodePackToc(KEY, tocBytes, trailer, { storeId: STORE });
+    times.push(performance.now() - start);
+    assert.equal(toc.manifests.length, 10_000);
+    assert.equal(toc.blobs.length, 10_000);
+  }
+  const best = Math.min(...times);
+  // The target is well under 50 ms; the bound leaves room for a loaded CI machine.
+  assert.ok(best < 150, `decoding took ${best.toFixed(1)} ms (${trailer.tocLength} TOC bytes)`);
+});

@@ -1,0 +1,208 @@
+/**
+ * Index snapshots: copies of the StoreIndex written to the Location at
+ * `system.state/index/snapshots/<ULID>`, stamped with how far into the pack
+ * stream they reach, so that a lost host cache costs a read of the snapshot
+ * plus the packs written after it — not a full scan.
+ *
+ * ## Encoding (version 1)
+ *
+ * ```
+ * offset  size  field
+ * 0       8     magic "CAPSASNP"
+ * 8       2     format version, u16 big-endian (1)
+ * 10      2     reserved, zero
+ * 12      4     header length H, u32 big-endian (at most 64 KiB)
+ * 16      H     header: UTF-8 JSON {storeId, schemaVersion, highWaterMark,
+ *               createdAt, dbBytes, dbSha256}
+ * 16+H    N     the exported SQLite database (N = dbBytes)
+ * ```
+ *
+ * A snapshot that fails any check — magic, version, header, length, checksum,
+ * store id — is never used ({@linkcode decodeSnapshot} throws
+ * {@linkcode CorruptObjectError}); readers fall back to an older one or a
+ * full scan.
+ *
+ * @module
+ */
+
+import { type Driver, NotFoundError } from "../drivers/driver.ts";
+import { CorruptObjectError } from "../errors.ts";
+import { hashBytes } from "./hashing.ts";
+import { StoreIndex } from "../index/store_index.ts";
+
+export { SNAPSHOT_PREFIX } from "../layout.ts";
+import { SNAPSHOT_PREFIX } from "../layout.ts";
+/** The encoding version written. */
+export const SNAPSHOT_VERSION = 1;
+/** The largest snapshot accepted (4 GiB): bounds allocation before reading. */
+export const MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024 * 1024;
+
+const MAGIC = "CAPSASNP";
+const FIXED = 16;
+const MAX_HEADER = 64 * 1024;
+const enc = new TextEncoder();
+const MAGIC_BYTES = enc.encode(MAGIC);
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+/** What a snapshot's header records. */
+export interface SnapshotHeader {
+  /** The store it belongs to. */
+  storeId: string;
+  /** The index schema version of the database. */
+  schemaVersion: number;
+  /** The greatest pack id the index holds. */
+  highWaterMark: string;
+  /** When it was taken (ms). */
+  createdAt: number;
+  /** Size of the database. */
+  dbBytes: number;
+  /** SHA-256 of the database, hex. */
+  dbSha256: string;
+}
+
+/**
+ * Encodes a snapshot.
+ * @param header Everything but the size and checksum, which are computed.
+ * @param db The exported database.
+ * @returns The snapshot's bytes.
+ */
+export function encodeSnapshot(
+  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256">,
+  db: Uint8Array,
+): Uint8Array {
+  const full: SnapshotHeader = { ...header, dbBytes: db.length, dbSha256: hashBytes("sha256", db) };
+  const h = enc.encode(JSON.stringify(full));
+  const out = new Uint8Array(FIXED + h.length + db.length);
+  out.set(enc.encode(MAGIC), 0);
+  const view = new DataView(out.buffer);
+  view.setUint16(8, SNAPSHOT_VERSION);
+  view.setUint32(12, h.length);
+  out.set(h, FIXED);
+  out.set(db, FIXED + h.length);
+  return out;
+}
+
+/**
+ * Decodes and checks a snapshot.
+ * @param key The snapshot's key, for errors.
+ * @param bytes Its bytes.
+ * @param expectedStoreId The store it must belong to.
+ * @returns The header and the database bytes.
+ * @throws {CorruptObjectError} for anything wrong.
+ */
+export function decodeSnapshot(
+  key: string,
+  bytes: Uint8Array,
+  expectedStoreId: string,
+): { header: SnapshotHeader; db: Uint8Array } {
+  if (bytes.length < FIXED) {
+    throw new CorruptObjectError(
+      key,
+      `truncated: ${bytes.length} bytes, the fixed header needs ${FIXED}`,
+    );
+  }
+  if (!MAGIC_BYTES.every((b, i) => bytes[i] === b)) {
+    throw new CorruptObjectError(key, "not an index snapshot (bad magic)");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint16(8);
+  if (version !== SNAPSHOT_VERSION) {
+    throw new CorruptObjectError(
+      key,
+      `unknown snapshot format version ${version} (this capsa reads ${SNAPSHOT_VERSION})`,
+    );
+  }
+  const hLen = view.getUint32(12);
+  if (hLen > MAX_HEADER || FIXED + hLen > bytes.length) {
+    throw new CorruptObjectError(key, `header length ${hLen} is out of bounds`);
+  }
+  let header: SnapshotHeader;
+  try {
+    header = JSON.parse(dec.decode(bytes.subarray(FIXED, FIXED + hLen)));
+  } catch (cause) {
+    throw new CorruptObjectError(key, "the header is not valid JSON", { cause });
+  }
+  if (
+    typeof header !== "object" || header === null || typeof header.storeId !== "string" ||
+    !Number.isSafeInteger(header.schemaVersion) || typeof header.highWaterMark !== "string" ||
+    !Number.isSafeInteger(header.createdAt) || !Number.isSafeInteger(header.dbBytes) ||
+    typeof header.dbSha256 !== "string"
+  ) {
+    throw new CorruptObjectError(key, "the header is missing fields or has wrong types");
+  }
+  if (header.storeId !== expectedStoreId) {
+    throw new CorruptObjectError(
+      key,
+      `belongs to store ${header.storeId}, expected ${expectedStoreId}`,
+    );
+  }
+  if (FIXED + hLen + header.dbBytes !== bytes.length) {
+    throw new CorruptObjectError(
+      key,
+      `length mismatch: the header announces ${header.dbBytes} database bytes, ${
+        bytes.length - FIXED - hLen
+      } are present`,
+    );
+  }
+  const db = bytes.subarray(FIXED + hLen);
+  if (hashBytes("sha256", db) !== header.dbSha256) {
+    throw new CorruptObjectError(key, "database checksum mismatch");
+  }
+  return { header, db };
+}
+
+/**
+ * The snapshot keys of a store, newest first. A failed listing throws: it is
+ * never taken to mean "no snapshot".
+ * @param driver The Location.
+ * @returns The keys.
+ */
+export async function listSnapshots(driver: Driver): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const info of driver.list(SNAPSHOT_PREFIX)) keys.push(info.key);
+  return keys.reverse();
+}
+
+/** What {@linkcode loadNewestIndex} found. */
+export interface IndexFound {
+  /** The snapshot used, or `undefined` when none was valid. */
+  key: string | undefined;
+  /** The loaded index (when `key` is set). */
+  index: StoreIndex | undefined;
+  /** Snapshots newer than the one used (or all) that failed a check, with why. */
+  rejected: Array<{ key: string; reason: string }>;
+}
+
+/**
+ * Loads the newest snapshot that passes every check — its frame, checksum and
+ * store id, and then the database itself. Corrupt ones are skipped and
+ * reported; an I/O failure is thrown, never treated as "absent".
+ * @param driver The Location.
+ * @param storeId The store.
+ * @returns The index and its snapshot key, or none, with the rejected snapshots.
+ */
+export async function loadNewestIndex(driver: Driver, storeId: string): Promise<IndexFound> {
+  const rejected: Array<{ key: string; reason: string }> = [];
+  for (const key of await listSnapshots(driver)) {
+    let bytes: Uint8Array;
+    try {
+      const info = await driver.stat(key);
+      if (info.size > MAX_SNAPSHOT_BYTES) {
+        rejected.push({ key, reason: `${info.size} bytes is larger than any snapshot` });
+        continue;
+      }
+      bytes = await driver.get(key);
+    } catch (e) {
+      if (e instanceof NotFoundError) continue; // deleted by a concurrent prune
+      throw e;
+    }
+    try {
+      const { db } = decodeSnapshot(key, bytes, storeId);
+      return { key, index: await StoreIndex.load(db, { storeId, key }), rejected };
+    } catch (e) {
+      if (!(e instanceof CorruptObjectError)) throw e;
+      rejected.push({ key, reason: e.reason });
+    }
+  }
+  return { key: undefined, index: undefined, rejected };
+}

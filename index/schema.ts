@@ -1,0 +1,214 @@
+/**
+ * The StoreIndex schema and its forward-only migrations.
+ *
+ * Each step runs in one transaction with the version row inside it, so a
+ * database is always at exactly one version. A database whose version is
+ * newer than {@linkcode INDEX_SCHEMA_VERSION} is refused, never downgraded.
+ *
+ * @module
+ */
+
+import type { Database } from "./_sqlite.ts";
+import { CapsaError } from "../errors.ts";
+
+/** One migration step: brings the schema from `version - 1` to `version`. */
+export interface MigrationStep {
+  /** The version this step produces. */
+  version: number;
+  /** What it changes, for logs and the docs. */
+  description: string;
+  /** The SQL to run inside the step's transaction. */
+  sql: string;
+}
+
+/**
+ * Schema version 1.
+ *
+ * Text keys compare as UTF-8 bytes (SQLite's BINARY collation), which is the
+ * same order as {@linkcode compareKeys} and every driver's listing.
+ */
+const V1 = `
+CREATE TABLE meta (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Packs are referred to by pack_no (a small integer) everywhere else.
+CREATE TABLE packs (
+  pack_no        INTEGER PRIMARY KEY,
+  pack_id        TEXT NOT NULL UNIQUE,
+  size           INTEGER NOT NULL,
+  blob_count     INTEGER NOT NULL,
+  manifest_count INTEGER NOT NULL
+);
+
+-- blob_id: the 32 digest bytes. kind: 0 regular, 1 chunk. pack_no NULL: a loose blob
+-- (blobs/<2 hex>/<id>).
+CREATE TABLE blobs (
+  blob_id     BLOB PRIMARY KEY,
+  kind        INTEGER NOT NULL,
+  raw_size    INTEGER NOT NULL,
+  stored_size INTEGER NOT NULL,
+  pack_no     INTEGER,
+  offset      INTEGER
+) WITHOUT ROWID;
+CREATE INDEX blobs_by_pack ON blobs (pack_no, offset);
+
+-- digest: 32 bytes (NULL for a tombstone). blob_ids: the body's blob ids, 32 bytes each,
+-- concatenated in order (NULL when the body is inline or deleted).
+CREATE TABLE manifests (
+  seq          INTEGER PRIMARY KEY,
+  manifest_id  TEXT NOT NULL UNIQUE,
+  namespace    TEXT NOT NULL,
+  key          TEXT NOT NULL,
+  created      INTEGER NOT NULL,
+  size         INTEGER NOT NULL,
+  digest       BLOB,
+  content_type TEXT,
+  metadata     TEXT,
+  deleted      INTEGER NOT NULL,
+  inline_body  BLOB,
+  blob_ids     BLOB,
+  pack_no      INTEGER
+);
+CREATE INDEX manifests_by_key ON manifests (namespace, key, manifest_id);
+CREATE INDEX manifests_by_pack ON manifests (pack_no);
+
+-- The current version of each artifact: the manifest with the greatest id.
+-- A deleted artifact keeps its row (deleted = 1) so that an older manifest
+-- indexed late can never bring it back.
+CREATE TABLE artifacts (
+  namespace   TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  manifest_id TEXT NOT NULL,
+  seq         INTEGER NOT NULL,
+  deleted     INTEGER NOT NULL,
+  PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+`;
+
+/**
+ * Schema version 2: per-namespace statistics.
+ *
+ * `namespace_stats` holds, for each namespace, how many artifacts are live
+ * and the sum of their current versions' sizes, kept exact as current
+ * versions change (a tombstone counts for nothing). The step fills it from
+ * `artifacts` and `manifests`, so an index migrated from version 1 holds the
+ * same rows as one built at version 2.
+ */
+const V2 = `
+CREATE TABLE namespace_stats (
+  namespace TEXT PRIMARY KEY,
+  artifacts INTEGER NOT NULL,
+  bytes     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The current version's size, so that the statistics follow every change of
+-- the current version inside SQLite (triggers), with no extra statement per put.
+ALTER TABLE artifacts ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE artifacts SET size = (SELECT m.size FROM manifests m WHERE m.seq = artifacts.seq);
+
+INSERT INTO namespace_stats (namespace, artifacts, bytes)
+  SELECT namespace, count(*), sum(size) FROM artifacts WHERE deleted = 0 GROUP BY namespace;
+
+CREATE TRIGGER artifacts_stats_insert AFTER INSERT ON artifacts WHEN new.deleted = 0 BEGIN
+  INSERT INTO namespace_stats (namespace, artifacts, bytes) VALUES (new.namespace, 1, new.size)
+    ON CONFLICT (namespace) DO UPDATE SET artifacts = artifacts + 1, bytes = bytes + excluded.bytes;
+END;
+
+CREATE TRIGGER artifacts_stats_update AFTER UPDATE ON artifacts BEGIN
+  INSERT INTO namespace_stats (namespace, artifacts, bytes)
+    VALUES (new.namespace,
+            (1 - new.deleted) - (1 - old.deleted),
+            (CASE WHEN new.deleted THEN 0 ELSE new.size END) - (CASE WHEN old.deleted THEN 0 ELSE old.size END))
+    ON CONFLICT (namespace) DO UPDATE SET artifacts = artifacts + excluded.artifacts, bytes = bytes + excluded.bytes;
+  DELETE FROM namespace_stats WHERE namespace = new.namespace AND artifacts <= 0;
+END;
+`;
+
+/** Every step, in order. */
+export const MIGRATIONS: readonly MigrationStep[] = [
+  { version: 1, description: "packs, blobs, manifests, artifacts", sql: V1 },
+  { version: 2, description: "per-namespace statistics (namespace_stats)", sql: V2 },
+];
+
+/** The schema version this code writes. */
+export const INDEX_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/**
+ * The index was written by a newer capsa than this one.
+ *
+ * @example
+ * ```ts
+ * import { IndexTooNewError } from "./schema.ts";
+ * const e = new IndexTooNewError(9, 1);
+ * console.log(e.code); // "index_too_new"
+ * ```
+ */
+export class IndexTooNewError extends CapsaError {
+  /** The database's version. */
+  readonly found: number;
+  /** The newest version this code knows. */
+  readonly supported: number;
+  /**
+   * Creates the error.
+   * @param found The database's version.
+   * @param supported The newest version this code knows.
+   */
+  constructor(found: number, supported: number) {
+    super(
+      "index_too_new",
+      `the index has schema version ${found}, newer than this capsa supports (${supported}): upgrade capsa, or rebuild the index`,
+    );
+    this.found = found;
+    this.supported = supported;
+  }
+}
+
+/**
+ * Reads the schema version of a database (0 when it has no meta table).
+ * @param db The database.
+ * @returns The version.
+ */
+export function schemaVersionOf(db: Database): number {
+  const hasMeta = db.exec(
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+  ).length > 0;
+  if (!hasMeta) return 0;
+  const rows = db.exec("SELECT value FROM meta WHERE name = 'schema_version'");
+  const v = Number(rows[0]?.values[0]?.[0] ?? 0);
+  return Number.isSafeInteger(v) ? v : 0;
+}
+
+/**
+ * Applies every step after the database's version, one transaction each.
+ *
+ * @param db The database.
+ * @param steps The steps (default {@linkcode MIGRATIONS}); tests pass their own.
+ * @returns The versions applied.
+ * @throws {IndexTooNewError} when the database is newer than the last step.
+ */
+export function migrate(db: Database, steps: readonly MigrationStep[] = MIGRATIONS): number[] {
+  const current = schemaVersionOf(db);
+  const newest = steps[steps.length - 1]?.version ?? 0;
+  if (current > newest) throw new IndexTooNewError(current, newest);
+  const applied: number[] = [];
+  for (const step of steps) {
+    if (step.version <= current) continue;
+    db.run("BEGIN");
+    try {
+      db.run(step.sql);
+      db.run(
+        "INSERT INTO meta (name, value) VALUES ('schema_version', ?) " +
+          "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        [String(step.version)],
+      );
+      db.run("COMMIT");
+    } catch (e) {
+      db.run("ROLLBACK");
+      throw e;
+    }
+    applied.push(step.version);
+  }
+  return applied;
+}

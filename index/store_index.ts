@@ -1,0 +1,865 @@
+/**
+ * The StoreIndex: a SQLite database (sql.js, in memory) that answers every
+ * lookup of a store. It is only a cache: everything in it can be rebuilt from
+ * the Location's packs (and, in `Local`/`Replicated` manifest storage, the
+ * host's manifest log).
+ *
+ * It holds the packs indexed so far, every blob (regular and chunk) with where
+ * it lives, every manifest with its ordered blob list, and the current version
+ * of each artifact. Every lookup made by `get`, `list` and `put` goes through
+ * an index (checked by its tests with `EXPLAIN QUERY PLAN`).
+ *
+ * @module
+ */
+
+import { type Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
+import { CorruptObjectError } from "../errors.ts";
+import { INDEX_SCHEMA_VERSION, migrate, schemaVersionOf } from "./schema.ts";
+import type { Manifest } from "../format/manifest.ts";
+import type { BlobKind } from "../format/pack.ts";
+
+/** Where a blob lives and how big it is. */
+export interface BlobRecord {
+  /** The blob id (hex digest of its raw bytes). */
+  blobId: string;
+  /** `regular` (a whole body) or `chunk` (a piece of a large body). */
+  kind: BlobKind;
+  /** Size of its raw bytes. */
+  rawSize: number;
+  /** Size as stored (differs once compression or encryption apply). */
+  storedSize: number;
+  /** The pack holding it, or `null` for a loose blob. */
+  packId: string | null;
+  /** Its offset in the pack (`null` for a loose blob). */
+  offset: number | null;
+}
+
+/** One manifest as the index keeps it: the manifest and the pack that carried it. */
+export interface ManifestRecord extends Manifest {
+  /** The pack that carried the manifest (`null` when it came from the host manifest log). */
+  packId: string | null;
+}
+
+/** A pack as the index keeps it. */
+export interface PackRecord {
+  /** The pack id (a ULID: time-ordered). */
+  packId: string;
+  /** The pack's size in bytes. */
+  size: number;
+  /** Blobs in its TOC. */
+  blobCount: number;
+  /** Manifests in its TOC. */
+  manifestCount: number;
+}
+
+/** What {@linkcode StoreIndex.indexPack} records for one pack. */
+export interface IndexedPack {
+  /** The pack itself. */
+  pack: PackRecord;
+  /** Its blobs. */
+  blobs: BlobRecord[];
+  /** Its manifests. */
+  manifests: ManifestRecord[];
+}
+
+/** Options of {@linkcode StoreIndex.list}. */
+export interface IndexListOptions {
+  /** Only keys starting with this. */
+  prefix?: string;
+  /** Only keys strictly after this one (the cursor). */
+  after?: string;
+  /** At most this many (default 1000). */
+  limit?: number;
+}
+
+/** Counts kept by the index. */
+export interface IndexCounts {
+  /** Live artifacts (not deleted). */
+  artifacts: number;
+  /** Manifests, tombstones included. */
+  manifests: number;
+  /** Blobs (regular + chunks). */
+  blobs: number;
+  /** Packs. */
+  packs: number;
+  /** Raw bytes of every blob. */
+  blobBytes: number;
+  /** Bytes of every pack. */
+  packBytes: number;
+}
+
+const KIND_CODE: Record<BlobKind, number> = { regular: 0, chunk: 1 };
+
+function str(v: SqlValue | undefined): string {
+  return typeof v === "string" ? v : String(v ?? "");
+}
+function num(v: SqlValue | undefined): number {
+  return typeof v === "number" ? v : Number(v ?? 0);
+}
+
+/** Rows per multi-row statement: a few fixed sizes, so a few prepared statements serve all. */
+const BATCH_SIZES = [64, 16, 4, 1];
+
+/** Splits `n` rows into `[offset, count]` batches of the sizes in {@linkcode BATCH_SIZES}. */
+function batches(n: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let at = 0;
+  for (const size of BATCH_SIZES) {
+    while (n - at >= size) {
+      out.push([at, size]);
+      at += size;
+    }
+  }
+  return out;
+}
+
+const ROWS = new Map<string, string>();
+/** `(?, …), (?, …)`: `n` rows of `width` placeholders. */
+function rows(n: number, width: number): string {
+  const k = `${n}x${width}`;
+  let text = ROWS.get(k);
+  if (text === undefined) {
+    const row = `(${Array(width).fill("?").join(", ")})`;
+    text = Array(n).fill(row).join(", ");
+    ROWS.set(k, text);
+  }
+  return text;
+}
+
+/** A hex id (blob id or digest) as the 32 bytes the index stores. */
+function idBytes(hex: string): Uint8Array {
+  return Uint8Array.fromHex(hex);
+}
+
+/** Blob ids as one column: their 32-byte forms, concatenated in order. */
+function joinIds(ids: readonly string[]): Uint8Array {
+  const out = new Uint8Array(ids.length * 32);
+  ids.forEach((id, i) => out.set(Uint8Array.fromHex(id), i * 32));
+  return out;
+}
+
+function splitIds(bytes: Uint8Array): string[] {
+  const ids: string[] = [];
+  for (let at = 0; at + 32 <= bytes.length; at += 32) ids.push(bytes.subarray(at, at + 32).toHex());
+  return ids;
+}
+
+/** The exclusive upper bound of keys starting with `prefix`, when one is cheap to compute. */
+function prefixEnd(prefix: string): string | undefined {
+  if (prefix === "") return undefined;
+  const last = prefix.charCodeAt(prefix.length - 1);
+  if (last >= 0xd800 && last <= 0xdfff) return undefined;
+  if (last === 0xffff) return undefined;
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
+
+/**
+ * A Bloom filter of blob ids: 10 bits per id and 7 probes (about 1% false
+ * positives). The probes come from the id's own hex digits.
+ */
+class BlobBloom {
+  readonly capacity: number;
+  #bits: Uint32Array;
+  #mask: number;
+  #count = 0;
+
+  constructor(capacity: number) {
+    let size = 1;
+    while (size < capacity * 10) size *= 2;
+    this.capacity = capacity;
+    this.#bits = new Uint32Array(size / 32);
+    this.#mask = size - 1;
+  }
+
+  get full(): boolean {
+    return this.#count >= this.capacity;
+  }
+
+  #probe(id: string, i: number): number {
+    return parseInt(id.slice(i * 8, i * 8 + 8), 16) & this.#mask;
+  }
+
+  add(id: string): void {
+    for (let i = 0; i < 7; i++) {
+      const bit = this.#probe(id, i);
+      this.#bits[bit >>> 5]! |= 1 << (bit & 31);
+    }
+    this.#count++;
+  }
+
+  has(id: string): boolean {
+    for (let i = 0; i < 7; i++) {
+      const bit = this.#probe(id, i);
+      if ((this.#bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
+  }
+}
+
+/**
+ * The index of one store.
+ *
+ * @example
+ * ```ts
+ * import { StoreIndex } from "./store_index.ts";
+ * const index = await StoreIndex.create("01JSTOREID0000000000000000");
+ * console.log(index.counts().artifacts); // 0
+ * const copy = await StoreIndex.load(index.export(), { storeId: index.storeId, key: "cache" });
+ * copy.close();
+ * index.close();
+ * ```
+ */
+export class StoreIndex {
+  #db: Database;
+  #stmts = new Map<string, Statement>();
+  #bloom: BlobBloom | undefined;
+  /** The store this index belongs to. */
+  readonly storeId: string;
+
+  private constructor(db: Database, storeId: string) {
+    // The database lives in memory and is persisted by export: a rollback
+    // journal in memory is enough, and there is no file to sync.
+    db.run("PRAGMA journal_mode = MEMORY");
+    db.run("PRAGMA synchronous = OFF");
+    db.run("PRAGMA temp_store = MEMORY");
+    // Pages read through sql.js's emulated file system are copied each time: cache them.
+    db.run("PRAGMA cache_size = -131072");
+    this.#db = db;
+    this.storeId = storeId;
+  }
+
+  /**
+   * Creates an empty index at the current schema version.
+   * @param storeId The store it belongs to.
+   * @returns The index.
+   */
+  static async create(storeId: string): Promise<StoreIndex> {
+    const SQL = await loadSqlite();
+    const db = new SQL.Database();
+    migrate(db);
+    db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
+    return new StoreIndex(db, storeId);
+  }
+
+  /**
+   * Loads an exported index, checks it belongs to `storeId`, and migrates an
+   * older schema forward.
+   *
+   * @param bytes The exported database.
+   * @param options The expected store id and a name for errors (the cache path or snapshot key).
+   * @returns The index.
+   * @throws {CorruptObjectError} when the bytes are not a usable index of this store.
+   * @throws {IndexTooNewError} when it was written by a newer capsa.
+   */
+  static async load(
+    bytes: Uint8Array,
+    options: { storeId: string; key: string },
+  ): Promise<StoreIndex> {
+    const SQL = await loadSqlite();
+    const { key } = options;
+    if (
+      bytes.length < 512 || new TextDecoder().decode(bytes.subarray(0, 15)) !== "SQLite format 3"
+    ) {
+      throw new CorruptObjectError(key, "not a SQLite database");
+    }
+    let db: Database;
+    try {
+      db = new SQL.Database(bytes);
+      // Snapshots and the host cache carry a SHA-256 of these bytes, checked before this
+      // point; a full integrity check would read every page (0.4 s per 300 MiB) for nothing.
+      // Reading the schema catches a file that is not a database at all.
+      db.exec("PRAGMA schema_version");
+    } catch (cause) {
+      throw new CorruptObjectError(key, "the database is damaged", { cause });
+    }
+    try {
+      const version = schemaVersionOf(db);
+      if (version === 0) throw new CorruptObjectError(key, "no capsa schema in the database");
+      const owner = db.exec("SELECT value FROM meta WHERE name = 'store_id'")[0]?.values[0]?.[0];
+      if (owner !== options.storeId) {
+        throw new CorruptObjectError(
+          key,
+          `belongs to store ${String(owner)}, expected ${options.storeId}`,
+        );
+      }
+      migrate(db);
+      return new StoreIndex(db, options.storeId);
+    } catch (e) {
+      db.close();
+      if (e instanceof CorruptObjectError) throw e;
+      if (e instanceof Error && e.name === "IndexTooNewError") throw e;
+      throw new CorruptObjectError(key, "the database does not hold a readable capsa index", {
+        cause: e,
+      });
+    }
+  }
+
+  #stmt(sql: string): Statement {
+    let s = this.#stmts.get(sql);
+    if (!s) {
+      s = this.#db.prepare(sql);
+      this.#stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  #all(sql: string, params: SqlValue[]): SqlValue[][] {
+    const s = this.#stmt(sql);
+    s.bind(params);
+    const rows: SqlValue[][] = [];
+    try {
+      while (s.step()) rows.push(s.get());
+    } finally {
+      s.reset();
+    }
+    return rows;
+  }
+
+  #one(sql: string, params: SqlValue[]): SqlValue[] | undefined {
+    const s = this.#stmt(sql);
+    s.bind(params);
+    try {
+      return s.step() ? s.get() : undefined;
+    } finally {
+      s.reset();
+    }
+  }
+
+  #exists(sql: string, params: SqlValue[]): boolean {
+    const s = this.#stmt(sql);
+    s.bind(params);
+    try {
+      return s.step();
+    } finally {
+      s.reset();
+    }
+  }
+
+  #run(sql: string, params: SqlValue[]): void {
+    const s = this.#stmt(sql);
+    s.run(params);
+    s.reset();
+  }
+
+  /** The schema version of the database. @returns The version. */
+  get schemaVersion(): number {
+    return schemaVersionOf(this.#db);
+  }
+
+  /**
+   * Runs `fn` in one transaction: all of it or nothing.
+   * @param fn The work.
+   * @returns What `fn` returns.
+   */
+  transaction<T>(fn: () => T): T {
+    this.#db.run("BEGIN");
+    try {
+      const out = fn();
+      this.#db.run("COMMIT");
+      return out;
+    } catch (e) {
+      this.#db.run("ROLLBACK");
+      throw e;
+    }
+  }
+
+  /**
+   * Records a pack, its blobs and its manifests in one transaction.
+   * Indexing the same pack twice is harmless.
+   * @param indexed The pack and its TOC.
+   * @param options `nested` when the caller already opened a transaction (batches).
+   * @returns How many manifests were new to the index.
+   */
+  indexPack(indexed: IndexedPack, options: { nested?: boolean } = {}): number {
+    const work = () => {
+      const p = indexed.pack;
+      this.#run(
+        "INSERT OR IGNORE INTO packs (pack_id, size, blob_count, manifest_count) VALUES (?, ?, ?, ?)",
+        [p.packId, p.size, p.blobCount, p.manifestCount],
+      );
+      const packNo = this.#packNo(p.packId);
+      this.#putBlobs(indexed.blobs, packNo);
+      return this.#putManifests(indexed.manifests, packNo);
+    };
+    return options.nested ? work() : this.transaction(work);
+  }
+
+  /**
+   * Records manifests that came without a pack (the host manifest log).
+   * @param manifests The manifests.
+   * @returns How many were new.
+   */
+  indexManifests(manifests: readonly ManifestRecord[]): number {
+    return this.transaction(() => {
+      let added = 0;
+      for (const m of manifests) {
+        added += this.#putManifests([m], m.packId === null ? null : this.#packNo(m.packId));
+      }
+      return added;
+    });
+  }
+
+  /** The pack_no of an indexed pack, or `null` when it is not indexed. */
+  #packNo(packId: string): number | null {
+    const r = this.#one("SELECT pack_no FROM packs WHERE pack_id = ?", [packId]);
+    return r ? num(r[0]) : null;
+  }
+
+  /**
+   * Records a loose blob (one too large for a pack).
+   * @param blob The blob (with `packId` and `offset` `null`).
+   */
+  registerLooseBlob(blob: BlobRecord): void {
+    this.#putBlobs([blob], null);
+  }
+
+  /**
+   * Records blobs with multi-row statements: a pack's blobs cost a few
+   * statements, not one each (each statement crosses into WebAssembly).
+   */
+  #putBlobs(blobs: readonly BlobRecord[], packNo: number | null): void {
+    for (const b of blobs) {
+      if (this.#bloom) {
+        if (this.#bloom.full) this.#bloom = this.#buildBloom(this.#bloom.capacity * 2);
+        this.#bloom.add(b.blobId);
+      }
+    }
+    for (const [at, n] of batches(blobs.length)) {
+      const params: SqlValue[] = [];
+      for (const b of blobs.slice(at, at + n)) {
+        params.push(
+          idBytes(b.blobId),
+          KIND_CODE[b.kind],
+          b.rawSize,
+          b.storedSize,
+          packNo,
+          b.offset,
+        );
+      }
+      this.#run(
+        "INSERT OR IGNORE INTO blobs (blob_id, kind, raw_size, stored_size, pack_no, offset) VALUES " +
+          rows(n, 6),
+        params,
+      );
+    }
+  }
+
+  /**
+   * Records manifests and moves current versions forward, with multi-row
+   * statements (see {@linkcode StoreIndex.indexPack}).
+   * @returns How many manifests were new.
+   */
+  #putManifests(manifests: readonly ManifestRecord[], packNo: number | null): number {
+    let added = 0;
+    for (const [at, n] of batches(manifests.length)) {
+      const batch = manifests.slice(at, at + n);
+      const params: SqlValue[] = [];
+      for (const m of batch) {
+        params.push(
+          m.id,
+          m.namespace,
+          m.key,
+          m.created,
+          m.size,
+          m.digest === "" ? null : idBytes(m.digest),
+          m.contentType === "" ? null : m.contentType,
+          Object.keys(m.metadata).length === 0 ? null : JSON.stringify(m.metadata),
+          m.deleted ? 1 : 0,
+          m.inline ?? null,
+          m.blobs.length === 0 ? null : joinIds(m.blobs),
+          packNo,
+        );
+      }
+      // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
+      const inserted = new Map<string, number>();
+      for (
+        const r of this.#all(
+          "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) VALUES " +
+            rows(n, 12) + " RETURNING seq, manifest_id",
+          params,
+        )
+      ) inserted.set(str(r[1]), num(r[0]));
+      // A manifest may come twice in one batch (TOC and host log, Replicated): count it once.
+      const fresh: Array<[ManifestRecord, number]> = [];
+      for (const m of batch) {
+        const seq = inserted.get(m.id);
+        if (seq === undefined) continue;
+        inserted.delete(m.id);
+        fresh.push([m, seq]);
+      }
+      added += fresh.length;
+      if (fresh.length === 0) continue;
+      // The artifacts row changes only for a newer manifest; triggers keep namespace_stats exact.
+      for (const [at2, n2] of batches(fresh.length)) {
+        const up: SqlValue[] = [];
+        for (const [m, seq] of fresh.slice(at2, at2 + n2)) {
+          up.push(m.namespace, m.key, m.id, seq, m.deleted ? 1 : 0, m.deleted ? 0 : m.size);
+        }
+        this.#run(
+          "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) VALUES " +
+            rows(n2, 6) +
+            " ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, " +
+            "deleted = excluded.deleted, size = excluded.size WHERE excluded.manifest_id > artifacts.manifest_id",
+          up,
+        );
+      }
+    }
+    return added;
+  }
+
+  #manifestAt(seq: number): ManifestRecord | undefined {
+    const r = this.#one(
+      "SELECT m.manifest_id, m.namespace, m.key, m.created, m.size, m.digest, m.content_type, m.metadata, m.deleted, m.inline_body, p.pack_id, m.blob_ids " +
+        "FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no WHERE m.seq = ?",
+      [seq],
+    );
+    if (!r) return undefined;
+    const blobs = r[11] instanceof Uint8Array ? splitIds(r[11]) : [];
+    const record: ManifestRecord = {
+      id: str(r[0]),
+      storeId: this.storeId,
+      namespace: str(r[1]),
+      key: str(r[2]),
+      created: num(r[3]),
+      size: num(r[4]),
+      digest: r[5] instanceof Uint8Array ? r[5].toHex() : "",
+      contentType: r[6] === null ? "" : str(r[6]),
+      metadata: r[7] === null ? {} : JSON.parse(str(r[7])),
+      deleted: r[8] === 1,
+      blobs,
+      packId: r[10] === null ? null : str(r[10]),
+    };
+    if (r[9] instanceof Uint8Array) record.inline = r[9];
+    return record;
+  }
+
+  /**
+   * The current version of an artifact, or `undefined` when it does not exist
+   * or its newest manifest is a tombstone.
+   * @param namespace The namespace. @param key The key.
+   * @returns The manifest.
+   */
+  current(namespace: string, key: string): ManifestRecord | undefined {
+    const r = this.#one(
+      "SELECT seq, deleted FROM artifacts WHERE namespace = ? AND key = ?",
+      [namespace, key],
+    );
+    if (!r || r[1] === 1) return undefined;
+    return this.#manifestAt(num(r[0]));
+  }
+
+  /**
+   * Every manifest of an artifact, newest first, tombstones included.
+   * @param namespace The namespace. @param key The key.
+   * @returns The manifests.
+   */
+  versions(namespace: string, key: string): ManifestRecord[] {
+    return this.#all(
+      "SELECT seq FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC",
+      [namespace, key],
+    ).map((r) => this.#manifestAt(num(r[0]))!);
+  }
+
+  /**
+   * Live artifacts of a namespace in key order, after a cursor.
+   * @param namespace The namespace.
+   * @param options Prefix, cursor and limit.
+   * @returns The current manifests.
+   */
+  list(namespace: string, options: IndexListOptions = {}): ManifestRecord[] {
+    const prefix = options.prefix ?? "";
+    const limit = Math.max(1, Math.min(options.limit ?? 1000, 100_000));
+    const after = options.after;
+    const lower = after !== undefined && after >= prefix ? after : prefix;
+    const lowerOp = after !== undefined && after >= prefix ? ">" : ">=";
+    const end = prefixEnd(prefix);
+    const rows = end !== undefined
+      ? this.#all(
+        `SELECT seq FROM artifacts WHERE namespace = ? AND key ${lowerOp} ? AND key < ? AND deleted = 0 ORDER BY key LIMIT ?`,
+        [namespace, lower, end, limit],
+      )
+      : this.#all(
+        `SELECT seq FROM artifacts WHERE namespace = ? AND key ${lowerOp} ? AND substr(key, 1, ?) = ? AND deleted = 0 ORDER BY key LIMIT ?`,
+        [namespace, lower, prefix.length, prefix, limit],
+      );
+    return rows.map((r) => this.#manifestAt(num(r[0]))!);
+  }
+
+  /**
+   * The namespaces that hold at least one live artifact, in order.
+   * @returns The namespaces.
+   */
+  namespaces(): string[] {
+    return this.#all(
+      "SELECT DISTINCT namespace FROM artifacts WHERE deleted = 0 ORDER BY namespace",
+      [],
+    ).map((r) => str(r[0]));
+  }
+
+  /**
+   * Per-namespace statistics: for each namespace holding live artifacts, how
+   * many there are and the sum of their current versions' sizes (tombstones
+   * count for nothing). Kept exact as manifests are indexed, in any order;
+   * read from its own table, never computed by a scan.
+   *
+   * @returns The statistics, in namespace order.
+   *
+   * @example
+   * ```ts
+   * import { StoreIndex } from "./store_index.ts";
+   * const index = await StoreIndex.create("01JSTOREID0000000000000000");
+   * console.log(index.namespaceStats()); // []
+   * index.close();
+   * ```
+   */
+  namespaceStats(): Array<{ namespace: string; artifacts: number; bytes: number }> {
+    return this.#all(
+      "SELECT namespace, artifacts, bytes FROM namespace_stats ORDER BY namespace",
+      [],
+    ).map((r) => ({ namespace: str(r[0]), artifacts: num(r[1]), bytes: num(r[2]) }));
+  }
+
+  /**
+   * Where a blob lives.
+   * @param blobId The blob id.
+   * @returns Its record, or `undefined` when unknown.
+   */
+  blob(blobId: string): BlobRecord | undefined {
+    const r = this.#one(
+      "SELECT b.kind, b.raw_size, b.stored_size, p.pack_id, b.offset FROM blobs b " +
+        "LEFT JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?",
+      [idBytes(blobId)],
+    );
+    if (!r) return undefined;
+    return {
+      blobId,
+      kind: r[0] === 1 ? "chunk" : "regular",
+      rawSize: num(r[1]),
+      storedSize: num(r[2]),
+      packId: r[3] === null ? null : str(r[3]),
+      offset: r[4] === null ? null : num(r[4]),
+    };
+  }
+
+  /**
+   * Whether the index knows a blob. A Bloom filter of the known ids answers
+   * most misses without a query (built on first use; blob ids are uniform
+   * digests, so their own bits are the filter's hashes).
+   * @param blobId The blob id.
+   * @returns `true` when known.
+   */
+  hasBlob(blobId: string): boolean {
+    this.#bloom ??= this.#buildBloom(0);
+    if (!this.#bloom.has(blobId)) return false;
+    return this.#exists("SELECT 1 FROM blobs WHERE blob_id = ?", [idBytes(blobId)]);
+  }
+
+  #buildBloom(atLeast: number): BlobBloom {
+    const count = num(this.#one("SELECT count(*) FROM blobs", [])?.[0]);
+    const bloom = new BlobBloom(Math.max(atLeast, count * 2, 1 << 16));
+    const s = this.#stmt("SELECT blob_id FROM blobs");
+    try {
+      while (s.step()) bloom.add((s.get()[0] as Uint8Array).toHex());
+    } finally {
+      s.reset();
+    }
+    return bloom;
+  }
+
+  /**
+   * Whether a pack is indexed.
+   * @param packId The pack id.
+   * @returns `true` when indexed.
+   */
+  hasPack(packId: string): boolean {
+    return this.#exists("SELECT 1 FROM packs WHERE pack_id = ?", [packId]);
+  }
+
+  /**
+   * Indexed pack ids greater than `after`, in order.
+   * @param after A pack id or `""`.
+   * @returns The ids.
+   */
+  packIdsAfter(after: string): string[] {
+    return this.#all("SELECT pack_id FROM packs WHERE pack_id > ? ORDER BY pack_id", [after])
+      .map((r) => str(r[0]));
+  }
+
+  /** Every indexed pack, in id order. @returns The packs. */
+  packs(): PackRecord[] {
+    return this.#all(
+      "SELECT pack_id, size, blob_count, manifest_count FROM packs ORDER BY pack_id",
+      [],
+    ).map((r) => ({
+      packId: str(r[0]),
+      size: num(r[1]),
+      blobCount: num(r[2]),
+      manifestCount: num(r[3]),
+    }));
+  }
+
+  /**
+   * The blobs the index places in one pack (through `blobs_by_pack`), in
+   * offset order. A blob stored in several packs is placed in the first one
+   * indexed only.
+   * @param packId The pack id.
+   * @returns The blobs.
+   */
+  blobsInPack(packId: string): BlobRecord[] {
+    return this.#all(
+      "SELECT blob_id, kind, raw_size, stored_size, offset FROM blobs " +
+        "WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?) ORDER BY offset",
+      [packId],
+    ).map((r) => ({
+      blobId: (r[0] as Uint8Array).toHex(),
+      kind: r[1] === 1 ? "chunk" : "regular",
+      rawSize: num(r[2]),
+      storedSize: num(r[3]),
+      packId,
+      offset: r[4] === null ? null : num(r[4]),
+    }));
+  }
+
+  /**
+   * Every loose blob (one stored as its own object, `pack_id` null, through
+   * `blobs_by_pack`), in id order.
+   * @returns The blobs.
+   */
+  looseBlobs(): BlobRecord[] {
+    return this.#all(
+      "SELECT blob_id, kind, raw_size, stored_size FROM blobs WHERE pack_no IS NULL ORDER BY blob_id",
+      [],
+    ).map((r) => ({
+      blobId: (r[0] as Uint8Array).toHex(),
+      kind: r[1] === 1 ? "chunk" : "regular",
+      rawSize: num(r[2]),
+      storedSize: num(r[3]),
+      packId: null,
+      offset: null,
+    }));
+  }
+
+  /**
+   * The ids of the manifests the index took from one pack (through
+   * `manifests_by_pack`), in id order.
+   * @param packId The pack id.
+   * @returns The manifest ids.
+   */
+  manifestIdsInPack(packId: string): string[] {
+    return this.#all(
+      "SELECT manifest_id FROM manifests WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?)",
+      [packId],
+    ).map((r) => str(r[0])).sort();
+  }
+
+  /**
+   * Whether the index holds a manifest (through its unique id index).
+   * @param manifestId The manifest id.
+   * @returns `true` when indexed.
+   */
+  hasManifest(manifestId: string): boolean {
+    return this.#exists("SELECT 1 FROM manifests WHERE manifest_id = ?", [manifestId]);
+  }
+
+  /**
+   * Blob ids named by manifests but absent from the blobs table, each with
+   * how many manifest references name it and one manifest that does (for
+   * verification: every manifest's blobs must exist). Reads every manifest's
+   * blob list once, probing the blobs primary key per id.
+   * @returns The unknown blobs, in id order.
+   */
+  unknownManifestBlobs(): Array<{ blobId: string; references: number; example: ManifestRecord }> {
+    const unknown = new Map<string, { references: number; seq: number }>();
+    for (
+      const [seq, ids] of this.#all(
+        "SELECT seq, blob_ids FROM manifests WHERE blob_ids IS NOT NULL",
+        [],
+      )
+    ) {
+      for (const id of splitIds(ids as Uint8Array)) {
+        const seen = unknown.get(id);
+        if (seen) {
+          seen.references++;
+          seen.seq = Math.min(seen.seq, num(seq));
+        } else if (!this.#exists("SELECT 1 FROM blobs WHERE blob_id = ?", [idBytes(id)])) {
+          unknown.set(id, { references: 1, seq: num(seq) });
+        }
+      }
+    }
+    return [...unknown.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([blobId, u]) => ({
+      blobId,
+      references: u.references,
+      example: this.#manifestAt(u.seq)!,
+    }));
+  }
+
+  /**
+   * The high-water mark: the greatest pack id indexed (`""` when none).
+   * @returns The pack id.
+   */
+  highWaterMark(): string {
+    return str(this.#one("SELECT max(pack_id) FROM packs", [])?.[0] ?? "");
+  }
+
+  /** Counts and sizes. @returns The counts. */
+  counts(): IndexCounts {
+    const c = (sql: string) => num(this.#one(sql, [])?.[0]);
+    return {
+      artifacts: c("SELECT count(*) FROM artifacts WHERE deleted = 0"),
+      manifests: c("SELECT count(*) FROM manifests"),
+      blobs: c("SELECT count(*) FROM blobs"),
+      packs: c("SELECT count(*) FROM packs"),
+      blobBytes: c("SELECT coalesce(sum(raw_size), 0) FROM blobs"),
+      packBytes: c("SELECT coalesce(sum(size), 0) FROM packs"),
+    };
+  }
+
+  /**
+   * Reads or writes a value of the meta table.
+   * @param name The name.
+   * @returns Its value, or `undefined`.
+   */
+  meta(name: string): string | undefined {
+    const r = this.#one("SELECT value FROM meta WHERE name = ?", [name]);
+    return r ? str(r[0]) : undefined;
+  }
+
+  /**
+   * Sets a value of the meta table.
+   * @param name The name. @param value The value.
+   */
+  setMeta(name: string, value: string): void {
+    this.#run(
+      "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      [name, value],
+    );
+  }
+
+  /**
+   * The query plan SQLite picks for a statement (for tests that check every
+   * hot lookup uses an index).
+   * @param sql The statement. @param params Sample parameters.
+   * @returns The plan's detail lines.
+   */
+  explain(sql: string, params: Array<string | number | null> = []): string[] {
+    return this.#db.exec(`EXPLAIN QUERY PLAN ${sql}`, params)[0]?.values.map((r) => str(r[3])) ??
+      [];
+  }
+
+  /** Serializes the database. @returns The bytes of a SQLite file. */
+  export(): Uint8Array {
+    // export() would close prepared statements behind our back; drop them first.
+    for (const s of this.#stmts.values()) s.free();
+    this.#stmts.clear();
+    return this.#db.export();
+  }
+
+  /** Releases the database. */
+  close(): void {
+    for (const s of this.#stmts.values()) s.free();
+    this.#stmts.clear();
+    this.#db.close();
+  }
+}
+
+export { INDEX_SCHEMA_VERSION };

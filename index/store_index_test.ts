@@ -1,0 +1,307 @@
+import assert from "node:assert/strict";
+import { CorruptObjectError } from "../errors.ts";
+import { type ManifestRecord, StoreIndex } from "./store_index.ts";
+import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, MIGRATIONS } from "./schema.ts";
+import { loadSqlite } from "./_sqlite.ts";
+import { asVersion1 } from "../tests/index_fixtures.ts";
+
+const STORE = "01JSTORE000000000000000000";
+
+function manifest(id: string, key: string, over: Partial<ManifestRecord> = {}): ManifestRecord {
+  return {
+    id,
+    storeId: STORE,
+    namespace: "ns",
+    key,
+    created: 1000,
+    size: 3,
+    digest: "d".repeat(64),
+    contentType: "",
+    metadata: {},
+    deleted: false,
+    blobs: ["b".repeat(64)],
+    packId: "P1",
+    ...over,
+  };
+}
+
+function pack(id: string, manifests: ManifestRecord[]) {
+  return {
+    pack: { packId: id, size: 100, blobCount: 1, manifestCount: manifests.length },
+    blobs: [{
+      blobId: "b".repeat(64),
+      kind: "regular" as const,
+      rawSize: 3,
+      storedSize: 3,
+      packId: id,
+      offset: 16,
+    }],
+    manifests,
+  };
+}
+
+Deno.test("StoreIndex.indexPack() makes the newest manifest of each key current", async () => {
+  const index = await StoreIndex.create(STORE);
+  // Indexed out of order: the older manifest arrives last and must not win.
+  index.indexPack(pack("P2", [manifest("M2", "a", { size: 2 })]));
+  index.indexPack(pack("P1", [manifest("M1", "a", { size: 1 }), manifest("M3", "b")]));
+  assert.equal(index.current("ns", "a")?.id, "M2");
+  assert.deepEqual(index.versions("ns", "a").map((m) => m.id), ["M2", "M1"]);
+  assert.deepEqual(index.list("ns").map((m) => m.key), ["a", "b"]);
+  assert.equal(index.highWaterMark(), "P2");
+  // Indexing a pack twice is harmless.
+  assert.equal(index.indexPack(pack("P1", [manifest("M1", "a"), manifest("M3", "b")])), 0);
+  assert.equal(index.counts().manifests, 3);
+  index.close();
+});
+
+Deno.test("StoreIndex tombstones hide an artifact and older manifests cannot revive it", async () => {
+  const index = await StoreIndex.create(STORE);
+  index.indexPack(pack("P2", [manifest("M5", "a", { deleted: true, blobs: [], size: 0 })]));
+  index.indexPack(pack("P1", [manifest("M4", "a")]));
+  assert.equal(index.current("ns", "a"), undefined);
+  assert.deepEqual(index.list("ns"), []);
+  assert.equal(index.versions("ns", "a").length, 2);
+  assert.equal(index.counts().artifacts, 0);
+  index.close();
+});
+
+Deno.test("StoreIndex.list() honours prefix, cursor and limit in byte order", async () => {
+  const index = await StoreIndex.create(STORE);
+  const keys = ["a", "a/b", "a/c", "a0", "b", "é", "😀", "\uffff"];
+  index.indexPack(pack("P1", keys.map((k, i) => manifest(`M${i}`, k))));
+  assert.deepEqual(index.list("ns").map((m) => m.key), [
+    "a",
+    "a/b",
+    "a/c",
+    "a0",
+    "b",
+    "é",
+    "\uffff",
+    "😀",
+  ]);
+  assert.deepEqual(index.list("ns", { prefix: "a/" }).map((m) => m.key), ["a/b", "a/c"]);
+  assert.deepEqual(index.list("ns", { prefix: "a", after: "a/b", limit: 2 }).map((m) => m.key), [
+    "a/c",
+    "a0",
+  ]);
+  assert.deepEqual(index.list("ns", { after: "b", limit: 1 }).map((m) => m.key), ["é"]);
+  assert.deepEqual(index.list("ns", { prefix: "\uffff" }).map((m) => m.key), ["\uffff"]);
+  assert.deepEqual(index.list("other"), []);
+  index.close();
+});
+
+Deno.test("StoreIndex hot lookups use an index (EXPLAIN QUERY PLAN)", async () => {
+  const index = await StoreIndex.create(STORE);
+  const plans = [
+    index.explain("SELECT seq, deleted FROM artifacts WHERE namespace = ? AND key = ?", ["n", "k"]),
+    index.explain(
+      "SELECT seq FROM artifacts WHERE namespace = ? AND key >= ? AND key < ? AND deleted = 0 ORDER BY key LIMIT ?",
+      ["n", "a", "b", 10],
+    ),
+    index.explain("SELECT 1 FROM blobs WHERE blob_id = ?", ["x"]),
+    index.explain(
+      "SELECT m.manifest_id, p.pack_id, m.blob_ids FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no WHERE m.seq = ?",
+      [1],
+    ),
+    index.explain(
+      "SELECT b.kind, p.pack_id FROM blobs b LEFT JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?",
+      ["x"],
+    ),
+    index.explain(
+      "SELECT blob_id FROM blobs WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?) ORDER BY offset",
+      ["p"],
+    ),
+    index.explain(
+      "SELECT manifest_id FROM manifests WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?)",
+      ["p"],
+    ),
+    index.explain("SELECT 1 FROM manifests WHERE manifest_id = ?", ["m"]),
+    index.explain(
+      "SELECT seq FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC",
+      ["n", "k"],
+    ),
+    index.explain("SELECT 1 FROM packs WHERE pack_id = ?", ["p"]),
+    index.explain(
+      "SELECT a.manifest_id, a.deleted, m.size FROM artifacts a JOIN manifests m ON m.seq = a.seq WHERE a.namespace = ? AND a.key = ?",
+      ["n", "k"],
+    ),
+    index.explain("SELECT artifacts, bytes FROM namespace_stats WHERE namespace = ?", ["n"]),
+  ];
+  for (const plan of plans) {
+    assert.ok(plan.length > 0);
+    for (const line of plan) {
+      assert.doesNotMatch(line, /^SCAN /, `full scan: ${line}`);
+      assert.doesNotMatch(line, /TEMP B-TREE/, `sort without index: ${line}`);
+    }
+  }
+  index.close();
+});
+
+Deno.test("StoreIndex.load() round trips an export and refuses another store's index", async () => {
+  const index = await StoreIndex.create(STORE);
+  index.indexPack(
+    pack("P1", [manifest("M1", "a", { metadata: { x: "1" }, inline: new Uint8Array([7]) })]),
+  );
+  const bytes = index.export();
+  index.close();
+  const back = await StoreIndex.load(bytes, { storeId: STORE, key: "cache" });
+  assert.deepEqual(back.current("ns", "a")?.metadata, { x: "1" });
+  assert.deepEqual(back.current("ns", "a")?.inline, new Uint8Array([7]));
+  assert.equal(back.schemaVersion, INDEX_SCHEMA_VERSION);
+  back.close();
+  await assert.rejects(
+    StoreIndex.load(bytes, { storeId: "OTHER", key: "cache" }),
+    (e: unknown) => e instanceof CorruptObjectError && /belongs to store/.test(e.message),
+  );
+});
+
+Deno.test("StoreIndex.load() refuses garbage, truncation and a newer schema", async () => {
+  const index = await StoreIndex.create(STORE);
+  index.indexPack(pack("P1", [manifest("M1", "a")]));
+  const bytes = index.export();
+  index.close();
+  for (
+    const bad of [
+      new Uint8Array(0),
+      new TextEncoder().encode("hello"),
+      crypto.getRandomValues(new Uint8Array(4096)),
+      bytes.slice(0, bytes.length / 2),
+    ]
+  ) {
+    await assert.rejects(
+      StoreIndex.load(bad, { storeId: STORE, key: "cache" }),
+      CorruptObjectError,
+    );
+  }
+  const SQL = await loadSqlite();
+  const db = new SQL.Database(bytes);
+  db.run("UPDATE meta SET value = '99' WHERE name = 'schema_version'");
+  await assert.rejects(
+    StoreIndex.load(db.export(), { storeId: STORE, key: "cache" }),
+    IndexTooNewError,
+  );
+  db.close();
+});
+
+Deno.test("migrate() runs each step in its own transaction and stops at a failing one", async () => {
+  const SQL = await loadSqlite();
+  const db = new SQL.Database();
+  const steps = [
+    ...MIGRATIONS,
+    { version: 3, description: "good", sql: "CREATE TABLE extra (x INTEGER)" },
+    {
+      version: 4,
+      description: "bad",
+      sql: "CREATE TABLE extra2 (x INTEGER); INSERT INTO nowhere VALUES (1)",
+    },
+  ];
+  assert.throws(() => migrate(db, steps));
+  const version = db.exec("SELECT value FROM meta WHERE name = 'schema_version'")[0]!.values[0]![0];
+  assert.equal(version, "3");
+  assert.equal(db.exec("SELECT name FROM sqlite_master WHERE name = 'extra2'").length, 0);
+  db.close();
+});
+
+/** The statistics recomputed from the current versions, the slow way. */
+function statsByScan(index: StoreIndex, keys: readonly string[][]) {
+  const out = new Map<string, { namespace: string; artifacts: number; bytes: number }>();
+  for (const [ns, key] of keys) {
+    const m = index.current(ns!, key!);
+    if (!m) continue;
+    const s = out.get(ns!) ?? { namespace: ns!, artifacts: 0, bytes: 0 };
+    s.artifacts++;
+    s.bytes += m.size;
+    out.set(ns!, s);
+  }
+  return [...out.values()].sort((a, b) => (a.namespace < b.namespace ? -1 : 1));
+}
+
+/** Puts, overwrites and deletes over two namespaces, one pack per manifest. */
+function history(): Array<ReturnType<typeof pack>> {
+  const m = (id: string, ns: string, key: string, size: number, deleted = false) =>
+    manifest(id, key, {
+      namespace: ns,
+      size: deleted ? 0 : size,
+      deleted,
+      ...(deleted ? { blobs: [], digest: "" } : {}),
+    });
+  return [
+    m("M01", "a", "x", 10),
+    m("M02", "a", "y", 20),
+    m("M03", "b", "x", 5),
+    m("M04", "a", "x", 13), // overwrite: bigger
+    m("M05", "a", "y", 0, true), // delete
+    m("M06", "b", "z", 7),
+    m("M07", "a", "y", 4), // put again after a delete
+    m("M08", "b", "x", 0, true),
+    m("M09", "b", "z", 0, true), // namespace b is now empty
+    m("M10", "c", "only", 0), // an empty body still counts as an artifact
+  ].map((man) => pack(`P${man.id.slice(1)}`, [man]));
+}
+
+const KEYS = [["a", "x"], ["a", "y"], ["b", "x"], ["b", "z"], ["c", "only"]];
+
+Deno.test("StoreIndex.namespaceStats() is exact after puts, overwrites and deletes in any order", async () => {
+  const packs = history();
+  const orders = [
+    packs,
+    [...packs].reverse(),
+    [
+      packs[4]!,
+      packs[0]!,
+      packs[8]!,
+      packs[2]!,
+      packs[6]!,
+      packs[1]!,
+      packs[9]!,
+      packs[3]!,
+      packs[7]!,
+      packs[5]!,
+    ],
+  ];
+  for (const order of orders) {
+    const index = await StoreIndex.create(STORE);
+    for (const [i, p] of order.entries()) {
+      index.indexPack(p);
+      assert.deepEqual(index.namespaceStats(), statsByScan(index, KEYS), `after ${i + 1} packs`);
+    }
+    assert.deepEqual(index.namespaceStats(), [
+      { namespace: "a", artifacts: 2, bytes: 17 },
+      { namespace: "c", artifacts: 1, bytes: 0 },
+    ]);
+    // Indexing again changes nothing.
+    for (const p of order) index.indexPack(p);
+    assert.deepEqual(index.namespaceStats(), statsByScan(index, KEYS));
+    index.close();
+  }
+});
+
+Deno.test("StoreIndex.load() migrates a version 1 index to version 2 with exact statistics", async () => {
+  const fresh = await StoreIndex.create(STORE);
+  for (const p of history()) fresh.indexPack(p);
+  const v1 = await asVersion1(fresh.export());
+  const SQL = await loadSqlite();
+  const probe = new SQL.Database(v1);
+  assert.equal(
+    probe.exec("SELECT value FROM meta WHERE name = 'schema_version'")[0]!.values[0]![0],
+    "1",
+  );
+  probe.close();
+
+  const migrated = await StoreIndex.load(v1, { storeId: STORE, key: "v1" });
+  assert.equal(migrated.schemaVersion, 2);
+  assert.equal(INDEX_SCHEMA_VERSION, 2);
+  assert.deepEqual(migrated.namespaceStats(), fresh.namespaceStats());
+  for (const [ns, key] of KEYS) {
+    assert.deepEqual(migrated.versions(ns!, key!), fresh.versions(ns!, key!));
+  }
+  assert.deepEqual(migrated.counts(), fresh.counts());
+  // Kept exact from there on.
+  migrated.indexPack(pack("P11", [manifest("M11", "y", { namespace: "a", size: 100 })]));
+  fresh.indexPack(pack("P11", [manifest("M11", "y", { namespace: "a", size: 100 })]));
+  assert.deepEqual(migrated.namespaceStats(), fresh.namespaceStats());
+  assert.deepEqual(migrated.namespaceStats()[0], { namespace: "a", artifacts: 2, bytes: 113 });
+  migrated.close();
+  fresh.close();
+});

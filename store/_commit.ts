@@ -1,0 +1,241 @@
+/**
+ * Group commit: blobs and manifests of concurrent puts share one open pack,
+ * written as one object. A pack holding manifests is sealed at once when no
+ * pack is being written; otherwise the puts arriving meanwhile gather in it
+ * and it is sealed when the write in flight completes, when it reaches its
+ * target size, on flush, or after the linger at the latest.
+ *
+ * The rule it enforces (docs/FORMAT.md, W2): a manifest is added to a pack
+ * only when every blob it names is durable already or travels in that same
+ * pack. A put therefore resolves only after the pack carrying its manifest —
+ * and every earlier pack holding its blobs — is durable and indexed.
+ *
+ * @module
+ */
+
+import type { Manifest } from "../format/manifest.ts";
+import { type PackBlobEntry, PackWriter } from "../format/pack.ts";
+import type { BlobKind } from "../format/pack.ts";
+
+/** What the committer needs from its store. */
+export interface CommitSink {
+  /** Makes a new pack id (time-ordered). */
+  newPackId(): string;
+  /** Writes a sealed pack and indexes it; resolves when both are done. */
+  writePack(sealed: SealedPack): Promise<void>;
+}
+
+/** A sealed pack, ready to be written. */
+export interface SealedPack {
+  /** Its id. */
+  packId: string;
+  /** Its bytes. */
+  bytes: Uint8Array;
+  /** The blobs in its TOC. */
+  blobs: PackBlobEntry[];
+  /** The manifests in its TOC. */
+  manifests: Manifest[];
+}
+
+/** Options of {@linkcode Committer}. */
+export interface CommitterOptions {
+  /** The store. */
+  storeId: string;
+  /** Its hash algorithm. */
+  hash: "blake3" | "sha256";
+  /** Seal a pack once it holds this many bytes. */
+  packTargetSize: number;
+  /** How long a pack with manifests waits for more before sealing (ms). */
+  lingerMs: number;
+  /** Carry manifests in the pack TOCs (`false` for `Local` manifest storage). */
+  manifestsInToc: boolean;
+  /** Sealed packs being written at once, at most (back-pressure; default 2). */
+  maxInFlight?: number;
+}
+
+/** A pack being filled or written. */
+class PackSlot {
+  readonly packId: string;
+  /** Released once the pack is sealed: a put may hold the slot until it is durable. */
+  writer: PackWriter | undefined;
+  manifests: Manifest[] = [];
+  entries: PackBlobEntry[] = [];
+  readonly durable: Promise<void>;
+  resolve!: () => void;
+  reject!: (e: unknown) => void;
+  sealed = false;
+  timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(packId: string, options: CommitterOptions) {
+    this.packId = packId;
+    this.writer = new PackWriter({
+      packId,
+      storeId: options.storeId,
+      hash: options.hash,
+      sizeHint: Math.min(options.packTargetSize + 64 * 1024, 256 * 1024),
+    });
+    this.durable = new Promise<void>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    // Waiters attach their own handlers; this keeps an unobserved failure from crashing.
+    this.durable.catch(() => {});
+  }
+}
+
+/** A handle on where a blob went: durability to wait for before naming it. */
+export type BlobHandle = PackSlot | undefined;
+
+/**
+ * The group-commit engine of one store handle.
+ */
+export class Committer {
+  #options: CommitterOptions;
+  #sink: CommitSink;
+  #open: PackSlot | undefined;
+  #inFlight = new Set<Promise<void>>();
+  /** Blobs in the open pack or in packs being written. */
+  #pending = new Map<string, PackSlot>();
+  #closed = false;
+
+  /**
+   * @param options Sizes and identity.
+   * @param sink Where sealed packs go.
+   */
+  constructor(options: CommitterOptions, sink: CommitSink) {
+    this.#options = options;
+    this.#sink = sink;
+  }
+
+  /**
+   * The slot already holding a blob (open or being written), if any.
+   * @param blobId The blob id.
+   * @returns Its slot.
+   */
+  pendingBlob(blobId: string): PackSlot | undefined {
+    return this.#pending.get(blobId);
+  }
+
+  #slot(): PackSlot {
+    if (this.#closed) throw new Error("committer is closed");
+    this.#open ??= new PackSlot(this.#sink.newPackId(), this.#options);
+    return this.#open;
+  }
+
+  /**
+   * Adds a blob to the open pack (sealing it when full). Waits while too many
+   * packs are being written, so memory stays bounded.
+   * @param id The blob id. @param kind Its kind. @param bytes Its bytes.
+   * @returns The slot holding it.
+   */
+  async addBlob(id: string, kind: BlobKind, bytes: Uint8Array): Promise<PackSlot> {
+    const known = this.#pending.get(id);
+    if (known) return known;
+    await this.#backPressure();
+    const again = this.#pending.get(id);
+    if (again) return again;
+    const slot = this.#slot();
+    const writer = slot.writer!;
+    slot.entries.push(writer.addBlob({ id, kind, bytes }));
+    this.#pending.set(id, slot);
+    if (writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
+    return slot;
+  }
+
+  async #backPressure(): Promise<void> {
+    const max = this.#options.maxInFlight ?? 2;
+    while (this.#inFlight.size >= max) {
+      await Promise.race([...this.#inFlight]).catch(() => {});
+    }
+  }
+
+  /**
+   * Commits a manifest: waits until every pack holding its blobs is durable
+   * (or is the pack the manifest joins), adds it to the open pack and
+   * resolves when that pack is durable and indexed.
+   * @param manifest The manifest.
+   * @param deps The slots returned for its blobs.
+   */
+  async commitManifest(manifest: Manifest, deps: Iterable<BlobHandle>): Promise<void> {
+    const waits = new Set<PackSlot>();
+    for (const d of deps) if (d) waits.add(d);
+    for (;;) {
+      const open = this.#open;
+      const outstanding = [...waits].filter((s) => s !== open || s.sealed);
+      if (outstanding.length === 0) break;
+      await Promise.all(outstanding.map((s) => s.durable));
+      for (const s of outstanding) waits.delete(s);
+    }
+    // Only the current open pack (if any) remains among the dependencies: join it.
+    const slot = this.#slot();
+    const writer = slot.writer!;
+    if (this.#options.manifestsInToc) writer.addManifest(manifest);
+    slot.manifests.push(manifest);
+    if (writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
+    else if (this.#inFlight.size === 0) {
+      // Nothing being written: write now. Puts arriving meanwhile gather in the next
+      // pack, which is sealed as soon as this write completes (natural group commit).
+      this.#seal(slot);
+    } else if (slot.timer === undefined) {
+      slot.timer = setTimeout(() => this.#seal(slot), this.#options.lingerMs);
+    }
+    await slot.durable;
+  }
+
+  #seal(slot: PackSlot): void {
+    if (slot.sealed) return;
+    slot.sealed = true;
+    if (slot.timer !== undefined) clearTimeout(slot.timer);
+    if (this.#open === slot) this.#open = undefined;
+    let sealed: SealedPack;
+    try {
+      const bytes = slot.writer!.finish();
+      sealed = {
+        packId: slot.packId,
+        bytes,
+        blobs: slot.entries,
+        manifests: slot.manifests,
+      };
+      // The sealed pack owns the bytes now; the slot only signals durability.
+      slot.writer = undefined;
+      slot.entries = [];
+      slot.manifests = [];
+    } catch (e) {
+      this.#forget(slot);
+      slot.reject(e);
+      return;
+    }
+    const write = this.#sink.writePack(sealed).then(
+      () => {
+        this.#forget(slot);
+        slot.resolve();
+      },
+      (e) => {
+        this.#forget(slot);
+        slot.reject(e);
+      },
+    );
+    this.#inFlight.add(write);
+    write.finally(() => {
+      this.#inFlight.delete(write);
+      const open = this.#open;
+      if (open && open.manifests.length > 0 && this.#inFlight.size === 0) this.#seal(open);
+    });
+  }
+
+  #forget(slot: PackSlot): void {
+    for (const [id, s] of this.#pending) if (s === slot) this.#pending.delete(id);
+  }
+
+  /** Seals the open pack and waits for every pack being written. Failures are the puts' to report. */
+  async flush(): Promise<void> {
+    if (this.#open) this.#seal(this.#open);
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Flushes and refuses further work. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.#closed = true;
+  }
+}

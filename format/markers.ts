@@ -32,13 +32,13 @@ import { UnsupportedFormatVersionError } from "./descriptor.ts";
 export const MAX_MARKER_BYTES = 16 * 1024;
 
 /** The `format` of the moved marker. */
-export const MOVED_FORMAT = "capsa-moved";
+const MOVED_FORMAT = "capsa-moved";
 /** The version of the moved marker written and read. */
-export const MOVED_VERSION = 1;
+const MOVED_VERSION = 1;
 /** The `format` of the maintenance-mode record. */
-export const MAINTENANCE_MODE_FORMAT = "capsa-maintenance-mode";
+const MAINTENANCE_MODE_FORMAT = "capsa-maintenance-mode";
 /** The version of the maintenance-mode record written and read. */
-export const MAINTENANCE_MODE_VERSION = 1;
+const MAINTENANCE_MODE_VERSION = 1;
 
 /** What `system.state/moved` says: where the store went. */
 export interface MovedMarker {

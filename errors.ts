@@ -388,3 +388,25 @@ export class ReadOnlyStoreError extends CapsaError {
     super("read_only", "this store handle is read-only: open it without readOnly to write");
   }
 }
+
+/**
+ * `ManifestStorage` is `Local` (manifests live only in the host manifest log)
+ * but no host storage was given: opening the store or running an agent on it
+ * would answer without its manifests, and a put would leave a pack no
+ * manifest names.
+ *
+ * @example
+ * ```ts
+ * import { HostStorageRequiredError } from "./errors.ts";
+ * console.log(new HostStorageRequiredError().code); // "host_storage_required"
+ * ```
+ */
+export class HostStorageRequiredError extends CapsaError {
+  /** Creates the error. */
+  constructor() {
+    super(
+      "host_storage_required",
+      "manifests are kept only on the host (manifestStorage Local): pass the host storage (--host-dir) that holds the manifest log",
+    );
+  }
+}

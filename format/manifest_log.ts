@@ -10,16 +10,17 @@
  * where `checksum` is the SHA-256 (hex) of the same JSON without the
  * `checksum` field, and `manifests` are manifests in their JSON form.
  *
+ * This module is the pure codec; `index/manifest_log.ts` reads entries from
+ * the host storage.
+ *
  * @module
  */
 
-import { type Driver, NotFoundError } from "../drivers/driver.ts";
 import { CorruptObjectError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 
 export { MANIFEST_LOG_PREFIX, manifestLogKey } from "../layout.ts";
-import { manifestLogKey } from "../layout.ts";
 /** The largest entry accepted (bounded before reading). */
 export const MAX_MANIFEST_LOG_ENTRY_BYTES = 256 * 1024 * 1024;
 
@@ -90,36 +91,4 @@ export function decodeManifestLogEntry(
     validateManifest(key, m, { storeId, label: `manifest ${i}` })
   );
   return { packId: v.packId, manifests };
-}
-
-/**
- * Reads the entry of one pack.
- * @param host The host storage.
- * @param packId The pack.
- * @param storeId The store.
- * @returns Its manifests, or `undefined` when the pack has no entry.
- * @throws {CorruptObjectError} for a damaged entry; I/O errors propagate.
- */
-export async function readManifestLogEntry(
-  host: Driver,
-  packId: string,
-  storeId: string,
-): Promise<Manifest[] | undefined> {
-  const key = manifestLogKey(packId);
-  let bytes: Uint8Array;
-  try {
-    const { size } = await host.stat(key);
-    if (size > MAX_MANIFEST_LOG_ENTRY_BYTES) {
-      throw new CorruptObjectError(key, `${size} bytes is larger than any entry`);
-    }
-    bytes = await host.get(key);
-  } catch (e) {
-    if (e instanceof NotFoundError) return undefined;
-    throw e;
-  }
-  const entry = decodeManifestLogEntry(key, bytes, storeId);
-  if (entry.packId !== packId) {
-    throw new CorruptObjectError(key, `names pack ${entry.packId}, expected ${packId}`);
-  }
-  return entry.manifests;
 }

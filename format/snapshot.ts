@@ -20,18 +20,16 @@
  * A snapshot that fails any check — magic, version, header, length, checksum,
  * store id — is never used ({@linkcode decodeSnapshot} throws
  * {@linkcode CorruptObjectError}); readers fall back to an older one or a
- * full scan.
+ * full scan. This module is the pure codec; `store/persistence.ts` lists,
+ * loads, writes and prunes snapshots.
  *
  * @module
  */
 
-import { type Driver, NotFoundError } from "../drivers/driver.ts";
 import { CorruptObjectError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
-import { StoreIndex } from "../index/store_index.ts";
 
 export { SNAPSHOT_PREFIX } from "../layout.ts";
-import { SNAPSHOT_PREFIX } from "../layout.ts";
 /** The encoding version written. */
 export const SNAPSHOT_VERSION = 1;
 /** The largest snapshot accepted (4 GiB): bounds allocation before reading. */
@@ -149,60 +147,4 @@ export function decodeSnapshot(
     throw new CorruptObjectError(key, "database checksum mismatch");
   }
   return { header, db };
-}
-
-/**
- * The snapshot keys of a store, newest first. A failed listing throws: it is
- * never taken to mean "no snapshot".
- * @param driver The Location.
- * @returns The keys.
- */
-export async function listSnapshots(driver: Driver): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const info of driver.list(SNAPSHOT_PREFIX)) keys.push(info.key);
-  return keys.reverse();
-}
-
-/** What {@linkcode loadNewestIndex} found. */
-export interface IndexFound {
-  /** The snapshot used, or `undefined` when none was valid. */
-  key: string | undefined;
-  /** The loaded index (when `key` is set). */
-  index: StoreIndex | undefined;
-  /** Snapshots newer than the one used (or all) that failed a check, with why. */
-  rejected: Array<{ key: string; reason: string }>;
-}
-
-/**
- * Loads the newest snapshot that passes every check — its frame, checksum and
- * store id, and then the database itself. Corrupt ones are skipped and
- * reported; an I/O failure is thrown, never treated as "absent".
- * @param driver The Location.
- * @param storeId The store.
- * @returns The index and its snapshot key, or none, with the rejected snapshots.
- */
-export async function loadNewestIndex(driver: Driver, storeId: string): Promise<IndexFound> {
-  const rejected: Array<{ key: string; reason: string }> = [];
-  for (const key of await listSnapshots(driver)) {
-    let bytes: Uint8Array;
-    try {
-      const info = await driver.stat(key);
-      if (info.size > MAX_SNAPSHOT_BYTES) {
-        rejected.push({ key, reason: `${info.size} bytes is larger than any snapshot` });
-        continue;
-      }
-      bytes = await driver.get(key);
-    } catch (e) {
-      if (e instanceof NotFoundError) continue; // deleted by a concurrent prune
-      throw e;
-    }
-    try {
-      const { db } = decodeSnapshot(key, bytes, storeId);
-      return { key, index: await StoreIndex.load(db, { storeId, key }), rejected };
-    } catch (e) {
-      if (!(e instanceof CorruptObjectError)) throw e;
-      rejected.push({ key, reason: e.reason });
-    }
-  }
-  return { key: undefined, index: undefined, rejected };
 }

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import { MemoryDriver } from "../drivers/memory.ts";
-import { FaultyDriver } from "../drivers/faulty.ts";
-import { CorruptObjectError, TransientError } from "../errors.ts";
-import { decodeSnapshot, encodeSnapshot, loadNewestIndex, SNAPSHOT_PREFIX } from "./snapshot.ts";
-import { StoreIndex } from "../index/store_index.ts";
+import { CorruptObjectError } from "../errors.ts";
+import { decodeSnapshot, encodeSnapshot } from "./snapshot.ts";
 
 const header = { storeId: "S", schemaVersion: 1, highWaterMark: "P9", createdAt: 1 };
 const db = new TextEncoder().encode("SQLite format 3\u0000 pretend database bytes");
@@ -48,40 +45,4 @@ Deno.test("decodeSnapshot() refuses every damaged or foreign snapshot", () => {
     });
   }
   assert.throws(() => decodeSnapshot("snap", good, "OTHER"), /belongs to store S/);
-});
-
-async function realDb(storeId: string): Promise<Uint8Array> {
-  const index = await StoreIndex.create(storeId);
-  const bytes = index.export();
-  index.close();
-  return bytes;
-}
-
-Deno.test("loadNewestIndex() skips corrupt newer snapshots, damaged databases included", async () => {
-  const d = new MemoryDriver();
-  const good = await realDb("S");
-  await d.put(`${SNAPSHOT_PREFIX}01A`, encodeSnapshot({ ...header, highWaterMark: "old" }, good));
-  await d.put(`${SNAPSHOT_PREFIX}01B`, encodeSnapshot({ ...header, highWaterMark: "new" }, good));
-  // A sound frame around a database that is not one.
-  await d.put(`${SNAPSHOT_PREFIX}01C`, encodeSnapshot(header, db));
-  await d.put(`${SNAPSHOT_PREFIX}01D`, crypto.getRandomValues(new Uint8Array(300)));
-  const found = await loadNewestIndex(d, "S");
-  assert.equal(found.key, `${SNAPSHOT_PREFIX}01B`);
-  assert.deepEqual(found.rejected.map((r) => r.key), [
-    `${SNAPSHOT_PREFIX}01D`,
-    `${SNAPSHOT_PREFIX}01C`,
-  ]);
-  found.index?.close();
-  const none = await loadNewestIndex(new MemoryDriver(), "S");
-  assert.equal(none.key, undefined);
-});
-
-Deno.test("loadNewestIndex() throws on an I/O failure instead of reporting no snapshot", async () => {
-  const d = new FaultyDriver(new MemoryDriver());
-  await d.put(`${SNAPSHOT_PREFIX}01A`, encodeSnapshot(header, await realDb("S")));
-  d.inject({ methods: ["get"], error: () => new TransientError("disk on fire") });
-  await assert.rejects(loadNewestIndex(d, "S"), TransientError);
-  d.clear();
-  d.inject({ methods: ["list"], afterEntries: 0 });
-  await assert.rejects(loadNewestIndex(d, "S"), TransientError);
 });

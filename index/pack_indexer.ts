@@ -15,7 +15,7 @@ import { CapsaError, CorruptObjectError } from "../errors.ts";
 import type { HashAlgorithm } from "../format/hashing.ts";
 import type { IndexedPack, StoreIndex } from "./store_index.ts";
 import type { ManifestStorage } from "../format/config.ts";
-import { readManifestLogEntry } from "../format/manifest_log.ts";
+import { readManifestLogEntry } from "./manifest_log.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { readPackToc } from "../format/pack.ts";
 import { isUlid } from "../format/ulid.ts";

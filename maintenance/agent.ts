@@ -11,9 +11,14 @@
  */
 
 import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { encodeMaintenanceMode, type MaintenanceMode } from "../format/markers.ts";
+import { MAINTENANCE_MODE_KEY } from "../layout.ts";
 import type { EventBus } from "../store/events.ts";
 import { acquireLease, type Lease } from "../store/lease.ts";
-import { MAINTENANCE_MODE_KEY, type MaintenanceMode, type Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
+
+// The store refuses a `Local` store without host storage at open, so the error lives in errors.ts.
+export { HostStorageRequiredError } from "../errors.ts";
 
 /**
  * Checks an agent's integer options, each against its minimum.
@@ -57,25 +62,6 @@ export interface MaintenanceAgent {
    * @param options The cancellation signal.
    */
   run(options?: RunOptions): Promise<void>;
-}
-
-/**
- * `ManifestStorage` is `Local` but no host storage was given.
- *
- * @example
- * ```ts
- * import { HostStorageRequiredError } from "./agent.ts";
- * console.log(new HostStorageRequiredError().code); // "host_storage_required"
- * ```
- */
-export class HostStorageRequiredError extends CapsaError {
-  /** Creates the error. */
-  constructor() {
-    super(
-      "host_storage_required",
-      "manifests are kept only on the host (manifestStorage Local): pass the host storage (--host-dir) that holds the manifest log",
-    );
-  }
 }
 
 /**
@@ -180,8 +166,6 @@ export interface ExclusiveOptions {
   progress?: () => { done: number; total: number } | undefined;
 }
 
-const enc = new TextEncoder();
-
 /**
  * Runs `work` holding the maintenance lease and the maintenance mode:
  * acquires the lease (create-only), writes `system.state/maintenance/mode`,
@@ -225,7 +209,7 @@ export async function runExclusive<T>(
       nonce: lease.record.nonce,
     };
     store.setMaintenanceNonce(mode.nonce);
-    await store.driver.put(MAINTENANCE_MODE_KEY, enc.encode(JSON.stringify(mode)));
+    await store.driver.put(MAINTENANCE_MODE_KEY, encodeMaintenanceMode(mode));
     lease.startRenewing();
     bus.publish({ type: "maintenance.started", at: store.clock(), ...base, holder: lease.holder });
     const publishProgress = () => {

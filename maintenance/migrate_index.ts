@@ -40,15 +40,18 @@ import type { EventBus } from "../store/events.ts";
 import { type ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
 import type { Manifest } from "../format/manifest.ts";
-import {
-  encodeManifestLogEntry,
-  manifestLogKey,
-  readManifestLogEntry,
-} from "../format/manifest_log.ts";
+import { encodeManifestLogEntry, manifestLogKey } from "../format/manifest_log.ts";
+import { readManifestLogEntry } from "../index/manifest_log.ts";
 import { PackWriter, readPackToc } from "../format/pack.ts";
 import { PACK_PREFIX, packKey } from "../index/pack_indexer.ts";
-import { encodeSnapshot, listSnapshots, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
-import { HOST_CACHE_KEY, type Store } from "../store/store.ts";
+import {
+  HOST_CACHE_KEY,
+  listSnapshots,
+  pruneSnapshots,
+  writeHostCache,
+  writeIndexSnapshot,
+} from "../store/persistence.ts";
+import type { Store } from "../store/store.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import {
   HostStorageRequiredError,
@@ -238,9 +241,20 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
       ...old.snapshots.map((s) => s.version),
     );
 
+    // Both snapshots of this run, unpruned: the older-schema ones go only once the fresh one exists.
+    const ids = new UlidGenerator({ clock: store.clock });
+    const snapshot = (index: StoreIndex, current: StoreConfig) =>
+      writeIndexSnapshot(store.driver, index, {
+        storeId: descriptor.storeId,
+        config: current,
+        clock: store.clock,
+        ids,
+        prune: false,
+      });
+
     // A restore point before anything else is written.
     await ctx.lease.check();
-    const restorePoint = await this.#writeSnapshot(live, descriptor);
+    const restorePoint = (await snapshot(live, config)).key;
 
     // The migrated index, built beside the live one and checked against it.
     const next = await StoreIndex.load(live.export(), {
@@ -267,23 +281,17 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
 
       // Older-schema snapshots are replaced: the fresh one first, then the deletions.
       await ctx.lease.check();
-      const fresh = await this.#writeSnapshot(next, descriptor);
+      const fresh = await snapshot(next, newConfig);
       for (const s of old.snapshots) {
-        if (s.version >= INDEX_SCHEMA_VERSION || s.key === restorePoint || s.key === fresh) {
+        if (s.version >= INDEX_SCHEMA_VERSION || s.key === restorePoint || s.key === fresh.key) {
           continue;
         }
         await ctx.lease.check();
         await store.driver.delete(s.key);
         this.#stats.snapshotsMigrated++;
       }
-      const kept = newConfig.snapshotsKept;
-      for (const key of (await listSnapshots(store.driver)).slice(kept)) {
-        if (key === fresh) continue;
-        await store.driver.delete(key);
-      }
-      if (this.#host && !store.readOnly) {
-        await this.#host.put(HOST_CACHE_KEY, snapshotBytes(next, descriptor, store.clock()));
-      }
+      await pruneSnapshots(store.driver, newConfig.snapshotsKept, fresh.key);
+      if (this.#host && !store.readOnly) await writeHostCache(this.#host, fresh.bytes);
       store.adoptRebuild({ index: next, descriptor, config: newConfig, pointer: "ok" });
     } catch (e) {
       next.close();
@@ -330,13 +338,6 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
       }
       throw e;
     }
-  }
-
-  async #writeSnapshot(index: StoreIndex, descriptor: Descriptor): Promise<string> {
-    const store = this.#store;
-    const key = SNAPSHOT_PREFIX + new UlidGenerator({ clock: store.clock }).next();
-    await store.driver.put(key, snapshotBytes(index, descriptor, store.clock()));
-    return key;
   }
 
   /** Every pack on the Location with its TOC's manifests (a TOC that cannot be parsed is reported). */
@@ -464,15 +465,6 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
       this.#stats.manifestsMoved += batch.length;
     }
   }
-}
-
-function snapshotBytes(index: StoreIndex, descriptor: Descriptor, now: number): Uint8Array {
-  return encodeSnapshot({
-    storeId: descriptor.storeId,
-    schemaVersion: index.schemaVersion,
-    highWaterMark: index.highWaterMark(),
-    createdAt: now,
-  }, index.export());
 }
 
 /** Every live artifact with its current manifest id, namespace by namespace, in key order. */

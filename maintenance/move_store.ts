@@ -65,7 +65,10 @@ import type { EventBus } from "../store/events.ts";
 import { hashBytes } from "../format/hashing.ts";
 import { LEASE_KEY, readLease } from "../store/lease.ts";
 import { decodeSnapshot, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
-import { MOVED_KEY, type Store } from "../store/store.ts";
+import { encodeMovedMarker } from "../format/markers.ts";
+import { MOVED_KEY } from "../layout.ts";
+import { writeDescriptorLast } from "../store/replicas.ts";
+import type { Store } from "../store/store.ts";
 import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
 
 /** Configures the MoveStoreAgent. */
@@ -241,7 +244,6 @@ export class CopyMismatchError extends CapsaError {
   }
 }
 
-const enc = new TextEncoder();
 import { MAINTENANCE_PREFIX } from "../layout.ts";
 const DESCRIPTOR_KEYS: ReadonlySet<string> = new Set([DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY]);
 /** Re-listings of the source after the first copy pass, at most. */
@@ -381,25 +383,25 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
         // The commit point: the descriptor replicas, store.json last.
         await ctx.lease.check();
         ctx.signal.throwIfAborted();
-        for (const key of [DESCRIPTOR_REPLICA_KEY, DESCRIPTOR_KEY]) {
+        await writeDescriptorLast(this.#config.destination, undefined, undefined, async (t) => {
           await this.#transfer(
-            key,
-            () => this.#descriptorBytes(key, descriptor),
-            destSizes.get(key),
+            t.key,
+            () => this.#descriptorBytes(t.key, descriptor),
+            destSizes.get(t.key),
           );
           if (this.#problems.length > 0) throw new CopyMismatchError(this.#problems);
-        }
+        });
 
         // The source now says where the store went.
         await ctx.lease.check();
-        const marker = {
-          format: "capsa-moved",
-          version: 1,
-          destination: this.#config.destinationLocation,
-          storeId: descriptor.storeId,
-          movedAt: this.#store.clock(),
-        };
-        await source.put(MOVED_KEY, enc.encode(JSON.stringify(marker) + "\n"));
+        await source.put(
+          MOVED_KEY,
+          encodeMovedMarker({
+            destination: this.#config.destinationLocation,
+            storeId: descriptor.storeId,
+            movedAt: this.#store.clock(),
+          }),
+        );
 
         if (this.#config.deleteSource) {
           await ctx.lease.check();

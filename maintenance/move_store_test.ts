@@ -22,7 +22,8 @@ import {
 } from "../errors.ts";
 import { type CapsaEvent, EventBus } from "../store/events.ts";
 import { acquireLease, LEASE_KEY } from "../store/lease.ts";
-import { initStore, MAINTENANCE_MODE_KEY, MOVED_KEY, openStore } from "../store/store.ts";
+import { MAINTENANCE_MODE_KEY, MOVED_KEY } from "../layout.ts";
+import { initStore, openStore } from "../store/store.ts";
 import {
   localfsLocations,
   type LocationKind,

@@ -24,7 +24,6 @@ import {
   DESCRIPTOR_KEY,
   DESCRIPTOR_REPLICA_KEY,
   descriptorChecksum,
-  HOST_DESCRIPTOR_KEY,
   MAX_DESCRIPTOR_BYTES,
 } from "../format/descriptor.ts";
 import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
@@ -32,15 +31,16 @@ import type { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
 import { indexPacks, LOOSE_BLOB_PREFIX, PACK_PREFIX } from "../index/pack_indexer.ts";
+import { decodeSnapshot } from "../format/snapshot.ts";
+import { SNAPSHOT_PREFIX } from "../layout.ts";
 import {
-  decodeSnapshot,
-  encodeSnapshot,
   listSnapshots,
   loadNewestIndex,
-  SNAPSHOT_PREFIX,
-} from "../format/snapshot.ts";
-import { HOST_CACHE_KEY, readDescriptorReplicas, type Store } from "../store/store.ts";
-import { UlidGenerator } from "../format/ulid.ts";
+  writeHostCache,
+  writeIndexSnapshot,
+} from "../store/persistence.ts";
+import { readDescriptorReplicas, writeDescriptorReplicas } from "../store/replicas.ts";
+import type { Store } from "../store/store.ts";
 import { descriptorFromKit, parseRecoveryKit } from "../format/kit.ts";
 import {
   HostStorageRequiredError,
@@ -231,7 +231,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         try {
           // The commit point: nothing above touched the live index.
           await ctx.lease.check();
-          await this.#persist(index, descriptor);
+          await this.#persist(index, descriptor, config);
           this.#store.adoptRebuild({ index, descriptor, config, pointer });
         } catch (e) {
           index.close();
@@ -251,37 +251,34 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
     await this.#refuseForeignKit(kit);
     const readings = await readDescriptorReplicas(store.driver, this.#config.hostStorage);
     const kitSum = descriptorChecksum(kit);
-    const toWrite: Array<{ driver: Driver; key: string }> = [];
+    const toWrite: string[] = [];
     for (const r of readings) {
-      const host = r.where.startsWith("host:");
-      const driver = host ? this.#config.hostStorage! : store.driver;
-      const key = host ? HOST_DESCRIPTOR_KEY : r.where;
       if (r.result instanceof Error) {
         if (r.result instanceof NotFoundError || r.result instanceof CorruptObjectError) {
-          toWrite.push({ driver, key });
+          toWrite.push(r.where);
         } else throw r.result; // unreadable: unknown, never overwritten blindly
       } else if (descriptorChecksum(r.result) !== kitSum) {
         if (r.result.storeId !== kit.storeId) {
           throw new RecoveryKitMismatchError(kit.storeId, r.result.storeId, r.where);
         }
-        toWrite.push({ driver, key });
+        toWrite.push(r.where);
       }
     }
     if (toWrite.length > 0) {
       await check();
-      const { encodeDescriptor } = await import("../format/descriptor.ts");
-      const bytes = encodeDescriptor(kit);
       // store.json last: it is what makes the Location a store.
-      toWrite.sort((a, b) =>
-        (a.key === DESCRIPTOR_KEY ? 1 : 0) - (b.key === DESCRIPTOR_KEY ? 1 : 0)
+      const written = await writeDescriptorReplicas(
+        store.driver,
+        this.#config.hostStorage,
+        kit,
+        toWrite,
       );
-      for (const w of toWrite) await w.driver.put(w.key, bytes);
       this.#stats.descriptorRewrote = true;
       this.#bus.publish({
         type: "descriptor.healed",
         at: store.clock(),
         storeId: kit.storeId,
-        replicas: toWrite.map((w) => (w.driver === store.driver ? w.key : `host:${w.key}`)),
+        replicas: written,
       });
     }
     return kit;
@@ -415,24 +412,20 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
     }
   }
 
-  /** Writes a fresh snapshot of the new index and the host cache. */
-  async #persist(index: StoreIndex, descriptor: Descriptor): Promise<void> {
+  /**
+   * Writes a fresh snapshot of the new index, pruned to the `snapshotsKept` of
+   * the config this rebuild resolved (the one in force now, not the handle's),
+   * and the host cache.
+   */
+  async #persist(index: StoreIndex, descriptor: Descriptor, config: StoreConfig): Promise<void> {
     const store = this.#store;
-    const db = index.export();
-    const bytes = encodeSnapshot({
+    const written = await writeIndexSnapshot(store.driver, index, {
       storeId: descriptor.storeId,
-      schemaVersion: index.schemaVersion,
-      highWaterMark: index.highWaterMark(),
-      createdAt: store.clock(),
-    }, db);
-    const key = SNAPSHOT_PREFIX + new UlidGenerator({ clock: store.clock }).next();
-    await store.driver.put(key, bytes);
-    const kept = store.config?.snapshotsKept ?? 3;
-    for (const old of (await listSnapshots(store.driver)).slice(kept)) {
-      await store.driver.delete(old);
-    }
+      config,
+      clock: store.clock,
+    });
     if (this.#config.hostStorage && !store.readOnly) {
-      await this.#config.hostStorage.put(HOST_CACHE_KEY, bytes);
+      await writeHostCache(this.#config.hostStorage, written.bytes);
     }
   }
 }

@@ -1,6 +1,65 @@
+import assert from "node:assert/strict";
+import { MemoryDriver } from "../drivers/memory.ts";
+import { writeConfigVersion } from "../format/config.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../layout.ts";
+import { EventBus } from "../store/events.ts";
+import { listSnapshots } from "../store/persistence.ts";
+import { initStore, openStore } from "../store/store.ts";
 import { localfsLocations, memoryLocations } from "../tests/locations.ts";
 import { registerRebuildScenarios } from "../tests/rebuild_scenarios.ts";
+import { createRebuildIndexAgent } from "./rebuild_index.ts";
 
 // The same scenarios run on S3 in tests/s3_scenarios_test.ts.
 registerRebuildScenarios(memoryLocations);
 registerRebuildScenarios(localfsLocations);
+
+// ---------------------------------------------------------------------------
+// Pruning after a rebuild follows the config in force now.
+
+const quiet = { snapshotEveryPacks: 0, snapshotIntervalMs: 0 };
+
+/** Writes `n` index snapshots through a handle opened now (so with the config in force). */
+async function snapshots(driver: MemoryDriver, n: number): Promise<void> {
+  const writer = await openStore(driver);
+  for (let i = 0; i < n; i++) {
+    await writer.put("ns", `k${i}`, new TextEncoder().encode(`v${i}`));
+    await writer.snapshotIndex();
+  }
+  await writer.close();
+}
+
+Deno.test("RebuildIndexAgent prunes snapshots with the snapshotsKept of the config in force, not the handle's", async () => {
+  const driver = new MemoryDriver();
+  const { store } = await initStore(driver, { config: { ...quiet, snapshotsKept: 2 } });
+  // Another process raises snapshotsKept after this handle opened.
+  const raised = await writeConfigVersion(driver, { ...store.config!, snapshotsKept: 5 }, {
+    chunking: store.descriptor!.chunking,
+  });
+  await snapshots(driver, 4);
+  assert.equal((await listSnapshots(driver)).length, 4);
+  const agent = createRebuildIndexAgent(store, new EventBus(), { source: "FullScan" });
+  agent.validate();
+  await agent.run();
+  assert.equal((await listSnapshots(driver)).length, 5);
+  assert.equal(store.config?.seq, raised.seq);
+  assert.equal(store.config?.snapshotsKept, 5);
+  await store.close();
+});
+
+Deno.test("RebuildIndexAgent from the Recovery Kit prunes with the store's snapshotsKept, not a default", async () => {
+  const driver = new MemoryDriver();
+  const init = await initStore(driver, { config: { ...quiet, snapshotsKept: 6 } });
+  await init.store.close();
+  await snapshots(driver, 5);
+  await driver.delete(DESCRIPTOR_KEY);
+  await driver.delete(DESCRIPTOR_REPLICA_KEY);
+  const store = await openStore(driver);
+  assert.equal(store.state, "Corrupted");
+  const agent = createRebuildIndexAgent(store, new EventBus(), {
+    recoveryKit: new TextEncoder().encode(init.recoveryKit),
+  });
+  agent.validate();
+  await agent.run();
+  assert.equal((await listSnapshots(driver)).length, 6);
+  await store.close();
+});

@@ -726,6 +726,8 @@ Deno.test("capsa through the runbook: lost host cache, corrupted snapshot, dangl
         "system.state/maintenance/mode",
         enc.encode(
           JSON.stringify({
+            format: "capsa-maintenance-mode",
+            version: 1,
             mode: "offline",
             agent: "RebuildIndex",
             holder: "RebuildIndex on gone (pid 1)",

@@ -382,7 +382,15 @@ export function registerRebuildScenarios(kind: LocationKind): void {
 
   test("RebuildIndexAgent with Local manifests and no host storage: HostStorageRequiredError", async () => {
     const f = await fixture(kind, "Local");
-    await refusedUnchanged(f, {}, HostStorageRequiredError, { host: false });
+    // The store refuses to open without the host storage that holds its manifests (read-only
+    // or not), so no agent gets a handle to run on; nothing is written.
+    const before = await f.loc.dump();
+    const hostBefore = copyMap(f.host);
+    for (const readOnly of [true, false]) {
+      await assert.rejects(openStore(await f.loc.open(), { readOnly }), HostStorageRequiredError);
+    }
+    assert.deepEqual(await f.loc.dump(), before);
+    assert.deepEqual(f.host, hostBefore);
   });
 
   test("RebuildIndexAgent: two at once in one process, exactly one runs", async () => {

@@ -1,0 +1,289 @@
+/**
+ * Opening and creating a store: what happens before a `Store`
+ * handle exists.
+ *
+ * {@linkcode openLocation} refuses a moved store, reconciles the descriptor
+ * replicas (healing the ones that are missing, damaged or differ), follows the
+ * config pointer, loads the index (host cache, else the newest valid
+ * snapshot, else empty) and catches up on the packs written since.
+ * {@linkcode createOnLocation} writes a new store: the first config version
+ * and its pointer, then the descriptor replicas, `store.json` last.
+ *
+ * @module
+ */
+
+import { type Driver, NotFoundError } from "../drivers/driver.ts";
+import {
+  CapsaError,
+  CorruptObjectError,
+  HostStorageRequiredError,
+  InvalidArgumentError,
+  StoreMovedError,
+} from "../errors.ts";
+import {
+  type ConfigSettings,
+  defaultConfig,
+  resolveCurrentConfig,
+  type ResolvedConfig,
+  type StoreConfig,
+  validateConfig,
+  writeConfigVersion,
+} from "../format/config.ts";
+import { createDescriptor, type Descriptor, reconcileDescriptors } from "../format/descriptor.ts";
+import { encodeRecoveryKit } from "../format/kit.ts";
+import { ulidFloor, ulidTime } from "../format/ulid.ts";
+import { indexPacks } from "../index/pack_indexer.ts";
+import type { StoreIndex } from "../index/store_index.ts";
+import {
+  CONFIG_CURRENT_KEY,
+  CONFIG_PREFIX,
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  PACK_PREFIX,
+} from "../layout.ts";
+import type { EventBus, StoreState } from "./events.ts";
+import { readMovedTo } from "./gate.ts";
+import { loadIndex } from "./persistence.ts";
+import { readDescriptorReplicas, writeDescriptorReplicas } from "./replicas.ts";
+import type { IndexSource, InitStoreOptions } from "./types.ts";
+
+/**
+ * How far before its high-water mark a catch-up re-reads the pack listing:
+ * writers' clocks disagree and a slow upload can land after a newer pack.
+ */
+export const CATCH_UP_OVERLAP_MS = 15 * 60_000;
+
+/** What opening found: the state a `Store` handle starts from. */
+export interface OpenedStore {
+  /** `Ready`, `Degraded` or `Corrupted`. */
+  state: StoreState;
+  /** Problems found, each naming its object. */
+  problems: string[];
+  /** The descriptor (absent when Corrupted before it could be read). */
+  descriptor: Descriptor | undefined;
+  /** The config in force (absent when Corrupted before it could be read). */
+  config: StoreConfig | undefined;
+  /** Whether `system.config/current` names a valid version. */
+  pointer: "ok" | "dangling";
+  /** The index, caught up (absent when Corrupted). */
+  index: StoreIndex | undefined;
+  /** Where the index came from. */
+  indexSource: IndexSource;
+  /** The snapshot key or host cache it was loaded from. */
+  indexLoadedFrom: string | undefined;
+}
+
+/** What {@linkcode openLocation} needs besides the Location. */
+export interface OpenContext {
+  /** The host storage, if any. */
+  host: Driver | undefined;
+  /** Where events go. */
+  bus: EventBus;
+  /** The clock. */
+  clock: () => number;
+  /** Refuse every write, healing included. */
+  readOnly: boolean;
+  /** Concurrent TOC reads during catch-up. */
+  parallelism: number;
+}
+
+/** What a catch-up reads with. */
+export interface CatchUpOptions {
+  /** The Location. */
+  driver: Driver;
+  /** The host storage, if any (the manifest log). */
+  host: Driver | undefined;
+  /** The store's descriptor. */
+  descriptor: Descriptor;
+  /** The config in force. */
+  config: StoreConfig;
+  /** Concurrent TOC reads. */
+  parallelism: number;
+}
+
+/**
+ * Indexes the packs written since the index's high-water mark (less
+ * {@linkcode CATCH_UP_OVERLAP_MS}) that it does not hold.
+ * @param index The index to bring up to date.
+ * @param options The Location, host storage, descriptor, config and parallelism.
+ * @param problems The handle's problem list: packs that cannot be indexed are added, once each.
+ */
+export async function catchUp(
+  index: StoreIndex,
+  options: CatchUpOptions,
+  problems: string[],
+): Promise<void> {
+  const { driver, descriptor } = options;
+  const hwm = index.highWaterMark();
+  const startAfter = hwm === ""
+    ? undefined
+    : PACK_PREFIX + ulidFloor(ulidTime(hwm) - CATCH_UP_OVERLAP_MS);
+  const missing = [];
+  for await (
+    const info of driver.list(PACK_PREFIX, startAfter === undefined ? {} : { startAfter })
+  ) {
+    if (!index.hasPack(info.key.slice(PACK_PREFIX.length))) missing.push(info);
+  }
+  if (missing.length === 0) return;
+  const result = await indexPacks(driver, index, missing, {
+    storeId: descriptor.storeId,
+    hash: descriptor.hash,
+    manifestStorage: options.config.manifestStorage,
+    hostStorage: options.host,
+    parallelism: options.parallelism,
+  });
+  for (const p of result.problems) {
+    const line = `${p.key}: corrupt: ${p.reason}`;
+    if (!problems.includes(line)) problems.push(line);
+  }
+}
+
+/**
+ * Opens the store on a Location: everything `Store` needs to start.
+ * @param driver The Location.
+ * @param context Host storage, bus, clock, read-only, parallelism.
+ * @returns The state found; `Corrupted` when the descriptor or config cannot be read.
+ * @throws {StoreMovedError} when the store was moved away.
+ * @throws {HostStorageRequiredError} when its manifests live only on the host
+ *   (`manifestStorage` `Local`) and no host storage was given; nothing is written.
+ */
+export async function openLocation(driver: Driver, context: OpenContext): Promise<OpenedStore> {
+  const { host, bus, clock } = context;
+  const movedTo = await readMovedTo(driver);
+  if (movedTo !== undefined) throw new StoreMovedError(movedTo);
+
+  const rec = reconcileDescriptors(await readDescriptorReplicas(driver, host));
+  const opened: OpenedStore = {
+    state: rec.state,
+    problems: rec.problems.map((p) => `${p.where}: ${p.kind}: ${p.detail}`),
+    descriptor: undefined,
+    config: undefined,
+    pointer: "ok",
+    index: undefined,
+    indexSource: "empty",
+    indexLoadedFrom: undefined,
+  };
+  if (rec.state === "Corrupted" || rec.descriptor === undefined) {
+    opened.state = "Corrupted";
+    return opened;
+  }
+  const descriptor = rec.descriptor;
+  if (descriptor.encryption !== null) {
+    throw new CapsaError(
+      "unsupported_feature",
+      "this store is encrypted, which this version of capsa cannot open: upgrade capsa",
+    );
+  }
+  opened.descriptor = descriptor;
+
+  // The config is read before anything is healed: a store this handle cannot serve is
+  // refused before it writes.
+  let resolved: ResolvedConfig | CorruptObjectError;
+  try {
+    resolved = await resolveCurrentConfig(driver, { chunking: descriptor.chunking });
+  } catch (e) {
+    if (!(e instanceof CorruptObjectError)) throw e;
+    resolved = e;
+  }
+  if (!(resolved instanceof CorruptObjectError)) {
+    if (resolved.config.manifestStorage === "Local" && !host) {
+      throw new HostStorageRequiredError();
+    }
+  }
+
+  if (rec.toHeal.length > 0 && !context.readOnly) {
+    await writeDescriptorReplicas(driver, host, descriptor, rec.toHeal);
+    bus.publish({
+      type: "descriptor.healed",
+      at: clock(),
+      storeId: descriptor.storeId,
+      replicas: [...rec.toHeal],
+    });
+    opened.problems = opened.problems.filter((p) => !rec.toHeal.some((w) => p.startsWith(`${w}:`)));
+  }
+
+  if (resolved instanceof CorruptObjectError) {
+    opened.problems.push(`${resolved.key}: ${resolved.reason}`);
+    opened.state = "Corrupted";
+    return opened;
+  }
+  opened.config = resolved.config;
+  opened.pointer = resolved.pointer;
+  if (resolved.pointer === "dangling") {
+    opened.problems.push(`${CONFIG_CURRENT_KEY}: dangling: ${resolved.danglingReason}`);
+  }
+  for (const i of resolved.invalid) opened.problems.push(`${i.key}: invalid: ${i.reason}`);
+
+  const loaded = await loadIndex(driver, host, { storeId: descriptor.storeId, bus, clock });
+  opened.index = loaded.index;
+  opened.indexSource = loaded.source;
+  opened.indexLoadedFrom = loaded.loadedFrom;
+  try {
+    await catchUp(loaded.index, {
+      driver,
+      host,
+      descriptor,
+      config: resolved.config,
+      parallelism: context.parallelism,
+    }, opened.problems);
+  } catch (e) {
+    loaded.index.close();
+    throw e;
+  }
+  opened.state = opened.problems.length === 0 ? "Ready" : "Degraded";
+  return opened;
+}
+
+/** Whether a key exists (a failed stat other than "not found" propagates). */
+function exists(driver: Driver, key: string): Promise<boolean> {
+  return driver.stat(key).then(() => true, (e) => {
+    if (e instanceof NotFoundError) return false;
+    throw e;
+  });
+}
+
+/**
+ * Writes a new store on an empty Location: the first config version and its
+ * pointer, then the descriptor replicas, `store.json` last. Until it exists
+ * the Location is not a store, so an interrupted init can simply be run again.
+ * @param driver The Location.
+ * @param options Hash, chunking, first config, host storage, clock, location.
+ * @returns The Recovery Kit.
+ * @throws {InvalidArgumentError} when the Location already holds a store or other data.
+ */
+export async function createOnLocation(
+  driver: Driver,
+  options: InitStoreOptions,
+): Promise<string> {
+  for (const key of [DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY]) {
+    if (await exists(driver, key)) {
+      throw new InvalidArgumentError(`${driver.location} already holds a store (${key} exists)`);
+    }
+  }
+  for await (const info of driver.list("")) {
+    if (!info.key.startsWith(CONFIG_PREFIX)) {
+      throw new InvalidArgumentError(
+        `${driver.location} is not empty (it holds ${info.key}): init needs an empty Location`,
+      );
+    }
+  }
+  const descriptor = createDescriptor({
+    ...(options.hash === undefined ? {} : { hash: options.hash }),
+    ...(options.chunking === undefined ? {} : { chunking: options.chunking }),
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
+  const settings: ConfigSettings = { ...defaultConfig(), ...options.config };
+  validateConfig(settings, { chunking: descriptor.chunking });
+  if (settings.manifestStorage !== "Remote" && !options.hostStorage) {
+    throw new InvalidArgumentError(`manifestStorage ${settings.manifestStorage} needs hostStorage`);
+  }
+  await writeConfigVersion(driver, settings, {
+    chunking: descriptor.chunking,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
+  await writeDescriptorReplicas(driver, options.hostStorage, descriptor);
+  return encodeRecoveryKit(
+    descriptor,
+    options.location === undefined ? {} : { location: options.location },
+  );
+}

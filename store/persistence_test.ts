@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { MemoryDriver } from "../drivers/memory.ts";
+import { FaultyDriver } from "../drivers/faulty.ts";
+import { TransientError } from "../errors.ts";
+import { decodeSnapshot, encodeSnapshot } from "../format/snapshot.ts";
+import { UlidGenerator } from "../format/ulid.ts";
+import { StoreIndex } from "../index/store_index.ts";
+import { SNAPSHOT_PREFIX } from "../layout.ts";
+import {
+  listSnapshots,
+  loadNewestIndex,
+  pruneSnapshots,
+  SnapshotSchedule,
+  writeIndexSnapshot,
+} from "./persistence.ts";
+
+const header = { storeId: "S", schemaVersion: 1, highWaterMark: "P9", createdAt: 1 };
+const db = new TextEncoder().encode("SQLite format 3\u0000 pretend database bytes");
+
+async function realDb(storeId: string): Promise<Uint8Array> {
+  const index = await StoreIndex.create(storeId);
+  const bytes = index.export();
+  index.close();
+  return bytes;
+}
+
+Deno.test("loadNewestIndex() skips corrupt newer snapshots, damaged databases included", async () => {
+  const d = new MemoryDriver();
+  const good = await realDb("S");
+  await d.put(`${SNAPSHOT_PREFIX}01A`, encodeSnapshot({ ...header, highWaterMark: "old" }, good));
+  await d.put(`${SNAPSHOT_PREFIX}01B`, encodeSnapshot({ ...header, highWaterMark: "new" }, good));
+  // A sound frame around a database that is not one.
+  await d.put(`${SNAPSHOT_PREFIX}01C`, encodeSnapshot(header, db));
+  await d.put(`${SNAPSHOT_PREFIX}01D`, crypto.getRandomValues(new Uint8Array(300)));
+  const found = await loadNewestIndex(d, "S");
+  assert.equal(found.key, `${SNAPSHOT_PREFIX}01B`);
+  assert.deepEqual(found.rejected.map((r) => r.key), [
+    `${SNAPSHOT_PREFIX}01D`,
+    `${SNAPSHOT_PREFIX}01C`,
+  ]);
+  found.index?.close();
+  const none = await loadNewestIndex(new MemoryDriver(), "S");
+  assert.equal(none.key, undefined);
+});
+
+Deno.test("loadNewestIndex() throws on an I/O failure instead of reporting no snapshot", async () => {
+  const d = new FaultyDriver(new MemoryDriver());
+  await d.put(`${SNAPSHOT_PREFIX}01A`, encodeSnapshot(header, await realDb("S")));
+  d.inject({ methods: ["get"], error: () => new TransientError("disk on fire") });
+  await assert.rejects(loadNewestIndex(d, "S"), TransientError);
+  d.clear();
+  d.inject({ methods: ["list"], afterEntries: 0 });
+  await assert.rejects(loadNewestIndex(d, "S"), TransientError);
+});
+
+Deno.test("writeIndexSnapshot() writes a decodable snapshot and keeps the newest snapshotsKept", async () => {
+  const d = new MemoryDriver();
+  const index = await StoreIndex.create("S");
+  let now = 1_700_000_000_000;
+  const clock = () => now;
+  const ids = new UlidGenerator({ clock });
+  try {
+    const keys: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      now += 1000;
+      const w = await writeIndexSnapshot(d, index, {
+        storeId: "S",
+        config: { snapshotsKept: 2 },
+        clock,
+        ids,
+      });
+      assert.ok(w.key.startsWith(SNAPSHOT_PREFIX));
+      assert.equal(w.highWaterMark, index.highWaterMark());
+      const { header: h } = decodeSnapshot(w.key, await d.get(w.key), "S");
+      assert.equal(h.createdAt, now);
+      keys.push(w.key);
+    }
+    assert.deepEqual(await listSnapshots(d), [keys[3], keys[2]]);
+    // Without pruning, every snapshot stays.
+    now += 1000;
+    const extra = await writeIndexSnapshot(d, index, {
+      storeId: "S",
+      config: { snapshotsKept: 1 },
+      clock,
+      ids,
+      prune: false,
+    });
+    assert.deepEqual(await listSnapshots(d), [extra.key, keys[3], keys[2]]);
+  } finally {
+    index.close();
+  }
+});
+
+Deno.test("writeIndexSnapshot() never prunes the snapshot it just wrote, even when its clock is behind", async () => {
+  const d = new MemoryDriver();
+  const index = await StoreIndex.create("S");
+  try {
+    const late = await writeIndexSnapshot(d, index, {
+      storeId: "S",
+      config: { snapshotsKept: 1 },
+      clock: () => 1_800_000_000_000,
+    });
+    const behind = await writeIndexSnapshot(d, index, {
+      storeId: "S",
+      config: { snapshotsKept: 1 },
+      clock: () => 1_700_000_000_000,
+    });
+    assert.deepEqual(await listSnapshots(d), [late.key, behind.key]);
+    await pruneSnapshots(d, 1);
+    assert.deepEqual(await listSnapshots(d), [late.key]);
+  } finally {
+    index.close();
+  }
+});
+
+Deno.test("SnapshotSchedule is due after snapshotEveryPacks packs or snapshotIntervalMs", () => {
+  let now = 1000;
+  const s = new SnapshotSchedule(() => now);
+  const byCount = { snapshotEveryPacks: 3, snapshotIntervalMs: 0 };
+  assert.deepEqual([s.packWritten(byCount), s.packWritten(byCount), s.packWritten(byCount)], [
+    false,
+    false,
+    true,
+  ]);
+  s.snapshotWritten();
+  assert.equal(s.packWritten(byCount), false);
+  const byTime = { snapshotEveryPacks: 0, snapshotIntervalMs: 500 };
+  now += 499;
+  assert.equal(s.packWritten(byTime), false);
+  now += 1;
+  assert.equal(s.packWritten(byTime), true);
+});

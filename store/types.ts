@@ -1,0 +1,146 @@
+/**
+ * The public option and result types of the Store, in one place: what
+ * `openStore`, `initStore` and the Store's methods take
+ * and return. `store/store.ts` and `mod.ts` re-export them.
+ *
+ * @module
+ */
+
+import type { Driver } from "../drivers/driver.ts";
+import type { ChunkingParams } from "../format/chunker.ts";
+import type { ConfigSettings } from "../format/config.ts";
+import type { HashAlgorithm } from "../format/hashing.ts";
+import type { IndexCounts } from "../index/store_index.ts";
+import type { EventBus, StoreState } from "./events.ts";
+import type { Store } from "./store.ts";
+
+export type { MaintenanceMode } from "../format/markers.ts";
+
+/** A body: bytes, or a stream of bytes (never held whole in memory). */
+export type Body = Uint8Array | ReadableStream<Uint8Array>;
+
+/** Options of {@linkcode Store.put}. */
+export interface PutOptions {
+  /** The media type. */
+  contentType?: string;
+  /** User metadata (string to string, bounded). */
+  metadata?: Record<string, string>;
+}
+
+/** What a put or stat reports about one artifact version. */
+export interface ArtifactInfo {
+  /** The namespace. */
+  namespace: string;
+  /** The key. */
+  key: string;
+  /** The version id (the manifest id, a ULID). */
+  version: string;
+  /** Body size in bytes. */
+  size: number;
+  /** Hex digest of the whole body with the store's hash. */
+  digest: string;
+  /** When it was written (ms). */
+  created: number;
+  /** The media type (`""` when unknown). */
+  contentType: string;
+  /** User metadata. */
+  metadata: Record<string, string>;
+  /** Whether this version is a deletion (only in {@linkcode Store.versions}). */
+  deleted: boolean;
+}
+
+/** Options of {@linkcode Store.list}. */
+export interface ListArtifactsOptions {
+  /** Only keys starting with this. */
+  prefix?: string;
+  /** Only keys after this one: the cursor of the previous page. */
+  after?: string;
+  /** Page size (default 1000, at most 10,000). */
+  limit?: number;
+}
+
+/** One page of {@linkcode Store.list}. */
+export interface ArtifactPage {
+  /** The artifacts, in key order. */
+  items: ArtifactInfo[];
+  /** Pass as `after` for the next page; absent on the last page. */
+  cursor?: string;
+}
+
+/** Options of {@linkcode Store.get}. */
+export interface GetOptions {
+  /** A version id from {@linkcode Store.versions} (default: the current version). */
+  version?: string;
+}
+
+/** Options shared by `openStore` and `initStore`. */
+export interface StoreOptions {
+  /** A host directory driver: host descriptor replica, index cache, manifest log. */
+  hostStorage?: Driver | undefined;
+  /** Where events go (default: a new bus). */
+  bus?: EventBus;
+  /** The clock (default `Date.now`). */
+  clock?: () => number;
+  /** Refuse every write, healing included. */
+  readOnly?: boolean;
+  /** Concurrent TOC reads during catch-up (default 8). */
+  parallelism?: number;
+}
+
+/** Options of `openStore`. */
+export type OpenStoreOptions = StoreOptions;
+
+/** Options of `initStore`. */
+export interface InitStoreOptions extends StoreOptions {
+  /** The hash of blob ids (default `"blake3"`). */
+  hash?: HashAlgorithm;
+  /** Content-defined chunking parameters (default min 256 KiB, avg 1 MiB, max 4 MiB). */
+  chunking?: ChunkingParams;
+  /** Settings of the first config version (defaults from `defaultConfig()`). */
+  config?: Partial<ConfigSettings>;
+  /** The Location as the operator knows it, printed in the Recovery Kit. */
+  location?: string;
+}
+
+/** What `initStore` returns. */
+export interface InitStoreResult {
+  /** The new, open store. */
+  store: Store;
+  /** The Recovery Kit: give it to the operator to keep offline. */
+  recoveryKit: string;
+}
+
+/** How the index was obtained at open. */
+export type IndexSource = "host-cache" | "snapshot" | "empty";
+
+/** What {@linkcode Store.status} reports. */
+export interface StoreStatus {
+  /** The store id (`""` when Corrupted before it could be read). */
+  storeId: string;
+  /** The Location. */
+  location: string;
+  /** `Ready`, `Degraded` or `Corrupted`. */
+  state: StoreState;
+  /** Problems found on open or since, each naming its object. */
+  problems: string[];
+  /** The hash algorithm. */
+  hash: HashAlgorithm | undefined;
+  /** The config in force. */
+  config: { seq: number; pointer: "ok" | "dangling"; manifestStorage: string } | undefined;
+  /** Counts and sizes from the index. */
+  counts: IndexCounts | undefined;
+  /** The index. */
+  index: {
+    source: IndexSource;
+    loadedFrom: string | undefined;
+    highWaterMark: string;
+    highWaterMarkTime: number | undefined;
+    schemaVersion: number;
+  } | undefined;
+  /** Index snapshots on the Location, newest first. */
+  snapshots: string[];
+  /** The maintenance lease, when one is held. */
+  lease: { holder: string; agent: string; expiresAt: number } | undefined;
+  /** The maintenance mode, when maintenance runs. */
+  maintenance: { mode: string; holder: string } | undefined;
+}

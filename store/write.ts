@@ -1,0 +1,345 @@
+/**
+ * The write path (`docs/FORMAT.md` §2): a body is cut into inline / regular /
+ * chunked, its blobs are deduplicated against the index and the open pack,
+ * and its manifest is committed through the group committer of `_commit.ts`.
+ * A put resolves only once the pack carrying its manifest is durable and
+ * indexed. Blobs larger than a pack are written loose, before any pack names
+ * them.
+ *
+ * @module
+ */
+
+import { type Driver, NotFoundError } from "../drivers/driver.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import { Chunker } from "../format/chunker.ts";
+import type { StoreConfig } from "../format/config.ts";
+import type { Descriptor } from "../format/descriptor.ts";
+import { createHasher, hashBytes } from "../format/hashing.ts";
+import { encodeManifestLogEntry } from "../format/manifest_log.ts";
+import {
+  type Manifest,
+  validateArtifactKey,
+  validateContentType,
+  validateMetadata,
+  validateNamespace,
+} from "../format/manifest.ts";
+import type { UlidGenerator } from "../format/ulid.ts";
+import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
+import { looseBlobKey, manifestLogKey, packKey } from "../layout.ts";
+import { type BlobHandle, Committer, type SealedPack } from "./_commit.ts";
+import type { EventBus } from "./events.ts";
+import type { GateKind } from "./gate.ts";
+import { concat, infoOf } from "./read.ts";
+import type { ArtifactInfo, Body, PutOptions } from "./types.ts";
+
+/** What a live handle serves from. */
+export interface Live {
+  /** The index. */
+  index: StoreIndex;
+  /** The descriptor. */
+  descriptor: Descriptor;
+  /** The config in force. */
+  config: StoreConfig;
+}
+
+/** What the write path needs from its store handle. */
+export interface WriteContext {
+  /** The Location. */
+  readonly driver: Driver;
+  /** The host storage, if any (the manifest log). */
+  readonly host: Driver | undefined;
+  /** Where events go. */
+  readonly bus: EventBus;
+  /** The clock. */
+  readonly clock: () => number;
+  /** The handle's id generator (manifest and pack ids). */
+  readonly ids: UlidGenerator;
+  /** The handle's index, descriptor and config; throws when it cannot serve. */
+  live(): Live;
+  /** The maintenance gate. */
+  check(kind: GateKind): Promise<void>;
+  /** Called after each pack is written and indexed. */
+  packWritten(config: StoreConfig): void;
+}
+
+async function* chunksOf(body: Body): AsyncGenerator<Uint8Array> {
+  if (body instanceof Uint8Array) {
+    yield body;
+    return;
+  }
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      if (!(value instanceof Uint8Array)) {
+        throw new InvalidArgumentError("a body stream must yield Uint8Array chunks");
+      }
+      if (value.length > 0) yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** The put and delete pipeline of one store handle. */
+export class Writer {
+  readonly #ctx: WriteContext;
+  #committer: Committer | undefined;
+  readonly #loosePending = new Map<string, Promise<void>>();
+
+  /** @param ctx The store handle's side of the pipeline. */
+  constructor(ctx: WriteContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Forgets the committer (after the index was replaced); the next write makes a new one. */
+  reset(): void {
+    this.#committer = undefined;
+  }
+
+  /** Seals the open pack and waits until every pending put is durable. */
+  async flush(): Promise<void> {
+    await this.#committer?.flush();
+  }
+
+  /** Flushes and stops the committer. */
+  async close(): Promise<void> {
+    await this.#committer?.close();
+  }
+
+  #commit(): Committer {
+    const { descriptor, config } = this.#ctx.live();
+    this.#committer ??= new Committer(
+      {
+        storeId: descriptor.storeId,
+        hash: descriptor.hash,
+        packTargetSize: config.packTargetSize,
+        lingerMs: config.packLingerMs,
+        manifestsInToc: config.manifestStorage !== "Local",
+      },
+      {
+        newPackId: () => this.#ctx.ids.next(),
+        writePack: (sealed) => this.#writePack(sealed),
+      },
+    );
+    return this.#committer;
+  }
+
+  async #writePack(sealed: SealedPack): Promise<void> {
+    const ctx = this.#ctx;
+    const { index, descriptor, config } = ctx.live();
+    await ctx.check("commit");
+    const logged = config.manifestStorage !== "Remote" && sealed.manifests.length > 0;
+    // Refused before the pack is written: a pack whose manifests cannot be logged is an orphan.
+    if (logged && !ctx.host) {
+      throw new InvalidArgumentError(
+        `manifestStorage ${config.manifestStorage} needs host storage`,
+      );
+    }
+    // Pack ids are unique: create-only where it is race-free, so nothing is ever overwritten.
+    await ctx.driver.put(packKey(sealed.packId), sealed.bytes, {
+      ifAbsent: ctx.driver.capabilities.createOnly,
+    });
+    if (logged) {
+      await ctx.host!.put(
+        manifestLogKey(sealed.packId),
+        encodeManifestLogEntry(descriptor.storeId, sealed.packId, sealed.manifests),
+      );
+    }
+    index.indexPack({
+      pack: {
+        packId: sealed.packId,
+        size: sealed.bytes.length,
+        blobCount: sealed.blobs.length,
+        manifestCount: config.manifestStorage === "Local" ? 0 : sealed.manifests.length,
+      },
+      blobs: sealed.blobs.map((b) => ({
+        blobId: b.id,
+        kind: b.kind,
+        rawSize: b.rawLength,
+        storedSize: b.storedLength,
+        packId: sealed.packId,
+        offset: b.offset,
+      })),
+      manifests: sealed.manifests.map((m): ManifestRecord => ({ ...m, packId: sealed.packId })),
+    });
+    ctx.bus.publish({
+      type: "pack.written",
+      at: ctx.clock(),
+      storeId: descriptor.storeId,
+      packId: sealed.packId,
+      bytes: sealed.bytes.length,
+      blobs: sealed.blobs.length,
+      manifests: sealed.manifests.length,
+    });
+    ctx.packWritten(config);
+  }
+
+  /** Stores a blob unless the index or the open pack has it; returns the pack it waits on. */
+  async #storeBlob(
+    id: string,
+    kind: "regular" | "chunk",
+    bytes: Uint8Array,
+  ): Promise<BlobHandle> {
+    const { index, config } = this.#ctx.live();
+    if (index.hasBlob(id)) return undefined;
+    const committer = this.#commit();
+    const pending = committer.pendingBlob(id);
+    if (pending) return pending;
+    if (bytes.length <= config.packTargetSize) return await committer.addBlob(id, kind, bytes);
+    // Too large for any pack: written loose, before any pack naming it.
+    let writing = this.#loosePending.get(id);
+    if (!writing) {
+      writing = this.#writeLoose(index, id, kind, bytes).finally(() =>
+        this.#loosePending.delete(id)
+      );
+      this.#loosePending.set(id, writing);
+    }
+    await writing;
+    return undefined;
+  }
+
+  async #writeLoose(
+    index: StoreIndex,
+    id: string,
+    kind: "regular" | "chunk",
+    bytes: Uint8Array,
+  ): Promise<void> {
+    const driver = this.#ctx.driver;
+    const key = looseBlobKey(id);
+    const exists = await driver.stat(key).then((i) => i.size === bytes.length, (e) => {
+      if (e instanceof NotFoundError) return false;
+      throw e;
+    });
+    if (!exists) await driver.put(key, bytes);
+    index.registerLooseBlob({
+      blobId: id,
+      kind,
+      rawSize: bytes.length,
+      storedSize: bytes.length,
+      packId: null,
+      offset: null,
+    });
+  }
+
+  /**
+   * Writes a new version of an artifact; resolves once its manifest is durable.
+   * @param namespace The namespace. @param key The key.
+   * @param body The body. @param options Content type and metadata.
+   * @returns The new version.
+   */
+  async put(
+    namespace: string,
+    key: string,
+    body: Body,
+    options: PutOptions,
+  ): Promise<ArtifactInfo> {
+    const ctx = this.#ctx;
+    const { descriptor, config } = ctx.live();
+    validateNamespace(namespace);
+    validateArtifactKey(key);
+    const metadata = options.metadata ?? {};
+    validateMetadata(metadata);
+    const contentType = options.contentType ?? "";
+    if (contentType !== "") validateContentType(contentType);
+    await ctx.check("write");
+
+    const hash = descriptor.hash;
+    // The packs this put waits on (a set: many chunks share a pack).
+    const deps = new Set<BlobHandle>();
+    const blobs: string[] = [];
+    let size = 0;
+    let inline: Uint8Array | undefined;
+    let digest: string;
+    const storeChunks = async (chunks: Iterable<Uint8Array>) => {
+      for (const c of chunks) {
+        const id = hashBytes(hash, c);
+        blobs.push(id);
+        deps.add(await this.#storeBlob(id, "chunk", c));
+      }
+    };
+
+    // Hold bytes until the body is known to exceed the chunk threshold.
+    const head: Uint8Array[] = [];
+    let headBytes = 0;
+    let chunker: Chunker | undefined;
+    let whole: ReturnType<typeof createHasher> | undefined;
+    for await (const piece of chunksOf(body)) {
+      size += piece.length;
+      if (!chunker) {
+        head.push(piece);
+        headBytes += piece.length;
+        if (headBytes <= config.chunkThreshold) continue;
+        chunker = new Chunker(descriptor.chunking);
+        whole = createHasher(hash);
+        for (const h of head.splice(0)) {
+          whole.update(h);
+          await storeChunks(chunker.push(h));
+        }
+        continue;
+      }
+      whole!.update(piece);
+      await storeChunks(chunker.push(piece));
+    }
+    if (chunker) {
+      const last = chunker.finish();
+      if (last && last.length > 0) await storeChunks([last]);
+      digest = whole!.digestHex();
+    } else {
+      const bytes = concat(head, headBytes);
+      digest = hashBytes(hash, bytes);
+      if (bytes.length <= config.inlineThreshold) inline = bytes.slice();
+      else {
+        blobs.push(digest);
+        deps.add(await this.#storeBlob(digest, "regular", bytes));
+      }
+    }
+
+    const manifest: Manifest = {
+      id: ctx.ids.next(),
+      storeId: descriptor.storeId,
+      namespace,
+      key,
+      created: ctx.clock(),
+      deleted: false,
+      size,
+      digest,
+      contentType,
+      metadata: { ...metadata },
+      blobs,
+    };
+    if (inline) manifest.inline = inline;
+    await this.#commit().commitManifest(manifest, deps);
+    return infoOf(manifest);
+  }
+
+  /**
+   * Commits a tombstone for an artifact that has a current version.
+   * @param namespace The namespace. @param key The key.
+   * @returns `true` when a tombstone was written, `false` when there was nothing to delete.
+   */
+  async delete(namespace: string, key: string): Promise<boolean> {
+    const ctx = this.#ctx;
+    const { index, descriptor } = ctx.live();
+    validateNamespace(namespace);
+    validateArtifactKey(key);
+    await ctx.check("write");
+    if (!index.current(namespace, key)) return false;
+    const tombstone: Manifest = {
+      id: ctx.ids.next(),
+      storeId: descriptor.storeId,
+      namespace,
+      key,
+      created: ctx.clock(),
+      deleted: true,
+      size: 0,
+      digest: "",
+      contentType: "",
+      metadata: {},
+      blobs: [],
+    };
+    await this.#commit().commitManifest(tombstone, []);
+    return true;
+  }
+}

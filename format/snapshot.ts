@@ -30,7 +30,6 @@ import { CorruptObjectError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
 import { StoreIndex } from "../index/store_index.ts";
 
-export { SNAPSHOT_PREFIX } from "../layout.ts";
 import { SNAPSHOT_PREFIX } from "../layout.ts";
 /** The encoding version written. */
 export const SNAPSHOT_VERSION = 1;

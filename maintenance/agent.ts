@@ -13,7 +13,8 @@
 import { CapsaError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { acquireLease, type Lease } from "../store/lease.ts";
-import { MAINTENANCE_MODE_KEY, type MaintenanceMode, type Store } from "../store/store.ts";
+import { type MaintenanceMode, type Store } from "../store/store.ts";
+import { MAINTENANCE_MODE_KEY } from "../layout.ts";
 
 /**
  * Checks an agent's integer options, each against its minimum.

@@ -40,15 +40,10 @@ import type { EventBus } from "../store/events.ts";
 import { type ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
 import type { Manifest } from "../format/manifest.ts";
-import {
-  encodeManifestLogEntry,
-  manifestLogKey,
-  readManifestLogEntry,
-} from "../format/manifest_log.ts";
+import { encodeManifestLogEntry, readManifestLogEntry } from "../format/manifest_log.ts";
 import { PackWriter, readPackToc } from "../format/pack.ts";
-import { PACK_PREFIX, packKey } from "../index/pack_indexer.ts";
-import { encodeSnapshot, listSnapshots, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
-import { HOST_CACHE_KEY, type Store } from "../store/store.ts";
+import { encodeSnapshot, listSnapshots } from "../format/snapshot.ts";
+import { type Store } from "../store/store.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import {
   HostStorageRequiredError,
@@ -58,6 +53,14 @@ import {
   runExclusive,
   type RunOptions,
 } from "./agent.ts";
+import {
+  HOST_CACHE_KEY,
+  manifestLogKey,
+  PACK_PREFIX,
+  packKey,
+  parsePackKey,
+  SNAPSHOT_PREFIX,
+} from "../layout.ts";
 
 /** Configures the MigrateIndexAgent. */
 export interface MigrateConfig {
@@ -348,7 +351,11 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
     const out: PackManifests[] = [];
     for (const info of infos) {
       ctx.signal.throwIfAborted();
-      const packId = info.key.slice(PACK_PREFIX.length);
+      const packId = parsePackKey(info.key);
+      if (packId === undefined) {
+        this.#problems.push({ key: info.key, reason: "not a pack key" });
+        continue;
+      }
       try {
         const toc = await readPackToc(driver, info.key, {
           size: info.size,

@@ -37,11 +37,8 @@ import {
 import {
   createDescriptor,
   type Descriptor,
-  DESCRIPTOR_KEY,
-  DESCRIPTOR_REPLICA_KEY,
   type DescriptorReading,
   encodeDescriptor,
-  HOST_DESCRIPTOR_KEY,
   readDescriptorReplica,
   reconcileDescriptors,
 } from "../format/descriptor.ts";
@@ -60,8 +57,8 @@ import {
 import { EventBus, type StoreState } from "./events.ts";
 import { createHasher, type HashAlgorithm, hashBytes } from "../format/hashing.ts";
 import { type IndexCounts, type ManifestRecord, StoreIndex } from "../index/store_index.ts";
-import { LEASE_KEY, leaseHolderMayBeAlive, readLease } from "./lease.ts";
-import { encodeManifestLogEntry, manifestLogKey } from "../format/manifest_log.ts";
+import { leaseHolderMayBeAlive, readLease } from "./lease.ts";
+import { encodeManifestLogEntry } from "../format/manifest_log.ts";
 import {
   type Manifest,
   validateArtifactKey,
@@ -70,27 +67,32 @@ import {
   validateNamespace,
 } from "../format/manifest.ts";
 import { readBlobFromPack } from "../format/pack.ts";
-import {
-  type IndexingProblem,
-  indexPacks,
-  looseBlobKey,
-  PACK_PREFIX,
-  packKey,
-} from "../index/pack_indexer.ts";
+import { type IndexingProblem, indexPacks } from "../index/pack_indexer.ts";
 import {
   decodeSnapshot,
   encodeSnapshot,
   listSnapshots,
   loadNewestIndex,
-  SNAPSHOT_PREFIX,
 } from "../format/snapshot.ts";
 import { ulidFloor, UlidGenerator, ulidTime } from "../format/ulid.ts";
 import { encodeRecoveryKit } from "../format/kit.ts";
 
-/** Where the host keeps its copy of the index. */
-export const HOST_CACHE_KEY = "index/cache";
-export { MAINTENANCE_MODE_KEY, MOVED_KEY } from "../layout.ts";
-import { CONFIG_PREFIX, MAINTENANCE_MODE_KEY, MOVED_KEY } from "../layout.ts";
+import {
+  CONFIG_PREFIX,
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  HOST_CACHE_KEY,
+  HOST_DESCRIPTOR_KEY,
+  LEASE_KEY,
+  looseBlobKey,
+  MAINTENANCE_MODE_KEY,
+  manifestLogKey,
+  MOVED_KEY,
+  PACK_PREFIX,
+  packKey,
+  parsePackKey,
+  SNAPSHOT_PREFIX,
+} from "../layout.ts";
 /**
  * How far before its high-water mark a catch-up re-reads the pack listing:
  * writers' clocks disagree and a slow upload can land after a newer pack.
@@ -566,12 +568,12 @@ export class Store {
     const hwm = index.highWaterMark();
     const startAfter = hwm === ""
       ? undefined
-      : PACK_PREFIX + ulidFloor(ulidTime(hwm) - CATCH_UP_OVERLAP_MS);
+      : packKey(ulidFloor(ulidTime(hwm) - CATCH_UP_OVERLAP_MS));
     const missing = [];
     for await (
       const info of this.driver.list(PACK_PREFIX, startAfter === undefined ? {} : { startAfter })
     ) {
-      if (!index.hasPack(info.key.slice(PACK_PREFIX.length))) missing.push(info);
+      if (!index.hasPack(parsePackKey(info.key) ?? "")) missing.push(info);
     }
     if (missing.length === 0) return;
     const result = await indexPacks(this.driver, index, missing, {
@@ -1454,4 +1456,3 @@ export async function initStore(
 }
 
 export { enc as _utf8 };
-export { LEASE_KEY };

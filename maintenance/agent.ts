@@ -13,7 +13,7 @@
 import { CapsaError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { acquireLease, type Lease } from "../store/lease.ts";
-import { type MaintenanceMode, type Store } from "../store/store.ts";
+import type { MaintenanceMode, Store } from "../store/store.ts";
 import { MAINTENANCE_MODE_KEY } from "../layout.ts";
 
 /**

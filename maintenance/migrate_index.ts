@@ -43,7 +43,7 @@ import type { Manifest } from "../format/manifest.ts";
 import { encodeManifestLogEntry, readManifestLogEntry } from "../format/manifest_log.ts";
 import { PackWriter, readPackToc } from "../format/pack.ts";
 import { encodeSnapshot, listSnapshots } from "../format/snapshot.ts";
-import { type Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import {
   HostStorageRequiredError,

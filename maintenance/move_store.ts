@@ -71,7 +71,7 @@ import {
   SNAPSHOT_PREFIX,
 } from "../layout.ts";
 import { decodeSnapshot } from "../format/snapshot.ts";
-import { type Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
 
 /** Configures the MoveStoreAgent. */

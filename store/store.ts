@@ -83,7 +83,6 @@ import {
   DESCRIPTOR_REPLICA_KEY,
   HOST_CACHE_KEY,
   HOST_DESCRIPTOR_KEY,
-  LEASE_KEY,
   looseBlobKey,
   MAINTENANCE_MODE_KEY,
   manifestLogKey,

@@ -63,7 +63,10 @@ function prefixProblem(prefix: string): string | undefined {
   if (new TextEncoder().encode(prefix).length > MAX_PREFIX_BYTES) {
     return `longer than ${MAX_PREFIX_BYTES} bytes`;
   }
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(prefix)) return "control characters are not allowed";
+  for (const ch of prefix) {
+    const c = ch.codePointAt(0)!;
+    if (c < 0x20 || (c >= 0x7f && c < 0xa0)) return "control characters are not allowed";
+  }
   if (!prefix.isWellFormed()) return "unpaired surrogates are not allowed";
   if (prefix.includes("\\")) return "backslashes are not allowed";
   for (const segment of prefix.split("/")) {

@@ -20,10 +20,11 @@ import {
   readPackToc,
 } from "./pack.ts";
 import { UlidGenerator } from "./ulid.ts";
+import { packKey } from "../layout.ts";
 
 const STORE = "0123456789abcdef0123456789abcdef";
 const PACK_ID = "01arz3ndektsv4rrffq69g5fav";
-const KEY = `packs/${PACK_ID}`;
+const KEY = packKey(PACK_ID);
 const text = (s: string) => new TextEncoder().encode(s);
 
 function blob(

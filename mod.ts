@@ -40,6 +40,14 @@ export {
 } from "./drivers/driver.ts";
 export { MemoryDriver, type MemoryDriverOptions } from "./drivers/memory.ts";
 export {
+  retry,
+  type RetryCall,
+  type RetryEvent,
+  RetryingDriver,
+  type RetryOptions,
+  type RetryPolicy,
+} from "./drivers/retrying.ts";
+export {
   createLocationRegistry,
   type LocationOpener,
   LocationRegistry,

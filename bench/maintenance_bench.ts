@@ -17,8 +17,8 @@ import { parseArgs } from "node:util";
 import { EventBus } from "../store/events.ts";
 import { hashBytes } from "../format/hashing.ts";
 import { initStore, openStore } from "../store/store.ts";
-import { openLocalFs } from "../drivers/localfs/driver.ts";
-import { openS3 } from "../drivers/s3/driver.ts";
+import { openLocalFs } from "../drivers/localfs/mod.ts";
+import { openS3 } from "../drivers/s3/mod.ts";
 import { createMoveStoreAgent, createVerificationAgent } from "../maintenance/mod.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "../tests/s3_server.ts";
 

@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { EventBus } from "../store/events.ts";
 import { initStore, openStore } from "../store/store.ts";
-import { openS3 } from "../drivers/s3/driver.ts";
+import { openS3 } from "../drivers/s3/mod.ts";
 import { createRebuildIndexAgent } from "../maintenance/mod.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "../tests/s3_server.ts";
 

@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 import { createHasher, hashBytes } from "../format/hashing.ts";
 import { initStore, openStore } from "../store/store.ts";
-import { openLocalFs } from "../drivers/localfs/driver.ts";
+import { openLocalFs } from "../drivers/localfs/mod.ts";
 
 const { values } = parseArgs({
   options: {

@@ -21,9 +21,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
 import { defaultConfig } from "../format/config.ts";
-import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
 import { initStore, openStore } from "../store/store.ts";
 import { type CommandContext, openLocation } from "./_store.ts";
 import { reserveFile } from "./_files.ts";
@@ -31,6 +29,7 @@ import { EXIT, formatBytes, formatDuration, Output } from "./_output.ts";
 import { createProgress, transferFormat } from "./_progress.ts";
 import { listAll, listTree, putTree, runPool } from "./objects.ts";
 import { readKitFile, rebuildLines, type RebuildReport, runRebuild } from "./maintenance.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, SNAPSHOT_PREFIX } from "../layout.ts";
 
 /** Options of {@linkcode runDemo}. */
 export interface DemoOptions {

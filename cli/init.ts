@@ -6,13 +6,14 @@
  */
 
 import { CapsaError, NotFoundError, StoreCorruptedError } from "../errors.ts";
-import { HOST_CACHE_KEY, initStore } from "../store/store.ts";
+import { initStore } from "../store/store.ts";
 import { encodeRecoveryKit } from "../format/kit.ts";
 import { namePositionals, type ParsedArgs, stringFlag } from "./_args.ts";
 import { absolutePath, type CommandContext, openLocation, withStore } from "./_store.ts";
 import { dirname, pathExists, reserveFile } from "./_files.ts";
 import { EXIT, UsageError } from "./_output.ts";
 import type { Command } from "./_command.ts";
+import { HOST_CACHE_KEY } from "../layout.ts";
 
 const enc = new TextEncoder();
 

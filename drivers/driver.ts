@@ -7,10 +7,13 @@
  *
  * ## Guarantees every driver gives
  *
- * 1. **Keys** are `/`-separated strings checked by {@linkcode validateKey}
- *    before they reach any medium; a refused key throws
- *    {@linkcode InvalidKeyError} and touches nothing. Every driver refuses the
- *    same keys.
+ * 1. **Keys** are plain: `/`-separated segments of lower-case `a-z`, digits,
+ *    `.`, `_` and `-`, checked by {@linkcode validateKey} before they reach
+ *    any medium; a refused key throws {@linkcode InvalidKeyError} and touches
+ *    nothing. Every driver refuses the same keys. A Location never holds a
+ *    key `K` together with keys below it (`K/…`): capsa's layout never makes
+ *    one, and a driver that stores keys as paths (`localfs`) refuses the
+ *    second with {@linkcode InvalidKeyError}; others may accept it.
  * 2. **Read-after-write**: once `put` resolves, every later `get`, `stat` and
  *    `list` of the same driver (and, for shared media, of any driver on the
  *    same Location) sees the new object.
@@ -32,8 +35,8 @@
  *    an {@linkcode InvalidArgumentError}.
  * 7. **Listing**: `list(prefix, { startAfter })` yields every object whose key
  *    starts with `prefix` (a plain string prefix, not only whole segments), in
- *    ascending order of the keys' UTF-8 bytes (S3's order; the same as
- *    Unicode code-point order, see {@linkcode compareKeys}), each once,
+ *    ascending byte order of the keys (S3's order, see
+ *    {@linkcode compareKeys}; `-` < `.` < `/` < digits < `_` < letters), each once,
  *    strictly after `startAfter` when given (`prefix` and `startAfter` are
  *    checked by {@linkcode validateListArgs}). A listing that fails part way
  *    throws: it never ends early as if the rest were absent.
@@ -151,59 +154,79 @@ export interface Driver {
   close(): Promise<void>;
 }
 
-/** The longest key accepted, in UTF-8 bytes (S3's own limit). */
+/** The longest key accepted, in bytes (S3's own limit; a key is ASCII, so bytes are characters). */
 export const MAX_KEY_BYTES = 1024;
 
-const encoder = new TextEncoder();
+/** The longest segment accepted: a file name's limit on common filesystems (`NAME_MAX`). */
+const MAX_SEGMENT_BYTES = 255;
+/** The alphabet of a segment (`docs/FORMAT.md` §1). */
+const SEGMENT_CHARS = /^[a-z0-9._-]*$/;
+/** Names Windows reserves for devices, with or without an extension. */
+const DEVICE_NAME = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\.|$)/;
+
+/** Why one character is refused, for the error message. */
+function charProblem(segment: string): string {
+  const c = [...segment].find((ch) => !/^[a-z0-9._-]$/.test(ch))!;
+  if (c === "\\") return "backslashes are not allowed";
+  if (/^[A-Z]$/.test(c)) return "upper-case letters are not allowed (keys are lower case)";
+  const code = c.codePointAt(0)!;
+  const shown = code < 0x20 || code === 0x7f || code > 0x7e
+    ? `U+${code.toString(16).toUpperCase().padStart(4, "0")}`
+    : JSON.stringify(c);
+  return `character ${shown} is not allowed (a key is made of a-z 0-9 . _ - and /)`;
+}
+
+function segmentProblem(segment: string, whole: boolean): string | undefined {
+  if (segment === "") return whole ? "empty segments are not allowed" : undefined;
+  if (!SEGMENT_CHARS.test(segment)) return charProblem(segment);
+  if (segment === "." || segment === "..") return `segment '${segment}' is not allowed`;
+  if (segment.length > MAX_SEGMENT_BYTES) {
+    return `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`;
+  }
+  if (!whole) return undefined;
+  // A plain mapping to files must be portable: Windows drops a trailing dot
+  // (two keys would share a file) and reserves device names.
+  if (segment.endsWith(".")) return "a segment must not end with '.'";
+  if (DEVICE_NAME.test(segment)) return `segment '${segment}' is a reserved device name`;
+  return undefined;
+}
 
 function keyProblem(key: string, isPrefix: boolean): string | undefined {
   if (typeof key !== "string") return "a key must be a string";
   if (key.length === 0) return isPrefix ? undefined : "a key must not be empty";
-  if (encoder.encode(key).length > MAX_KEY_BYTES) {
-    return `longer than ${MAX_KEY_BYTES} bytes`;
-  }
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f || (c >= 0x80 && c < 0xa0)) {
-      return c === 0 ? "NUL is not allowed" : "control characters are not allowed";
-    }
-    if (c === 0x5c) return "backslashes are not allowed";
-    if (c >= 0xd800 && c <= 0xdfff) {
-      const pair = c <= 0xdbff && i + 1 < key.length &&
-        key.charCodeAt(i + 1) >= 0xdc00 && key.charCodeAt(i + 1) <= 0xdfff;
-      if (!pair) return "unpaired surrogates are not allowed";
-      i++;
-    }
-  }
+  if (key.length > MAX_KEY_BYTES) return `longer than ${MAX_KEY_BYTES} bytes`;
   if (key.startsWith("/")) return "absolute keys are not allowed";
-  if (/^[A-Za-z]:/.test(key)) return "drive-letter keys are not allowed";
   const segments = key.split("/");
   // A prefix may end with "/" (its last segment is then empty) or in the middle of a segment.
-  const whole = isPrefix ? segments.slice(0, -1) : segments;
-  for (const seg of whole) {
-    if (seg === "") return "empty segments are not allowed";
-    if (seg === "." || seg === "..") return `segment '${seg}' is not allowed`;
+  const last = segments.length - 1;
+  for (const [i, segment] of segments.entries()) {
+    const problem = segmentProblem(segment, !isPrefix || i < last);
+    if (problem !== undefined) return problem;
   }
-  if (!isPrefix) return undefined;
-  const last = segments[segments.length - 1]!;
-  if (last === "." || last === "..") return `segment '${last}' is not allowed`;
   return undefined;
 }
 
 /**
- * Checks a key against the rules every driver applies (DESIGN §2): not empty,
- * at most {@linkcode MAX_KEY_BYTES} UTF-8 bytes, no leading `/`, no empty,
- * `.` or `..` segment, no backslash, no NUL or control character, no
- * unpaired surrogate, no drive letter.
+ * Checks a key against the rules every driver applies (`docs/FORMAT.md` §1):
+ * `/`-separated segments of lower-case `a-z`, digits, `.`, `_` and `-`; no
+ * empty segment (so no leading or trailing `/`), no `.` or `..` segment, no
+ * segment ending with `.` or named like a Windows device (`con`, `nul.txt`…);
+ * at most 255 bytes a segment and {@linkcode MAX_KEY_BYTES} in all. Only
+ * capsa chooses Location keys, so they can be this plain: a driver may store
+ * key `K` at path `K` on any filesystem.
  *
  * @param key The key to check.
  * @throws {InvalidKeyError} when the key breaks a rule.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateKey } from "./driver.ts";
- * validateKey("packs/01J9Z3"); // fine
- * try { validateKey("a/../b"); } catch (e) { console.log((e as Error).message); }
+ * import { InvalidKeyError } from "../errors.ts";
+ *
+ * validateKey("packs/01j9z/01j9z3kxabcdefghjkmnpqrstv"); // fine
+ * assert.throws(() => validateKey("a/../b"), InvalidKeyError);
+ * assert.throws(() => validateKey("Packs/x"), InvalidKeyError);
  * ```
  */
 export function validateKey(key: string): void {
@@ -212,8 +235,28 @@ export function validateKey(key: string): void {
 }
 
 /**
+ * Whether a key passes {@linkcode validateKey}, for code that skips what it
+ * cannot use (a listing meeting names capsa never writes) instead of throwing.
+ *
+ * @param key The key to check.
+ * @returns `true` when {@linkcode validateKey} accepts it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isValidKey } from "./driver.ts";
+ * assert.equal(isValidKey("store.json"), true);
+ * assert.equal(isValidKey(",tmp.0123"), false);
+ * ```
+ */
+export function isValidKey(key: string): boolean {
+  return keyProblem(key, false) === undefined;
+}
+
+/**
  * Checks a listing prefix: like {@linkcode validateKey}, but the empty prefix
- * is allowed and the prefix may end with `/` or part way into a segment.
+ * is allowed and the prefix may end with `/` or part way into a segment (so
+ * its last part may end with `.`: `a.` is a prefix of `a.b`).
  *
  * @param prefix The prefix to check.
  * @throws {InvalidKeyError} when the prefix breaks a rule.
@@ -240,7 +283,7 @@ export function validatePrefix(prefix: string): void {
  * @example
  * ```ts
  * import { validateListArgs } from "./driver.ts";
- * validateListArgs("packs/", { startAfter: "packs/01J" });
+ * validateListArgs("packs/", { startAfter: "packs/01j9z/" });
  * ```
  */
 export function validateListArgs(prefix: string, options: ListOptions = {}): void {

@@ -3,10 +3,11 @@
  * chosen calls fail, slow down or tear, and counts every call per method.
  *
  * Faults are rules checked in order on every call; the first rule that
- * matches the call (by method, key and position) fires. With no rules the
+ * matches the call (by method, key and position) fires. Keys are checked
+ * first, like every driver does: a refused key never reaches a rule. With no rules the
  * wrapper is transparent and passes the conformance suite.
  *
- * The crash sweep (STYLE.md) is built on it: count the writes an operation
+ * The crash sweep (`tests/crash_sweep_test.ts`) is built on it: count the writes an operation
  * makes, then for every k rerun it with `{ methods: WRITE_METHODS, nth: k,
  * crash: true }` — the k-th write fails and every later call fails too, as if
  * the process had died — then reopen the store on the inner driver and check
@@ -36,6 +37,8 @@ import {
   type ObjectInfo,
   type PutOptions,
   TransientError,
+  validateKey,
+  validateListArgs,
 } from "./driver.ts";
 
 /** The methods of {@linkcode Driver} that a fault can target. */
@@ -251,6 +254,7 @@ export class FaultyDriver implements Driver {
 
   /** Reads through, unless a fault fires. @param key The key. @returns The bytes. */
   async get(key: string): Promise<Uint8Array> {
+    validateKey(key);
     const f = await this.#check("get", key);
     if (f) this.#fail(f, "get", key);
     return this.inner.get(key);
@@ -262,6 +266,7 @@ export class FaultyDriver implements Driver {
    * @returns The bytes.
    */
   async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    validateKey(key);
     const f = await this.#check("getRange", key);
     if (f) this.#fail(f, "getRange", key);
     return this.inner.getRange(key, offset, length);
@@ -272,6 +277,7 @@ export class FaultyDriver implements Driver {
    * @param key The key. @param bytes The body. @param options `ifAbsent`.
    */
   async put(key: string, bytes: Uint8Array, options: PutOptions = {}): Promise<void> {
+    validateKey(key);
     const f = await this.#check("put", key);
     if (!f) return this.inner.put(key, bytes, options);
     const mode = f.rule.mode ?? "before";
@@ -285,6 +291,7 @@ export class FaultyDriver implements Driver {
 
   /** Deletes through, unless a fault fires. @param key The key. */
   async delete(key: string): Promise<void> {
+    validateKey(key);
     const f = await this.#check("delete", key);
     if (!f) return this.inner.delete(key);
     if (f.rule.mode === "after") await this.inner.delete(key);
@@ -293,6 +300,7 @@ export class FaultyDriver implements Driver {
 
   /** Stats through, unless a fault fires. @param key The key. @returns The info. */
   async stat(key: string): Promise<ObjectInfo> {
+    validateKey(key);
     const f = await this.#check("stat", key);
     if (f) this.#fail(f, "stat", key);
     return this.inner.stat(key);
@@ -305,6 +313,7 @@ export class FaultyDriver implements Driver {
    * @returns The entries.
    */
   async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    validateListArgs(prefix, options);
     const f = await this.#check("list", prefix);
     const cut = f?.rule.afterEntries;
     if (f && cut === undefined) this.#fail(f, "list", prefix);

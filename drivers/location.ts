@@ -180,14 +180,14 @@ export function createLocationRegistry(): LocationRegistry {
     if (url.search !== "" || url.hash !== "") {
       throw new InvalidArgumentError("file: Locations take no query or fragment");
     }
-    const { openLocalFs } = await import("./localfs/driver.ts");
+    const { openLocalFs } = await import("./localfs/mod.ts");
     return openLocalFs(decodeURIComponent(url.pathname), {
       create: options.create ?? false,
       durable: options.durable ?? true,
     });
   });
   registry.register("s3", async (url, options) => {
-    const { openS3 } = await import("./s3/driver.ts");
+    const { openS3 } = await import("./s3/mod.ts");
     return openS3(url.href, { create: options.create ?? false });
   });
   return registry;

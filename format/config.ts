@@ -59,11 +59,13 @@ export const MAX_CONFIG_BYTES: number = 64 * 1024;
 /** The largest `system.config/current` accepted, in bytes. */
 export const MAX_POINTER_BYTES = 64;
 
-export { CONFIG_CURRENT_KEY, CONFIG_PREFIX } from "../layout.ts";
-import { CONFIG_CURRENT_KEY, CONFIG_PREFIX } from "../layout.ts";
-
-/** The largest seq: ten decimal digits. */
-export const MAX_CONFIG_SEQ = 9_999_999_999;
+import {
+  CONFIG_CURRENT_KEY,
+  CONFIG_PREFIX,
+  configVersionKey,
+  MAX_CONFIG_SEQ,
+  parseConfigVersionKey,
+} from "../layout.ts";
 
 /**
  * Where manifests live (DESIGN §3): `Remote` in the pack TOCs on the
@@ -265,55 +267,6 @@ function settingsOf(config: ConfigSettings): ConfigSettings {
 
 function versionOf(config: StoreConfig): StoreConfig {
   return { seq: config.seq, createdAt: config.createdAt, ...settingsOf(config) };
-}
-
-// ---------------------------------------------------------------------------
-// Keys
-
-const VERSION_KEY_PATTERN = /^system\.config\/(\d{10})\.json$/;
-
-/**
- * The key of config version `seq`: `system.config/` and the seq zero-padded
- * to ten digits, then `.json`, so that key order is seq order.
- *
- * @param seq The version number, 1 to {@linkcode MAX_CONFIG_SEQ}.
- * @returns The key.
- * @throws {InvalidArgumentError} for a seq out of range.
- *
- * @example
- * ```ts
- * import { configVersionKey } from "./config.ts";
- * console.log(configVersionKey(7)); // "system.config/0000000007.json"
- * ```
- */
-export function configVersionKey(seq: number): string {
-  if (!Number.isSafeInteger(seq) || seq < 1 || seq > MAX_CONFIG_SEQ) {
-    throw new InvalidArgumentError(
-      `config seq must be an integer in [1, ${MAX_CONFIG_SEQ}], got ${seq}`,
-    );
-  }
-  return `${CONFIG_PREFIX}${String(seq).padStart(10, "0")}.json`;
-}
-
-/**
- * The seq named by a config version key, or `undefined` for any other key
- * (the pointer, a stray object).
- *
- * @param key A key.
- * @returns The seq, or `undefined`.
- *
- * @example
- * ```ts
- * import { parseConfigVersionKey } from "./config.ts";
- * console.log(parseConfigVersionKey("system.config/0000000007.json")); // 7
- * console.log(parseConfigVersionKey("system.config/current")); // undefined
- * ```
- */
-export function parseConfigVersionKey(key: string): number | undefined {
-  const m = VERSION_KEY_PATTERN.exec(key);
-  if (m === null) return undefined;
-  const seq = Number(m[1]);
-  return seq >= 1 ? seq : undefined;
 }
 
 // ---------------------------------------------------------------------------

@@ -1,15 +1,12 @@
 import assert from "node:assert/strict";
 import {
-  CONFIG_CURRENT_KEY,
   CONFIG_LIMITS,
   type ConfigDriver,
   type ConfigSettings,
-  configVersionKey,
   decodeConfig,
   defaultConfig,
   encodeConfig,
   MAX_CONFIG_BYTES,
-  parseConfigVersionKey,
   readConfigHistory,
   readCurrentPointer,
   resolveCurrentConfig,
@@ -27,6 +24,7 @@ import {
   TransientError,
 } from "../errors.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
+import { CONFIG_CURRENT_KEY, configVersionKey, parseConfigVersionKey } from "../layout.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

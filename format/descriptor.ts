@@ -18,7 +18,8 @@
  *
  * @example Writing and reading back a descriptor
  * ```ts
- * import { createDescriptor, decodeDescriptor, DESCRIPTOR_KEY, encodeDescriptor } from "./descriptor.ts";
+ * import { createDescriptor, decodeDescriptor, encodeDescriptor } from "./descriptor.ts";
+ * import { DESCRIPTOR_KEY } from "../layout.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const driver = new MemoryDriver();
@@ -56,16 +57,20 @@ export type { HashAlgorithm } from "./hashing.ts";
 /** The value of the `format` field of every descriptor. */
 export const DESCRIPTOR_FORMAT = "capsa-store";
 
-/** The descriptor format version this code writes. */
-export const DESCRIPTOR_FORMAT_VERSION = 1;
+/**
+ * The descriptor format version this code writes: the version of the whole
+ * store format. Version 2 is the plain key layout (`docs/FORMAT.md` §1);
+ * version 1 (the escaped `localfs` names and upper-case ids) was never
+ * published, so no reader of it is kept.
+ */
+export const DESCRIPTOR_FORMAT_VERSION = 2;
 
 /** Every descriptor format version this code reads. */
-export const KNOWN_DESCRIPTOR_FORMAT_VERSIONS: readonly number[] = [1];
+export const KNOWN_DESCRIPTOR_FORMAT_VERSIONS: readonly number[] = [2];
 
 /** The largest descriptor accepted, in bytes; checked before anything is parsed. */
 export const MAX_DESCRIPTOR_BYTES: number = 64 * 1024;
 
-export { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, HOST_DESCRIPTOR_KEY } from "../layout.ts";
 import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../layout.ts";
 
 /** The replica keys inside the Location, in the order they are written. */
@@ -107,7 +112,7 @@ export interface Descriptor {
   /** Always {@linkcode DESCRIPTOR_FORMAT}. */
   readonly format: "capsa-store";
   /** The format version; this code knows {@linkcode KNOWN_DESCRIPTOR_FORMAT_VERSIONS}. */
-  readonly formatVersion: 1;
+  readonly formatVersion: 2;
   /** 32 lowercase hex digits: 128 random bits. */
   readonly storeId: string;
   /** When the store was created: ISO 8601 UTC with milliseconds (`toISOString()`). */
@@ -133,8 +138,8 @@ export interface Descriptor {
  * @example
  * ```ts
  * import { UnsupportedFormatVersionError } from "./descriptor.ts";
- * const e = new UnsupportedFormatVersionError("store.json", 2, [1]);
- * console.log(e.code, e.found, e.known); // "unsupported_format_version" 2 [1]
+ * const e = new UnsupportedFormatVersionError("store.json", 3, [2]);
+ * console.log(e.code, e.found, e.known); // "unsupported_format_version" 3 [2]
  * ```
  */
 export class UnsupportedFormatVersionError extends CorruptObjectError {
@@ -551,7 +556,7 @@ export interface CreateDescriptorOptions {
  * ```ts
  * import { createDescriptor } from "./descriptor.ts";
  * const d = createDescriptor({ hash: "sha256", chunking: { min: 2048, avg: 8192, max: 65536 } });
- * console.log(d.format, d.formatVersion, d.hash); // "capsa-store" 1 "sha256"
+ * console.log(d.format, d.formatVersion, d.hash); // "capsa-store" 2 "sha256"
  * ```
  */
 export function createDescriptor(options: CreateDescriptorOptions = {}): Descriptor {
@@ -728,8 +733,9 @@ export interface ReadDescriptorReplicaOptions {
  *
  * @example
  * ```ts
- * import { DESCRIPTOR_KEY, readDescriptorReplica } from "./descriptor.ts";
+ * import { readDescriptorReplica } from "./descriptor.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { DESCRIPTOR_KEY } from "../layout.ts";
  * const reading = await readDescriptorReplica(new MemoryDriver(), DESCRIPTOR_KEY);
  * console.log(reading.result instanceof Error); // true: NotFoundError
  * ```

@@ -5,13 +5,10 @@ import {
   createDescriptor,
   decodeDescriptor,
   type Descriptor,
-  DESCRIPTOR_KEY,
-  DESCRIPTOR_REPLICA_KEY,
   descriptorChecksum,
   DescriptorConflictError,
   type DescriptorReading,
   encodeDescriptor,
-  HOST_DESCRIPTOR_KEY,
   isStoreId,
   isTimestamp,
   LOCATION_DESCRIPTOR_KEYS,
@@ -31,6 +28,7 @@ import {
   TransientError,
 } from "../errors.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, HOST_DESCRIPTOR_KEY } from "../layout.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -112,7 +110,7 @@ Deno.test("canonicalJson() refuses what JSON cannot represent", () => {
 Deno.test("createDescriptor() fills the defaults and validates", () => {
   const d = createDescriptor({ clock: () => T0 });
   assert.equal(d.format, "capsa-store");
-  assert.equal(d.formatVersion, 1);
+  assert.equal(d.formatVersion, 2);
   assert.ok(isStoreId(d.storeId));
   assert.equal(d.createdAt, "2026-05-10T12:00:00.000Z");
   assert.equal(d.hash, "blake3");
@@ -209,7 +207,7 @@ Deno.test("encodeDescriptor() is canonical: fixed field order, final newline, eq
     hash: d.hash,
     createdAt: d.createdAt,
     storeId: d.storeId,
-    formatVersion: 1,
+    formatVersion: 2,
     format: "capsa-store",
   } as const;
   assert.deepEqual(encodeDescriptor(reordered), encodeDescriptor(d));
@@ -257,18 +255,23 @@ Deno.test("decodeDescriptor() refuses another format", () => {
 });
 
 Deno.test("decodeDescriptor() refuses an unknown formatVersion, naming the known ones", () => {
-  const obj = { ...jsonOf(fixture()), formatVersion: 2 };
+  const obj = { ...jsonOf(fixture()), formatVersion: 3 };
   assert.throws(
     () => decodeDescriptor(DESCRIPTOR_KEY, bytesOf(obj)),
     (e: unknown) => {
       assert.ok(e instanceof UnsupportedFormatVersionError);
       assert.ok(e instanceof CorruptObjectError);
       assert.equal(e.code, "unsupported_format_version");
-      assert.equal(e.found, 2);
-      assert.deepEqual(e.known, [1]);
-      assert.match(e.message, /format version 2 \(this version of capsa reads 1\)/);
+      assert.equal(e.found, 3);
+      assert.deepEqual(e.known, [2]);
+      assert.match(e.message, /format version 3 \(this version of capsa reads 2\)/);
       return true;
     },
+  );
+  // Version 1 (the layout before plain keys) was never published: no reader.
+  assert.throws(
+    () => decodeDescriptor(DESCRIPTOR_KEY, bytesOf({ ...jsonOf(fixture()), formatVersion: 1 })),
+    (e: unknown) => e instanceof UnsupportedFormatVersionError && e.found === 1,
   );
   assert.match(
     corruptReason(bytesOf({ ...jsonOf(fixture()), formatVersion: "1" })),
@@ -393,7 +396,7 @@ const R2 = DESCRIPTOR_REPLICA_KEY;
 const R3 = `host:${HOST_DESCRIPTOR_KEY}`;
 const missing = (k: string) => new NotFoundError(k);
 const corrupt = (k: string) => new CorruptObjectError(k, "checksum mismatch");
-const newer = (k: string) => new UnsupportedFormatVersionError(k, 2, [1]);
+const newer = (k: string) => new UnsupportedFormatVersionError(k, 3, [2]);
 
 Deno.test("reconcileDescriptors() is Ready when every replica is good and equal", () => {
   const r = reconcileDescriptors([

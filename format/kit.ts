@@ -144,7 +144,7 @@ export interface RecoveryKit {
   /** When the store was created. */
   readonly createdAt: string;
   /** The descriptor's format version. */
-  readonly formatVersion: 1;
+  readonly formatVersion: 2;
   /** The hash algorithm of blob ids. */
   readonly hash: HashAlgorithm;
   /** The chunking parameters. */
@@ -191,7 +191,7 @@ function locationProblem(location: string): string | undefined {
  * # location is informational; checksum is that of store.json and covers every other field.
  * store-id: 0123456789abcdef0123456789abcdef
  * created-at: 2026-05-10T12:00:00.000Z
- * format-version: 1
+ * format-version: 2
  * hash: blake3
  * chunking: min=262144 avg=1048576 max=4194304
  * encryption: none
@@ -505,8 +505,9 @@ function checkKitChecksum(kit: RecoveryKit, line?: number): Descriptor {
  * @example Rewriting a lost store.json
  * ```ts
  * import { descriptorFromKit, encodeRecoveryKit, parseRecoveryKit } from "./kit.ts";
- * import { createDescriptor, DESCRIPTOR_KEY, encodeDescriptor } from "./descriptor.ts";
+ * import { createDescriptor, encodeDescriptor } from "./descriptor.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { DESCRIPTOR_KEY } from "../layout.ts";
  *
  * const text = encodeRecoveryKit(createDescriptor());
  * const driver = new MemoryDriver();

@@ -11,8 +11,6 @@ import {
 import {
   createDescriptor,
   type Descriptor,
-  DESCRIPTOR_KEY,
-  DESCRIPTOR_REPLICA_KEY,
   descriptorChecksum,
   encodeDescriptor,
   LOCATION_DESCRIPTOR_KEYS,
@@ -21,6 +19,7 @@ import {
 } from "./descriptor.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../layout.ts";
 
 const enc = new TextEncoder();
 const T0 = Date.UTC(2026, 4, 10, 12, 0, 0, 0);
@@ -72,7 +71,7 @@ Deno.test("encodeRecoveryKit() writes the documented layout", () => {
       "# location is informational; checksum is that of store.json and covers every other field.",
       "store-id: 0123456789abcdef0123456789abcdef",
       "created-at: 2026-05-10T12:00:00.000Z",
-      "format-version: 1",
+      "format-version: 2",
       "hash: blake3",
       "chunking: min=262144 avg=1048576 max=4194304",
       "encryption: none",
@@ -135,7 +134,7 @@ Deno.test("parseRecoveryKit() and descriptorFromKit() give back the descriptor",
       version: 1,
       storeId: D.storeId,
       createdAt: D.createdAt,
-      formatVersion: 1,
+      formatVersion: 2,
       hash: "blake3",
       chunking: D.chunking,
       encryption: null,
@@ -212,9 +211,12 @@ Deno.test("parseRecoveryKit() refuses a kit of an unknown version", () => {
 });
 
 Deno.test("parseRecoveryKit() refuses an unknown descriptor format version", () => {
-  const e = refused(edit("format-version:", "format-version: 2"), "unknown_version");
-  assert.match(e.message, /descriptor format version 2 is unknown/);
+  const e = refused(edit("format-version:", "format-version: 3"), "unknown_version");
+  assert.match(e.message, /descriptor format version 3 is unknown/);
   assert.equal(e.line, 7);
+  // Version 1 (the layout before plain keys) was never published: no reader.
+  const v1 = refused(edit("format-version:", "format-version: 1"), "unknown_version");
+  assert.match(v1.message, /descriptor format version 1 is unknown/);
 });
 
 Deno.test("parseRecoveryKit() refuses a kit with a missing field", () => {

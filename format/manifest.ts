@@ -18,7 +18,7 @@
  * import { manifestToJson, validateManifest, type Manifest } from "./manifest.ts";
  *
  * const m: Manifest = {
- *   id: "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+ *   id: "01arz3ndektsv4rrffq69g5fav",
  *   storeId: "0123456789abcdef0123456789abcdef",
  *   namespace: "builds",
  *   key: "app/1.0.0/app.tar.gz",
@@ -32,7 +32,7 @@
  *   inline: new TextEncoder().encode("hello"),
  * };
  * const json = JSON.stringify(manifestToJson(m));
- * const back = validateManifest("packs/01ARZ3NDEK…", JSON.parse(json));
+ * const back = validateManifest("packs/01arz/01arz3ndek…", JSON.parse(json));
  * console.log(back.key, new TextDecoder().decode(back.inline)); // "app/1.0.0/app.tar.gz" "hello"
  * ```
  *
@@ -445,7 +445,7 @@ function decodeInline(value: unknown): Uint8Array {
  * import { validateManifest } from "./manifest.ts";
  * import { CorruptObjectError } from "../errors.ts";
  * try {
- *   validateManifest("packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", { id: "nope" });
+ *   validateManifest("packs/01arz/01arz3ndektsv4rrffq69g5fav", { id: "nope" });
  * } catch (e) {
  *   console.log(e instanceof CorruptObjectError, (e as CorruptObjectError).reason);
  * }
@@ -534,7 +534,7 @@ export function validateManifest(
  * ```ts
  * import { manifestToJson } from "./manifest.ts";
  * const tombstone = manifestToJson({
- *   id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId: "0123456789abcdef0123456789abcdef",
+ *   id: "01arz3ndektsv4rrffq69g5fav", storeId: "0123456789abcdef0123456789abcdef",
  *   namespace: "builds", key: "a",
  *   created: 1469922850259, deleted: true, size: 0, digest: "", contentType: "",
  *   metadata: {}, blobs: [],

@@ -20,7 +20,6 @@ import { CorruptObjectError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 
-export { MANIFEST_LOG_PREFIX, manifestLogKey } from "../layout.ts";
 /** The largest entry accepted (bounded before reading). */
 export const MAX_MANIFEST_LOG_ENTRY_BYTES = 256 * 1024 * 1024;
 

@@ -13,9 +13,9 @@ import {
   validateNamespace,
 } from "./manifest.ts";
 
-const ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+const ID = "01arz3ndektsv4rrffq69g5fav";
 const STORE = "0123456789abcdef0123456789abcdef";
-const PACK_KEY = "packs/01ARZ3NDEKTSV4RRFFQ69G5FAV";
+const PACK_KEY = "packs/01arz/01arz3ndektsv4rrffq69g5fav";
 const body = new TextEncoder().encode("hello");
 const DIGEST = hashBytes("blake3", body);
 
@@ -39,7 +39,7 @@ function inlineManifest(): Manifest {
 function blobManifest(): Manifest {
   return {
     ...inlineManifest(),
-    id: "01ARZ3NDEKTSV4RRFFQ69G5FAW",
+    id: "01arz3ndektsv4rrffq69g5faw",
     size: 3_000_000,
     blobs: [hashBytes("blake3", body), hashBytes("blake3", new Uint8Array(1)), DIGEST],
     inline: undefined as unknown as Uint8Array,
@@ -48,7 +48,7 @@ function blobManifest(): Manifest {
 
 function tombstone(): Manifest {
   return {
-    id: "01ARZ3NDEKTSV4RRFFQ69G5FAX",
+    id: "01arz3ndektsv4rrffq69g5fax",
     storeId: STORE,
     namespace: "builds",
     key: "app/1.0.0/app.tar.gz",
@@ -119,7 +119,7 @@ Deno.test("validateManifest() refuses values that are not manifests", () => {
 });
 
 Deno.test("validateManifest() refuses malformed ids, store ids and times", () => {
-  assertCorrupt(json({ id: "01arz3ndektsv4rrffq69g5fav" }), /id .* is not a ULID/);
+  assertCorrupt(json({ id: "01ARZ3NDEKTSV4RRFFQ69G5FAV" }), /id .* is not a ULID/); // upper case
   assertCorrupt(json({ id: undefined }), /is not a ULID/);
   assertCorrupt(json({ storeId: "a/b" }), /storeId .* is not a store id/);
   assertCorrupt(json({ storeId: "A".repeat(32) }), /is not a store id/);
@@ -221,7 +221,7 @@ Deno.test("validateManifest() keeps a __proto__ metadata key as plain data", () 
 Deno.test("validateManifest() refuses a manifest of another store and names it in the reason", () => {
   assertCorrupt(
     json({}),
-    /manifest 7 01ARZ3NDEKTSV4RRFFQ69G5FAV: belongs to store "0123456789abcdef0123456789abcdef", expected "other"/,
+    /manifest 7 01arz3ndektsv4rrffq69g5fav: belongs to store "0123456789abcdef0123456789abcdef", expected "other"/,
     {
       storeId: "other",
       label: "manifest 7",

@@ -28,13 +28,13 @@
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const bytes = new TextEncoder().encode("a blob body");
  * const writer = new PackWriter({
- *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3",
+ *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3",
  * });
  * writer.addBlob({ id: hashBytes("blake3", bytes), kind: "regular", bytes });
  * const driver = new MemoryDriver();
- * await driver.put("packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", writer.finish());
+ * await driver.put("packs/01arz/01arz3ndektsv4rrffq69g5fav", writer.finish());
  *
- * const toc = await readPackToc(driver, "packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", { storeId });
+ * const toc = await readPackToc(driver, "packs/01arz/01arz3ndektsv4rrffq69g5fav", { storeId });
  * console.log(toc.blobs[0]?.offset, toc.blobs[0]?.storedLength); // 16 11
  * ```
  *
@@ -267,7 +267,7 @@ function tocChecksum(toc: Uint8Array, trailerPrefix: Uint8Array): string {
  * import { PackWriter } from "./pack.ts";
  *
  * const storeId = "0123456789abcdef0123456789abcdef";
- * const w = new PackWriter({ packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "sha256" });
+ * const w = new PackWriter({ packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "sha256" });
  * const bytes = new Uint8Array([1, 2, 3]);
  * const id = hashBytes("sha256", bytes);
  * w.addBlob({ id, kind: "chunk", bytes });
@@ -513,7 +513,7 @@ export class PackWriter {
  * import { encodePack } from "./pack.ts";
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const bytes = encodePack({
- *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3", blobs: [], manifests: [],
  * });
  * console.log(bytes.length); // 156
  * ```
@@ -552,7 +552,7 @@ export function encodePack(pack: {
  * import { encodePack, parsePackHeader } from "./pack.ts";
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const pack = encodePack({
- *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3", blobs: [], manifests: [],
  * });
  * console.log(parsePackHeader("packs/x", pack)); // 1
  * ```
@@ -594,7 +594,7 @@ export function parsePackHeader(key: string, bytes: Uint8Array): number {
  * import { encodePack, parsePackTrailer } from "./pack.ts";
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const pack = encodePack({
- *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3", blobs: [], manifests: [],
  * });
  * console.log(parsePackTrailer("packs/x", pack).tocOffset); // 16
  * ```
@@ -671,7 +671,7 @@ export function parsePackTrailer(key: string, bytes: Uint8Array): PackTrailer {
  * import { decodePackToc, encodePack, parsePackTrailer } from "./pack.ts";
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const pack = encodePack({
- *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3", blobs: [], manifests: [],
  * });
  * const trailer = parsePackTrailer("packs/x", pack);
  * const tocBytes = pack.subarray(trailer.tocOffset, trailer.tocOffset + trailer.tocLength);
@@ -816,10 +816,10 @@ export function decodePackToc(
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const driver = new MemoryDriver();
  * const pack = encodePack({
- *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3", blobs: [], manifests: [],
+ *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3", blobs: [], manifests: [],
  * });
- * await driver.put("packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", pack);
- * const toc = await readPackToc(driver, "packs/01ARZ3NDEKTSV4RRFFQ69G5FAV", {
+ * await driver.put("packs/01arz/01arz3ndektsv4rrffq69g5fav", pack);
+ * const toc = await readPackToc(driver, "packs/01arz/01arz3ndektsv4rrffq69g5fav", {
  *   size: pack.length, storeId,
  * });
  * console.log(toc.blobs.length, toc.manifests.length); // 0 0
@@ -903,7 +903,7 @@ async function readExactly(
  * const id = hashBytes("blake3", bytes);
  * const driver = new MemoryDriver();
  * await driver.put("packs/p", encodePack({
- *   packId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", storeId, hash: "blake3",
+ *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3",
  *   blobs: [{ id, kind: "regular", bytes }], manifests: [],
  * }));
  * const { blobs } = await readPackToc(driver, "packs/p");

@@ -20,10 +20,11 @@ import {
   readPackToc,
 } from "./pack.ts";
 import { UlidGenerator } from "./ulid.ts";
+import { packKey } from "../layout.ts";
 
 const STORE = "0123456789abcdef0123456789abcdef";
-const PACK_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
-const KEY = `packs/${PACK_ID}`;
+const PACK_ID = "01arz3ndektsv4rrffq69g5fav";
+const KEY = packKey(PACK_ID);
 const text = (s: string) => new TextEncoder().encode(s);
 
 function blob(
@@ -423,7 +424,7 @@ Deno.test("readPackToc() refuses a pack of another store, hash or pack id", asyn
     new RegExp(`belongs to store ${STORE}, expected other`),
   );
   await assertCorrupt(read(bytes, { hash: "sha256" }), /uses hash blake3, expected sha256/);
-  await assertCorrupt(read(bytes, { packId: "01ARZ3NDEKTSV4RRFFQ69G5FAW" }), /TOC names pack/);
+  await assertCorrupt(read(bytes, { packId: "01arz3ndektsv4rrffq69g5faw" }), /TOC names pack/);
 });
 
 Deno.test("readPackToc() refuses an unknown format version or a cipher it cannot read", async () => {

@@ -29,7 +29,6 @@
 import { CorruptObjectError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
 
-export { SNAPSHOT_PREFIX } from "../layout.ts";
 /** The encoding version written. */
 export const SNAPSHOT_VERSION = 1;
 /** The largest snapshot accepted (4 GiB): bounds allocation before reading. */

@@ -3,9 +3,11 @@
  *
  * A ULID is 128 bits: a 48-bit big-endian count of milliseconds since the Unix
  * epoch, then 80 random bits, written as 26 characters of Crockford's base32
- * (`0123456789ABCDEFGHJKMNPQRSTVWXYZ`, upper case; the first character is at
- * most `7`). Ids sort as their creation times do, so a listing of `packs/` that
- * starts after a given id returns the packs written later (DESIGN §3 item 6).
+ * in lower case (`0123456789abcdefghjkmnpqrstvwxyz`; the first character is at
+ * most `7`), because ids appear in Location keys, which are lower case
+ * (`docs/FORMAT.md` §1, §5.3). Digits sort before letters in lower case as in
+ * upper case, so ids still sort as their creation times do, and a listing of
+ * `packs/` that starts after a given id returns the packs written later.
  *
  * Within one {@linkcode UlidGenerator} ids are strictly increasing: several ids
  * in the same millisecond (or after the clock stepped back) keep the last time
@@ -30,8 +32,8 @@ export const ULID_LENGTH = 26;
 /** The largest time a ULID can hold: 2^48 - 1 milliseconds (year 10889). */
 export const MAX_ULID_TIME = 2 ** 48 - 1;
 
-const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-const ULID_RE = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
+const ULID_RE = /^[0-7][0-9a-hjkmnp-tv-z]{25}$/;
 const RANDOM_BYTES = 10;
 
 /** Options of {@linkcode UlidGenerator}. */
@@ -159,8 +161,9 @@ export function ulid(): string {
 }
 
 /**
- * Tells whether a string is a canonical ULID: 26 characters of upper-case
- * Crockford base32, the first at most `7`.
+ * Tells whether a string is a canonical ULID: 26 characters of lower-case
+ * Crockford base32, the first at most `7`. Upper case is refused: the format
+ * has one spelling of each id, so ids compare and sort as plain strings.
  *
  * @param value Any value.
  * @returns `true` for a canonical ULID.
@@ -168,7 +171,7 @@ export function ulid(): string {
  * @example
  * ```ts
  * import { isUlid } from "./ulid.ts";
- * console.log(isUlid("01ARZ3NDEKTSV4RRFFQ69G5FAV"), isUlid("01arz3ndektsv4rrffq69g5fav")); // true false
+ * console.log(isUlid("01arz3ndektsv4rrffq69g5fav"), isUlid("01ARZ3NDEKTSV4RRFFQ69G5FAV")); // true false
  * ```
  */
 export function isUlid(value: unknown): value is string {
@@ -185,7 +188,7 @@ export function isUlid(value: unknown): value is string {
  * @example
  * ```ts
  * import { ulidTime } from "./ulid.ts";
- * console.log(ulidTime("01ARZ3NDEKTSV4RRFFQ69G5FAV")); // 1469922850259
+ * console.log(ulidTime("01arz3ndektsv4rrffq69g5fav")); // 1469922850259
  * ```
  */
 export function ulidTime(id: string): number {
@@ -208,7 +211,7 @@ export function ulidTime(id: string): number {
  * @example
  * ```ts
  * import { ulidFloor } from "./ulid.ts";
- * console.log(ulidFloor(1469922850259)); // "01ARZ3NDEK0000000000000000"
+ * console.log(ulidFloor(1469922850259)); // "01arz3ndek0000000000000000"
  * ```
  */
 export function ulidFloor(time: number): string {

@@ -10,8 +10,7 @@ import {
   StoreCorruptedError,
   TransientError,
 } from "../errors.ts";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
-import { acquireLease, LEASE_KEY, LeaseHeldError } from "../store/lease.ts";
+import { acquireLease, LeaseHeldError } from "../store/lease.ts";
 import { initStore, type InitStoreOptions, openStore, type Store } from "../store/store.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
@@ -21,6 +20,7 @@ import { parseRange } from "./_range.ts";
 import { type AppOptions, createApp, type HttpApp } from "./app.ts";
 import { ERROR_STATUS, HttpError, statusOf, toHttpError } from "./errors.ts";
 import { DEFAULT_JOB_KINDS, type JobAgent, JobRegistry, type JobView } from "./jobs.ts";
+import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, LEASE_KEY } from "../layout.ts";
 
 const TOKEN = "test-token-0123456789";
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
@@ -1078,7 +1078,7 @@ Deno.test("POST /v1/maintenance/migrate and /move run as jobs; bad parameters ar
     assert.equal(mv.status, 202);
     const moved = await poll(app, (await mv.json()).jobId);
     assert.equal(moved.state, "completed", JSON.stringify(moved.error));
-    const { openLocalFs } = await import("../drivers/localfs/driver.ts");
+    const { openLocalFs } = await import("../drivers/localfs/mod.ts");
     const there = await openStore(await openLocalFs(`${dir}/moved`, {}));
     assert.deepEqual(await there.get("ns", "a"), bytes(1, 3000));
     await there.close();

@@ -13,7 +13,7 @@
  * ```ts ignore
  * import { serve } from "./serve.ts";
  * import { openStore } from "../store/store.ts";
- * import { LocalFsDriver } from "../drivers/localfs/driver.ts";
+ * import { LocalFsDriver } from "../drivers/localfs/mod.ts";
  *
  * const store = await openStore(new LocalFsDriver("/srv/capsa"));
  * const stop = new AbortController();

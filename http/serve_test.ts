@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "../errors.ts";
-import { LEASE_KEY } from "../store/lease.ts";
 import { initStore } from "../store/store.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import type { JobView } from "./jobs.ts";
 import { isLoopback, serve } from "./serve.ts";
+import { LEASE_KEY } from "../layout.ts";
 
 const TOKEN = "serve-test-token";
 const AUTH = { Authorization: `Bearer ${TOKEN}` };

@@ -11,7 +11,8 @@
  */
 
 import type { Driver, ObjectInfo } from "../drivers/driver.ts";
-import { CapsaError, CorruptObjectError } from "../errors.ts";
+import { CorruptObjectError } from "../errors.ts";
+import { retry } from "../drivers/retrying.ts";
 import type { HashAlgorithm } from "../format/hashing.ts";
 import type { IndexedPack, StoreIndex } from "./store_index.ts";
 import type { ManifestStorage } from "../format/config.ts";
@@ -20,8 +21,7 @@ import type { Manifest } from "../format/manifest.ts";
 import { readPackToc } from "../format/pack.ts";
 import { isUlid } from "../format/ulid.ts";
 
-export { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey } from "../layout.ts";
-import { PACK_PREFIX } from "../layout.ts";
+import { parsePackKey } from "../layout.ts";
 
 /** A problem found while indexing: the object and what is wrong with it. */
 export interface IndexingProblem {
@@ -67,18 +67,6 @@ export interface IndexPacksResult {
   problems: IndexingProblem[];
 }
 
-async function retrying<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
-  for (let i = 1;; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof CorruptObjectError || i >= attempts) throw e;
-      if (e instanceof CapsaError && !e.retryable && e.code !== "transient") throw e;
-      await new Promise((r) => setTimeout(r, 20 * 2 ** i));
-    }
-  }
-}
-
 /**
  * Reads the TOCs of `packs` with `parallelism` workers and indexes them.
  *
@@ -101,7 +89,9 @@ export async function indexPacks(
     blobsRegistered: 0,
     problems: [],
   };
-  const attempts = options.attempts ?? 3;
+  // Reads are retried here because the driver need not be a RetryingDriver
+  // (localfs is not); a read that keeps failing fails the whole operation.
+  const policy = { maxAttempts: options.attempts ?? 3, baseDelayMs: 40, signal: options.signal };
   const workers = Math.max(1, options.parallelism ?? 8);
   const readLog = options.manifestStorage !== "Remote" && options.hostStorage !== undefined;
   const batchSize = Math.max(1, options.batchSize ?? 1);
@@ -132,26 +122,26 @@ export async function indexPacks(
     while (failure === undefined && next < packs.length) {
       options.signal?.throwIfAborted();
       const info = packs[next++]!;
-      const packId = info.key.slice(PACK_PREFIX.length);
-      if (!isUlid(packId)) {
+      const packId = parsePackKey(info.key);
+      if (packId === undefined || !isUlid(packId)) {
         result.problems.push({ key: info.key, reason: "not a pack id" });
         continue;
       }
       let manifests: Manifest[];
       let indexed: IndexedPack;
       try {
-        const toc = await retrying(attempts, () =>
+        const toc = await retry(() =>
           readPackToc(driver, info.key, {
             size: info.size,
             storeId: options.storeId,
             hash: options.hash,
             packId,
-          }));
+          }), { ...policy, operation: "read", key: info.key });
         manifests = toc.manifests;
         if (readLog) {
-          const logged = await retrying(
-            attempts,
+          const logged = await retry(
             () => readManifestLogEntry(options.hostStorage!, packId, options.storeId),
+            { ...policy, operation: "read", key: packId },
           ).catch((e) => {
             if (e instanceof CorruptObjectError) {
               result.problems.push({ key: e.key, reason: e.reason });

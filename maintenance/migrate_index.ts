@@ -40,12 +40,10 @@ import type { EventBus } from "../store/events.ts";
 import { type ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
 import type { Manifest } from "../format/manifest.ts";
-import { encodeManifestLogEntry, manifestLogKey } from "../format/manifest_log.ts";
+import { encodeManifestLogEntry } from "../format/manifest_log.ts";
 import { readManifestLogEntry } from "../index/manifest_log.ts";
 import { PackWriter, readPackToc } from "../format/pack.ts";
-import { PACK_PREFIX, packKey } from "../index/pack_indexer.ts";
 import {
-  HOST_CACHE_KEY,
   listSnapshots,
   pruneSnapshots,
   writeHostCache,
@@ -61,6 +59,7 @@ import {
   runExclusive,
   type RunOptions,
 } from "./agent.ts";
+import { HOST_CACHE_KEY, manifestLogKey, PACK_PREFIX, packKey, parsePackKey } from "../layout.ts";
 
 /** Configures the MigrateIndexAgent. */
 export interface MigrateConfig {
@@ -349,7 +348,11 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
     const out: PackManifests[] = [];
     for (const info of infos) {
       ctx.signal.throwIfAborted();
-      const packId = info.key.slice(PACK_PREFIX.length);
+      const packId = parsePackKey(info.key);
+      if (packId === undefined) {
+        this.#problems.push({ key: info.key, reason: "not a pack key" });
+        continue;
+      }
       try {
         const toc = await readPackToc(driver, info.key, {
           size: info.size,

@@ -2,13 +2,11 @@ import assert from "node:assert/strict";
 import { FaultyDriver, WRITE_METHODS } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import type { ConfigSettings, ManifestStorage } from "../format/config.ts";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
 import { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
-import { MANIFEST_LOG_PREFIX } from "../format/manifest_log.ts";
-import { decodeSnapshot, encodeSnapshot, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
-import { HOST_CACHE_KEY, initStore, openStore, type Store } from "../store/store.ts";
+import { decodeSnapshot, encodeSnapshot } from "../format/snapshot.ts";
+import { initStore, openStore, type Store } from "../store/store.ts";
 import { body } from "../tests/data.ts";
 import {
   createMigrateIndexAgent,
@@ -18,6 +16,13 @@ import {
 } from "./mod.ts";
 import { asVersion1 } from "../tests/index_fixtures.ts";
 import { answers } from "../tests/answers.ts";
+import {
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  HOST_CACHE_KEY,
+  MANIFEST_LOG_PREFIX,
+  SNAPSHOT_PREFIX,
+} from "../layout.ts";
 
 type Objects = Map<string, Uint8Array>;
 const enc = new TextEncoder();

@@ -48,8 +48,6 @@ import type { Driver } from "../drivers/driver.ts";
 import {
   decodeDescriptor,
   type Descriptor,
-  DESCRIPTOR_KEY,
-  DESCRIPTOR_REPLICA_KEY,
   descriptorChecksum,
   encodeDescriptor,
   MAX_DESCRIPTOR_BYTES,
@@ -63,10 +61,17 @@ import {
 } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { hashBytes } from "../format/hashing.ts";
-import { LEASE_KEY, readLease } from "../store/lease.ts";
-import { decodeSnapshot, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { readLease } from "../store/lease.ts";
+import {
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  LEASE_KEY,
+  MAINTENANCE_PREFIX,
+  MOVED_KEY,
+  SNAPSHOT_PREFIX,
+} from "../layout.ts";
+import { decodeSnapshot } from "../format/snapshot.ts";
 import { encodeMovedMarker } from "../format/markers.ts";
-import { MOVED_KEY } from "../layout.ts";
 import { writeDescriptorLast } from "../store/replicas.ts";
 import type { Store } from "../store/store.ts";
 import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
@@ -244,7 +249,6 @@ export class CopyMismatchError extends CapsaError {
   }
 }
 
-import { MAINTENANCE_PREFIX } from "../layout.ts";
 const DESCRIPTOR_KEYS: ReadonlySet<string> = new Set([DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY]);
 /** Re-listings of the source after the first copy pass, at most. */
 const MAX_EXTRA_PASSES = 5;

@@ -11,9 +11,8 @@ import assert from "node:assert/strict";
 import type { Driver, ListOptions, ObjectInfo, PutOptions } from "../drivers/driver.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { openS3 } from "../drivers/s3/driver.ts";
+import { openS3 } from "../drivers/s3/mod.ts";
 import type { ConfigSettings } from "../format/config.ts";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
 import {
   InvalidArgumentError,
   MaintenanceModeError,
@@ -21,8 +20,7 @@ import {
   TransientError,
 } from "../errors.ts";
 import { type CapsaEvent, EventBus } from "../store/events.ts";
-import { acquireLease, LEASE_KEY } from "../store/lease.ts";
-import { MAINTENANCE_MODE_KEY, MOVED_KEY } from "../layout.ts";
+import { acquireLease } from "../store/lease.ts";
 import { initStore, openStore } from "../store/store.ts";
 import {
   localfsLocations,
@@ -44,6 +42,13 @@ import {
   type MoveStats,
 } from "./mod.ts";
 import { answers } from "../tests/answers.ts";
+import {
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  LEASE_KEY,
+  MAINTENANCE_MODE_KEY,
+  MOVED_KEY,
+} from "../layout.ts";
 
 const enc = new TextEncoder();
 type Objects = Map<string, Uint8Array>;

@@ -21,8 +21,6 @@ import {
 import {
   decodeDescriptor,
   type Descriptor,
-  DESCRIPTOR_KEY,
-  DESCRIPTOR_REPLICA_KEY,
   descriptorChecksum,
   MAX_DESCRIPTOR_BYTES,
 } from "../format/descriptor.ts";
@@ -30,9 +28,8 @@ import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
-import { indexPacks, LOOSE_BLOB_PREFIX, PACK_PREFIX } from "../index/pack_indexer.ts";
+import { indexPacks } from "../index/pack_indexer.ts";
 import { decodeSnapshot } from "../format/snapshot.ts";
-import { SNAPSHOT_PREFIX } from "../layout.ts";
 import {
   listSnapshots,
   loadNewestIndex,
@@ -52,6 +49,15 @@ import {
   runExclusive,
   type RunOptions,
 } from "./agent.ts";
+import {
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  LOOSE_BLOB_PREFIX,
+  looseBlobKey,
+  PACK_PREFIX,
+  parsePackKey,
+  SNAPSHOT_PREFIX,
+} from "../layout.ts";
 
 /** The strategy for picking a source when rebuilding the index (the seed's `RebuildSource`). */
 export type RebuildSource = "Auto" | "Snapshot" | "FullScan";
@@ -365,7 +371,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
       const missing: ObjectInfo[] = [];
       for await (const info of driver.list(PACK_PREFIX)) {
         signal.throwIfAborted();
-        if (!index.hasPack(info.key.slice(PACK_PREFIX.length))) missing.push(info);
+        if (!index.hasPack(parsePackKey(info.key) ?? "")) missing.push(info);
       }
       this.#packsTotal = missing.length;
       const result = await indexPacks(driver, index, missing, {
@@ -389,7 +395,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         signal.throwIfAborted();
         const id = info.key.slice(info.key.lastIndexOf("/") + 1);
         if (
-          !/^[0-9a-f]{64}$/.test(id) || info.key !== `${LOOSE_BLOB_PREFIX}${id.slice(0, 2)}/${id}`
+          !/^[0-9a-f]{64}$/.test(id) || info.key !== looseBlobKey(id)
         ) {
           this.#problems.push({ key: info.key, reason: "not a loose blob key" });
           continue;

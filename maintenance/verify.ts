@@ -35,10 +35,11 @@ import type { EventBus } from "../store/events.ts";
 import { createHasher, type HashAlgorithm, hashBytes, isBlobId } from "../format/hashing.ts";
 import type { PackRecord, StoreIndex } from "../index/store_index.ts";
 import { type PackSource, type PackToc, readPackToc } from "../format/pack.ts";
-import { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey } from "../index/pack_indexer.ts";
 import type { Store } from "../store/store.ts";
 import { isUlid } from "../format/ulid.ts";
+import { retry } from "../drivers/retrying.ts";
 import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
+import { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey, parsePackKey } from "../layout.ts";
 
 /**
  * Which objects the data checks cover: the `n`-th of `m` deterministic slices
@@ -165,7 +166,7 @@ function u32Of(text: string): number {
  * @example Three slices cover each pack exactly once
  * ```ts
  * import { inVerifySubset } from "./verify.ts";
- * const key = "packs/01ARZ3NDEKTSV4RRFFQ69G5FAV";
+ * const key = "packs/01arz/01arz3ndektsv4rrffq69g5fav";
  * const hits = [1, 2, 3].filter((n) => inVerifySubset(key, { slice: [n, 3] }));
  * console.log(hits.length); // 1
  * ```
@@ -181,16 +182,9 @@ export function inVerifySubset(
   return u32Of(`${subset.seed}:${key}`) < subset.fraction * 2 ** 32;
 }
 
-async function retrying<T>(fn: () => Promise<T>): Promise<T> {
-  for (let i = 1;; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof CorruptObjectError || i >= READ_ATTEMPTS) throw e;
-      if (!(e instanceof CapsaError) || (!e.retryable && e.code !== "transient")) throw e;
-      await new Promise((r) => setTimeout(r, 20 * 2 ** i));
-    }
-  }
+/** One read, retried like every read (`drivers/retrying.ts`). */
+function retrying<T>(fn: () => Promise<T>): Promise<T> {
+  return retry(fn, { maxAttempts: READ_ATTEMPTS, baseDelayMs: 40 });
 }
 
 async function listAll(driver: Driver, prefix: string): Promise<Map<string, number>> {
@@ -409,11 +403,11 @@ class VerificationAgentImpl implements VerificationAgent {
 
     // Objects on the Location that the index does not know: listed, never deleted.
     const orphans = [...packsOnLocation].filter(([key]) => {
-      const id = key.slice(PACK_PREFIX.length);
+      const id = parsePackKey(key) ?? "";
       return !isUlid(id) || !index.hasPack(id);
     });
     await this.#pool(orphans, signal, async ([key, size]) => {
-      const id = key.slice(PACK_PREFIX.length);
+      const id = parsePackKey(key) ?? "";
       if (!isUlid(id)) {
         this.#report("orphan_pack", key, "not a pack id: a foreign object, never used");
         return;

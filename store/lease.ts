@@ -43,7 +43,6 @@ import { type Driver, NotFoundError, PreconditionFailedError } from "../drivers/
 import { CapsaError } from "../errors.ts";
 import type { EventBus } from "./events.ts";
 
-export { LEASE_KEY, TAKEOVER_PREFIX } from "../layout.ts";
 import { LEASE_KEY, TAKEOVER_PREFIX } from "../layout.ts";
 
 /** What the lease object records. */

@@ -4,13 +4,12 @@ import { FaultyDriver } from "../drivers/faulty.ts";
 import { type CapsaEvent, EventBus } from "./events.ts";
 import {
   acquireLease,
-  LEASE_KEY,
   LeaseHeldError,
   LeaseLostError,
   readLease,
   STALE_MARKER_MS,
-  TAKEOVER_PREFIX,
 } from "./lease.ts";
+import { LEASE_KEY, TAKEOVER_PREFIX } from "../layout.ts";
 
 const base = { storeId: "S", agent: "RebuildIndex", ttlMs: 60_000 };
 

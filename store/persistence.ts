@@ -18,12 +18,9 @@ import type { StoreConfig } from "../format/config.ts";
 import { decodeSnapshot, encodeSnapshot, MAX_SNAPSHOT_BYTES } from "../format/snapshot.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import { StoreIndex } from "../index/store_index.ts";
-import { SNAPSHOT_PREFIX } from "../layout.ts";
+import { HOST_CACHE_KEY, SNAPSHOT_PREFIX } from "../layout.ts";
 import type { EventBus } from "./events.ts";
 import type { IndexSource } from "./types.ts";
-
-/** Where the host keeps its copy of the index. */
-export const HOST_CACHE_KEY = "index/cache";
 
 /**
  * Encodes an index as a snapshot (the host cache uses the same encoding).

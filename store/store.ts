@@ -79,7 +79,6 @@ import type {
 import { type Live, Writer } from "./write.ts";
 
 export type * from "./types.ts";
-export { HOST_CACHE_KEY } from "./persistence.ts";
 export { readMaintenanceMode } from "./gate.ts";
 
 /**

@@ -9,8 +9,6 @@ import {
 } from "../drivers/driver.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { DEFAULT_CHUNKING } from "../format/chunker.ts";
-import { CONFIG_CURRENT_KEY } from "../format/config.ts";
-import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts";
 import {
   ArtifactNotFoundError,
   ClosedError,
@@ -21,17 +19,25 @@ import {
 import { type CapsaEvent, EventBus } from "./events.ts";
 import { createHasher, type HashAlgorithm, hashBytes } from "../format/hashing.ts";
 import { DEFAULT_TAIL_GUESS, PACK_TRAILER_BYTES, parsePackTrailer } from "../format/pack.ts";
-import { LOOSE_BLOB_PREFIX, PACK_PREFIX, packKey } from "../index/pack_indexer.ts";
-import { encodeSnapshot, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
+import { encodeSnapshot } from "../format/snapshot.ts";
 import {
   type ArtifactInfo,
-  HOST_CACHE_KEY,
   initStore,
   type InitStoreOptions,
   openStore,
   type OpenStoreOptions,
   type Store,
 } from "./store.ts";
+import {
+  CONFIG_CURRENT_KEY,
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  HOST_CACHE_KEY,
+  LOOSE_BLOB_PREFIX,
+  PACK_PREFIX,
+  packKey,
+  SNAPSHOT_PREFIX,
+} from "../layout.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers

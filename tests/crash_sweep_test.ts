@@ -17,8 +17,8 @@ import { MemoryDriver } from "../drivers/memory.ts";
 import type { ConfigSettings } from "../format/config.ts";
 import { ArtifactNotFoundError } from "../errors.ts";
 import { initStore, openStore, type Store } from "../store/store.ts";
-import { DESCRIPTOR_KEY } from "../format/descriptor.ts";
 import { body } from "./data.ts";
+import { DESCRIPTOR_KEY } from "../layout.ts";
 
 type Objects = Map<string, Uint8Array>;
 

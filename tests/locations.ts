@@ -7,7 +7,7 @@
  */
 
 import type { Driver } from "../drivers/driver.ts";
-import { openLocalFs } from "../drivers/localfs/driver.ts";
+import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 
 /** One fresh Location under test. */

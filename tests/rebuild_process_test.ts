@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import { initStore, openStore } from "../store/store.ts";
-import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
-import { openLocalFs } from "../drivers/localfs/driver.ts";
+import { openLocalFs } from "../drivers/localfs/mod.ts";
+import { SNAPSHOT_PREFIX } from "../layout.ts";
 
 const FIXTURE = new URL("./fixtures/rebuild_process.ts", import.meta.url).pathname;
 const PACKS = 30;

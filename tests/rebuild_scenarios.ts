@@ -10,16 +10,10 @@ import assert from "node:assert/strict";
 import { MemoryDriver } from "../drivers/memory.ts";
 import type { LocationKind, TestLocation } from "./locations.ts";
 import type { ConfigSettings } from "../format/config.ts";
-import {
-  DESCRIPTOR_KEY,
-  DESCRIPTOR_REPLICA_KEY,
-  HOST_DESCRIPTOR_KEY,
-} from "../format/descriptor.ts";
 import { StoreCorruptedError } from "../errors.ts";
 import { type CapsaEvent, EventBus } from "../store/events.ts";
-import { acquireLease, LEASE_KEY, LeaseHeldError, LeaseLostError } from "../store/lease.ts";
-import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
-import { HOST_CACHE_KEY, initStore, openStore, type Store } from "../store/store.ts";
+import { acquireLease, LeaseHeldError, LeaseLostError } from "../store/lease.ts";
+import { initStore, openStore, type Store } from "../store/store.ts";
 import { RecoveryKitInvalidError } from "../format/kit.ts";
 import {
   createRebuildIndexAgent,
@@ -31,6 +25,14 @@ import {
 } from "../maintenance/mod.ts";
 import { body } from "./data.ts";
 import { answers } from "./answers.ts";
+import {
+  DESCRIPTOR_KEY,
+  DESCRIPTOR_REPLICA_KEY,
+  HOST_CACHE_KEY,
+  HOST_DESCRIPTOR_KEY,
+  LEASE_KEY,
+  SNAPSHOT_PREFIX,
+} from "../layout.ts";
 
 type Objects = Map<string, Uint8Array>;
 const enc = new TextEncoder();

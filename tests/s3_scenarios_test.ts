@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { openS3 } from "../drivers/s3/driver.ts";
+import { openS3 } from "../drivers/s3/mod.ts";
 import { type LocationKind, testLocation } from "./locations.ts";
 import { registerRebuildScenarios } from "./rebuild_scenarios.ts";
 import { S3_TEST_CREDENTIALS, type S3Server, startS3Server } from "./s3_server.ts";

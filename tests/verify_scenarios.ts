@@ -10,8 +10,6 @@ import type { ConfigSettings } from "../format/config.ts";
 import { EventBus } from "../store/events.ts";
 import { hashBytes } from "../format/hashing.ts";
 import { acquireLease, LeaseHeldError } from "../store/lease.ts";
-import { looseBlobKey, packKey } from "../index/pack_indexer.ts";
-import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
 import { initStore, openStore, type Store } from "../store/store.ts";
 import { body } from "./data.ts";
 import { ulid } from "../format/ulid.ts";
@@ -24,6 +22,7 @@ import {
   type VerifyProblem,
 } from "../maintenance/mod.ts";
 import type { LocationKind, TestLocation } from "./locations.ts";
+import { looseBlobKey, packKey, SNAPSHOT_PREFIX } from "../layout.ts";
 
 const enc = new TextEncoder();
 

@@ -10,7 +10,8 @@ import {
   PreconditionFailedError,
   TransientError,
 } from "../driver.ts";
-import { LocalFsError, type LocalFsOptions, localFsPath, openLocalFs } from "./driver.ts";
+import { LocalFsError, type LocalFsOptions, localFsPath, openLocalFs } from "./mod.ts";
+import { packKey } from "../../layout.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -146,7 +147,7 @@ Deno.test("openLocalFs({ durable: true }) round-trips puts, create-only puts and
     const keys = [
       "store.json",
       "system.config/current",
-      "packs/01J9Z3KXABCDEFGHJKMNPQRSTV",
+      "packs/01j9z/01j9z3kxabcdefghjkmnpqrstv",
       "blobs/ab/" + "ab12".repeat(16),
     ];
     for (const k of keys) await driver.put(k, bytesOf(k));
@@ -162,7 +163,7 @@ Deno.test("openLocalFs({ durable: true }) round-trips puts, create-only puts and
     assert.deepEqual(await again.get("store.json"), bytesOf("replaced"));
     assert.deepEqual(await again.get("system.state/maintenance/lease"), bytesOf("holder"));
     assert.deepEqual(await keysOf(again, ""), [
-      "packs/01J9Z3KXABCDEFGHJKMNPQRSTV",
+      "packs/01j9z/01j9z3kxabcdefghjkmnpqrstv",
       "store.json",
       "system.config/current",
       "system.state/maintenance/lease",
@@ -170,7 +171,7 @@ Deno.test("openLocalFs({ durable: true }) round-trips puts, create-only puts and
     const entries = await walk(driver.location);
     assert.deepEqual(entries.filter((e) => e.path.includes(",tmp.")), []);
     // The deleted blob's emptied directories went with it.
-    assert.ok(!entries.some((e) => e.path.startsWith("blobs+")), "blobs+ pruned");
+    assert.ok(!entries.some((e) => e.path.startsWith("blobs")), "blobs/ pruned");
     await driver.close();
     await again.close();
   } finally {
@@ -209,22 +210,40 @@ Deno.test("LocalFsDriver refuses hostile keys and never creates anything outside
     await rejects(keysOf(s.driver, p), InvalidKeyError);
   }
 
-  // Keys that only look hostile are ordinary keys, stored below the root.
-  const tricky = [
+  // Keys outside the alphabet are refused too, and create nothing.
+  const foreign = [
     "%2e%2e",
     "%2e%2e/%2f%2e%2e/x",
     "...",
-    "...x/..y/.z",
     "~/x",
     "$HOME/x",
-    "-rf",
     " space ",
     "con",
     "nul.txt/aux",
     "x".repeat(1000),
-    "ü".repeat(400),
-    "😀".repeat(200) + "/tail",
+    "ü".repeat(10),
+    "😀/tail",
     "ab:c/d*e?f",
+    "Upper/x",
+  ];
+  for (const k of foreign) {
+    await rejects(s.driver.put(k, bytesOf("x")), InvalidKeyError);
+    await rejects(s.driver.get(k), InvalidKeyError);
+  }
+  assert.deepEqual(await walk(s.root), [], "nothing was created");
+
+  // Keys that only look hostile are ordinary keys, stored below the root.
+  const tricky = [
+    "..x",
+    "..y/.y/.z",
+    "-rf",
+    "--",
+    "_",
+    ".hidden",
+    "cons",
+    "nul-x/aux-y",
+    "x".repeat(255),
+    "a".repeat(200) + "/" + "b".repeat(200),
   ];
   for (const k of tricky) await s.driver.put(k, bytesOf(k));
   for (const k of tricky) assert.equal(dec.decode(await s.driver.get(k)), k);
@@ -245,14 +264,14 @@ Deno.test("LocalFsDriver refuses hostile keys and never creates anything outside
 Deno.test("LocalFsDriver refuses a symlinked directory under its root and leaves the target unchanged", async () => {
   await using s = await scratch();
   const outside = `${s.parent}/outside`;
-  await Deno.mkdir(`${outside}/deep+`, { recursive: true });
+  await Deno.mkdir(`${outside}/deep`, { recursive: true });
   // Laid out like the driver's own files, so following the link would succeed.
-  await Deno.writeTextFile(`${outside}/x=`, "secret");
-  await Deno.writeTextFile(`${outside}/deep+/y=`, "secret too");
+  await Deno.writeTextFile(`${outside}/x`, "secret");
+  await Deno.writeTextFile(`${outside}/deep/y`, "secret too");
   await s.driver.put("other/k", bytesOf("fine"));
   const outsideBefore = await snapshot(outside);
 
-  await Deno.symlink(outside, `${s.root}/packs+`);
+  await Deno.symlink(outside, `${s.root}/packs`);
   for (const key of ["packs/x", "packs/deep/y", "packs/new", "packs/deep/new"]) {
     await allRefused(s.driver, key);
   }
@@ -260,8 +279,8 @@ Deno.test("LocalFsDriver refuses a symlinked directory under its root and leaves
   await rejects(keysOf(s.driver, "packs/"), PermissionDeniedError);
   assert.deepEqual(await keysOf(s.driver, "other/"), ["other/k"]);
 
-  // A fan-out directory deeper in the tree, swapped for a link to a copy of itself.
-  const ulid = "fan/01J9Z3KXABCDEFGHJKMNPQRSTV";
+  // A pack folder deeper in the tree, swapped for a link to a copy of itself.
+  const ulid = "fan/01j9z/01j9z3kxabcdefghjkmnpqrstv";
   await s.driver.put(ulid, bytesOf("mine"));
   const [top, fanOut] = localFsPath(ulid).split("/");
   await Deno.rename(`${s.root}/${top}/${fanOut}`, `${s.parent}/moved`);
@@ -295,15 +314,37 @@ Deno.test("LocalFsDriver refuses a symlinked object and other unexpected entries
   await rejects(Deno.lstat(`${s.parent}/created`), Deno.errors.NotFound);
   await Deno.remove(`${s.root}/${localFsPath("d")}`);
 
-  // A directory where an object should be, a file where a directory should be.
-  await Deno.mkdir(`${s.root}/${localFsPath("w")}`);
-  await allRefused(s.driver, "w");
-  await Deno.writeTextFile(`${s.root}/${localFsPath("f/x").split("/")[0]}`, "");
+  // A symlink to a directory where a folder of keys should be.
+  await Deno.mkdir(`${s.parent}/dir`);
+  await Deno.symlink(`${s.parent}/dir`, `${s.root}/f`);
   await allRefused(s.driver, "f/x");
+  await rejects(keysOf(s.driver, "f/"), PermissionDeniedError);
+  assert.deepEqual(await snapshot(`${s.parent}/dir`), {});
 });
 
-// ULID-like keys: 10 characters of time, 16 random, in Crockford's base 32.
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+Deno.test("LocalFsDriver refuses a key beside its folder (K and K/…): a folder is not an object", async () => {
+  await using s = await scratch();
+  await s.driver.put("w/x", bytesOf("below"));
+  // "w" is a folder of keys: not an object, and no object can be put there.
+  await rejects(s.driver.get("w"), NotFoundError);
+  await rejects(s.driver.getRange("w", 0, 1), NotFoundError);
+  await rejects(s.driver.stat("w"), NotFoundError);
+  await s.driver.delete("w"); // nothing to delete
+  await rejects(s.driver.put("w", bytesOf("x")), InvalidKeyError);
+  await rejects(s.driver.put("w", bytesOf("x"), { ifAbsent: true }), InvalidKeyError);
+  // "f" is an object: no key can be put below it, and none exists there.
+  await s.driver.put("f", bytesOf("object"));
+  await rejects(s.driver.get("f/x"), NotFoundError);
+  await rejects(s.driver.stat("f/x"), NotFoundError);
+  await s.driver.delete("f/x");
+  await rejects(s.driver.put("f/x", bytesOf("x")), InvalidKeyError);
+  await rejects(s.driver.put("f/x/y", bytesOf("x"), { ifAbsent: true }), InvalidKeyError);
+  assert.deepEqual(await snapshot(s.root), { f: "object", w: "dir", "w/x": "below" });
+  assert.deepEqual(await keysOf(s.driver, ""), ["f", "w/x"]);
+});
+
+// ULID-like ids: 10 characters of time, 16 random, in lower-case Crockford base 32.
+const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
 
 function random(seed: number): () => number {
   let x = seed >>> 0 || 1;
@@ -324,24 +365,21 @@ function ulidLike(time: number, next: () => number): string {
   return out;
 }
 
-/** The most entries one directory may hold with these keys: 32 × 32 fan-out directories. */
-const DIRECTORY_BOUND = 1024;
-
-Deno.test("LocalFsDriver.list() stays in key order across fan-out directories, with and without startAfter", async () => {
+Deno.test("LocalFsDriver.list() stays in key order across pack folders, with and without startAfter", async () => {
   await using s = await scratch();
   const next = random(42);
   const keys = new Set<string>();
-  // One key every ~4 s for 22 hours: many keys share their first characters.
+  // One pack every ~4 s for 22 hours: three 9.3-hour pack folders.
   for (let i = 0; i < 20_000; i++) {
-    keys.add("packs/" + ulidLike(1_730_000_000_000 + i * 4000 + (next() % 4000), next));
+    keys.add(packKey(ulidLike(1_730_000_000_000 + i * 4000 + (next() % 4000), next)));
   }
   for (let i = 0; i < 200; i++) {
     keys.add(
       "packs/" + Array.from({ length: 8 }, () => next().toString(16).padStart(8, "0")).join(""),
     );
   }
-  for (const k of ["packs/0", "packs/01", "packs/01J", "packs/01J9Z3"]) keys.add(k);
-  const neighbours = ["packs", "packs-x", "packs0", "packr/z"];
+  for (const k of ["packs/0", "packs/01", "packs/01j", "packs/-", "packs/_"]) keys.add(k);
+  const neighbours = ["packs-x", "packs.y", "packs0", "packr/z"];
   const all = [...keys];
   const queue = [...all, ...neighbours];
   // A few writers at a time: more only queue up in the filesystem's journal.
@@ -379,14 +417,17 @@ Deno.test("LocalFsDriver.list() stays in key order across fan-out directories, w
       expected.filter((k) => compareKeys(k, between) > 0).slice(0, window),
     );
   }
-  const partial = expected[12_345]!.slice(0, 12);
+  const partial = expected[12_345]!.slice(0, 14);
   assert.deepEqual(
     await keysOf(s.driver, partial),
     expected.filter((k) => k.startsWith(partial)),
   );
-  assert.deepEqual(await keysOf(s.driver, "packs/", "packs/~"), []);
+  assert.deepEqual(await keysOf(s.driver, "packs/", "packs/zz"), []);
 
-  // Resuming near the end reads a handful of directories, not the tree.
+  // Every directory is read once by a whole listing; resuming near the end
+  // reads only the directories on the way to the last keys.
+  const tree = await walk(s.root);
+  const directories = tree.filter((e) => e.kind === "dir").length + 1;
   const readDir = Deno.readDir;
   const reads: string[] = [];
   (Deno as { readDir: typeof Deno.readDir }).readDir = (path) => {
@@ -395,7 +436,7 @@ Deno.test("LocalFsDriver.list() stays in key order across fan-out directories, w
   };
   let fullReads: number;
   try {
-    await keysOf(s.driver, "packs/");
+    await keysOf(s.driver, "");
     fullReads = reads.length;
     reads.length = 0;
     const tail = await keysOf(s.driver, "packs/", expected[expected.length - 3]);
@@ -403,102 +444,76 @@ Deno.test("LocalFsDriver.list() stays in key order across fan-out directories, w
   } finally {
     (Deno as { readDir: typeof Deno.readDir }).readDir = readDir;
   }
-  assert.ok(fullReads > 100, `a full listing read ${fullReads} directories`);
-  assert.ok(reads.length <= 12, `resuming read ${reads.length} directories: ${reads.join(", ")}`);
+  assert.equal(fullReads, directories);
+  assert.ok(reads.length <= 3, `resuming read ${reads.length} directories: ${reads.join(", ")}`);
 
-  const tree = await walk(s.root);
-  const busiest = tree.reduce((a, b) => (b.count > a.count ? b : a));
-  assert.ok(
-    busiest.count <= DIRECTORY_BOUND,
-    `${busiest.path} holds ${busiest.count} entries (bound ${DIRECTORY_BOUND})`,
+  // Each object is the file at its key's path, and nothing else is there.
+  assert.deepEqual(
+    tree.filter((e) => e.kind === "file").map((e) => e.path).sort(compareKeys),
+    [...expected, ...neighbours].sort(compareKeys),
   );
-  assert.ok(tree.filter((e) => e.kind === "file").length === expected.length + neighbours.length);
-  assert.ok(tree.some((e) => e.path.split("/").length === 5), "fan-out directories are used");
 });
 
-Deno.test("LocalFsDriver stores keys needing encoding under portable names and lists them in contract order", async () => {
+Deno.test("LocalFsDriver stores each key at its own path: plain names, one file per key", async () => {
   await using s = await scratch();
   const keys = [
-    "case/A",
-    "case/a",
-    "case/Aa",
-    "case/aA",
-    "case/ABC",
-    "x/a:b",
-    "x/a*b",
-    "x/a?b",
-    'x/<>|"',
-    "x/%41",
-    "x/^a",
-    "x/a=",
-    "x/a+",
-    "x/a@",
-    "x/,tmp.0123456789abcdef",
-    "x/\u00e4", // ä, composed
-    "x/a\u0308", // ä, decomposed: a different key
-    "x/\uffff",
-    "x/😀", // after U+FFFF in UTF-8 order, before it in UTF-16 order
-    "x/con",
-    "x/NUL.txt",
-    "x/aux.tar.gz",
-    "x/com1",
-    "x/trailing.",
-    "x/trailing ",
-    "x/ leading",
-    "x/a b",
-    "x/" + "Ω".repeat(500),
+    "store.json",
+    "system.config/0000000001.json",
+    "system.config/current",
+    "system.state/descriptor/store.json",
+    "system.state/index/snapshots/01j9z3kxabcdefghjkmnpqrstv",
+    "packs/01j9z/01j9z3kxabcdefghjkmnpqrstv",
+    "blobs/ab/ab" + "0".repeat(62),
+    "x/a-b",
+    "x/a.b",
+    "x/a_b",
+    "x/.a",
+    "x/cons",
+    "x/" + "y".repeat(255),
   ];
   for (const [i, k] of keys.entries()) await s.driver.put(k, bytesOf(`${i}`));
-  for (const [i, k] of keys.entries()) assert.equal(dec.decode(await s.driver.get(k)), `${i}`, k);
-  const sorted = [...keys].sort(compareKeys);
-  assert.deepEqual(await keysOf(s.driver, ""), sorted);
-  assert.ok(sorted.indexOf("x/\uffff") < sorted.indexOf("x/😀"));
-  assert.deepEqual(await keysOf(s.driver, "case/A"), ["case/A", "case/ABC", "case/Aa"]);
-  assert.deepEqual(await keysOf(s.driver, "x/", "x/\uffff"), ["x/😀"]);
-
-  // On disk: short ASCII names, free of characters some filesystem refuses,
-  // distinct even where case is folded, never a Windows device name.
-  const tree = await walk(s.root);
-  const lower = new Set<string>();
-  for (const e of tree) {
-    const name = e.path.split("/").pop()!;
-    assert.match(name, /^[a-z0-9._%^=+@A-F-]+$/, name);
-    assert.ok(name.length <= 128, `${name.length} bytes: ${name}`);
-    assert.doesNotMatch(name, /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\.|$)/i, name);
-    assert.ok(!lower.has(e.path.toLowerCase()), `case-folded collision: ${e.path}`);
-    lower.add(e.path.toLowerCase());
+  for (const [i, k] of keys.entries()) {
+    assert.equal(dec.decode(await s.driver.get(k)), `${i}`, k);
+    assert.equal(localFsPath(k), k);
+    assert.equal(await Deno.readTextFile(`${s.root}/${k}`), `${i}`, k);
   }
-  assert.equal(tree.filter((e) => e.kind === "file").length, keys.length);
+  assert.deepEqual(await keysOf(s.driver, ""), [...keys].sort(compareKeys));
+  const tree = await walk(s.root);
+  for (const e of tree) assert.match(e.path, /^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/, e.path);
+  assert.deepEqual(
+    tree.filter((e) => e.kind === "file").map((e) => e.path).sort(),
+    [...keys].sort(),
+  );
 });
 
-Deno.test("LocalFsDriver ignores leftover temporary files and foreign names in list() and get()", async () => {
+Deno.test("LocalFsDriver ignores leftover temporary files and foreign names in list()", async () => {
   await using s = await scratch();
   await s.driver.put("a/b", bytesOf("ab"));
   await s.driver.put("c", bytesOf("c"));
-  await s.driver.put("packs/01J9Z3KXABCDEFGHJKMNPQRSTV", bytesOf("p"));
+  await s.driver.put("packs/01j9z/01j9z3kxabcdefghjkmnpqrstv", bytesOf("p"));
   // What a crash between creating and renaming a temporary file leaves behind.
   const temp = ",tmp.0123456789abcdef";
-  for (const dir of ["", "a+/", "packs+/01@/"]) {
+  for (const dir of ["", "a/", "packs/01j9z/"]) {
     await Deno.writeTextFile(`${s.root}/${dir}${temp}`, "half-writ");
   }
-  // Names the layout never writes: foreign, non-canonical, misplaced.
-  for (const name of ["README", ".DS_Store", "A=", "%61=", "%2F=", "packs+/01@/x="]) {
+  // Names that are not keys: foreign files and directories.
+  for (const name of ["README", ".DS_Store", "A", "%61", "x y", "Thumbs.db", "packs/01j9z/X"]) {
     await Deno.writeTextFile(`${s.root}/${name}`, "foreign");
   }
+  await Deno.mkdir(`${s.root}/Foreign Dir`);
+  await Deno.writeTextFile(`${s.root}/Foreign Dir/inside`, "foreign");
 
-  const expected = ["a/b", "c", "packs/01J9Z3KXABCDEFGHJKMNPQRSTV"];
+  const expected = ["a/b", "c", "packs/01j9z/01j9z3kxabcdefghjkmnpqrstv"];
   assert.deepEqual(await keysOf(s.driver, ""), expected);
-  for (const k of [temp, "a/" + temp, "A", "a", "packs/01x", "README"]) {
-    await rejects(s.driver.get(k), NotFoundError);
+  // A temporary file's name is never a key: it cannot be read, written or listed as one.
+  for (const k of [temp, "a/" + temp, "A", "README", "Foreign Dir/inside"]) {
+    await rejects(s.driver.get(k), InvalidKeyError);
+    await rejects(s.driver.put(k, bytesOf("x")), InvalidKeyError);
   }
-  // A key spelled like a temporary file is an ordinary key, stored elsewhere.
-  await s.driver.put(temp, bytesOf("a key"));
-  assert.deepEqual(await s.driver.get(temp), bytesOf("a key"));
-  assert.equal(await Deno.readTextFile(`${s.root}/${temp}`), "half-writ");
-  assert.deepEqual(await keysOf(s.driver, ""), [temp, ...expected]);
+  for (const k of ["a", "packs/01x", "readme"]) await rejects(s.driver.get(k), NotFoundError);
   // A directory holding a leftover is not pruned, and that is not an error.
   await s.driver.delete("a/b");
-  assert.equal(await Deno.readTextFile(`${s.root}/a+/${temp}`), "half-writ");
+  assert.equal(await Deno.readTextFile(`${s.root}/a/${temp}`), "half-writ");
   assert.deepEqual(await keysOf(s.driver, "a"), []);
 });
 
@@ -562,19 +577,19 @@ async function intercepted<T>(on: Interceptions, fn: () => Promise<T>): Promise<
   }
 }
 
-/** A root whose `packs+` directory a racer can swap for a link to a look-alike outside. */
+/** A root whose `packs` directory a racer can swap for a link to a look-alike outside. */
 async function racedScratch() {
   const s = await scratch();
   await s.driver.put("packs/x", bytesOf("mine"));
   const outside = `${s.parent}/outside`;
   await Deno.mkdir(outside);
-  await Deno.writeTextFile(`${outside}/x=`, "secret");
-  const dir = `${s.root}/packs+`;
+  await Deno.writeTextFile(`${outside}/x`, "secret");
+  const dir = `${s.root}/packs`;
   let swapped = false;
   return {
     ...s,
     outside,
-    object: `${dir}/x=`,
+    object: `${dir}/x`,
     get swapped() {
       return swapped;
     },
@@ -601,7 +616,7 @@ Deno.test("LocalFsDriver.get() refuses a directory swapped for a symlink after i
     await rejects(r.driver.get("packs/x"), PermissionDeniedError);
   });
   assert.ok(!once && r.swapped, "the race happened");
-  assert.equal(await Deno.readTextFile(`${r.outside}/x=`), "secret");
+  assert.equal(await Deno.readTextFile(`${r.outside}/x`), "secret");
 });
 
 Deno.test("LocalFsDriver.get() never returns bytes from outside when a swap is undone before the re-check", async () => {
@@ -627,7 +642,7 @@ Deno.test("LocalFsDriver.put() writes nothing outside when a directory is swappe
   const before = await snapshot(r.outside);
   let once = true;
   const afterLstat = (path: string) => {
-    if (path === `${r.root}/packs+` && once) (once = false, r.swapIn());
+    if (path === `${r.root}/packs` && once) (once = false, r.swapIn());
   };
   await intercepted({ afterLstat }, async () => {
     await rejects(r.driver.put("packs/new", bytesOf("payload")), PermissionDeniedError);
@@ -677,7 +692,7 @@ Deno.test("openLocalFs() reports createOnly: false where hard links fail, and st
       PreconditionFailedError,
     );
     assert.deepEqual(await driver.get("lease"), bytesOf("first"));
-    assert.deepEqual((await walk(driver.location)).map((e) => e.path), ["lease="]);
+    assert.deepEqual((await walk(driver.location)).map((e) => e.path), ["lease"]);
     await driver.close();
   } finally {
     await Deno.remove(parent, { recursive: true });
@@ -715,27 +730,23 @@ Deno.test("LocalFsDriver maps filesystem errors to typed errors, keeping the old
   // Reads too: a failing lstat is an error, never "not found".
   const lstat = Deno.lstat;
   await patched("lstat", (path) => {
-    return String(path).endsWith("k=") ? Promise.reject(systemError("EIO")) : lstat(path);
+    return String(path).endsWith("/k") ? Promise.reject(systemError("EIO")) : lstat(path);
   }, async () => {
     await rejects(s.driver.get("k"), LocalFsError);
     await rejects(s.driver.delete("k"), LocalFsError);
     await rejects(keysOf(s.driver, ""), LocalFsError);
   });
-  assert.deepEqual((await walk(s.root)).map((e) => e.path), ["k="]);
+  assert.deepEqual((await walk(s.root)).map((e) => e.path), ["k"]);
 });
 
-Deno.test("localFsPath() maps keys to the documented layout", () => {
-  assert.equal(localFsPath("store.json"), "store.json=");
-  assert.equal(localFsPath("system.config/current"), "system.config+/current=");
+Deno.test("localFsPath() is the key itself, and refuses what validateKey refuses", () => {
+  assert.equal(localFsPath("store.json"), "store.json");
+  assert.equal(localFsPath("system.config/current"), "system.config/current");
   assert.equal(
-    localFsPath("packs/01J9Z3KXABCDEFGHJKMNPQRSTV"),
-    "packs+/01@/^j9@/^z3@/^k^x^a^b^c^d^e^f^g^h^j^k^m^n^p^q^r^s^t^v=",
+    localFsPath("packs/01j9z/01j9z3kxabcdefghjkmnpqrstv"),
+    "packs/01j9z/01j9z3kxabcdefghjkmnpqrstv",
   );
-  const id = "abcdef" + "0123456789".repeat(5) + "01234567";
-  assert.equal(localFsPath(`blobs/ab/${id}`), `blobs+/ab+/ab@/cd@/ef@/${id.slice(6)}=`);
-  assert.equal(localFsPath("a b/con.txt"), "a%20b+/co%6E.txt=");
-  // A remainder too long for one name continues in further directories.
-  const long = localFsPath("x".repeat(300)).split("/");
-  assert.deepEqual(long.map((n) => n.length), [3, 3, 3, 121, 121, 55]);
-  assert.throws(() => localFsPath("../x"), InvalidKeyError);
+  for (const bad of ["../x", "A", "a b/con.txt", "x/", ""]) {
+    assert.throws(() => localFsPath(bad), InvalidKeyError, bad);
+  }
 });

@@ -8,7 +8,7 @@ import {
   PreconditionFailedError,
   TransientError,
 } from "../driver.ts";
-import { openS3, parseS3Url, type S3Driver, type S3Options, type S3RetryEvent } from "./driver.ts";
+import { openS3, parseS3Url, type S3Driver, type S3Options, type S3RetryEvent } from "./mod.ts";
 import { S3_TEST_CREDENTIALS, type S3Server, startS3Server } from "../../tests/s3_server.ts";
 
 // One server for the whole file, started by the first test that needs it and

@@ -62,10 +62,15 @@ export interface ConformanceOptions {
   concurrency?: number;
 }
 
-/** Keys every driver must refuse with {@linkcode InvalidKeyError}. */
+/**
+ * Keys every driver must refuse with {@linkcode InvalidKeyError}: keys that
+ * could escape the Location, and keys outside the plain alphabet (upper case,
+ * spaces, other characters, empty segments…), see `validateKey`.
+ */
 export const HOSTILE_KEYS: readonly string[] = [
   "",
   "/etc/passwd",
+  "/abs",
   "../escape",
   "a/../../escape",
   "a/..",
@@ -75,30 +80,55 @@ export const HOSTILE_KEYS: readonly string[] = [
   "a//b",
   "a/",
   "a\\..\\b",
+  "a\\b",
   "a\u0000b",
   "a\nb",
   "a\rb",
   "a\u001bb",
   "a\u007fb",
   "C:/windows",
+  "c:/windows",
   "x".repeat(1025),
+  "long/" + "s".repeat(256),
   "a/\ud800b",
+  "A",
+  "case/ABC",
+  "packs/01ARZ3NDEKTSV4RRFFQ69G5FAV",
+  "with space",
+  "tab\tkey",
+  "unicode/ünïcødé",
+  "emoji/😀",
+  "percent/%2e%2e",
+  "punct/a:b",
+  "punct/a*b",
+  "punct/a?b",
+  "punct/a~b",
+  "punct/a+b",
+  "punct/a,b",
+  "punct/a=b",
+  "trailing/dot.",
+  "dots/...",
+  "device/con",
+  "device/nul.txt",
+  "device/com1",
 ];
 
-/** Keys every driver must store, list and return exactly. */
+/** Keys every driver must store, list and return exactly: unusual, but within the alphabet. */
 export const AWKWARD_KEYS: readonly string[] = [
   "plain",
-  "with space/and more",
-  "unicode/ünïcødé/ключ",
-  "emoji/😀",
-  "punct/a:b*c?d<e>f|g\"h'i",
-  "punct/%2e%2e",
-  "case/ABC",
-  "case/abc",
-  "dots/...",
   "dots/.hidden",
-  "dots/name.",
-  "long/" + "s".repeat(300),
+  "dots/..x",
+  "dots/a.b.c",
+  "dash/-",
+  "dash/-leading",
+  "under/_",
+  "under/__init__",
+  "digits/0",
+  "digits/00",
+  "mixed/a-b_c.d-0",
+  "device/cons",
+  "device/nul-x",
+  "long/" + "s".repeat(255),
   "deep/" + Array.from({ length: 30 }, (_, i) => `d${i}`).join("/"),
 ];
 
@@ -233,50 +263,65 @@ const cases: Record<string, Case> = {
   "list() yields every key under a prefix in order, across nested prefixes": async (
     { driver },
   ) => {
+    // No key is also the folder of others (K beside K/…): see the contract.
     const keys = [
-      "a",
+      "-",
+      "_",
+      "0",
+      "a--",
       "a-b",
-      "a/b",
-      "a/b/c",
+      "a.b",
       "a/b-c",
+      "a/b.c",
+      "a/b/c",
+      "a/b/c-d/e",
       "a/b0",
+      "a/b_",
       "a0",
+      "a_",
       "ab/c",
       "b",
-      "b/a/a/a",
-      "packs/01ARZ3NDEKTSV4RRFFQ69G5FAV",
-      "packs/01ARZ3NDEKTSV4RRFFQ69G5FAW",
-      "packs/01BX5ZZKBKACTAV9WEVGEMMVRZ",
-      "Z",
-      "~",
+      "b-/a/a/a",
+      "packs/01arz/01arz3ndektsv4rrffq69g5fav",
+      "packs/01arz/01arz3ndektsv4rrffq69g5faw",
+      "packs/01bx5/01bx5zzkbkactav9wevgemmvrz",
+      "z",
     ];
     for (const k of [...keys].reverse()) await driver.put(k, bytesOf(k));
     const sorted = [...keys].sort(compareKeys);
+    // Byte order: "-" < "." < "/" < digits < "_" < letters.
+    assert.deepEqual(sorted.slice(0, 8), ["-", "0", "_", "a--", "a-b", "a.b", "a/b-c", "a/b.c"]);
     assert.deepEqual(await keysOf(driver, ""), sorted);
     assert.deepEqual(await keysOf(driver, "a"), sorted.filter((k) => k.startsWith("a")));
-    assert.deepEqual(await keysOf(driver, "a/"), ["a/b", "a/b-c", "a/b/c", "a/b0"]);
-    assert.deepEqual(await keysOf(driver, "a/b"), ["a/b", "a/b-c", "a/b/c", "a/b0"]);
-    assert.deepEqual(await keysOf(driver, "a/b/"), ["a/b/c"]);
+    const underA = ["a/b-c", "a/b.c", "a/b/c", "a/b/c-d/e", "a/b0", "a/b_"];
+    assert.deepEqual(await keysOf(driver, "a/"), underA);
+    assert.deepEqual(await keysOf(driver, "a/b"), underA);
+    assert.deepEqual(await keysOf(driver, "a/b/"), ["a/b/c", "a/b/c-d/e"]);
+    assert.deepEqual(await keysOf(driver, "a/b/c"), ["a/b/c", "a/b/c-d/e"]);
     assert.deepEqual(
-      await keysOf(driver, "packs/01A"),
-      sorted.filter((k) => k.startsWith("packs/01A")),
+      await keysOf(driver, "packs/01a"),
+      sorted.filter((k) => k.startsWith("packs/01a")),
     );
+    assert.deepEqual(await keysOf(driver, "packs/01arz/01arz3"), [
+      "packs/01arz/01arz3ndektsv4rrffq69g5fav",
+      "packs/01arz/01arz3ndektsv4rrffq69g5faw",
+    ]);
     assert.deepEqual(await keysOf(driver, "nothing/"), []);
     const infos = await collect(driver.list("b"));
-    assert.deepEqual(infos, [{ key: "b", size: 1 }, { key: "b/a/a/a", size: 7 }]);
+    assert.deepEqual(infos, [{ key: "b", size: 1 }, { key: "b-/a/a/a", size: 8 }]);
   },
 
   "list() honours startAfter, present or not": async ({ driver }) => {
-    const keys = ["a", "a/b", "a/b/c", "a/c", "a0", "b", "b/x", "c"];
+    const keys = ["a-", "a/b-", "a/b/c", "a/c", "a0", "b", "b-/x", "c"];
     for (const k of keys) await driver.put(k, bytesOf(k));
-    for (
-      const after of ["", "a", "a/", "a/b", "a/b/a", "a/b/c", "a/bz", "a0", "az", "b", "c", "zz"]
-    ) {
+    const afters = ["", "a", "a-", "a/", "a/b", "a/b-", "a/b/", "a/b/a", "a/b/c", "a/bz", "a0"];
+    for (const after of [...afters, "az", "b", "b-/", "c", "zz"]) {
       const expected = keys.filter((k) => compareKeys(k, after) > 0);
       assert.deepEqual(await keysOf(driver, "", after), expected, `startAfter ${after}`);
     }
-    assert.deepEqual(await keysOf(driver, "a/", "a/b"), ["a/b/c", "a/c"]);
-    assert.deepEqual(await keysOf(driver, "a/", "a"), ["a/b", "a/b/c", "a/c"]);
+    assert.deepEqual(await keysOf(driver, "a/", "a/b-"), ["a/b/c", "a/c"]);
+    assert.deepEqual(await keysOf(driver, "a/", "a/b"), ["a/b-", "a/b/c", "a/c"]);
+    assert.deepEqual(await keysOf(driver, "a/", "a"), ["a/b-", "a/b/c", "a/c"]);
     assert.deepEqual(await keysOf(driver, "a/", "b"), []);
   },
 
@@ -304,10 +349,12 @@ const cases: Record<string, Case> = {
     for (const k of AWKWARD_KEYS) await driver.put(k, bytesOf(k));
     for (const k of AWKWARD_KEYS) assert.deepEqual(await driver.get(k), bytesOf(k), k);
     assert.deepEqual(await keysOf(driver, ""), [...AWKWARD_KEYS].sort(compareKeys));
-    assert.deepEqual(await keysOf(driver, "case/"), ["case/ABC", "case/abc"]);
+    assert.deepEqual(await keysOf(driver, "dots/"), ["dots/..x", "dots/.hidden", "dots/a.b.c"]);
   },
 
-  "hostile keys are refused with InvalidKeyError and write nothing": async ({ driver }) => {
+  "hostile keys and keys outside the alphabet are refused with InvalidKeyError": async (
+    { driver },
+  ) => {
     for (const k of HOSTILE_KEYS) {
       await rejects(driver.put(k, bytesOf("x")), InvalidKeyError);
       await rejects(driver.put(k, bytesOf("x"), { ifAbsent: true }), InvalidKeyError);
@@ -316,10 +363,12 @@ const cases: Record<string, Case> = {
       await rejects(driver.stat(k), InvalidKeyError);
       await rejects(driver.delete(k), InvalidKeyError);
     }
-    for (const p of ["/abs", "../up", "a//", "a/../", "a\u0000"]) {
+    for (const p of ["/abs", "../up", "a//", "a/../", "a\u0000", "A", "a b", "ü/", "a\\", "%"]) {
       await rejects(collect(driver.list(p)), InvalidKeyError);
     }
-    await rejects(collect(driver.list("", { startAfter: "a\u0000" })), InvalidKeyError);
+    for (const after of ["a\u0000", "Z", "a b", "~"]) {
+      await rejects(collect(driver.list("", { startAfter: after })), InvalidKeyError);
+    }
     assert.deepEqual(await keysOf(driver, ""), []);
   },
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Driver, ObjectInfo } from "../drivers/driver.ts";
+import type { Driver } from "../drivers/driver.ts";
 import { NotFoundError } from "../drivers/driver.ts";
 import {
   type ManifestStorage,
@@ -30,7 +30,12 @@ import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
-import { indexPacks, LOOSE_BLOB_PREFIX, PACK_PREFIX } from "../index/pack_indexer.ts";
+import {
+  indexPacks,
+  listPacksSinceMark,
+  LOOSE_BLOB_PREFIX,
+  PACK_PREFIX,
+} from "../index/pack_indexer.ts";
 import { decodeSnapshot } from "../format/snapshot.ts";
 import { SNAPSHOT_PREFIX } from "../layout.ts";
 import {
@@ -362,11 +367,12 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
 
     try {
       // Diff the whole listing against what the index holds, not only a time cut.
-      const missing: ObjectInfo[] = [];
-      for await (const info of driver.list(PACK_PREFIX)) {
-        signal.throwIfAborted();
-        if (!index.hasPack(info.key.slice(PACK_PREFIX.length))) missing.push(info);
-      }
+      const { missing, listedThrough } = await listPacksSinceMark(
+        driver,
+        index,
+        this.#store.clock(),
+        { all: true, signal },
+      );
       this.#packsTotal = missing.length;
       const result = await indexPacks(driver, index, missing, {
         storeId: descriptor.storeId,
@@ -384,6 +390,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         },
       });
       this.#problems.push(...result.problems);
+      if (listedThrough !== undefined) index.setHighWaterMark(listedThrough);
       // Loose blobs are found by listing; they are always whole (regular) blobs.
       for await (const info of driver.list(LOOSE_BLOB_PREFIX)) {
         signal.throwIfAborted();

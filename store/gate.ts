@@ -92,6 +92,11 @@ export class MaintenanceGate {
    */
   setNonce(nonce: string | undefined): void {
     this.#nonce = nonce;
+  }
+
+  /** Whether this handle's own maintenance agent runs. @returns `true` while it does. */
+  get ownAgentRuns(): boolean {
+    return this.#nonce !== undefined;
     this.#checkedAt = -Infinity;
   }
 

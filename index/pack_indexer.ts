@@ -19,9 +19,82 @@ import type { ManifestStorage } from "../format/config.ts";
 import { readManifestLogEntry } from "./manifest_log.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { readPackToc } from "../format/pack.ts";
-import { isUlid } from "../format/ulid.ts";
+import { isUlid, ulidFloor, ulidTime } from "../format/ulid.ts";
 
-import { parsePackKey } from "../layout.ts";
+import { PACK_PREFIX, packKey, parsePackKey } from "../layout.ts";
+
+/**
+ * How far before its high-water mark a catch-up lists the packs again. It
+ * covers the longest a commit may take ({@linkcode MAX_COMMIT_MS}) plus the
+ * clock difference between any two parties ({@linkcode MAX_CLOCK_SKEW_MS},
+ * twice), with room to spare (docs/FORMAT.md §7).
+ */
+export const CATCH_UP_OVERLAP_MS = 15 * 60_000;
+
+/**
+ * The largest difference allowed between a writer's pack clock and the
+ * Location's clock. Writers measure theirs and correct their pack ids; a
+ * lister never lets its high-water mark pass its own clock plus this.
+ */
+export const MAX_CLOCK_SKEW_MS = 2 * 60_000;
+
+/**
+ * The longest a pack may take from the moment its id is drawn to the moment
+ * it is durable. A commit that took longer is refused before it resolves.
+ */
+export const MAX_COMMIT_MS = 5 * 60_000;
+
+/** What {@linkcode listPacksSinceMark} found. */
+export interface PackListing {
+  /** The packs listed that the index does not hold, in key order. */
+  missing: ObjectInfo[];
+  /**
+   * The high-water mark this listing earns once `missing` is indexed: the
+   * last pack id listed, but never past the lister's clock plus
+   * {@linkcode MAX_CLOCK_SKEW_MS} (a pack from a clock running ahead must be
+   * listed again later). `undefined` when nothing was listed.
+   */
+  listedThrough: string | undefined;
+}
+
+/**
+ * Lists the packs from the index's high-water mark less
+ * {@linkcode CATCH_UP_OVERLAP_MS} (every pack when the index has no mark)
+ * and returns those the index does not hold. The caller indexes them, then
+ * moves the mark with `index.setHighWaterMark(listing.listedThrough)`: the
+ * mark says what was *listed*, never what this process wrote.
+ *
+ * @param driver The Location.
+ * @param index The index.
+ * @param now The lister's clock, read before the listing starts.
+ * @param options `all` lists every pack whatever the mark (a rebuild diffs
+ *   the whole listing against what its index holds); `signal` stops it.
+ * @returns The packs to index and the mark earned.
+ */
+export async function listPacksSinceMark(
+  driver: Driver,
+  index: StoreIndex,
+  now: number,
+  options: { all?: boolean; signal?: AbortSignal | undefined } = {},
+): Promise<PackListing> {
+  const mark = options.all ? "" : index.highWaterMark();
+  const startAfter = mark === ""
+    ? undefined
+    : packKey(ulidFloor(Math.max(0, ulidTime(mark) - CATCH_UP_OVERLAP_MS)));
+  const missing: ObjectInfo[] = [];
+  let last: string | undefined;
+  for await (
+    const info of driver.list(PACK_PREFIX, startAfter === undefined ? {} : { startAfter })
+  ) {
+    options.signal?.throwIfAborted();
+    const packId = parsePackKey(info.key);
+    if (packId !== undefined && (last === undefined || packId > last)) last = packId;
+    if (!index.hasPack(packId ?? "")) missing.push(info);
+  }
+  const ceiling = ulidFloor(now + MAX_CLOCK_SKEW_MS);
+  const listedThrough = last === undefined ? undefined : last < ceiling ? last : ceiling;
+  return { missing, listedThrough };
+}
 
 /** A problem found while indexing: the object and what is wrong with it. */
 export interface IndexingProblem {

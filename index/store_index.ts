@@ -18,6 +18,9 @@ import { INDEX_SCHEMA_VERSION, migrate, schemaVersionOf } from "./schema.ts";
 import type { Manifest } from "../format/manifest.ts";
 import type { BlobKind } from "../format/pack.ts";
 
+/** The meta row holding the high-water mark of the pack listing. */
+const HIGH_WATER_MARK = "listed_through";
+
 /** Where a blob lives and how big it is. */
 export interface BlobRecord {
   /** The blob id (hex digest of its raw bytes). */
@@ -794,11 +797,25 @@ export class StoreIndex {
   }
 
   /**
-   * The high-water mark: the greatest pack id indexed (`""` when none).
-   * @returns The pack id.
+   * The high-water mark: a pack id such that every pack up to it that was
+   * durable when this index last listed the Location has been listed and
+   * indexed (`""` when the index has never listed). It moves only after a
+   * listing ({@linkcode StoreIndex.setHighWaterMark}), never because a pack
+   * was added: a handle's own packs say nothing about packs other writers
+   * added meanwhile (docs/FORMAT.md §7, the catch-up rule).
+   * @returns The pack id, or `""`.
    */
   highWaterMark(): string {
-    return str(this.#one("SELECT max(pack_id) FROM packs", [])?.[0] ?? "");
+    return this.meta(HIGH_WATER_MARK) ?? "";
+  }
+
+  /**
+   * Moves the high-water mark forward after a listing; a mark behind the
+   * current one is ignored.
+   * @param packId The new mark: the last pack id listed, clamped by the lister's clock.
+   */
+  setHighWaterMark(packId: string): void {
+    if (packId > this.highWaterMark()) this.setMeta(HIGH_WATER_MARK, packId);
   }
 
   /** Counts and sizes. @returns The counts. */

@@ -48,10 +48,26 @@ Deno.test("StoreIndex.indexPack() makes the newest manifest of each key current"
   assert.equal(index.current("ns", "a")?.id, "M2");
   assert.deepEqual(index.versions("ns", "a").map((m) => m.id), ["M2", "M1"]);
   assert.deepEqual(index.list("ns").map((m) => m.key), ["a", "b"]);
-  assert.equal(index.highWaterMark(), "P2");
+  // Indexing packs never moves the high-water mark: only a listing does.
+  assert.equal(index.highWaterMark(), "");
   // Indexing a pack twice is harmless.
   assert.equal(index.indexPack(pack("P1", [manifest("M1", "a"), manifest("M3", "b")])), 0);
   assert.equal(index.counts().manifests, 3);
+  index.close();
+});
+
+Deno.test("StoreIndex.setHighWaterMark() moves the mark forward only, and indexing a pack never moves it", async () => {
+  const index = await StoreIndex.create(STORE);
+  index.setHighWaterMark("P5");
+  index.indexPack(pack("P9", [manifest("M9", "z")]));
+  assert.equal(index.highWaterMark(), "P5");
+  index.setHighWaterMark("P3");
+  assert.equal(index.highWaterMark(), "P5");
+  index.setHighWaterMark("P7");
+  assert.equal(index.highWaterMark(), "P7");
+  const copy = await StoreIndex.load(index.export(), { storeId: STORE, key: "copy" });
+  assert.equal(copy.highWaterMark(), "P7", "the mark travels with the database");
+  copy.close();
   index.close();
 });
 

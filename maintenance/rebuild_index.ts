@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Driver, ObjectInfo } from "../drivers/driver.ts";
+import type { Driver } from "../drivers/driver.ts";
 import { NotFoundError } from "../drivers/driver.ts";
 import {
   type ManifestStorage,
@@ -28,7 +28,7 @@ import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
-import { indexPacks } from "../index/pack_indexer.ts";
+import { indexPacks, listPacksSinceMark } from "../index/pack_indexer.ts";
 import { decodeSnapshot } from "../format/snapshot.ts";
 import {
   listSnapshots,
@@ -55,7 +55,6 @@ import {
   LOOSE_BLOB_PREFIX,
   looseBlobKey,
   PACK_PREFIX,
-  parsePackKey,
   SNAPSHOT_PREFIX,
 } from "../layout.ts";
 
@@ -368,11 +367,12 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
 
     try {
       // Diff the whole listing against what the index holds, not only a time cut.
-      const missing: ObjectInfo[] = [];
-      for await (const info of driver.list(PACK_PREFIX)) {
-        signal.throwIfAborted();
-        if (!index.hasPack(parsePackKey(info.key) ?? "")) missing.push(info);
-      }
+      const { missing, listedThrough } = await listPacksSinceMark(
+        driver,
+        index,
+        this.#store.clock(),
+        { all: true, signal },
+      );
       this.#packsTotal = missing.length;
       const result = await indexPacks(driver, index, missing, {
         storeId: descriptor.storeId,
@@ -390,6 +390,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         },
       });
       this.#problems.push(...result.problems);
+      if (listedThrough !== undefined) index.setHighWaterMark(listedThrough);
       // Loose blobs are found by listing; they are always whole (regular) blobs.
       for await (const info of driver.list(LOOSE_BLOB_PREFIX)) {
         signal.throwIfAborted();

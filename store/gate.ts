@@ -95,6 +95,11 @@ export class MaintenanceGate {
     this.#checkedAt = -Infinity;
   }
 
+  /** Whether this handle's own maintenance agent runs. @returns `true` while it does. */
+  get ownAgentRuns(): boolean {
+    return this.#nonce !== undefined;
+  }
+
   /**
    * Throws when the operation must not run now.
    * @param kind A read, a put or delete, or a commit (a pack or snapshot write).

@@ -31,27 +31,19 @@ import {
 } from "../format/config.ts";
 import { createDescriptor, type Descriptor, reconcileDescriptors } from "../format/descriptor.ts";
 import { encodeRecoveryKit } from "../format/kit.ts";
-import { ulidFloor, ulidTime } from "../format/ulid.ts";
-import { indexPacks } from "../index/pack_indexer.ts";
+import { indexPacks, listPacksSinceMark } from "../index/pack_indexer.ts";
 import type { StoreIndex } from "../index/store_index.ts";
 import {
   CONFIG_CURRENT_KEY,
   CONFIG_PREFIX,
   DESCRIPTOR_KEY,
   DESCRIPTOR_REPLICA_KEY,
-  PACK_PREFIX,
 } from "../layout.ts";
 import type { EventBus, StoreState } from "./events.ts";
 import { readMovedTo } from "./gate.ts";
 import { loadIndex } from "./persistence.ts";
 import { readDescriptorReplicas, writeDescriptorReplicas } from "./replicas.ts";
 import type { IndexSource, InitStoreOptions } from "./types.ts";
-
-/**
- * How far before its high-water mark a catch-up re-reads the pack listing:
- * writers' clocks disagree and a slow upload can land after a newer pack.
- */
-export const CATCH_UP_OVERLAP_MS = 15 * 60_000;
 
 /** What opening found: the state a `Store` handle starts from. */
 export interface OpenedStore {
@@ -99,13 +91,16 @@ export interface CatchUpOptions {
   config: StoreConfig;
   /** Concurrent TOC reads. */
   parallelism: number;
+  /** The pack clock: the lister's time, read just before the listing. */
+  now: () => number;
 }
 
 /**
- * Indexes the packs written since the index's high-water mark (less
- * {@linkcode CATCH_UP_OVERLAP_MS}) that it does not hold.
+ * Indexes the packs the index does not hold, listed from its high-water mark
+ * less the overlap, then moves the mark to what was listed
+ * ({@linkcode listPacksSinceMark}; docs/FORMAT.md §7).
  * @param index The index to bring up to date.
- * @param options The Location, host storage, descriptor, config and parallelism.
+ * @param options The Location, host storage, descriptor, config, parallelism and clock.
  * @param problems The handle's problem list: packs that cannot be indexed are added, once each.
  */
 export async function catchUp(
@@ -114,28 +109,21 @@ export async function catchUp(
   problems: string[],
 ): Promise<void> {
   const { driver, descriptor } = options;
-  const hwm = index.highWaterMark();
-  const startAfter = hwm === ""
-    ? undefined
-    : PACK_PREFIX + ulidFloor(ulidTime(hwm) - CATCH_UP_OVERLAP_MS);
-  const missing = [];
-  for await (
-    const info of driver.list(PACK_PREFIX, startAfter === undefined ? {} : { startAfter })
-  ) {
-    if (!index.hasPack(info.key.slice(PACK_PREFIX.length))) missing.push(info);
+  const { missing, listedThrough } = await listPacksSinceMark(driver, index, options.now());
+  if (missing.length > 0) {
+    const result = await indexPacks(driver, index, missing, {
+      storeId: descriptor.storeId,
+      hash: descriptor.hash,
+      manifestStorage: options.config.manifestStorage,
+      hostStorage: options.host,
+      parallelism: options.parallelism,
+    });
+    for (const p of result.problems) {
+      const line = `${p.key}: corrupt: ${p.reason}`;
+      if (!problems.includes(line)) problems.push(line);
+    }
   }
-  if (missing.length === 0) return;
-  const result = await indexPacks(driver, index, missing, {
-    storeId: descriptor.storeId,
-    hash: descriptor.hash,
-    manifestStorage: options.config.manifestStorage,
-    hostStorage: options.host,
-    parallelism: options.parallelism,
-  });
-  for (const p of result.problems) {
-    const line = `${p.key}: corrupt: ${p.reason}`;
-    if (!problems.includes(line)) problems.push(line);
-  }
+  if (listedThrough !== undefined) index.setHighWaterMark(listedThrough);
 }
 
 /**
@@ -225,6 +213,7 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
       descriptor,
       config: resolved.config,
       parallelism: context.parallelism,
+      now: context.clock,
     }, opened.problems);
   } catch (e) {
     loaded.index.close();

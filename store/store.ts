@@ -32,7 +32,12 @@
  */
 
 import type { Driver } from "../drivers/driver.ts";
-import { ClosedError, ReadOnlyStoreError, StoreCorruptedError } from "../errors.ts";
+import {
+  ArtifactNotFoundError,
+  ClosedError,
+  ReadOnlyStoreError,
+  StoreCorruptedError,
+} from "../errors.ts";
 import { readConfigHistory, type StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
 import { validateArtifactKey, validateNamespace } from "../format/manifest.ts";
@@ -76,6 +81,7 @@ import type {
   PutOptions,
   StoreStatus,
 } from "./types.ts";
+import { DEFAULT_REFRESH_INTERVAL_MS, MISS_REFRESH_MS } from "./types.ts";
 import { type Live, Writer } from "./write.ts";
 
 export type * from "./types.ts";
@@ -106,6 +112,9 @@ export class Store {
   #closing = false;
   #snapshotting: Promise<string> | undefined;
   #refreshing: Promise<void> | undefined;
+  /** When the index last finished looking at the Location (open, refresh, auto catch-up). */
+  #caughtUpAt: number;
+  #refreshIntervalMs = DEFAULT_REFRESH_INTERVAL_MS;
   #inFlight = new Set<Promise<unknown>>();
 
   /**
@@ -120,6 +129,7 @@ export class Store {
     this.#readOnly = init.readOnly;
     this.#parallelism = init.parallelism;
     this.#s = opened;
+    this.#caughtUpAt = init.clock();
     this.#ids = new UlidGenerator({ clock: init.clock });
     this.#gate = new MaintenanceGate(driver, init.clock);
     this.#schedule = new SnapshotSchedule(init.clock);
@@ -145,6 +155,7 @@ export class Store {
       parallelism: options.parallelism ?? 8,
     };
     const store = new Store(driver, context, await openLocation(driver, context));
+    store.#refreshIntervalMs = options.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
     store.#publishState(undefined);
     return store;
   }
@@ -249,17 +260,43 @@ export class Store {
 
   // ----------------------------------------------------------------- reads
 
-  /** The index, once the handle is live, the names are valid and the gate lets reads pass. */
+  /**
+   * The index, once the handle is live, the names are valid and the gate lets
+   * reads pass; caught up first when it has not looked at the Location for
+   * longer than the refresh interval (a long-lived handle keeps up on its own).
+   */
   async #readable(namespace: string, key?: string): Promise<StoreIndex> {
-    const { index } = this.#live();
+    this.#live();
     validateNamespace(namespace);
     if (key !== undefined) validateArtifactKey(key);
     await this.#gate.check("read");
-    return index;
+    if (this.clock() - this.#caughtUpAt >= this.#refreshIntervalMs) await this.#autoRefresh();
+    return this.#live().index;
   }
 
+  /** A catch-up the handle starts on its own; skipped while this handle's own agent runs. */
+  async #autoRefresh(): Promise<void> {
+    if (this.#gate.ownAgentRuns || this.#closing) return;
+    await this.refresh();
+  }
+
+  /**
+   * The manifest of a version. A miss catches up once and looks again, so an
+   * artifact another process stored is found at once, not after the refresh
+   * interval; misses in a burst share one catch-up.
+   */
   async #manifest(namespace: string, key: string, version?: string): Promise<ManifestRecord> {
-    return findManifest(await this.#readable(namespace, key), namespace, key, version);
+    const index = await this.#readable(namespace, key);
+    try {
+      return findManifest(index, namespace, key, version);
+    } catch (e) {
+      if (
+        !(e instanceof ArtifactNotFoundError) ||
+        this.clock() - this.#caughtUpAt < MISS_REFRESH_MS
+      ) throw e;
+      await this.#autoRefresh();
+      return findManifest(this.#live().index, namespace, key, version);
+    }
   }
 
   /**
@@ -367,13 +404,17 @@ export class Store {
   async refresh(): Promise<void> {
     const { index, descriptor, config } = this.#live();
     await this.#gate.check("read");
+    const started = this.clock();
     this.#refreshing ??= catchUp(index, {
       driver: this.driver,
       host: this.hostStorage,
       descriptor,
       config,
       parallelism: this.#parallelism,
-    }, this.#s.problems).finally(() => {
+      now: this.clock,
+    }, this.#s.problems).then(() => {
+      this.#caughtUpAt = Math.max(this.#caughtUpAt, started);
+    }).finally(() => {
       this.#refreshing = undefined;
     });
     await this.#refreshing;

@@ -85,7 +85,22 @@ export interface StoreOptions {
   readOnly?: boolean;
   /** Concurrent TOC reads during catch-up (default 8). */
   parallelism?: number;
+  /**
+   * The longest a read (`get`, `stat`, `list`, `versions`) may answer from an
+   * index that has not looked at the Location; older, the read catches up
+   * first (default {@linkcode DEFAULT_REFRESH_INTERVAL_MS}). A lookup that
+   * misses also catches up before it answers "not found", unless the index
+   * looked less than {@linkcode MISS_REFRESH_MS} ago. `0` catches up before
+   * every read; `Infinity` only when asked (`refresh()`).
+   */
+  refreshIntervalMs?: number;
 }
+
+/** How stale a long-lived handle's reads may be, by default: 5 s (docs/OPERATIONS.md). */
+export const DEFAULT_REFRESH_INTERVAL_MS = 5_000;
+
+/** A lookup that misses catches up first unless the index looked this recently. */
+export const MISS_REFRESH_MS = 250;
 
 /** Options of `openStore`. */
 export type OpenStoreOptions = StoreOptions;

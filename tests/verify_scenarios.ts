@@ -62,7 +62,8 @@ async function fixture(kind: LocationKind): Promise<Fixture> {
   for (let i = 0; i < 3; i++) await store.put("docs", `inline-${i}`, enc.encode(`tiny ${i}`));
   await store.put("docs", "original", body(1, 900));
   await store.flush();
-  const dedupPack = store.index.highWaterMark();
+  // The newest pack this handle wrote (the high-water mark says what was listed, not written).
+  const dedupPack = store.index.packs().map((p) => p.packId).sort().at(-1)!;
   for (let i = 0; i < 4; i++) await store.put("docs", `regular-${i}`, body(10 + i, 600 + i));
   await store.put("docs", "copy", body(1, 900)); // deduplicated: its pack holds no blob
   await store.put("media", "chunked", body(20, 12_000));

@@ -203,3 +203,13 @@ export function parseConfigVersionKey(key: string): number | undefined {
 export function manifestLogKey(packId: string): string {
   return MANIFEST_LOG_PREFIX + packId;
 }
+
+/**
+ * The key of a clock probe: a tiny object a writer puts, stats (for the
+ * Location's time) and deletes (store/clock.ts).
+ * @param nonce Lower-case hex, unique to the probe.
+ * @returns `system.state/probe/clock-<nonce>`.
+ */
+export function clockProbeKey(nonce: string): string {
+  return `${PROBE_PREFIX}clock-${nonce}`;
+}

@@ -77,6 +77,12 @@ export interface ObjectInfo {
   key: string;
   /** Its size in bytes. */
   size: number;
+  /**
+   * When it was last written, by the Location's clock, in ms since the epoch.
+   * `stat` reports it where the medium can tell (every driver of capsa's
+   * does; writers measure their clock against it); listings may omit it.
+   */
+  modified?: number;
 }
 
 /** Options of {@linkcode Driver.put}. */

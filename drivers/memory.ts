@@ -37,6 +37,9 @@ import {
 } from "./driver.ts";
 
 /** Options of {@linkcode MemoryDriver}. */
+/** When each stored copy was put, by the clock of the driver that put it (a shared map shares it). */
+const WRITTEN_AT = new WeakMap<Uint8Array, number>();
+
 export interface MemoryDriverOptions {
   /** The map holding the objects; share it between drivers to share a Location. */
   objects?: Map<string, Uint8Array>;
@@ -126,7 +129,9 @@ export class MemoryDriver implements Driver {
       this.#open();
       validateKey(key);
       if (options.ifAbsent && this.objects.has(key)) throw new PreconditionFailedError(key);
-      this.objects.set(key, bytes.slice());
+      const copy = bytes.slice();
+      WRITTEN_AT.set(copy, this.clock());
+      this.objects.set(key, copy);
       return Promise.resolve();
     } catch (e) {
       return Promise.reject(e);
@@ -148,7 +153,13 @@ export class MemoryDriver implements Driver {
   /** Reports an object's size. @param key The key. @returns Its info. */
   stat(key: string): Promise<ObjectInfo> {
     try {
-      return Promise.resolve({ key, size: this.#read(key).length });
+      const bytes = this.#read(key);
+      const modified = WRITTEN_AT.get(bytes);
+      return Promise.resolve(
+        modified === undefined
+          ? { key, size: bytes.length }
+          : { key, size: bytes.length, modified },
+      );
     } catch (e) {
       return Promise.reject(e);
     }

@@ -44,6 +44,7 @@ import { validateArtifactKey, validateNamespace } from "../format/manifest.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { EventBus, type StoreState } from "./events.ts";
+import { PackClock } from "./clock.ts";
 import { MaintenanceGate } from "./gate.ts";
 import {
   catchUp,
@@ -103,6 +104,7 @@ export class Store {
   /** State, problems, descriptor, config and index: what open found, changed by a rebuild. */
   #s: OpenedStore;
   #ids: UlidGenerator;
+  #packClock: PackClock;
   #readOnly: boolean;
   #parallelism: number;
   #gate: MaintenanceGate;
@@ -130,7 +132,8 @@ export class Store {
     this.#parallelism = init.parallelism;
     this.#s = opened;
     this.#caughtUpAt = init.clock();
-    this.#ids = new UlidGenerator({ clock: init.clock });
+    this.#packClock = new PackClock(driver, init.clock, init.bus, () => this.storeId);
+    this.#ids = new UlidGenerator({ clock: this.#packClock.now });
     this.#gate = new MaintenanceGate(driver, init.clock);
     this.#schedule = new SnapshotSchedule(init.clock);
     this.#writer = new Writer({
@@ -138,9 +141,11 @@ export class Store {
       host: init.host,
       bus: init.bus,
       clock: init.clock,
+      packClock: this.#packClock.now,
       ids: this.#ids,
       live: () => this.#live(),
       check: (kind) => this.#gate.check(kind),
+      syncClock: () => this.#packClock.sync(),
       packWritten: (config) => this.#packWritten(config),
     });
   }
@@ -411,7 +416,7 @@ export class Store {
       descriptor,
       config,
       parallelism: this.#parallelism,
-      now: this.clock,
+      now: this.#packClock.now,
     }, this.#s.problems).then(() => {
       this.#caughtUpAt = Math.max(this.#caughtUpAt, started);
     }).finally(() => {

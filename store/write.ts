@@ -10,7 +10,7 @@
  */
 
 import { type Driver, NotFoundError } from "../drivers/driver.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, TransientError } from "../errors.ts";
 import { Chunker } from "../format/chunker.ts";
 import type { StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
@@ -23,7 +23,8 @@ import {
   validateMetadata,
   validateNamespace,
 } from "../format/manifest.ts";
-import type { UlidGenerator } from "../format/ulid.ts";
+import { type UlidGenerator, ulidTime } from "../format/ulid.ts";
+import { MAX_COMMIT_MS } from "../index/pack_indexer.ts";
 import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { looseBlobKey, manifestLogKey, packKey } from "../layout.ts";
 import { type BlobHandle, Committer, type SealedPack } from "./_commit.ts";
@@ -52,12 +53,16 @@ export interface WriteContext {
   readonly bus: EventBus;
   /** The clock. */
   readonly clock: () => number;
+  /** The clock pack ids are drawn from: the handle's, corrected to the Location's. */
+  readonly packClock: () => number;
   /** The handle's id generator (manifest and pack ids). */
   readonly ids: UlidGenerator;
   /** The handle's index, descriptor and config; throws when it cannot serve. */
   live(): Live;
   /** The maintenance gate. */
   check(kind: GateKind): Promise<void>;
+  /** Measures the handle's clock against the Location's when due (before pack ids are drawn). */
+  syncClock(): Promise<void>;
   /** Called after each pack is written and indexed. */
   packWritten(config: StoreConfig): void;
 }
@@ -141,6 +146,16 @@ export class Writer {
     await ctx.driver.put(packKey(sealed.packId), sealed.bytes, {
       ifAbsent: ctx.driver.capabilities.createOnly,
     });
+    // A pack that became durable long after its id was drawn may sort before
+    // the high-water mark of a lister that looked meanwhile: refuse to
+    // acknowledge it (docs/FORMAT.md §7). Its puts fail; they may still show.
+    const took = ctx.packClock() - ulidTime(sealed.packId);
+    if (took > MAX_COMMIT_MS) {
+      throw new TransientError(
+        `pack ${sealed.packId} took ${Math.round(took / 1000)} s to commit, more than ` +
+          `${MAX_COMMIT_MS / 1000} s: its puts are not acknowledged; retry them`,
+      );
+    }
     if (logged) {
       await ctx.host!.put(
         manifestLogKey(sealed.packId),
@@ -244,6 +259,7 @@ export class Writer {
     const contentType = options.contentType ?? "";
     if (contentType !== "") validateContentType(contentType);
     await ctx.check("write");
+    await ctx.syncClock();
 
     const hash = descriptor.hash;
     // The packs this put waits on (a set: many chunks share a pack).
@@ -326,6 +342,7 @@ export class Writer {
     validateArtifactKey(key);
     await ctx.check("write");
     if (!index.current(namespace, key)) return false;
+    await ctx.syncClock();
     const tombstone: Manifest = {
       id: ctx.ids.next(),
       storeId: descriptor.storeId,

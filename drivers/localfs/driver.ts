@@ -234,7 +234,9 @@ export class LocalFsDriver implements Driver {
   }
 
   /** Opens an object for reading, verified to be a regular file inside the root. */
-  async #openObject(key: string): Promise<{ handle: FileHandle; size: number }> {
+  async #openObject(
+    key: string,
+  ): Promise<{ handle: FileHandle; size: number; modified: number | undefined }> {
     this.#check();
     validateKey(key);
     const names = key.split("/");
@@ -259,7 +261,7 @@ export class LocalFsDriver implements Driver {
       try {
         const opened = await handle.stat();
         if (await this.#isAt(opened, key, "read", names) && opened.isFile()) {
-          return { handle, size: opened.size };
+          return { handle, size: opened.size, modified: opened.mtime?.getTime() };
         }
       } catch (e) {
         await handle.close();
@@ -348,14 +350,15 @@ export class LocalFsDriver implements Driver {
    * const root = await Deno.makeTempDir();
    * const driver = await openLocalFs(root);
    * await driver.put("k", new Uint8Array(5));
-   * console.log(await driver.stat("k")); // { key: "k", size: 5 }
+   * const info = await driver.stat("k");
+   * console.log(info.key, info.size); // "k" 5
    * await Deno.remove(root, { recursive: true });
    * ```
    */
   async stat(key: string): Promise<ObjectInfo> {
-    const { handle, size } = await this.#openObject(key);
+    const { handle, size, modified } = await this.#openObject(key);
     await handle.close();
-    return { key, size };
+    return modified === undefined ? { key, size } : { key, size, modified };
   }
 
   /**

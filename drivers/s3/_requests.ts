@@ -227,7 +227,10 @@ export class S3Requests implements Driver {
       if (out.ContentLength === undefined) {
         throw new CapsaError("s3_error", `S3 stat of "${key}" returned no Content-Length`);
       }
-      return { key, size: out.ContentLength };
+      const modified = out.LastModified?.getTime();
+      return modified === undefined
+        ? { key, size: out.ContentLength }
+        : { key, size: out.ContentLength, modified };
     });
   }
 

@@ -27,16 +27,16 @@ async function realDb(storeId: string): Promise<Uint8Array> {
 Deno.test("loadNewestIndex() skips corrupt newer snapshots, damaged databases included", async () => {
   const d = new MemoryDriver();
   const good = await realDb("S");
-  await d.put(`${SNAPSHOT_PREFIX}01A`, encodeSnapshot({ ...header, highWaterMark: "old" }, good));
-  await d.put(`${SNAPSHOT_PREFIX}01B`, encodeSnapshot({ ...header, highWaterMark: "new" }, good));
+  await d.put(`${SNAPSHOT_PREFIX}01a`, encodeSnapshot({ ...header, highWaterMark: "old" }, good));
+  await d.put(`${SNAPSHOT_PREFIX}01b`, encodeSnapshot({ ...header, highWaterMark: "new" }, good));
   // A sound frame around a database that is not one.
-  await d.put(`${SNAPSHOT_PREFIX}01C`, encodeSnapshot(header, db));
-  await d.put(`${SNAPSHOT_PREFIX}01D`, crypto.getRandomValues(new Uint8Array(300)));
+  await d.put(`${SNAPSHOT_PREFIX}01c`, encodeSnapshot(header, db));
+  await d.put(`${SNAPSHOT_PREFIX}01d`, crypto.getRandomValues(new Uint8Array(300)));
   const found = await loadNewestIndex(d, "S");
-  assert.equal(found.key, `${SNAPSHOT_PREFIX}01B`);
+  assert.equal(found.key, `${SNAPSHOT_PREFIX}01b`);
   assert.deepEqual(found.rejected.map((r) => r.key), [
-    `${SNAPSHOT_PREFIX}01D`,
-    `${SNAPSHOT_PREFIX}01C`,
+    `${SNAPSHOT_PREFIX}01d`,
+    `${SNAPSHOT_PREFIX}01c`,
   ]);
   found.index?.close();
   const none = await loadNewestIndex(new MemoryDriver(), "S");
@@ -45,7 +45,7 @@ Deno.test("loadNewestIndex() skips corrupt newer snapshots, damaged databases in
 
 Deno.test("loadNewestIndex() throws on an I/O failure instead of reporting no snapshot", async () => {
   const d = new FaultyDriver(new MemoryDriver());
-  await d.put(`${SNAPSHOT_PREFIX}01A`, encodeSnapshot(header, await realDb("S")));
+  await d.put(`${SNAPSHOT_PREFIX}01a`, encodeSnapshot(header, await realDb("S")));
   d.inject({ methods: ["get"], error: () => new TransientError("disk on fire") });
   await assert.rejects(loadNewestIndex(d, "S"), TransientError);
   d.clear();

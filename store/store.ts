@@ -506,10 +506,13 @@ export class Store {
   async #snapshot(): Promise<string> {
     const { index, descriptor, config } = this.#writable();
     await this.#gate.check("commit");
+    // Snapshot ids come from the same generator as pack ids: never draw one before the clock
+    // is measured, or a host whose clock runs ahead would push every later id into the future.
+    await this.#packClock.sync();
     const written = await writeIndexSnapshot(this.driver, index, {
       storeId: descriptor.storeId,
       config,
-      clock: this.clock,
+      clock: this.#packClock.now,
       ids: this.#ids,
     });
     this.#schedule.snapshotWritten();

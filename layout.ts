@@ -44,6 +44,12 @@ export const HOST_CACHE_KEY = "index/cache";
 
 /** The prefix of every key of the config history. */
 export const CONFIG_PREFIX = "system.config/";
+/**
+ * Where the replica of every config version lives: the same bytes as
+ * `system.config/<seq>.json`, so that one damaged file never leaves a store
+ * without its config (docs/FORMAT.md §6).
+ */
+export const CONFIG_REPLICA_PREFIX = "system.state/config/";
 /** The key of the pointer to the current config version. */
 export const CONFIG_CURRENT_KEY = "system.config/current";
 /** The largest config seq: the key spells it in ten digits. */
@@ -77,7 +83,7 @@ export const MANIFEST_LOG_PREFIX = "manifest-log/";
 
 /** A pack id as it appears in a key: 26 characters of lower-case Crockford base 32. */
 const PACK_ID_SEGMENT = /^[0-9a-hjkmnp-tv-z]{26}$/;
-const CONFIG_VERSION_KEY = /^system\.config\/(\d{10})\.json$/;
+const CONFIG_VERSION_KEY = /^system\.(?:config|state\/config)\/(\d{10})\.json$/;
 
 /**
  * The key of a pack: its id under a folder named by the id's first
@@ -157,17 +163,39 @@ export function looseBlobKey(blobId: string): string {
  * ```
  */
 export function configVersionKey(seq: number): string {
+  return CONFIG_PREFIX + configFileName(seq);
+}
+
+/**
+ * The key of the replica of one config version.
+ *
+ * @param seq The version number, 1 to {@linkcode MAX_CONFIG_SEQ}.
+ * @returns `system.state/config/<seq, ten digits>.json`.
+ * @throws {InvalidArgumentError} for a seq out of range.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { configReplicaKey } from "./layout.ts";
+ * assert.equal(configReplicaKey(7), "system.state/config/0000000007.json");
+ * ```
+ */
+export function configReplicaKey(seq: number): string {
+  return CONFIG_REPLICA_PREFIX + configFileName(seq);
+}
+
+function configFileName(seq: number): string {
   if (!Number.isSafeInteger(seq) || seq < 1 || seq > MAX_CONFIG_SEQ) {
     throw new InvalidArgumentError(
       `config seq must be an integer in [1, ${MAX_CONFIG_SEQ}], got ${seq}`,
     );
   }
-  return `${CONFIG_PREFIX}${String(seq).padStart(10, "0")}.json`;
+  return `${String(seq).padStart(10, "0")}.json`;
 }
 
 /**
- * The seq named by a config version key, or `undefined` for any other key
- * (the pointer, a stray object).
+ * The seq named by a config version key or its replica's key, or
+ * `undefined` for any other key (the pointer, a stray object).
  *
  * @param key A key.
  * @returns The seq, or `undefined`.
@@ -177,6 +205,7 @@ export function configVersionKey(seq: number): string {
  * import assert from "node:assert/strict";
  * import { parseConfigVersionKey } from "./layout.ts";
  * assert.equal(parseConfigVersionKey("system.config/0000000007.json"), 7);
+ * assert.equal(parseConfigVersionKey("system.state/config/0000000007.json"), 7);
  * assert.equal(parseConfigVersionKey("system.config/current"), undefined);
  * ```
  */

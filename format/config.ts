@@ -62,6 +62,8 @@ export const MAX_POINTER_BYTES = 64;
 import {
   CONFIG_CURRENT_KEY,
   CONFIG_PREFIX,
+  CONFIG_REPLICA_PREFIX,
+  configReplicaKey,
   configVersionKey,
   MAX_CONFIG_SEQ,
   parseConfigVersionKey,
@@ -408,22 +410,34 @@ export interface InvalidConfigVersion {
 
 /** The outcome of {@linkcode readConfigHistory}. */
 export interface ConfigHistory {
-  /** The valid versions, by ascending seq. */
+  /** The valid versions, by ascending seq: a version is valid when either of its copies is. */
   readonly versions: readonly StoreConfig[];
-  /** Every other key under `system.config/` (but the pointer), with the reason, in key order. */
+  /**
+   * Every other key under `system.config/` and `system.state/config/` (but the
+   * pointer), with the reason, in key order: damaged copies, stray keys.
+   */
   readonly invalid: readonly InvalidConfigVersion[];
+  /**
+   * Copies to rewrite from a valid twin: a version's copy (primary
+   * `system.config/<seq>.json` or replica `system.state/config/<seq>.json`)
+   * that is missing, damaged, or differs from the primary. Healing writes
+   * `bytes` at `key`.
+   */
+  readonly toHeal: readonly { readonly key: string; readonly bytes: Uint8Array }[];
 }
 
 /**
- * Reads every config version. Versions that fail to decode (or whose seq
- * differs from their key's) are listed in `invalid` with the reason, as are
- * stray keys under `system.config/`; each is read with at most
- * {@linkcode MAX_CONFIG_BYTES} + 1 bytes. Any other failure (a listing or a
- * read that fails) propagates: it never makes a version look absent.
+ * Reads every config version, both copies of each. A copy that fails to
+ * decode (or whose seq differs from its key's) is listed in `invalid` with
+ * the reason, as are stray keys; each is read with at most
+ * {@linkcode MAX_CONFIG_BYTES} + 1 bytes. A version is valid when either copy
+ * is (the primary wins when both are and differ); the other copy is then
+ * listed in `toHeal`. Any other failure (a listing or a read that fails)
+ * propagates: it never makes a version look absent.
  *
  * @param driver The Location's driver.
  * @param options The store's chunking, to check each version against.
- * @returns The valid versions and the invalid keys.
+ * @returns The valid versions, the invalid keys and the copies to heal.
  *
  * @example
  * ```ts
@@ -431,21 +445,48 @@ export interface ConfigHistory {
  * import { MemoryDriver } from "../drivers/memory.ts";
  * const driver = new MemoryDriver();
  * await writeConfigVersion(driver, defaultConfig());
- * const { versions, invalid } = await readConfigHistory(driver);
- * console.log(versions.length, invalid.length); // 1 0
+ * await driver.put("system.config/0000000001.json", new TextEncoder().encode("garbage"));
+ * const { versions, invalid, toHeal } = await readConfigHistory(driver);
+ * console.log(versions.length, invalid.length, toHeal.length); // 1 1 1
  * ```
  */
 export async function readConfigHistory(
   driver: ConfigDriver,
   options: ConfigCheckOptions = {},
 ): Promise<ConfigHistory> {
-  const versions: StoreConfig[] = [];
   const invalid: InvalidConfigVersion[] = [];
-  for await (const { key, size } of driver.list(CONFIG_PREFIX)) {
+  const primaries = await readCopies(driver, CONFIG_PREFIX, options, invalid);
+  const replicas = await readCopies(driver, CONFIG_REPLICA_PREFIX, options, invalid);
+  const versions: StoreConfig[] = [];
+  const toHeal: { key: string; bytes: Uint8Array }[] = [];
+  const seqs = [...new Set([...primaries.keys(), ...replicas.keys()])].sort((a, b) => a - b);
+  for (const seq of seqs) {
+    const primary = primaries.get(seq);
+    const replica = replicas.get(seq);
+    const config = primary ?? replica!;
+    versions.push(config.config);
+    if (primary === undefined) toHeal.push({ key: configVersionKey(seq), bytes: config.bytes });
+    if (replica === undefined || !sameBytes(replica.bytes, config.bytes)) {
+      toHeal.push({ key: configReplicaKey(seq), bytes: config.bytes });
+    }
+  }
+  invalid.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { versions, invalid, toHeal };
+}
+
+/** The valid copies under one prefix, by seq; every other key is added to `invalid`. */
+async function readCopies(
+  driver: ConfigDriver,
+  prefix: string,
+  options: ConfigCheckOptions,
+  invalid: InvalidConfigVersion[],
+): Promise<Map<number, { config: StoreConfig; bytes: Uint8Array }>> {
+  const copies = new Map<number, { config: StoreConfig; bytes: Uint8Array }>();
+  for await (const { key, size } of driver.list(prefix)) {
     if (key === CONFIG_CURRENT_KEY) continue;
     const seq = parseConfigVersionKey(key);
     if (seq === undefined) {
-      invalid.push({ key, reason: "not a config version key (system.config/<10-digit seq>.json)" });
+      invalid.push({ key, reason: `not a config version key (${prefix}<10-digit seq>.json)` });
       continue;
     }
     if (size > MAX_CONFIG_BYTES) {
@@ -462,14 +503,17 @@ export async function readConfigHistory(
         invalid.push({ key, reason: `holds seq ${config.seq}, but its key names seq ${seq}` });
         continue;
       }
-      versions.push(config);
+      copies.set(seq, { config, bytes });
     } catch (e) {
       if (!(e instanceof CorruptObjectError)) throw e;
       invalid.push({ key, reason: e.reason });
     }
   }
-  versions.sort((a, b) => a.seq - b.seq);
-  return { versions, invalid };
+  return copies;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** What `system.config/current` says: a seq, or why it names none. */
@@ -529,8 +573,10 @@ export interface ResolvedConfig {
    * never committed and is not in force.
    */
   readonly newestValid: StoreConfig;
-  /** The keys under `system.config/` that are not valid versions. */
+  /** The keys under `system.config/` and `system.state/config/` that are not valid versions. */
   readonly invalid: readonly InvalidConfigVersion[];
+  /** Copies of valid versions to rewrite ({@linkcode ConfigHistory.toHeal}). */
+  readonly toHeal: ConfigHistory["toHeal"];
 }
 
 /**
@@ -559,7 +605,7 @@ export async function resolveCurrentConfig(
   driver: ConfigDriver,
   options: ConfigCheckOptions = {},
 ): Promise<ResolvedConfig> {
-  const { versions, invalid } = await readConfigHistory(driver, options);
+  const { versions, invalid, toHeal } = await readConfigHistory(driver, options);
   const pointer = await readCurrentPointer(driver);
   const newestValid = versions[versions.length - 1];
   if (newestValid === undefined) {
@@ -574,7 +620,7 @@ export async function resolveCurrentConfig(
   let reason: string;
   if ("seq" in pointer) {
     const named = versions.find((v) => v.seq === pointer.seq);
-    if (named !== undefined) return { config: named, pointer: "ok", newestValid, invalid };
+    if (named !== undefined) return { config: named, pointer: "ok", newestValid, invalid, toHeal };
     const key = configVersionKey(pointer.seq);
     const bad = invalid.find((i) => i.key === key);
     reason = bad === undefined
@@ -583,7 +629,14 @@ export async function resolveCurrentConfig(
   } else {
     reason = pointer.dangling;
   }
-  return { config: newestValid, pointer: "dangling", danglingReason: reason, newestValid, invalid };
+  return {
+    config: newestValid,
+    pointer: "dangling",
+    danglingReason: reason,
+    newestValid,
+    invalid,
+    toHeal,
+  };
 }
 
 /**
@@ -632,9 +685,11 @@ export interface WriteConfigVersionOptions extends ConfigCheckOptions {
 /** The highest seq of any version key, valid or not (0 when there is none). */
 async function highestSeq(driver: ConfigDriver): Promise<number> {
   let highest = 0;
-  for await (const { key } of driver.list(CONFIG_PREFIX)) {
-    const seq = parseConfigVersionKey(key);
-    if (seq !== undefined && seq > highest) highest = seq;
+  for (const prefix of [CONFIG_PREFIX, CONFIG_REPLICA_PREFIX]) {
+    for await (const { key } of driver.list(prefix)) {
+      const seq = parseConfigVersionKey(key);
+      if (seq !== undefined && seq > highest) highest = seq;
+    }
   }
   return highest;
 }
@@ -647,7 +702,8 @@ async function highestSeq(driver: ConfigDriver): Promise<number> {
  *    (valid or not), **create-only**; if a racing writer took that seq
  *    ({@linkcode PreconditionFailedError}), lists again and retries with the
  *    next one;
- * 3. only then rewrites `system.config/current` to name it.
+ * 3. puts its replica at `system.state/config/<seq>.json`;
+ * 4. only then rewrites `system.config/current` to name it.
  *
  * A crash between 2 and 3 leaves the previous version in force. Two writers
  * never overwrite each other's version; which of them ends up current is the
@@ -696,14 +752,17 @@ export async function writeConfigVersion(
       createdAt: new Date(now).toISOString(),
       ...settingsOf(settings),
     };
+    const bytes = encodeConfig(config);
     try {
-      await driver.put(configVersionKey(seq), encodeConfig(config), { ifAbsent: true });
+      await driver.put(configVersionKey(seq), bytes, { ifAbsent: true });
     } catch (e) {
       if (!(e instanceof PreconditionFailedError)) throw e;
       lost = e;
       continue;
     }
-    // The version is durable: only now may the pointer name it.
+    // This writer won the seq: its replica is its own to write.
+    await driver.put(configReplicaKey(seq), bytes);
+    // Both copies are durable: only now may the pointer name the version.
     await driver.put(CONFIG_CURRENT_KEY, encoder.encode(`${seq}\n`));
     return config;
   }

@@ -348,7 +348,7 @@ Deno.test("writeConfigVersion() gives up with PreconditionFailedError after maxA
     writeConfigVersion(faulty, defaultConfig(), { maxAttempts: 3 }),
     PreconditionFailedError,
   );
-  assert.equal(faulty.puts, 2 + 3);
+  assert.equal(faulty.puts, 3 + 3); // version, replica and pointer; then three lost races
 });
 
 Deno.test("writeConfigVersion() makes the version durable before the pointer names it", async () => {
@@ -393,7 +393,11 @@ Deno.test("readConfigHistory() returns valid versions in seq order and lists the
 });
 
 Deno.test("readConfigHistory() of an empty Location is empty", async () => {
-  assert.deepEqual(await readConfigHistory(new MemoryDriver()), { versions: [], invalid: [] });
+  assert.deepEqual(await readConfigHistory(new MemoryDriver()), {
+    versions: [],
+    invalid: [],
+    toHeal: [],
+  });
 });
 
 Deno.test("readConfigHistory() propagates a failed read instead of dropping the version", async () => {
@@ -450,7 +454,7 @@ Deno.test("resolveCurrentConfig() follows a pointer to a valid version", async (
   const driver = new MemoryDriver();
   await writeConfigVersion(driver, defaultConfig(), { clock });
   const r = await resolveCurrentConfig(driver);
-  assert.deepEqual(r, { config: v(1), pointer: "ok", newestValid: v(1), invalid: [] });
+  assert.deepEqual(r, { config: v(1), pointer: "ok", newestValid: v(1), invalid: [], toHeal: [] });
 });
 
 Deno.test("resolveCurrentConfig() keeps the pointer's version when a newer one was never committed", async () => {
@@ -527,4 +531,35 @@ Deno.test("writeCurrentPointer() refuses to name a missing or invalid version", 
   await driver.put(configVersionKey(3), encodeConfig(v(1)));
   await assert.rejects(writeCurrentPointer(driver, 3), /holds seq 1, but its key names seq 3/);
   assert.equal(dec.decode(await driver.get(CONFIG_CURRENT_KEY)), "1\n");
+});
+
+Deno.test("writeConfigVersion() writes each version twice; one damaged or lost copy leaves it valid and listed to heal", async () => {
+  const driver = new MemoryDriver();
+  await writeConfigVersion(driver, defaultConfig());
+  const primary = "system.config/0000000001.json";
+  const replica = "system.state/config/0000000001.json";
+  assert.deepEqual(await driver.get(primary), await driver.get(replica));
+  const sound = await driver.get(primary);
+
+  const flipped = sound.slice();
+  flipped[20]! ^= 0x01;
+  await driver.put(primary, flipped);
+  let r = await resolveCurrentConfig(driver);
+  assert.equal(r.pointer, "ok");
+  assert.equal(r.config.seq, 1);
+  assert.deepEqual(r.invalid.map((i) => i.key), [primary]);
+  assert.deepEqual(r.toHeal.map((h) => h.key), [primary]);
+  assert.deepEqual(r.toHeal[0]!.bytes, sound);
+
+  await driver.put(primary, sound);
+  await driver.delete(replica);
+  r = await resolveCurrentConfig(driver);
+  assert.deepEqual(r.invalid, []);
+  assert.deepEqual(r.toHeal.map((h) => h.key), [replica]);
+
+  // Both copies gone: the version is gone, and the next seq is still 2.
+  await driver.delete(primary);
+  await assert.rejects(resolveCurrentConfig(driver), CorruptObjectError);
+  await driver.put(replica, sound);
+  assert.equal((await writeConfigVersion(driver, defaultConfig())).seq, 2);
 });

@@ -13,9 +13,11 @@
 import type { Driver } from "../drivers/driver.ts";
 import { NotFoundError } from "../drivers/driver.ts";
 import {
+  defaultConfig,
   type ManifestStorage,
   resolveCurrentConfig,
   type StoreConfig,
+  writeConfigVersion,
   writeCurrentPointer,
 } from "../format/config.ts";
 import {
@@ -50,10 +52,12 @@ import {
   type RunOptions,
 } from "./agent.ts";
 import {
+  configVersionKey,
   DESCRIPTOR_KEY,
   DESCRIPTOR_REPLICA_KEY,
   LOOSE_BLOB_PREFIX,
   looseBlobKey,
+  MANIFEST_LOG_PREFIX,
   PACK_PREFIX,
   SNAPSHOT_PREFIX,
 } from "../layout.ts";
@@ -332,10 +336,40 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
     check: () => Promise<void>,
   ): Promise<{ config: StoreConfig; pointer: "ok" | "dangling" }> {
     const driver = this.#store.driver;
-    const resolved = await resolveCurrentConfig(driver, { chunking: descriptor.chunking });
+    const chunking = descriptor.chunking;
+    let resolved;
+    try {
+      resolved = await resolveCurrentConfig(driver, { chunking });
+    } catch (e) {
+      if (!(e instanceof CorruptObjectError)) throw e;
+      // No copy of any config version survives: write a new version from the defaults, so
+      // the store works again; the operator checks its settings (docs/OPERATIONS.md).
+      await check();
+      const hostLog = this.#config.hostStorage !== undefined &&
+        await hasAny(this.#config.hostStorage, MANIFEST_LOG_PREFIX);
+      const config = await writeConfigVersion(driver, {
+        ...defaultConfig(),
+        manifestStorage: hostLog ? "Replicated" : "Remote",
+      }, { chunking, clock: this.#store.clock });
+      this.#stats.pointerRecovered = true;
+      this.#store.bus.publish({
+        type: "warning",
+        at: this.#store.clock(),
+        storeId: descriptor.storeId,
+        code: "config_restored",
+        message: `no config version could be read (${e.reason}); wrote ${
+          configVersionKey(config.seq)
+        } with the default settings (manifestStorage ${config.manifestStorage}): check them`,
+      });
+      return { config, pointer: "ok" };
+    }
+    if (resolved.toHeal.length > 0) {
+      await check();
+      for (const copy of resolved.toHeal) await driver.put(copy.key, copy.bytes);
+    }
     if (resolved.pointer === "ok") return { config: resolved.config, pointer: "ok" };
     await check();
-    await writeCurrentPointer(driver, resolved.newestValid.seq, { chunking: descriptor.chunking });
+    await writeCurrentPointer(driver, resolved.newestValid.seq, { chunking });
     this.#stats.pointerRecovered = true;
     return { config: resolved.newestValid, pointer: "ok" };
   }
@@ -467,4 +501,9 @@ export function createRebuildIndexAgent(
   config: RebuildConfig = {},
 ): RebuildIndexAgent {
   return new RebuildIndexAgentImpl(store, bus, config);
+}
+
+async function hasAny(driver: Driver, prefix: string): Promise<boolean> {
+  for await (const _ of driver.list(prefix)) return true;
+  return false;
 }

@@ -200,7 +200,30 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
   if (resolved.pointer === "dangling") {
     opened.problems.push(`${CONFIG_CURRENT_KEY}: dangling: ${resolved.danglingReason}`);
   }
-  for (const i of resolved.invalid) opened.problems.push(`${i.key}: invalid: ${i.reason}`);
+  // A copy of a config version that is missing, damaged or different is rewritten from its
+  // valid twin on a writable open (docs/FORMAT.md §6); a read-only open reports it.
+  const healed = new Set<string>();
+  if (resolved.toHeal.length > 0 && !context.readOnly) {
+    for (const copy of resolved.toHeal) {
+      await driver.put(copy.key, copy.bytes);
+      healed.add(copy.key);
+    }
+    bus.publish({
+      type: "warning",
+      at: clock(),
+      storeId: descriptor.storeId,
+      code: "config_healed",
+      message: `rewrote ${[...healed].join(", ")} from the other copy of the same config version`,
+    });
+  }
+  for (const i of resolved.invalid) {
+    if (!healed.has(i.key)) opened.problems.push(`${i.key}: invalid: ${i.reason}`);
+  }
+  for (const copy of resolved.toHeal) {
+    if (!healed.has(copy.key) && !resolved.invalid.some((i) => i.key === copy.key)) {
+      opened.problems.push(`${copy.key}: missing or different: the other copy is sound`);
+    }
+  }
 
   const loaded = await loadIndex(driver, host, { storeId: descriptor.storeId, bus, clock });
   opened.index = loaded.index;

@@ -12,6 +12,7 @@
 
 import { CapsaError, InvalidArgumentError } from "../errors.ts";
 import { validateArtifactKey } from "../format/manifest.ts";
+import { pool } from "../pool.ts";
 import type { ArtifactInfo, Store } from "../store/store.ts";
 import {
   boolFlag,
@@ -29,34 +30,6 @@ import { absolutePath, type CommandContext, withStore } from "./_store.ts";
 
 /** Default number of files moved at once by `put --from` and `get --to`. */
 export const DEFAULT_TREE_PARALLELISM = 32;
-
-/**
- * Runs `fn` over `items` with at most `limit` at once. On the first failure
- * no new item starts; the ones running finish, then that failure is thrown.
- * @param items The items.
- * @param limit The pool size.
- * @param fn The work for one item.
- */
-export async function runPool<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed: { error: unknown } | undefined;
-  const worker = async () => {
-    while (failed === undefined && next < items.length) {
-      const i = next++;
-      try {
-        await fn(items[i]!, i);
-      } catch (error) {
-        failed ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw failed.error;
-}
 
 /** Re-throws `e` with `what` in front of its message, keeping its code. */
 function about(what: string, e: unknown): never {
@@ -168,7 +141,7 @@ export async function putTree(
   let bytes = 0;
   progress?.start(files.length, bytesPayload(0));
   try {
-    await runPool(files, options.parallelism ?? DEFAULT_TREE_PARALLELISM, async (f) => {
+    await pool(files, async (f) => {
       const file = await Deno.open(f.path, { read: true });
       try {
         const info = await store.put(namespace, f.key, file.readable);
@@ -180,7 +153,7 @@ export async function putTree(
         about(f.path, e);
       }
       progress?.update(++done, bytesPayload(bytes));
-    });
+    }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
     await store.flush();
   } finally {
     progress?.stop();
@@ -402,7 +375,7 @@ export async function getTree(
   let bytes = 0;
   progress?.start(items.length, bytesPayload(0));
   try {
-    await runPool(items, options.parallelism ?? DEFAULT_TREE_PARALLELISM, async (item) => {
+    await pool(items, async (item) => {
       const rel = item.segments.join("/");
       try {
         if (item.segments.length > 1) await ensureDir(item.segments.slice(0, -1).join("/"));
@@ -415,7 +388,7 @@ export async function getTree(
         about(`${namespace}/${item.info.key}`, e);
       }
       progress?.update(++done, bytesPayload(bytes));
-    });
+    }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
   } finally {
     progress?.stop();
   }

@@ -19,6 +19,7 @@ import { readManifestLogEntry } from "../format/manifest_log.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { readPackToc } from "../format/pack.ts";
 import { isUlid } from "../format/ulid.ts";
+import { pool } from "../pool.ts";
 
 export { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey } from "../layout.ts";
 import { PACK_PREFIX } from "../layout.ts";
@@ -126,76 +127,67 @@ export async function indexPacks(
     });
   };
 
-  let next = 0;
-  let failure: unknown;
-  const work = async () => {
-    while (failure === undefined && next < packs.length) {
-      options.signal?.throwIfAborted();
-      const info = packs[next++]!;
-      const packId = info.key.slice(PACK_PREFIX.length);
-      if (!isUlid(packId)) {
-        result.problems.push({ key: info.key, reason: "not a pack id" });
-        continue;
+  await pool(packs, async (info) => {
+    const packId = info.key.slice(PACK_PREFIX.length);
+    if (!isUlid(packId)) {
+      result.problems.push({ key: info.key, reason: "not a pack id" });
+      return;
+    }
+    let manifests: Manifest[];
+    let indexed: IndexedPack;
+    try {
+      const toc = await retrying(attempts, () =>
+        readPackToc(driver, info.key, {
+          size: info.size,
+          storeId: options.storeId,
+          hash: options.hash,
+          packId,
+        }));
+      manifests = toc.manifests;
+      if (readLog) {
+        const logged = await retrying(
+          attempts,
+          () => readManifestLogEntry(options.hostStorage!, packId, options.storeId),
+        ).catch((e) => {
+          if (e instanceof CorruptObjectError) {
+            result.problems.push({ key: e.key, reason: e.reason });
+            return undefined;
+          }
+          throw e;
+        });
+        if (logged) manifests = [...manifests, ...logged];
       }
-      let manifests: Manifest[];
-      let indexed: IndexedPack;
-      try {
-        const toc = await retrying(attempts, () =>
-          readPackToc(driver, info.key, {
-            size: info.size,
-            storeId: options.storeId,
-            hash: options.hash,
-            packId,
-          }));
-        manifests = toc.manifests;
-        if (readLog) {
-          const logged = await retrying(
-            attempts,
-            () => readManifestLogEntry(options.hostStorage!, packId, options.storeId),
-          ).catch((e) => {
-            if (e instanceof CorruptObjectError) {
-              result.problems.push({ key: e.key, reason: e.reason });
-              return undefined;
-            }
-            throw e;
-          });
-          if (logged) manifests = [...manifests, ...logged];
-        }
-        indexed = {
-          pack: {
-            packId,
-            size: info.size,
-            blobCount: toc.blobs.length,
-            manifestCount: toc.manifests.length,
-          },
-          blobs: toc.blobs.map((b) => ({
-            blobId: b.id,
-            kind: b.kind,
-            rawSize: b.rawLength,
-            storedSize: b.storedLength,
-            packId,
-            offset: b.offset,
-          })),
-          manifests: manifests.map((m) => ({ ...m, packId })),
-        };
-      } catch (e) {
-        if (e instanceof CorruptObjectError) {
-          result.problems.push({ key: e.key, reason: e.reason });
-          continue;
-        }
-        failure ??= e;
+      indexed = {
+        pack: {
+          packId,
+          size: info.size,
+          blobCount: toc.blobs.length,
+          manifestCount: toc.manifests.length,
+        },
+        blobs: toc.blobs.map((b) => ({
+          blobId: b.id,
+          kind: b.kind,
+          rawSize: b.rawLength,
+          storedSize: b.storedLength,
+          packId,
+          offset: b.offset,
+        })),
+        manifests: manifests.map((m) => ({ ...m, packId })),
+      };
+    } catch (e) {
+      if (e instanceof CorruptObjectError) {
+        result.problems.push({ key: e.key, reason: e.reason });
         return;
       }
-      result.packsIndexed++;
-      result.manifestsScanned += indexed.manifests.length;
-      result.blobsRegistered += indexed.blobs.length;
-      pending.push(indexed);
-      pendingManifests += indexed.manifests.length;
-      if (pendingManifests >= batchSize || pending.length >= 64) flush();
+      throw e;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(workers, Math.max(1, packs.length)) }, work));
-  if (failure !== undefined) throw failure;
+    result.packsIndexed++;
+    result.manifestsScanned += indexed.manifests.length;
+    result.blobsRegistered += indexed.blobs.length;
+    pending.push(indexed);
+    pendingManifests += indexed.manifests.length;
+    if (pendingManifests >= batchSize || pending.length >= 64) flush();
+  }, { concurrency: workers, signal: options.signal });
   flush();
   return result;
 }

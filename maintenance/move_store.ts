@@ -66,6 +66,7 @@ import { hashBytes } from "../format/hashing.ts";
 import { LEASE_KEY, readLease } from "../store/lease.ts";
 import { decodeSnapshot, SNAPSHOT_PREFIX } from "../format/snapshot.ts";
 import { MOVED_KEY, type Store } from "../store/store.ts";
+import { pool } from "../pool.ts";
 import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
 
 /** Configures the MoveStoreAgent. */
@@ -367,10 +368,10 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
               true,
             );
           }
-          await pool(todo, this.#config.parallelism, ctx.signal, async ([key, size]) => {
+          await pool(todo, async ([key, size]) => {
             await this.#transfer(key, () => source.get(key), destSizes.get(key));
             done.set(key, size);
-          });
+          }, { concurrency: this.#config.parallelism, signal: ctx.signal });
           // Anything committed by a writer that read the mode just before it was written.
           listing = await this.#listSource();
           this.#stats.objectsTotal = listing.size + this.#missingDescriptorReplicas(listing);
@@ -558,42 +559,14 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
     const source = this.#store.driver;
     const listing = await this.#listSource();
     const data = [...listing.keys()].filter((k) => !DESCRIPTOR_KEYS.has(k));
-    await pool(data, this.#config.parallelism, signal, (key) => source.delete(key));
+    await pool(data, (key) => source.delete(key), {
+      concurrency: this.#config.parallelism,
+      signal,
+    });
     await source.delete(DESCRIPTOR_REPLICA_KEY);
     await source.delete(DESCRIPTOR_KEY);
     this.#stats.sourceDeleted = true;
   }
-}
-
-/**
- * Runs `work` on every item with `n` workers. On the first failure the other
- * workers stop taking items, every started item settles, then the failure is
- * thrown: nothing keeps writing after the run failed.
- */
-async function pool<T>(
-  items: readonly T[],
-  n: number,
-  signal: AbortSignal,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      if (signal.aborted) {
-        failure ??= { error: signal.reason };
-        return;
-      }
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (e) {
-        failure ??= { error: e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  if (failure !== undefined) throw failure.error;
 }
 
 /**

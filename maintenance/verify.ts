@@ -38,6 +38,7 @@ import { type PackSource, type PackToc, readPackToc } from "../format/pack.ts";
 import { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey } from "../index/pack_indexer.ts";
 import type { Store } from "../store/store.ts";
 import { isUlid } from "../format/ulid.ts";
+import { pool } from "../pool.ts";
 import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
 
 /**
@@ -351,6 +352,7 @@ class VerificationAgentImpl implements VerificationAgent {
       stat: (key) => driver.stat(key),
     };
 
+    const concurrency = this.#config.parallelism;
     const packsOnLocation = await listAll(driver, PACK_PREFIX);
     const looseOnLocation = await listAll(driver, LOOSE_BLOB_PREFIX);
     signal.throwIfAborted();
@@ -358,7 +360,7 @@ class VerificationAgentImpl implements VerificationAgent {
     const loose = index.looseBlobs();
     this.#total = packs.length + loose.length;
 
-    await this.#pool(packs, signal, async (pack) => {
+    await pool(packs, async (pack) => {
       await this.#checkPack(
         pack,
         index,
@@ -370,9 +372,9 @@ class VerificationAgentImpl implements VerificationAgent {
       );
       this.#stats.packsChecked++;
       this.#done++;
-    });
+    }, { concurrency, signal });
 
-    await this.#pool(loose, signal, async (blob) => {
+    await pool(loose, async (blob) => {
       const key = looseBlobKey(blob.blobId);
       const size = looseOnLocation.get(key);
       if (size === undefined) {
@@ -391,7 +393,7 @@ class VerificationAgentImpl implements VerificationAgent {
         await this.#checkLooseData(key, blob.blobId, size, descriptor.hash, source);
       }
       this.#done++;
-    });
+    }, { concurrency, signal });
 
     // Manifests: every blob they name must exist somewhere.
     this.#stats.manifestsChecked = index.counts().manifests;
@@ -412,7 +414,7 @@ class VerificationAgentImpl implements VerificationAgent {
       const id = key.slice(PACK_PREFIX.length);
       return !isUlid(id) || !index.hasPack(id);
     });
-    await this.#pool(orphans, signal, async ([key, size]) => {
+    await pool(orphans, async ([key, size]) => {
       const id = key.slice(PACK_PREFIX.length);
       if (!isUlid(id)) {
         this.#report("orphan_pack", key, "not a pack id: a foreign object, never used");
@@ -436,9 +438,9 @@ class VerificationAgentImpl implements VerificationAgent {
         detail = `not in the index, and its TOC is unusable (${e.reason})`;
       }
       this.#report("orphan_pack", key, detail);
-    });
+    }, { concurrency, signal });
     const looseKeys = [...looseOnLocation.keys()];
-    await this.#pool(looseKeys, signal, async (key) => {
+    await pool(looseKeys, async (key) => {
       const id = key.slice(key.lastIndexOf("/") + 1);
       if (!isBlobId(id) || key !== looseBlobKey(id)) {
         this.#report(
@@ -465,31 +467,7 @@ class VerificationAgentImpl implements VerificationAgent {
           ? `a loose copy of a blob the index places in ${packKey(row.packId!)}`
           : "not in the index and named by no manifest (garbage of an interrupted put)",
       );
-    });
-  }
-
-  /** Runs `fn` over `items` with `parallelism` workers; the first error stops them all. */
-  async #pool<T>(
-    items: readonly T[],
-    signal: AbortSignal,
-    fn: (item: T) => Promise<void>,
-  ): Promise<void> {
-    let next = 0;
-    let failure: { e: unknown } | undefined;
-    const work = async () => {
-      while (failure === undefined && next < items.length) {
-        signal.throwIfAborted();
-        const item = items[next++]!;
-        try {
-          await fn(item);
-        } catch (e) {
-          failure ??= { e };
-        }
-      }
-    };
-    const n = Math.min(this.#config.parallelism, Math.max(1, items.length));
-    await Promise.all(Array.from({ length: n }, work));
-    if (failure !== undefined) throw failure.e;
+    }, { concurrency, signal });
   }
 
   async #checkPack(

@@ -100,27 +100,43 @@ export class RecoveryKitRequiredError extends CapsaError {
 
 /**
  * The Recovery Kit is valid but belongs to another store than the one on the
- * Location.
+ * Location. Nothing was written.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RecoveryKitMismatchError } from "./agent.ts";
- * const e = new RecoveryKitMismatchError("aaa", "bbb", "packs/01J…");
- * console.log(e.code); // "recovery_kit_mismatch"
+ *
+ * const e = new RecoveryKitMismatchError("aaa", "bbb", "store.json");
+ * assert.deepEqual([e.code, e.kitStoreId, e.storeId, e.where], [
+ *   "recovery_kit_mismatch",
+ *   "aaa",
+ *   "bbb",
+ *   "store.json",
+ * ]);
  * ```
  */
 export class RecoveryKitMismatchError extends CapsaError {
+  /** The store the kit belongs to. */
+  readonly kitStoreId: string;
+  /** The store found on the Location. */
+  readonly storeId: string;
+  /** The object that names {@linkcode RecoveryKitMismatchError.storeId} (a descriptor replica, a pack, a snapshot). */
+  readonly where: string;
   /**
    * Creates the error.
    * @param kitStoreId The kit's store.
-   * @param foundStoreId The store found on the Location.
-   * @param evidence The object that names it.
+   * @param storeId The store found on the Location.
+   * @param where The object that names it.
    */
-  constructor(kitStoreId: string, foundStoreId: string, evidence: string) {
+  constructor(kitStoreId: string, storeId: string, where: string) {
     super(
       "recovery_kit_mismatch",
-      `the Recovery Kit is for store ${kitStoreId}, but ${evidence} belongs to store ${foundStoreId}: use this store's kit`,
+      `the Recovery Kit is for store ${kitStoreId}, but ${where} belongs to store ${storeId}: use this store's kit`,
     );
+    this.kitStoreId = kitStoreId;
+    this.storeId = storeId;
+    this.where = where;
   }
 }
 

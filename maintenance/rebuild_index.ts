@@ -35,6 +35,7 @@ import { indexPacks, LOOSE_BLOB_PREFIX, PACK_PREFIX } from "../index/pack_indexe
 import {
   decodeSnapshot,
   encodeSnapshot,
+  ForeignSnapshotError,
   listSnapshots,
   loadNewestIndex,
   SNAPSHOT_PREFIX,
@@ -317,8 +318,8 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         decodeSnapshot(key, await driver.get(key), kit.storeId);
         return;
       } catch (e) {
-        if (e instanceof CorruptObjectError && /belongs to store/.test(e.reason)) {
-          throw new RecoveryKitMismatchError(kit.storeId, e.reason.split(" ")[3] ?? "?", key);
+        if (e instanceof ForeignSnapshotError) {
+          throw new RecoveryKitMismatchError(kit.storeId, e.storeId, key);
         }
       }
     }

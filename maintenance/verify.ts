@@ -25,12 +25,7 @@
 
 import type { Driver } from "../drivers/driver.ts";
 import type { ManifestStorage } from "../format/config.ts";
-import {
-  CapsaError,
-  CorruptObjectError,
-  InvalidArgumentError,
-  StoreCorruptedError,
-} from "../errors.ts";
+import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { createHasher, type HashAlgorithm, hashBytes, isBlobId } from "../format/hashing.ts";
 import type { PackRecord, StoreIndex } from "../index/store_index.ts";
@@ -39,7 +34,12 @@ import { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey } from "../index/
 import type { Store } from "../store/store.ts";
 import { isUlid } from "../format/ulid.ts";
 import { pool } from "../pool.ts";
-import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
+import {
+  AgentBase,
+  type MaintenanceAgent,
+  type MaintenanceContext,
+  requireIntegers,
+} from "./agent.ts";
 
 /**
  * Which objects the data checks cover: the `n`-th of `m` deterministic slices
@@ -213,61 +213,52 @@ class ShortReadError extends CapsaError {
   }
 }
 
-class VerificationAgentImpl implements VerificationAgent {
-  readonly kind = "Verify" as const;
-  #store: Store;
-  #bus: EventBus;
+class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
+  implements VerificationAgent {
+  override readonly kind = "Verify" as const;
   #config: {
     data: boolean;
     subset: VerifySubset | undefined;
     parallelism: number;
-    leaseTTL: number;
-    force: boolean;
   };
-  #stats: VerifyStats = {
-    packsChecked: 0,
-    blobsChecked: 0,
-    bytesRead: 0,
-    manifestsChecked: 0,
-    problemsFound: 0,
-    duration: 0,
-  };
-  #problems: VerifyProblem[] = [];
   #done = 0;
   #total = 0;
-  #ran = false;
   #subset: { slice: readonly [number, number] } | { fraction: number; seed: number } | undefined;
 
   constructor(store: Store, bus: EventBus, config: VerifyConfig) {
-    this.#store = store;
-    this.#bus = bus;
+    super(store, bus, {
+      mode: "read-only",
+      leaseTTL: config.leaseTTL ?? VERIFY_DEFAULTS.leaseTTL,
+      force: config.force ?? false,
+    }, {
+      packsChecked: 0,
+      blobsChecked: 0,
+      bytesRead: 0,
+      manifestsChecked: 0,
+      problemsFound: 0,
+      duration: 0,
+    });
     this.#config = {
       data: config.data ?? VERIFY_DEFAULTS.data,
       subset: config.subset,
       parallelism: config.parallelism ?? VERIFY_DEFAULTS.parallelism,
-      leaseTTL: config.leaseTTL ?? VERIFY_DEFAULTS.leaseTTL,
-      force: config.force ?? false,
     };
   }
 
-  stats(): VerifyStats {
-    return { ...this.#stats };
+  /** Ordered by key, then kind. */
+  override problems(): VerifyProblem[] {
+    return super.problems().sort((a, b) =>
+      a.key < b.key ? -1 : a.key > b.key ? 1 : a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0
+    );
   }
 
-  problems(): VerifyProblem[] {
-    return this.#problems.map((p) => ({ ...p }));
-  }
-
-  validate(): void {
+  protected override check(): void {
     const c = this.#config;
-    const store = this.#store;
-    if (store.state === "Corrupted" || !store.descriptor || !store.config) {
-      throw new StoreCorruptedError(store.problems.length > 0 ? store.problems : ["unknown"]);
-    }
+    this.requireStore("config", "a Corrupted store cannot be verified: rebuild it first");
     if (typeof c.data !== "boolean") {
       throw new InvalidArgumentError(`data must be a boolean, got ${JSON.stringify(c.data)}`);
     }
-    requireIntegers({ parallelism: [c.parallelism, 1], leaseTTL: [c.leaseTTL, 1000] });
+    requireIntegers({ parallelism: [c.parallelism, 1] });
     const s = c.subset;
     if (s === undefined) return;
     if (!c.data) {
@@ -299,34 +290,17 @@ class VerificationAgentImpl implements VerificationAgent {
     }
   }
 
-  async run(options: RunOptions = {}): Promise<void> {
-    if (this.#ran) throw new InvalidArgumentError("a VerificationAgent runs once; create another");
-    this.#ran = true;
-    this.validate();
-    const started = performance.now();
-    try {
-      await runExclusive(this.#store, {
-        agent: this.kind,
-        storeId: this.#store.storeId,
-        mode: "read-only",
-        leaseTTL: this.#config.leaseTTL,
-        force: this.#config.force,
-        bus: this.#bus,
-        signal: options.signal,
-        stats: () => ({ ...this.stats(), duration: Math.round(performance.now() - started) }),
-        progress: () => ({ done: this.#done, total: this.#total }),
-      }, (ctx) => this.#verify(ctx.signal));
-    } finally {
-      this.#stats.duration = Math.round(performance.now() - started);
-      this.#problems.sort((a, b) =>
-        a.key < b.key ? -1 : a.key > b.key ? 1 : a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0
-      );
-    }
+  protected override progress(): { done: number; total: number } {
+    return { done: this.#done, total: this.#total };
+  }
+
+  protected override work(ctx: MaintenanceContext): Promise<void> {
+    return this.#verify(ctx.signal);
   }
 
   #report(kind: VerifyProblemKind, key: string, detail: string): void {
-    this.#problems.push({ kind, key, detail });
-    this.#stats.problemsFound++;
+    this.found.push({ kind, key, detail });
+    this.counters.problemsFound++;
   }
 
   #dataChecked(key: string): boolean {
@@ -335,7 +309,7 @@ class VerificationAgentImpl implements VerificationAgent {
   }
 
   async #verify(signal: AbortSignal): Promise<void> {
-    const store = this.#store;
+    const store = this.store;
     // Take in packs committed before the maintenance mode was set (reads only).
     await store.refresh();
     const index = store.index;
@@ -346,7 +320,7 @@ class VerificationAgentImpl implements VerificationAgent {
     const source: PackSource = {
       getRange: async (key, offset, length) => {
         const bytes = await driver.getRange(key, offset, length);
-        this.#stats.bytesRead += bytes.length;
+        this.counters.bytesRead += bytes.length;
         return bytes;
       },
       stat: (key) => driver.stat(key),
@@ -370,7 +344,7 @@ class VerificationAgentImpl implements VerificationAgent {
         source,
         packsOnLocation,
       );
-      this.#stats.packsChecked++;
+      this.counters.packsChecked++;
       this.#done++;
     }, { concurrency, signal });
 
@@ -396,7 +370,7 @@ class VerificationAgentImpl implements VerificationAgent {
     }, { concurrency, signal });
 
     // Manifests: every blob they name must exist somewhere.
-    this.#stats.manifestsChecked = index.counts().manifests;
+    this.counters.manifestsChecked = index.counts().manifests;
     const unknown = new Map(index.unknownManifestBlobs().map((u) => [u.blobId, u]));
     for (const u of unknown.values()) {
       if (looseOnLocation.has(looseBlobKey(u.blobId))) continue; // a loose object: checked below
@@ -598,7 +572,7 @@ class VerificationAgentImpl implements VerificationAgent {
           hash,
           bytes.subarray(b.offset - start, b.offset - start + b.storedLength),
         );
-        this.#stats.blobsChecked++;
+        this.counters.blobsChecked++;
         if (actual !== b.id) {
           this.#report(
             "blob_hash_mismatch",
@@ -629,7 +603,7 @@ class VerificationAgentImpl implements VerificationAgent {
       }
       return hasher.digestHex();
     });
-    this.#stats.blobsChecked++;
+    this.counters.blobsChecked++;
     if (actual !== blobId) {
       this.#report(
         "blob_hash_mismatch",

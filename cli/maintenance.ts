@@ -9,43 +9,31 @@
 import { CapsaError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import { MAX_RECOVERY_KIT_BYTES } from "../format/kit.ts";
-import type { ManifestStorage } from "../format/config.ts";
 import {
   createMigrateIndexAgent,
   createMoveStoreAgent,
   createRebuildIndexAgent,
   createVerificationAgent,
   type MaintenanceAgent,
-  type MigrateConfig,
   type MoveConfig,
   type RebuildConfig,
-  type RebuildSource,
   type RebuildStats,
-  type VerifyConfig,
-  type VerifySubset,
 } from "../maintenance/mod.ts";
 import {
-  boolFlag,
-  intFlag,
-  namePositionals,
-  type ParsedArgs,
-  parseDuration,
-  stringFlag,
-} from "./_args.ts";
+  parseMigrateOptions,
+  parseMoveOptions,
+  parseRebuildOptions,
+  parseVerifyOptions,
+} from "../maintenance/options.ts";
+import { asUsage, namePositionals, type ParsedArgs, stringFlag } from "./_args.ts";
 import type { Command } from "./_command.ts";
-import { EXIT, formatDuration, type Output, table, UsageError } from "./_output.ts";
+import { EXIT, formatDuration, type Output, table } from "./_output.ts";
 import { maintenanceProgress } from "./_progress.ts";
 import { absolutePath, type CommandContext, openLocation, withStore } from "./_store.ts";
 
-const SOURCES: Record<string, RebuildSource> = {
-  auto: "Auto",
-  snapshot: "Snapshot",
-  "full-scan": "FullScan",
-};
-
 /** What a rebuild reports. */
 export interface RebuildReport {
-  /** The agent's final statistics (the seed's `RebuildStats`). */
+  /** The agent's final statistics. */
   stats: RebuildStats;
   /** Objects that could not be parsed, each with its key (the rebuild went on without them). */
   problems: Array<{ key: string; reason: string }>;
@@ -173,59 +161,25 @@ old one only when complete: Ctrl-C stops cleanly (lease released, old index kept
   example: "capsa rebuild /srv/capsa --kit ~/capsa-kit.txt",
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("rebuild", args.positionals, ["LOCATION"]);
-    const sourceText = stringFlag(args.values, "source") ?? "auto";
-    const source = SOURCES[sourceText];
-    if (source === undefined) {
-      throw new UsageError(
-        `--source must be auto, snapshot or full-scan, got ${JSON.stringify(sourceText)}`,
-      );
-    }
-    const config: RebuildConfig = { source, force: boolFlag(args.values, "force") };
-    const batchSize = intFlag(args.values, "batch-size", 1_000_000);
-    if (batchSize !== undefined) config.batchSize = batchSize;
-    const parallelism = intFlag(args.values, "parallelism", 256);
-    if (parallelism !== undefined) config.parallelism = parallelism;
-    const ttl = stringFlag(args.values, "lease-ttl");
-    if (ttl !== undefined) {
-      config.leaseTTL = parseDuration("lease-ttl", ttl);
-      if (config.leaseTTL < 1000) throw new UsageError("--lease-ttl must be at least 1s");
-    }
+    const config = asUsage(() => parseRebuildOptions(args.values, "flags"));
     const kit = stringFlag(args.values, "kit");
     if (kit !== undefined) config.recoveryKit = await readKitFile(absolutePath(kit));
-
-    const stop = new AbortController();
-    let interrupts = 0;
-    const onSigint = () => {
-      if (++interrupts > 1) Deno.exit(130); // a second Ctrl-C: stop now, whatever state
-      ctx.out.note("stopping the rebuild (Ctrl-C again to quit at once)…");
-      stop.abort(
-        new CapsaError(
-          "aborted",
-          "rebuild stopped by Ctrl-C: the lease is released and the previous index is kept; " +
-            "run the rebuild again to finish it",
-        ),
-      );
-    };
-    Deno.addSignalListener("SIGINT", onSigint);
-    let report: RebuildReport;
-    try {
-      report = await withStore(ctx, location!, async (store) => {
-        if (config.force) {
-          ctx.out.warn(
-            "force",
-            "--force breaks a live maintenance lease: be sure its holder is gone",
-          );
-        }
-        try {
-          return await runRebuild(store, config, { out: ctx.out, signal: stop.signal });
-        } catch (e) {
-          if (stop.signal.aborted) throw stop.signal.reason;
-          throw e;
-        }
-      }, { allowCorrupted: true });
-    } finally {
-      Deno.removeSignalListener("SIGINT", onSigint);
-    }
+    const report = await withInterrupt(
+      ctx,
+      "rebuild",
+      "rebuild stopped by Ctrl-C: the lease is released and the previous index is kept; " +
+        "run the rebuild again to finish it",
+      (signal) =>
+        withStore(ctx, location!, (store) => {
+          if (config.force) {
+            ctx.out.warn(
+              "force",
+              "--force breaks a live maintenance lease: be sure its holder is gone",
+            );
+          }
+          return runRebuild(store, config, { out: ctx.out, signal });
+        }, { allowCorrupted: true }),
+    );
     ctx.out.result(report, () => rebuildLines(report));
     if (report.problems.length > 0) {
       ctx.out.warn(
@@ -257,20 +211,22 @@ async function runAgent<A extends MaintenanceAgent>(
   return agent;
 }
 
-/** Runs an agent with Ctrl-C wired to its AbortSignal (a second Ctrl-C quits at once). */
+/**
+ * Runs `fn` with Ctrl-C wired to the signal it receives: the first Ctrl-C
+ * aborts it with `stopped` (the agent releases the lease), a second quits at once.
+ */
 async function withInterrupt<T>(
   ctx: CommandContext,
   what: string,
+  stopped: string,
   fn: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
   const stop = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
-    if (++interrupts > 1) Deno.exit(130);
+    if (++interrupts > 1) Deno.exit(130); // a second Ctrl-C: stop now, whatever state
     ctx.out.note(`stopping the ${what} (Ctrl-C again to quit at once)…`);
-    stop.abort(
-      new CapsaError("aborted", `${what} stopped by Ctrl-C: the lease is released; run it again`),
-    );
+    stop.abort(new CapsaError("aborted", stopped));
   };
   Deno.addSignalListener("SIGINT", onSigint);
   try {
@@ -283,23 +239,9 @@ async function withInterrupt<T>(
   }
 }
 
-/** Parses `--subset n/m` or `--subset 10%` (with `--seed`). */
-export function parseSubset(text: string, seed: number | undefined): VerifySubset {
-  const slice = /^(\d+)\/(\d+)$/.exec(text);
-  if (slice) {
-    const n = Number(slice[1]);
-    const m = Number(slice[2]);
-    if (m < 1 || n < 1 || n > m) throw new UsageError(`--subset n/m needs 1 ≤ n ≤ m, got ${text}`);
-    return { slice: [n, m] };
-  }
-  const pct = /^(\d+(?:\.\d+)?)%$/.exec(text);
-  if (pct && Number(pct[1]) <= 100) {
-    return seed === undefined
-      ? { fraction: Number(pct[1]) / 100 }
-      : { fraction: Number(pct[1]) / 100, seed };
-  }
-  throw new UsageError(`--subset must be n/m (e.g. 2/7) or a percentage (e.g. 10%), got ${text}`);
-}
+/** The message of an agent stopped by Ctrl-C. */
+const stoppedByCtrlC = (what: string) =>
+  `${what} stopped by Ctrl-C: the lease is released; run it again`;
 
 /** `capsa verify`. */
 export const verifyCommand: Command = {
@@ -333,23 +275,11 @@ object key; the exit code is 3 when any is found.`,
   example: "capsa verify /srv/capsa --data --subset 1/7",
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("verify", args.positionals, ["LOCATION"]);
-    const config: VerifyConfig = {
-      data: boolFlag(args.values, "data"),
-      force: boolFlag(args.values, "force"),
-    };
-    const subset = stringFlag(args.values, "subset");
-    const seed = intFlag(args.values, "seed", 2 ** 31);
-    if (subset !== undefined) {
-      if (!config.data) throw new UsageError("--subset applies to the data checks: add --data");
-      config.subset = parseSubset(subset, seed);
-    }
-    const parallelism = intFlag(args.values, "parallelism", 256);
-    if (parallelism !== undefined) config.parallelism = parallelism;
-    const ttl = stringFlag(args.values, "lease-ttl");
-    if (ttl !== undefined) config.leaseTTL = parseDuration("lease-ttl", ttl);
+    const config = asUsage(() => parseVerifyOptions(args.values, "flags"));
     const report = await withInterrupt(
       ctx,
       "verification",
+      stoppedByCtrlC("verification"),
       (signal) =>
         withStore(ctx, location!, async (store) => {
           const agent = await runAgent(
@@ -402,21 +332,18 @@ not part of this store is refused.`,
       "SOURCE",
       "DESTINATION",
     ]);
+    const options = asUsage(() => parseMoveOptions(args.values, "flags"));
     const dest = await openLocation(ctx, destination!, { create: true });
     const config: MoveConfig = {
+      ...options,
       destination: dest.driver,
       destinationLocation: dest.driver.location,
-      deleteSource: boolFlag(args.values, "delete-source"),
-      force: boolFlag(args.values, "force"),
     };
-    const parallelism = intFlag(args.values, "parallelism", 256);
-    if (parallelism !== undefined) config.parallelism = parallelism;
-    const ttl = stringFlag(args.values, "lease-ttl");
-    if (ttl !== undefined) config.leaseTTL = parseDuration("lease-ttl", ttl);
     try {
       const stats = await withInterrupt(
         ctx,
         "move",
+        stoppedByCtrlC("move"),
         (signal) =>
           withStore(ctx, source!, async (store) => {
             const agent = await runAgent(
@@ -437,12 +364,6 @@ not part of this store is refused.`,
       await dest.close();
     }
   },
-};
-
-const STORAGES: Record<string, ManifestStorage> = {
-  remote: "Remote",
-  local: "Local",
-  replicated: "Replicated",
 };
 
 /** `capsa migrate`. */
@@ -471,22 +392,11 @@ migration leaves the store answering as before; run it again.`,
   example: "capsa migrate /srv/capsa --manifest-storage replicated",
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("migrate", args.positionals, ["LOCATION"]);
-    const config: MigrateConfig = { force: boolFlag(args.values, "force") };
-    const storage = stringFlag(args.values, "manifest-storage");
-    if (storage !== undefined) {
-      const mode = STORAGES[storage];
-      if (mode === undefined) {
-        throw new UsageError(
-          `--manifest-storage must be remote, local or replicated, got ${JSON.stringify(storage)}`,
-        );
-      }
-      config.manifestStorage = mode;
-    }
-    const ttl = stringFlag(args.values, "lease-ttl");
-    if (ttl !== undefined) config.leaseTTL = parseDuration("lease-ttl", ttl);
+    const config = asUsage(() => parseMigrateOptions(args.values, "flags"));
     const stats = await withInterrupt(
       ctx,
       "migration",
+      stoppedByCtrlC("migration"),
       (signal) =>
         withStore(ctx, location!, async (store) => {
           const agent = await runAgent(

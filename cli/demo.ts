@@ -25,13 +25,14 @@ import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../format/descriptor.ts"
 import { defaultConfig } from "../format/config.ts";
 import { SNAPSHOT_PREFIX } from "../format/snapshot.ts";
 import { initStore, openStore } from "../store/store.ts";
-import { type CommandContext, openLocation } from "./_store.ts";
+import { type CommandContext, listAll, openLocation } from "./_store.ts";
 import { reserveFile } from "./_files.ts";
 import { EXIT, formatBytes, formatDuration, Output } from "./_output.ts";
 import { createProgress, transferFormat } from "./_progress.ts";
-import { listAll, listTree, putTree } from "./objects.ts";
+import { listTree, putTree } from "./_tree.ts";
 import { pool } from "../pool.ts";
-import { readKitFile, rebuildLines, type RebuildReport, runRebuild } from "./maintenance.ts";
+import { readKitFile } from "./_files.ts";
+import { rebuildLines, type RebuildReport, runRebuild } from "./commands/rebuild.ts";
 
 /** Options of {@linkcode runDemo}. */
 export interface DemoOptions {

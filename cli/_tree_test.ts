@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { keyToSegments } from "./objects.ts";
+import { keyToSegments } from "./_tree.ts";
 
 Deno.test("keyToSegments() refuses every key that could land outside the target directory", () => {
   assert.deepEqual(keyToSegments("a/b/c.txt"), ["a", "b", "c.txt"]);

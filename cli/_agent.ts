@@ -12,7 +12,7 @@ import type { MaintenanceAgent } from "../maintenance/mod.ts";
 import type { Store } from "../store/store.ts";
 import { type Output, table } from "./_output.ts";
 import { maintenanceProgress } from "./_progress.ts";
-import type { CommandContext } from "./_store.ts";
+import { type CommandContext, withStore } from "./_store.ts";
 
 /**
  * Validates and runs an agent with a progress bar on a terminal.
@@ -26,16 +26,63 @@ export async function runAgent<A extends MaintenanceAgent>(
   agent: A,
   store: Store,
   out: Output,
-  signal: AbortSignal,
+  signal?: AbortSignal,
 ): Promise<A> {
   agent.validate();
   const stopBar = maintenanceProgress(store.bus, out.quiet);
   try {
-    await agent.run({ signal });
+    await agent.run(signal === undefined ? {} : { signal });
   } finally {
     stopBar();
   }
   return agent;
+}
+
+/** Options of {@linkcode runAgentCommand}. */
+export interface AgentCommandOptions {
+  /** What runs, for the Ctrl-C note, e.g. `"verification"`. */
+  what: string;
+  /** The agent breaks a live lease: warned about first. */
+  force?: boolean | undefined;
+  /** Open a Corrupted store too (what a rebuild is for). */
+  allowCorrupted?: boolean;
+  /** The message of the `aborted` error after a Ctrl-C (default: see {@linkcode withInterrupt}). */
+  stopped?: string;
+}
+
+/**
+ * The body of a maintenance command: opens the store at `location`, creates
+ * the agent, runs it with a progress bar and Ctrl-C wired to its signal, and
+ * returns what `report` makes of it once it has run.
+ * @param ctx Output and global flags.
+ * @param location The store's Location.
+ * @param create Creates the agent on the opened store.
+ * @param report What the command reports of the agent (read before the store closes).
+ * @param options What runs, `force`, whether a Corrupted store is opened.
+ * @returns The report.
+ */
+export async function runAgentCommand<A extends MaintenanceAgent, R>(
+  ctx: CommandContext,
+  location: string,
+  create: (store: Store) => A,
+  report: (agent: A) => R,
+  options: AgentCommandOptions,
+): Promise<R> {
+  return await withInterrupt(
+    ctx,
+    options.what,
+    (signal) =>
+      withStore(ctx, location, async (store) => {
+        if (options.force) {
+          ctx.out.warn(
+            "force",
+            "--force breaks a live maintenance lease: be sure its holder is gone",
+          );
+        }
+        return report(await runAgent(create(store), store, ctx.out, signal));
+      }, { allowCorrupted: options.allowCorrupted ?? false }),
+    options.stopped,
+  );
 }
 
 /**

@@ -7,11 +7,11 @@
 
 import { createMigrateIndexAgent } from "../../maintenance/mod.ts";
 import { parseMigrateOptions } from "../../maintenance/options.ts";
-import { runAgent, statsLines, withInterrupt } from "../_agent.ts";
+import { runAgentCommand, statsLines } from "../_agent.ts";
 import { asUsage, namePositionals, type ParsedArgs } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { EXIT } from "../_output.ts";
-import { type CommandContext, withStore } from "../_store.ts";
+import type { CommandContext } from "../_store.ts";
 
 /** `capsa migrate`. */
 export const migrateCommand: Command = {
@@ -40,19 +40,12 @@ migration leaves the store answering as before; run it again.`,
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("migrate", args.positionals, ["LOCATION"]);
     const config = asUsage(() => parseMigrateOptions(args.values, "flags"));
-    const stats = await withInterrupt(
+    const stats = await runAgentCommand(
       ctx,
-      "migration",
-      (signal) =>
-        withStore(ctx, location!, async (store) => {
-          const agent = await runAgent(
-            createMigrateIndexAgent(store, store.bus, config),
-            store,
-            ctx.out,
-            signal,
-          );
-          return agent.stats();
-        }),
+      location!,
+      (store) => createMigrateIndexAgent(store, store.bus, config),
+      (agent) => agent.stats(),
+      { what: "migration", force: config.force },
     );
     ctx.out.result({ stats }, () => [
       `migrate complete: index schema ${stats.fromSchema} → ${stats.toSchema}, config version ${stats.configSeq}`,

@@ -8,11 +8,11 @@
 
 import { createMoveStoreAgent, type MoveConfig } from "../../maintenance/mod.ts";
 import { parseMoveOptions } from "../../maintenance/options.ts";
-import { runAgent, statsLines, withInterrupt } from "../_agent.ts";
+import { runAgentCommand, statsLines } from "../_agent.ts";
 import { asUsage, namePositionals, type ParsedArgs } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { EXIT } from "../_output.ts";
-import { type CommandContext, openLocation, withStore } from "../_store.ts";
+import { type CommandContext, openLocation } from "../_store.ts";
 
 /** `capsa move`. */
 export const moveCommand: Command = {
@@ -52,19 +52,12 @@ not part of this store is refused.`,
       destinationLocation: dest.driver.location,
     };
     try {
-      const stats = await withInterrupt(
+      const stats = await runAgentCommand(
         ctx,
-        "move",
-        (signal) =>
-          withStore(ctx, source!, async (store) => {
-            const agent = await runAgent(
-              createMoveStoreAgent(store, store.bus, config),
-              store,
-              ctx.out,
-              signal,
-            );
-            return agent.stats();
-          }),
+        source!,
+        (store) => createMoveStoreAgent(store, store.bus, config),
+        (agent) => agent.stats(),
+        { what: "move", force: config.force },
       );
       ctx.out.result({ stats, destination: config.destinationLocation }, () => [
         `moved to ${config.destinationLocation}: ${stats.objectsCopied} objects copied, ${stats.objectsSkipped} already there`,

@@ -9,17 +9,17 @@
 import {
   createRebuildIndexAgent,
   type RebuildConfig,
+  type RebuildIndexAgent,
   type RebuildStats,
 } from "../../maintenance/mod.ts";
 import { parseRebuildOptions } from "../../maintenance/options.ts";
 import type { Store } from "../../store/store.ts";
-import { withInterrupt } from "../_agent.ts";
+import { runAgent, runAgentCommand } from "../_agent.ts";
 import { asUsage, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { readKitFile } from "../_files.ts";
 import { EXIT, formatDuration, type Output, table } from "../_output.ts";
-import { maintenanceProgress } from "../_progress.ts";
-import { absolutePath, type CommandContext, withStore } from "../_store.ts";
+import { absolutePath, type CommandContext } from "../_store.ts";
 
 /** What a rebuild reports. */
 export interface RebuildReport {
@@ -51,13 +51,10 @@ export async function runRebuild(
   options: RunRebuildOptions,
 ): Promise<RebuildReport> {
   const agent = createRebuildIndexAgent(store, store.bus, config);
-  agent.validate();
-  const stopBar = maintenanceProgress(store.bus, options.out.quiet);
-  try {
-    await agent.run(options.signal === undefined ? {} : { signal: options.signal });
-  } finally {
-    stopBar();
-  }
+  return reportOf(await runAgent(agent, store, options.out, options.signal));
+}
+
+function reportOf(agent: RebuildIndexAgent): RebuildReport {
   return { stats: agent.stats(), problems: agent.problems() };
 }
 
@@ -126,21 +123,19 @@ old one only when complete: Ctrl-C stops cleanly (lease released, old index kept
     const config = asUsage(() => parseRebuildOptions(args.values, "flags"));
     const kit = stringFlag(args.values, "kit");
     if (kit !== undefined) config.recoveryKit = await readKitFile(absolutePath(kit));
-    const report = await withInterrupt(
+    const report = await runAgentCommand(
       ctx,
-      "rebuild",
-      (signal) =>
-        withStore(ctx, location!, (store) => {
-          if (config.force) {
-            ctx.out.warn(
-              "force",
-              "--force breaks a live maintenance lease: be sure its holder is gone",
-            );
-          }
-          return runRebuild(store, config, { out: ctx.out, signal });
-        }, { allowCorrupted: true }),
-      "rebuild stopped by Ctrl-C: the lease is released and the previous index is kept; " +
-        "run the rebuild again to finish it",
+      location!,
+      (store) => createRebuildIndexAgent(store, store.bus, config),
+      reportOf,
+      {
+        what: "rebuild",
+        force: config.force,
+        allowCorrupted: true,
+        stopped:
+          "rebuild stopped by Ctrl-C: the lease is released and the previous index is kept; " +
+          "run the rebuild again to finish it",
+      },
     );
     ctx.out.result(report, () => rebuildLines(report));
     if (report.problems.length > 0) {

@@ -7,11 +7,11 @@
 
 import { createVerificationAgent } from "../../maintenance/mod.ts";
 import { parseVerifyOptions } from "../../maintenance/options.ts";
-import { runAgent, statsLines, withInterrupt } from "../_agent.ts";
+import { runAgentCommand, statsLines } from "../_agent.ts";
 import { asUsage, namePositionals, type ParsedArgs } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { EXIT } from "../_output.ts";
-import { type CommandContext, withStore } from "../_store.ts";
+import type { CommandContext } from "../_store.ts";
 
 /** `capsa verify`. */
 export const verifyCommand: Command = {
@@ -46,19 +46,12 @@ object key; the exit code is 3 when any is found.`,
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("verify", args.positionals, ["LOCATION"]);
     const config = asUsage(() => parseVerifyOptions(args.values, "flags"));
-    const report = await withInterrupt(
+    const report = await runAgentCommand(
       ctx,
-      "verification",
-      (signal) =>
-        withStore(ctx, location!, async (store) => {
-          const agent = await runAgent(
-            createVerificationAgent(store, store.bus, config),
-            store,
-            ctx.out,
-            signal,
-          );
-          return { stats: agent.stats(), problems: agent.problems() };
-        }),
+      location!,
+      (store) => createVerificationAgent(store, store.bus, config),
+      (agent) => ({ stats: agent.stats(), problems: agent.problems() }),
+      { what: "verification", force: config.force },
     );
     ctx.out.result(report, () => [
       report.problems.length === 0

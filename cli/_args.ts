@@ -8,6 +8,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { InvalidArgumentError } from "../errors.ts";
+import { integer, readOptions } from "../maintenance/options.ts";
 import { UsageError } from "./_output.ts";
 
 /** A flag of a command. */
@@ -154,6 +156,23 @@ export function boolFlag(values: ParsedArgs["values"], name: string): boolean {
 }
 
 /**
+ * Runs a read of options through the shared parser (`maintenance/options.ts`),
+ * turning its refusal into a usage error: the same message as HTTP gives for
+ * the same bad option, reported with exit code 2.
+ * @param read The read.
+ * @returns What it returns.
+ * @throws {UsageError} when the parser refuses an option.
+ */
+export function asUsage<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/**
  * A positive integer flag.
  * @param values The parsed values.
  * @param name The flag.
@@ -166,31 +185,7 @@ export function intFlag(
   name: string,
   max = 1_000_000,
 ): number | undefined {
-  const v = stringFlag(values, name);
-  if (v === undefined) return undefined;
-  if (!/^[0-9]+$/.test(v) || Number(v) < 1 || Number(v) > max) {
-    throw new UsageError(`--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return Number(v);
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/**
- * Parses a duration such as `90s`, `30m`, `2h` or `1500ms`.
- * @param flag The flag's name, for messages.
- * @param text The text.
- * @returns Milliseconds.
- * @throws {UsageError} when malformed.
- */
-export function parseDuration(flag: string, text: string): number {
-  const m = /^([0-9]+)(ms|s|m|h)$/.exec(text.trim());
-  if (!m || Number(m[1]) <= 0) {
-    throw new UsageError(
-      `--${flag} must be a duration like 90s, 30m or 2h, got ${JSON.stringify(text)}`,
-    );
-  }
-  return Number(m[1]) * UNITS[m[2]!]!;
+  return asUsage(() => readOptions({ value: integer(1, max, name) }, values, "flags").value);
 }
 
 /**

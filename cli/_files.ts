@@ -8,6 +8,7 @@
  */
 
 import { CapsaError } from "../errors.ts";
+import { MAX_RECOVERY_KIT_BYTES } from "../format/kit.ts";
 
 function randomSuffix(): string {
   const b = crypto.getRandomValues(new Uint8Array(6));
@@ -187,4 +188,32 @@ export async function writeAll(
 export function basename(path: string): string {
   const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
   return path.slice(i + 1);
+}
+
+/**
+ * Reads a Recovery Kit file, bounded: a file larger than any kit is refused
+ * before it is read whole.
+ * @param path The file.
+ * @returns Its bytes.
+ */
+export async function readKitFile(path: string): Promise<Uint8Array> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(MAX_RECOVERY_KIT_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const r = await file.read(buf.subarray(n));
+      if (r === null) break;
+      n += r;
+      if (n > MAX_RECOVERY_KIT_BYTES) {
+        throw new CapsaError(
+          "recovery_kit_invalid",
+          `${path} is larger than any Recovery Kit (${MAX_RECOVERY_KIT_BYTES} bytes): is it the right file?`,
+        );
+      }
+    }
+    return buf.slice(0, n);
+  } finally {
+    file.close();
+  }
 }

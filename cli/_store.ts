@@ -11,7 +11,7 @@ import { EventBus } from "../store/events.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
-import { openStore, type Store } from "../store/store.ts";
+import { type ArtifactInfo, openStore, type Store } from "../store/store.ts";
 import { type Output, UsageError } from "./_output.ts";
 
 /** What every command knows besides its own arguments. */
@@ -223,4 +223,29 @@ async function refuseEmptyLocation(driver: Driver): Promise<void> {
     "no_store",
     `there is no store at ${driver.location} (it is empty): check the Location, or create one with \`capsa init\``,
   );
+}
+
+/**
+ * Every live artifact of a namespace (under a prefix), page after page.
+ * @param store The store.
+ * @param namespace The namespace.
+ * @param prefix Only keys starting with this.
+ * @returns The artifacts, in key order.
+ */
+export async function* listAll(
+  store: Store,
+  namespace: string,
+  prefix?: string,
+): AsyncGenerator<ArtifactInfo> {
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.list(namespace, {
+      ...(prefix === undefined ? {} : { prefix }),
+      ...(after === undefined ? {} : { after }),
+      limit: 1000,
+    });
+    yield* page.items;
+    if (page.cursor === undefined) return;
+    after = page.cursor;
+  }
 }

@@ -23,12 +23,14 @@
 import { parseArgs } from "node:util";
 import { defaultConfig } from "../format/config.ts";
 import { initStore, openStore } from "../store/store.ts";
-import { type CommandContext, openLocation } from "./_store.ts";
+import { type CommandContext, listAll, openLocation } from "./_store.ts";
 import { reserveFile } from "./_files.ts";
 import { EXIT, formatBytes, formatDuration, Output } from "./_output.ts";
 import { createProgress, transferFormat } from "./_progress.ts";
-import { listAll, listTree, putTree, runPool } from "./objects.ts";
-import { readKitFile, rebuildLines, type RebuildReport, runRebuild } from "./maintenance.ts";
+import { listTree, putTree } from "./_tree.ts";
+import { pool } from "../pool.ts";
+import { readKitFile } from "./_files.ts";
+import { rebuildLines, type RebuildReport, runRebuild } from "./commands/rebuild.ts";
 import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, SNAPSHOT_PREFIX } from "../layout.ts";
 
 /** Options of {@linkcode runDemo}. */
@@ -273,14 +275,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         const progress = createProgress(transferFormat("check"), out.quiet);
         let done = 0;
         progress.start(want.length, { bytes: "" });
-        await runPool(want.filter((f) => listed.has(f.key)), 16, async (f) => {
+        await pool(want.filter((f) => listed.has(f.key)), async (f) => {
           const [got, orig] = await Promise.all([
             store.get(namespace, f.key),
             Deno.readFile(f.path),
           ]);
           if (!same(got, orig)) bad.push(`${f.key}: content differs`);
           progress.update(++done, { bytes: "" });
-        });
+        }, { concurrency: 16 });
         progress.stop();
       } finally {
         await store.close();

@@ -14,11 +14,20 @@
 import { boolFlag, GLOBAL_HELP, parseCommandLine, splitCommand, stringFlag } from "./_args.ts";
 import { type Command, commandHelp } from "./_command.ts";
 import { EXIT, EXIT_CODES_HELP, Output, UsageError } from "./_output.ts";
-import { initCommand, kitCommand } from "./init.ts";
-import { migrateCommand, moveCommand, rebuildCommand, verifyCommand } from "./maintenance.ts";
-import { getCommand, lsCommand, putCommand, rmCommand, statCommand } from "./objects.ts";
-import { serveCommand } from "./serve.ts";
-import { snapshotCommand, statusCommand } from "./status.ts";
+import { getCommand } from "./commands/get.ts";
+import { initCommand } from "./commands/init.ts";
+import { kitCommand } from "./commands/kit.ts";
+import { lsCommand } from "./commands/ls.ts";
+import { migrateCommand } from "./commands/migrate.ts";
+import { moveCommand } from "./commands/move.ts";
+import { putCommand } from "./commands/put.ts";
+import { rebuildCommand } from "./commands/rebuild.ts";
+import { rmCommand } from "./commands/rm.ts";
+import { serveCommand } from "./commands/serve.ts";
+import { snapshotCommand } from "./commands/snapshot.ts";
+import { statCommand } from "./commands/stat.ts";
+import { statusCommand } from "./commands/status.ts";
+import { verifyCommand } from "./commands/verify.ts";
 
 /** The version printed by `capsa --version`. */
 export const VERSION = "0.1.0";

@@ -80,12 +80,43 @@ export function encodeSnapshot(
 }
 
 /**
+ * A well-formed snapshot of another store: unusable here, and evidence of
+ * which store the Location holds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CorruptObjectError } from "../errors.ts";
+ * import { ForeignSnapshotError } from "./snapshot.ts";
+ *
+ * const e = new ForeignSnapshotError("system.state/index/snapshots/01", "aaaa", "bbbb");
+ * assert.ok(e instanceof CorruptObjectError);
+ * assert.equal(e.storeId, "aaaa");
+ * ```
+ */
+export class ForeignSnapshotError extends CorruptObjectError {
+  /** The store the snapshot belongs to. */
+  readonly storeId: string;
+  /**
+   * Creates the error.
+   * @param key The snapshot's key.
+   * @param storeId The store it belongs to.
+   * @param expectedStoreId The store it was read for.
+   */
+  constructor(key: string, storeId: string, expectedStoreId: string) {
+    super(key, `belongs to store ${storeId}, expected ${expectedStoreId}`);
+    this.storeId = storeId;
+  }
+}
+
+/**
  * Decodes and checks a snapshot.
  * @param key The snapshot's key, for errors.
  * @param bytes Its bytes.
  * @param expectedStoreId The store it must belong to.
  * @returns The header and the database bytes.
- * @throws {CorruptObjectError} for anything wrong.
+ * @throws {ForeignSnapshotError} for a snapshot of another store.
+ * @throws {CorruptObjectError} for anything else wrong.
  */
 export function decodeSnapshot(
   key: string,
@@ -128,10 +159,7 @@ export function decodeSnapshot(
     throw new CorruptObjectError(key, "the header is missing fields or has wrong types");
   }
   if (header.storeId !== expectedStoreId) {
-    throw new CorruptObjectError(
-      key,
-      `belongs to store ${header.storeId}, expected ${expectedStoreId}`,
-    );
+    throw new ForeignSnapshotError(key, header.storeId, expectedStoreId);
   }
   if (FIXED + hLen + header.dbBytes !== bytes.length) {
     throw new CorruptObjectError(

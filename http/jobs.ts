@@ -42,25 +42,17 @@ import { CapsaError, InvalidArgumentError } from "../errors.ts";
 import { EventBus } from "../store/events.ts";
 import type { Store } from "../store/store.ts";
 import type { MaintenanceAgent } from "../maintenance/agent.ts";
+import { createRebuildIndexAgent, type RebuildIndexAgent } from "../maintenance/rebuild_index.ts";
+import { createVerificationAgent } from "../maintenance/verify.ts";
+import { createMigrateIndexAgent, type MigrateIndexAgent } from "../maintenance/migrate_index.ts";
+import { createMoveStoreAgent } from "../maintenance/move_store.ts";
 import {
-  createRebuildIndexAgent,
-  type RebuildConfig,
-  type RebuildIndexAgent,
-  type RebuildSource,
-} from "../maintenance/rebuild_index.ts";
-import { createVerificationAgent, type VerifyConfig } from "../maintenance/verify.ts";
-import {
-  createMigrateIndexAgent,
-  type MigrateConfig,
-  type MigrateIndexAgent,
-} from "../maintenance/migrate_index.ts";
-import {
-  createMoveStoreAgent,
-  type MoveConfig,
-  type MoveStoreAgent,
-} from "../maintenance/move_store.ts";
+  parseMigrateOptions,
+  parseMoveOptions,
+  parseRebuildOptions,
+  parseVerifyOptions,
+} from "../maintenance/options.ts";
 import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
-import type { ManifestStorage } from "../format/config.ts";
 
 /** A maintenance agent that can run as a job: it reports live stats. */
 export interface JobAgent extends MaintenanceAgent {
@@ -74,18 +66,25 @@ export interface JobAgent extends MaintenanceAgent {
    * @returns The problems.
    */
   problems?(): Array<{ key: string; reason: string }>;
+  /**
+   * Releases what the factory opened for the job (optional): called once,
+   * when the job has settled or when it could not start.
+   */
+  close?(): Promise<void>;
 }
 
 /**
- * Creates the agent of one kind of job from the request's JSON parameters.
- * It throws {@linkcode InvalidArgumentError} for a parameter of the wrong
- * type or an unknown one; the agent's own `validate()` checks the values.
+ * Creates the agent of one kind of job from the request's JSON parameters,
+ * read by the options parser the CLI uses too (`maintenance/options.ts`).
+ * It throws {@linkcode InvalidArgumentError} for an unknown parameter or a
+ * bad value; the agent's own `validate()` checks it against the store. It
+ * may be async (to open what the job needs, released by `close()`).
  */
 export type JobFactory = (
   store: Store,
   bus: EventBus,
   params: Readonly<Record<string, unknown>>,
-) => JobAgent;
+) => JobAgent | Promise<JobAgent>;
 
 /** The kinds of job a registry can start: URL name → factory. */
 export type JobKinds = Readonly<Record<string, JobFactory>>;
@@ -115,44 +114,6 @@ export interface JobView {
   problems: Array<{ key: string; reason: string }>;
   /** Why it failed (`code` is `"aborted"` when it was aborted). */
   error?: { code: string; message: string };
-}
-
-const REBUILD_FIELDS = new Set([
-  "source",
-  "batchSize",
-  "parallelism",
-  "leaseTTL",
-  "force",
-  "recoveryKit",
-]);
-const SOURCE_ALIASES: Readonly<Record<string, RebuildSource>> = {
-  "auto": "Auto",
-  "snapshot": "Snapshot",
-  "full-scan": "FullScan",
-};
-
-function checkFields(params: Readonly<Record<string, unknown>>, known: Set<string>): void {
-  for (const name of Object.keys(params)) {
-    if (!known.has(name)) {
-      throw new InvalidArgumentError(
-        `unknown parameter ${JSON.stringify(name)} (known: ${[...known].join(", ")})`,
-      );
-    }
-  }
-}
-
-function typed<T>(
-  params: Readonly<Record<string, unknown>>,
-  name: string,
-  type: "string" | "number" | "boolean",
-): T | undefined {
-  const v = params[name];
-  if (v === undefined || v === null) return undefined;
-  const actual = typeof v;
-  if (actual !== type) {
-    throw new InvalidArgumentError(`${name} must be a ${type}, got ${JSON.stringify(v)}`);
-  }
-  return v as T;
 }
 
 /**
@@ -186,27 +147,21 @@ export function rebuildJob(
   bus: EventBus,
   params: Readonly<Record<string, unknown>>,
 ): RebuildIndexAgent {
-  checkFields(params, REBUILD_FIELDS);
-  const config: RebuildConfig = {};
-  const source = typed<string>(params, "source", "string");
-  if (source !== undefined) config.source = (SOURCE_ALIASES[source] ?? source) as RebuildSource;
-  for (const name of ["batchSize", "parallelism", "leaseTTL"] as const) {
-    const v = typed<number>(params, name, "number");
-    if (v !== undefined) config[name] = v;
-  }
-  const force = typed<boolean>(params, "force", "boolean");
-  if (force !== undefined) config.force = force;
-  const kit = typed<string>(params, "recoveryKit", "string");
-  if (kit !== undefined) config.recoveryKit = new TextEncoder().encode(kit);
-  return createRebuildIndexAgent(store, bus, config);
+  return createRebuildIndexAgent(store, bus, parseRebuildOptions(params, "json"));
 }
 
-const VERIFY_FIELDS = new Set(["data", "subset", "parallelism", "leaseTTL", "force"]);
+/** A job's problems as `{key, reason, kind}`: `reason` is the kind and the detail. */
+function withKinds(
+  problems: ReadonlyArray<{ kind: string; key: string; detail: string }>,
+): Array<{ key: string; reason: string; kind: string }> {
+  return problems.map((p) => ({ key: p.key, reason: `${p.kind}: ${p.detail}`, kind: p.kind }));
+}
 
 /**
  * Makes a VerificationAgent from a job's parameters: `data` (boolean),
- * `subset` (`"n/m"` or `"P%"`), `parallelism`, `leaseTTL`, `force`. Its
- * problems are reported as `{key, reason, kind}` (`reason` = kind and detail).
+ * `subset` (`"n/m"` or `"P%"`), `seed` (with a percentage), `parallelism`,
+ * `leaseTTL`, `force`. Its problems are reported as `{key, reason, kind}`
+ * (`reason` = kind and detail).
  * @param store The store.
  * @param bus Where the agent publishes.
  * @param params The JSON body of the request.
@@ -218,39 +173,15 @@ export function verifyJob(
   bus: EventBus,
   params: Readonly<Record<string, unknown>>,
 ): JobAgent {
-  checkFields(params, VERIFY_FIELDS);
-  const config: VerifyConfig = {};
-  const data = typed<boolean>(params, "data", "boolean");
-  if (data !== undefined) config.data = data;
-  const subset = typed<string>(params, "subset", "string");
-  if (subset !== undefined) {
-    const slice = /^(\d+)\/(\d+)$/.exec(subset);
-    const pct = /^(\d+(?:\.\d+)?)%$/.exec(subset);
-    if (slice) config.subset = { slice: [Number(slice[1]), Number(slice[2])] };
-    else if (pct) config.subset = { fraction: Number(pct[1]) / 100 };
-    else {throw new InvalidArgumentError(
-        `subset must be "n/m" or "P%", got ${JSON.stringify(subset)}`,
-      );}
-  }
-  for (const name of ["parallelism", "leaseTTL"] as const) {
-    const v = typed<number>(params, name, "number");
-    if (v !== undefined) config[name] = v;
-  }
-  const force = typed<boolean>(params, "force", "boolean");
-  if (force !== undefined) config.force = force;
-  const agent = createVerificationAgent(store, bus, config);
+  const agent = createVerificationAgent(store, bus, parseVerifyOptions(params, "json"));
   return {
     kind: agent.kind,
     validate: () => agent.validate(),
     run: (options) => agent.run(options),
     stats: () => agent.stats(),
-    problems: () =>
-      agent.problems().map((p) => ({ key: p.key, reason: `${p.kind}: ${p.detail}`, kind: p.kind })),
+    problems: () => withKinds(agent.problems()),
   };
 }
-
-const MIGRATE_FIELDS = new Set(["manifestStorage", "leaseTTL", "force"]);
-const STORAGES = new Set(["Remote", "Local", "Replicated"]);
 
 /**
  * Makes a MigrateIndexAgent from a job's parameters: `manifestStorage`
@@ -267,91 +198,41 @@ export function migrateJob(
   bus: EventBus,
   params: Readonly<Record<string, unknown>>,
 ): MigrateIndexAgent {
-  checkFields(params, MIGRATE_FIELDS);
-  const config: MigrateConfig = {};
-  const storage = typed<string>(params, "manifestStorage", "string");
-  if (storage !== undefined) {
-    if (!STORAGES.has(storage)) {
-      throw new InvalidArgumentError(
-        `manifestStorage must be Remote, Local or Replicated, got ${JSON.stringify(storage)}`,
-      );
-    }
-    config.manifestStorage = storage as ManifestStorage;
-  }
-  const ttl = typed<number>(params, "leaseTTL", "number");
-  if (ttl !== undefined) config.leaseTTL = ttl;
-  const force = typed<boolean>(params, "force", "boolean");
-  if (force !== undefined) config.force = force;
-  return createMigrateIndexAgent(store, bus, config);
+  return createMigrateIndexAgent(store, bus, parseMigrateOptions(params, "json"));
 }
-
-const MOVE_FIELDS = new Set(["destination", "parallelism", "deleteSource", "leaseTTL", "force"]);
 
 /**
  * Makes a MoveStoreAgent from a job's parameters: `destination` (a Location
  * URL: `file:///…`, `s3://…`; required), `parallelism`, `deleteSource`,
- * `leaseTTL`, `force`. The destination is opened (created if missing) when
- * the job starts, with the server's own permissions and credentials.
+ * `leaseTTL`, `force`. The destination is opened (created if missing) before
+ * the job starts, with the server's own permissions and credentials, and
+ * closed once the job has settled.
  * @param store The store.
  * @param bus Where the agent publishes.
  * @param params The JSON body of the request.
  * @returns The agent, as a job.
  * @throws {InvalidArgumentError} for an unknown field, a wrong type or a missing destination.
  */
-export function moveJob(
+export async function moveJob(
   store: Store,
   bus: EventBus,
   params: Readonly<Record<string, unknown>>,
-): JobAgent {
-  checkFields(params, MOVE_FIELDS);
-  const destination = typed<string>(params, "destination", "string");
-  if (destination === undefined) {
-    throw new InvalidArgumentError("destination (a Location URL) is required");
-  }
-  const url = parseLocation(destination);
-  const options: Omit<MoveConfig, "destination" | "destinationLocation"> = {};
-  const parallelism = typed<number>(params, "parallelism", "number");
-  if (parallelism !== undefined) options.parallelism = parallelism;
-  const ttl = typed<number>(params, "leaseTTL", "number");
-  if (ttl !== undefined) options.leaseTTL = ttl;
-  for (const name of ["deleteSource", "force"] as const) {
-    const v = typed<boolean>(params, name, "boolean");
-    if (v !== undefined) options[name] = v;
-  }
-  let agent: MoveStoreAgent | undefined;
-  const zero = {
-    objectsTotal: 0,
-    objectsCopied: 0,
-    objectsSkipped: 0,
-    bytesCopied: 0,
-    bytesVerified: 0,
-    sourceDeleted: false,
-    duration: 0,
-  };
+): Promise<JobAgent> {
+  const { destination, ...options } = parseMoveOptions(params, "json");
+  const url = parseLocation(destination!);
+  const driver = await createLocationRegistry().open(url.href, { create: true });
+  const agent = createMoveStoreAgent(store, bus, {
+    ...options,
+    destination: driver,
+    destinationLocation: driver.location,
+  });
   return {
-    kind: "MoveStore",
-    validate: () => {},
-    run: async (runOptions) => {
-      const driver = await createLocationRegistry().open(url.href, { create: true });
-      try {
-        agent = createMoveStoreAgent(store, bus, {
-          ...options,
-          destination: driver,
-          destinationLocation: driver.location,
-        });
-        agent.validate();
-        await agent.run(runOptions);
-      } finally {
-        await driver.close();
-      }
-    },
-    stats: () => agent?.stats() ?? zero,
-    problems: () =>
-      (agent?.problems() ?? []).map((p) => ({
-        key: p.key,
-        reason: `${p.kind}: ${p.detail}`,
-        kind: p.kind,
-      })),
+    kind: agent.kind,
+    validate: () => agent.validate(),
+    run: (runOptions) => agent.run(runOptions),
+    stats: () => agent.stats(),
+    problems: () => withKinds(agent.problems()),
+    close: () => driver.close(),
   };
 }
 
@@ -488,12 +369,13 @@ export class JobRegistry {
     // Each job gets its own bus, forwarded to the shared one, so its start is its own.
     const jobBus = new EventBus();
     const unforward = jobBus.subscribe((e) => this.#bus.publish(e));
-    let agent: JobAgent;
+    let agent: JobAgent | undefined;
     try {
-      agent = factory(this.store, jobBus, params);
+      agent = await factory(this.store, jobBus, params);
       agent.validate();
     } catch (e) {
       unforward();
+      await agent?.close?.();
       throw e;
     }
 
@@ -516,6 +398,7 @@ export class JobRegistry {
     offStarted();
     if (!first.started && first.error !== undefined) {
       unforward();
+      await agent.close?.();
       throw first.error;
     }
 
@@ -554,9 +437,10 @@ export class JobRegistry {
         job.error = errorOf(e, controller.signal.aborted);
         if (!(e instanceof CapsaError) && !controller.signal.aborted) this.onInternalError(e);
       },
-    ).finally(() => {
+    ).finally(async () => {
       job.finishedAt = this.#clock();
       job.unforward();
+      await job.agent.close?.().catch((e: unknown) => this.onInternalError(e));
       this.#prune();
     });
     this.#jobs.set(job.id, job);

@@ -20,6 +20,7 @@ import { readManifestLogEntry } from "./manifest_log.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { readPackToc } from "../format/pack.ts";
 import { isUlid, ulidFloor, ulidTime } from "../format/ulid.ts";
+import { pool } from "../pool.ts";
 
 import { PACK_PREFIX, packKey, parsePackKey } from "../layout.ts";
 
@@ -189,76 +190,67 @@ export async function indexPacks(
     });
   };
 
-  let next = 0;
-  let failure: unknown;
-  const work = async () => {
-    while (failure === undefined && next < packs.length) {
-      options.signal?.throwIfAborted();
-      const info = packs[next++]!;
-      const packId = parsePackKey(info.key);
-      if (packId === undefined || !isUlid(packId)) {
-        result.problems.push({ key: info.key, reason: "not a pack id" });
-        continue;
+  await pool(packs, async (info) => {
+    const packId = parsePackKey(info.key);
+    if (packId === undefined || !isUlid(packId)) {
+      result.problems.push({ key: info.key, reason: "not a pack id" });
+      return;
+    }
+    let manifests: Manifest[];
+    let indexed: IndexedPack;
+    try {
+      const toc = await retry(() =>
+        readPackToc(driver, info.key, {
+          size: info.size,
+          storeId: options.storeId,
+          hash: options.hash,
+          packId,
+        }), { ...policy, operation: "read", key: info.key });
+      manifests = toc.manifests;
+      if (readLog) {
+        const logged = await retry(
+          () => readManifestLogEntry(options.hostStorage!, packId, options.storeId),
+          { ...policy, operation: "read", key: packId },
+        ).catch((e) => {
+          if (e instanceof CorruptObjectError) {
+            result.problems.push({ key: e.key, reason: e.reason });
+            return undefined;
+          }
+          throw e;
+        });
+        if (logged) manifests = [...manifests, ...logged];
       }
-      let manifests: Manifest[];
-      let indexed: IndexedPack;
-      try {
-        const toc = await retry(() =>
-          readPackToc(driver, info.key, {
-            size: info.size,
-            storeId: options.storeId,
-            hash: options.hash,
-            packId,
-          }), { ...policy, operation: "read", key: info.key });
-        manifests = toc.manifests;
-        if (readLog) {
-          const logged = await retry(
-            () => readManifestLogEntry(options.hostStorage!, packId, options.storeId),
-            { ...policy, operation: "read", key: packId },
-          ).catch((e) => {
-            if (e instanceof CorruptObjectError) {
-              result.problems.push({ key: e.key, reason: e.reason });
-              return undefined;
-            }
-            throw e;
-          });
-          if (logged) manifests = [...manifests, ...logged];
-        }
-        indexed = {
-          pack: {
-            packId,
-            size: info.size,
-            blobCount: toc.blobs.length,
-            manifestCount: toc.manifests.length,
-          },
-          blobs: toc.blobs.map((b) => ({
-            blobId: b.id,
-            kind: b.kind,
-            rawSize: b.rawLength,
-            storedSize: b.storedLength,
-            packId,
-            offset: b.offset,
-          })),
-          manifests: manifests.map((m) => ({ ...m, packId })),
-        };
-      } catch (e) {
-        if (e instanceof CorruptObjectError) {
-          result.problems.push({ key: e.key, reason: e.reason });
-          continue;
-        }
-        failure ??= e;
+      indexed = {
+        pack: {
+          packId,
+          size: info.size,
+          blobCount: toc.blobs.length,
+          manifestCount: toc.manifests.length,
+        },
+        blobs: toc.blobs.map((b) => ({
+          blobId: b.id,
+          kind: b.kind,
+          rawSize: b.rawLength,
+          storedSize: b.storedLength,
+          packId,
+          offset: b.offset,
+        })),
+        manifests: manifests.map((m) => ({ ...m, packId })),
+      };
+    } catch (e) {
+      if (e instanceof CorruptObjectError) {
+        result.problems.push({ key: e.key, reason: e.reason });
         return;
       }
-      result.packsIndexed++;
-      result.manifestsScanned += indexed.manifests.length;
-      result.blobsRegistered += indexed.blobs.length;
-      pending.push(indexed);
-      pendingManifests += indexed.manifests.length;
-      if (pendingManifests >= batchSize || pending.length >= 64) flush();
+      throw e;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(workers, Math.max(1, packs.length)) }, work));
-  if (failure !== undefined) throw failure;
+    result.packsIndexed++;
+    result.manifestsScanned += indexed.manifests.length;
+    result.blobsRegistered += indexed.blobs.length;
+    pending.push(indexed);
+    pendingManifests += indexed.manifests.length;
+    if (pendingManifests >= batchSize || pending.length >= 64) flush();
+  }, { concurrency: workers, signal: options.signal });
   flush();
   return result;
 }

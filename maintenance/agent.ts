@@ -1,16 +1,56 @@
 /**
- * The contract every maintenance agent implements, and the machinery they
- * share: the lease, the maintenance mode, and the started / progress /
- * completed / failed events.
+ * The contract every maintenance agent implements, the base class that holds
+ * what they share, and the machinery under it: the lease, the maintenance
+ * mode, and the started / progress / completed / failed events.
  *
  * An agent's work runs only inside {@linkcode runExclusive}, which holds the
  * lease for the whole run: the {@linkcode MaintenanceContext} handed to the
  * work cannot be built anywhere else, so no agent can write without the lease.
  *
+ * {@linkcode AgentBase} is that skeleton once: one run per agent, `stats()` as
+ * a copy with a live `duration`, `problems()` as a copy, the lease and mode
+ * wiring, and the check that the store is not Corrupted. A new agent states
+ * its kind, its maintenance mode, its checks and its work:
+ *
+ * @example A new agent in a few lines
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AgentBase, type MaintenanceContext } from "./agent.ts";
+ * import { initStore, type Store } from "../store/store.ts";
+ * import { EventBus } from "../store/events.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ *
+ * type CountStats = { packs: number; duration: number };
+ * class CountAgent extends AgentBase<CountStats, { key: string; reason: string }> {
+ *   override readonly kind = "Count";
+ *   constructor(store: Store, bus: EventBus) {
+ *     const lease = { mode: "read-only" as const, leaseTTL: 60_000, force: false };
+ *     super(store, bus, lease, { packs: 0, duration: 0 });
+ *   }
+ *   protected override check(): void {
+ *     this.requireStore("config", "a Corrupted store cannot be counted");
+ *   }
+ *   protected override work(ctx: MaintenanceContext): Promise<void> {
+ *     this.counters.packs = ctx.store.index.counts().packs;
+ *     return Promise.resolve();
+ *   }
+ * }
+ *
+ * const { store } = await initStore(new MemoryDriver());
+ * await store.put("ns", "k", new TextEncoder().encode("v"));
+ * await store.flush();
+ * const agent = new CountAgent(store, new EventBus());
+ * agent.validate();
+ * await agent.run();
+ * assert.equal(agent.stats().packs, 1);
+ * await assert.rejects(agent.run(), /runs once/);
+ * await store.close();
+ * ```
+ *
  * @module
  */
 
-import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { CapsaError, InvalidArgumentError, StoreCorruptedError } from "../errors.ts";
 import { encodeMaintenanceMode, type MaintenanceMode } from "../format/markers.ts";
 import { MAINTENANCE_MODE_KEY } from "../layout.ts";
 import type { EventBus } from "../store/events.ts";
@@ -46,8 +86,8 @@ export interface RunOptions {
 }
 
 /**
- * A one-shot maintenance agent (the seed's `core.MaintenanceAgent`).
- * Started only explicitly, never automatically.
+ * A one-shot maintenance agent. Started only explicitly (CLI, API, HTTP),
+ * never automatically.
  */
 export interface MaintenanceAgent {
   /** The agent's kind, e.g. `"RebuildIndex"`. */
@@ -86,27 +126,43 @@ export class RecoveryKitRequiredError extends CapsaError {
 
 /**
  * The Recovery Kit is valid but belongs to another store than the one on the
- * Location.
+ * Location. Nothing was written.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RecoveryKitMismatchError } from "./agent.ts";
- * const e = new RecoveryKitMismatchError("aaa", "bbb", "packs/01J…");
- * console.log(e.code); // "recovery_kit_mismatch"
+ *
+ * const e = new RecoveryKitMismatchError("aaa", "bbb", "store.json");
+ * assert.deepEqual([e.code, e.kitStoreId, e.storeId, e.where], [
+ *   "recovery_kit_mismatch",
+ *   "aaa",
+ *   "bbb",
+ *   "store.json",
+ * ]);
  * ```
  */
 export class RecoveryKitMismatchError extends CapsaError {
+  /** The store the kit belongs to. */
+  readonly kitStoreId: string;
+  /** The store found on the Location. */
+  readonly storeId: string;
+  /** The object that names {@linkcode RecoveryKitMismatchError.storeId} (a descriptor replica, a pack, a snapshot). */
+  readonly where: string;
   /**
    * Creates the error.
    * @param kitStoreId The kit's store.
-   * @param foundStoreId The store found on the Location.
-   * @param evidence The object that names it.
+   * @param storeId The store found on the Location.
+   * @param where The object that names it.
    */
-  constructor(kitStoreId: string, foundStoreId: string, evidence: string) {
+  constructor(kitStoreId: string, storeId: string, where: string) {
     super(
       "recovery_kit_mismatch",
-      `the Recovery Kit is for store ${kitStoreId}, but ${evidence} belongs to store ${foundStoreId}: use this store's kit`,
+      `the Recovery Kit is for store ${kitStoreId}, but ${where} belongs to store ${storeId}: use this store's kit`,
     );
+    this.kitStoreId = kitStoreId;
+    this.storeId = storeId;
+    this.where = where;
   }
 }
 
@@ -253,5 +309,164 @@ export async function runExclusive<T>(
     }
     store.setMaintenanceNonce(undefined);
     await lease.release().catch(() => {});
+  }
+}
+
+/** What an agent gives {@linkcode AgentBase}: how it holds the store, and for how long. */
+export interface AgentLeaseSettings {
+  /** What other handles may do while the agent runs. */
+  mode: MaintenanceMode["mode"];
+  /** The lease's hold time in ms (checked by `validate()`: at least 1 s). */
+  leaseTTL: number;
+  /** Break a live lease held by someone else (loudly: a warning event). */
+  force: boolean;
+}
+
+/**
+ * The skeleton every maintenance agent shares. A subclass states its
+ * {@linkcode AgentBase.kind}, its checks ({@linkcode AgentBase.check}) and its
+ * work ({@linkcode AgentBase.work}); the base gives it:
+ *
+ * - `validate()`: the lease TTL, then the subclass's checks;
+ * - `run()`: once per agent; validates, then runs the work inside
+ *   {@linkcode runExclusive} (lease, maintenance mode, events with the live
+ *   stats and {@linkcode AgentBase.progress}), and records the duration;
+ * - `stats()` and `problems()`: copies, safe to call at any time (`duration`
+ *   is live while the agent runs);
+ * - {@linkcode AgentBase.requireStore}: the refusal of a Corrupted store.
+ *
+ * @typeParam S The agent's statistics (flat: numbers, strings, booleans).
+ * @typeParam P What one problem found looks like.
+ */
+export abstract class AgentBase<S extends { duration: number }, P extends object>
+  implements MaintenanceAgent {
+  /** The agent's kind, e.g. `"RebuildIndex"`: the lease holder's name and the events' `agent`. */
+  abstract readonly kind: string;
+  /** The store the agent works on. */
+  protected readonly store: Store;
+  /** Where the agent publishes its events. */
+  protected readonly bus: EventBus;
+  /** How the agent holds the store. */
+  protected readonly lease: AgentLeaseSettings;
+  /** The statistics, updated by the work as it goes; read through `stats()`. */
+  protected readonly counters: S;
+  /** The problems found so far; read through `problems()`. */
+  protected readonly found: P[] = [];
+  #ran = false;
+  #startedAt: number | undefined;
+
+  /**
+   * Sets the agent up.
+   * @param store The store.
+   * @param bus Where the agent publishes its events.
+   * @param lease The maintenance mode, lease TTL and `force`.
+   * @param stats The statistics before any work (`duration` 0).
+   */
+  protected constructor(store: Store, bus: EventBus, lease: AgentLeaseSettings, stats: S) {
+    this.store = store;
+    this.bus = bus;
+    this.lease = lease;
+    this.counters = stats;
+  }
+
+  /**
+   * A progress snapshot while running (safe to call at any time); the final
+   * statistics after `run`.
+   * @returns A copy of the stats.
+   */
+  stats(): S {
+    const duration = this.#startedAt === undefined
+      ? this.counters.duration
+      : Math.round(performance.now() - this.#startedAt);
+    return { ...this.counters, duration };
+  }
+
+  /**
+   * The problems found so far (complete once `run` settled), each naming its object.
+   * @returns A copy of the problems.
+   */
+  problems(): P[] {
+    return this.found.map((p) => ({ ...p }));
+  }
+
+  /**
+   * Checks the configuration against the store without touching the Location.
+   * @throws {CapsaError} a typed error naming what is wrong.
+   */
+  validate(): void {
+    requireIntegers({ leaseTTL: [this.lease.leaseTTL, 1000] });
+    this.check();
+  }
+
+  /**
+   * Does the work, holding the maintenance lease throughout. An agent runs once.
+   * @param options The cancellation signal.
+   */
+  async run(options: RunOptions = {}): Promise<void> {
+    if (this.#ran) {
+      throw new InvalidArgumentError(`a ${this.kind} agent runs once; create another`);
+    }
+    this.#ran = true;
+    this.validate();
+    this.#startedAt = performance.now();
+    try {
+      await runExclusive(this.store, {
+        agent: this.kind,
+        storeId: this.leaseStoreId(),
+        mode: this.lease.mode,
+        leaseTTL: this.lease.leaseTTL,
+        force: this.lease.force,
+        bus: this.bus,
+        signal: options.signal,
+        stats: () => ({ ...this.stats() }),
+        progress: () => this.progress(),
+      }, (ctx) => this.work(ctx));
+    } finally {
+      this.counters.duration = Math.round(performance.now() - this.#startedAt);
+      this.#startedAt = undefined;
+    }
+  }
+
+  /**
+   * The agent's own checks, run by `validate()` after the lease TTL's.
+   * @throws {CapsaError} a typed error naming what is wrong.
+   */
+  protected abstract check(): void;
+
+  /**
+   * The work, inside the lease; it calls `ctx.lease.check()` before each commit point.
+   * @param ctx The lease, the store and the cancellation signal.
+   */
+  protected abstract work(ctx: MaintenanceContext): Promise<void>;
+
+  /**
+   * Work done and to do, for the progress events (default: unknown).
+   * @returns The counts, or `undefined`.
+   */
+  protected progress(): { done: number; total: number } | undefined {
+    return undefined;
+  }
+
+  /**
+   * The store id the lease is taken for (default: the descriptor's).
+   * @returns The id.
+   */
+  protected leaseStoreId(): string {
+    return this.store.descriptor!.storeId;
+  }
+
+  /**
+   * Refuses a store the agent cannot work on.
+   * @param needs `"descriptor"`: a valid descriptor; `"config"`: not Corrupted, with a
+   *   descriptor and a config.
+   * @param why What the agent cannot do, added to the store's problems.
+   * @throws {StoreCorruptedError} when the store lacks what is needed.
+   */
+  protected requireStore(needs: "descriptor" | "config", why: string): void {
+    const store = this.store;
+    const ok = needs === "descriptor"
+      ? store.descriptor !== undefined
+      : store.state !== "Corrupted" && store.descriptor !== undefined && store.config !== undefined;
+    if (!ok) throw new StoreCorruptedError([...store.problems, why]);
   }
 }

@@ -35,7 +35,7 @@ import {
   writeConfigVersion,
 } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
-import { CorruptObjectError, InvalidArgumentError, StoreCorruptedError } from "../errors.ts";
+import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { type ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
@@ -52,12 +52,10 @@ import {
 import type { Store } from "../store/store.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import {
+  AgentBase,
   HostStorageRequiredError,
   type MaintenanceAgent,
   type MaintenanceContext,
-  requireIntegers,
-  runExclusive,
-  type RunOptions,
 } from "./agent.ts";
 import { HOST_CACHE_KEY, manifestLogKey, PACK_PREFIX, packKey, parsePackKey } from "../layout.ts";
 
@@ -143,53 +141,36 @@ function onHost(mode: ManifestStorage): boolean {
   return mode !== "Remote";
 }
 
-class MigrateIndexAgentImpl implements MigrateIndexAgent {
-  readonly kind = "MigrateIndex" as const;
-  #store: Store;
-  #bus: EventBus;
+class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
+  implements MigrateIndexAgent {
+  override readonly kind = "MigrateIndex" as const;
   #target: ManifestStorage | undefined;
   #host: Driver | undefined;
-  #leaseTTL: number;
-  #force: boolean;
-  #stats: MigrateStats;
-  #problems: MigrateProblem[] = [];
   #done = 0;
   #total = 0;
-  #ran = false;
 
   constructor(store: Store, bus: EventBus, config: MigrateConfig) {
-    this.#store = store;
-    this.#bus = bus;
-    this.#target = config.manifestStorage;
-    this.#host = config.hostStorage ?? store.hostStorage;
-    this.#leaseTTL = config.leaseTTL ?? MIGRATE_DEFAULTS.leaseTTL;
-    this.#force = config.force ?? false;
-    this.#stats = {
+    super(store, bus, {
+      mode: "offline",
+      leaseTTL: config.leaseTTL ?? MIGRATE_DEFAULTS.leaseTTL,
+      force: config.force ?? false,
+    }, {
       fromSchema: INDEX_SCHEMA_VERSION,
       toSchema: INDEX_SCHEMA_VERSION,
       snapshotsMigrated: 0,
       manifestsMoved: 0,
       configSeq: store.config?.seq ?? 0,
       duration: 0,
-    };
+    });
+    this.#target = config.manifestStorage;
+    this.#host = config.hostStorage ?? store.hostStorage;
   }
 
-  stats(): MigrateStats {
-    return { ...this.#stats };
-  }
-
-  problems(): MigrateProblem[] {
-    return this.#problems.map((p) => ({ ...p }));
-  }
-
-  validate(): void {
-    const store = this.#store;
-    if (store.state === "Corrupted" || !store.descriptor || !store.config) {
-      throw new StoreCorruptedError([
-        ...store.problems,
-        "a Corrupted store cannot be migrated: run the RebuildIndexAgent first",
-      ]);
-    }
+  protected override check(): void {
+    this.requireStore(
+      "config",
+      "a Corrupted store cannot be migrated: run the RebuildIndexAgent first",
+    );
     if (this.#target !== undefined && !MANIFEST_STORAGES.includes(this.#target)) {
       throw new InvalidArgumentError(
         `manifestStorage must be one of ${MANIFEST_STORAGES.join(", ")}, got ${
@@ -197,44 +178,24 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
         }`,
       );
     }
-    requireIntegers({ leaseTTL: [this.#leaseTTL, 1000] });
-    const from = store.config.manifestStorage;
+    const from = this.store.config!.manifestStorage;
     const to = this.#target ?? from;
     // Local holds manifests only on the host; a move to a host mode writes the log.
     const needsHost = from === "Local" || (to !== from && onHost(to));
     if (needsHost && !this.#host) throw new HostStorageRequiredError();
   }
 
-  async run(options: RunOptions = {}): Promise<void> {
-    if (this.#ran) throw new InvalidArgumentError("a MigrateIndexAgent runs once; create another");
-    this.#ran = true;
-    this.validate();
-    const started = performance.now();
-    const store = this.#store;
-    const descriptor = store.descriptor!;
-    try {
-      await runExclusive(store, {
-        agent: this.kind,
-        storeId: descriptor.storeId,
-        mode: "offline",
-        leaseTTL: this.#leaseTTL,
-        force: this.#force,
-        bus: this.#bus,
-        signal: options.signal,
-        stats: () => ({ ...this.stats(), duration: Math.round(performance.now() - started) }),
-        progress: () => ({ done: this.#done, total: this.#total }),
-      }, (ctx) => this.#work(ctx, descriptor));
-    } finally {
-      this.#stats.duration = Math.round(performance.now() - started);
-    }
+  protected override progress(): { done: number; total: number } {
+    return { done: this.#done, total: this.#total };
   }
 
-  async #work(ctx: MaintenanceContext, descriptor: Descriptor): Promise<void> {
-    const store = this.#store;
+  protected override async work(ctx: MaintenanceContext): Promise<void> {
+    const store = this.store;
+    const descriptor = store.descriptor!;
     const live = store.index;
     const config = store.config!;
     const old = await this.#persistedVersions();
-    this.#stats.fromSchema = Math.min(
+    this.counters.fromSchema = Math.min(
       live.schemaVersion,
       old.host ?? Infinity,
       ...old.snapshots.map((s) => s.version),
@@ -276,7 +237,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
           clock: store.clock,
         });
       }
-      this.#stats.configSeq = newConfig.seq;
+      this.counters.configSeq = newConfig.seq;
 
       // Older-schema snapshots are replaced: the fresh one first, then the deletions.
       await ctx.lease.check();
@@ -287,7 +248,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
         }
         await ctx.lease.check();
         await store.driver.delete(s.key);
-        this.#stats.snapshotsMigrated++;
+        this.counters.snapshotsMigrated++;
       }
       await pruneSnapshots(store.driver, newConfig.snapshotsKept, fresh.key);
       if (this.#host && !store.readOnly) await writeHostCache(this.#host, fresh.bytes);
@@ -302,7 +263,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
   async #persistedVersions(): Promise<
     { host: number | undefined; snapshots: Array<{ key: string; version: number }> }
   > {
-    const store = this.#store;
+    const store = this.store;
     const snapshots: Array<{ key: string; version: number }> = [];
     for (const key of await listSnapshots(store.driver)) {
       const version = await this.#headerVersion(store.driver, key);
@@ -332,7 +293,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
     } catch (e) {
       if (e instanceof Error && e.name === "NotFoundError") return undefined;
       if (e instanceof CorruptObjectError || e instanceof SyntaxError) {
-        this.#problems.push({ key, reason: `unreadable snapshot header: ${e.message}` });
+        this.found.push({ key, reason: `unreadable snapshot header: ${e.message}` });
         return undefined;
       }
       throw e;
@@ -341,7 +302,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
 
   /** Every pack on the Location with its TOC's manifests (a TOC that cannot be parsed is reported). */
   async #packs(ctx: MaintenanceContext, descriptor: Descriptor): Promise<PackManifests[]> {
-    const driver = this.#store.driver;
+    const driver = this.store.driver;
     const infos: ObjectInfo[] = [];
     for await (const info of driver.list(PACK_PREFIX)) infos.push(info);
     this.#total = infos.length;
@@ -350,7 +311,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
       ctx.signal.throwIfAborted();
       const packId = parsePackKey(info.key);
       if (packId === undefined) {
-        this.#problems.push({ key: info.key, reason: "not a pack key" });
+        this.found.push({ key: info.key, reason: "not a pack key" });
         continue;
       }
       try {
@@ -363,7 +324,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
         out.push({ info, packId, manifests: toc.manifests });
       } catch (e) {
         if (!(e instanceof CorruptObjectError)) throw e;
-        this.#problems.push({ key: e.key, reason: e.reason });
+        this.found.push({ key: e.key, reason: e.reason });
       }
       this.#done++;
     }
@@ -395,7 +356,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
           manifestLogKey(p.packId),
           encodeManifestLogEntry(descriptor.storeId, p.packId, merged),
         );
-        this.#stats.manifestsMoved += p.manifests.length;
+        this.counters.manifestsMoved += p.manifests.length;
       }
     }
     if (from === "Local") {
@@ -409,7 +370,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
       return await readManifestLogEntry(this.#host!, packId, storeId);
     } catch (e) {
       if (!(e instanceof CorruptObjectError)) throw e;
-      this.#problems.push({ key: e.key, reason: e.reason });
+      this.found.push({ key: e.key, reason: e.reason });
       return undefined;
     }
   }
@@ -426,7 +387,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
     packs: readonly PackManifests[],
     next: StoreIndex,
   ): Promise<void> {
-    const store = this.#store;
+    const store = this.store;
     const inTocs = new Set<string>();
     for (const p of packs) for (const m of p.manifests) inTocs.add(m.id);
     const hostOnly = new Map<string, Manifest>();
@@ -465,7 +426,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
         blobs: [],
         manifests: batch.map((m): ManifestRecord => ({ ...m, packId })),
       });
-      this.#stats.manifestsMoved += batch.length;
+      this.counters.manifestsMoved += batch.length;
     }
   }
 }

@@ -2,36 +2,33 @@
  * One-shot maintenance agents, started only explicitly (CLI, API, HTTP),
  * never automatically. Each takes the maintenance lease in
  * `system.state/maintenance/lease` first, so at most one runs per store, on
- * any host.
+ * any host, and sets the maintenance mode that tells other handles what they
+ * may still do (`offline` or `read-only`).
  *
- * This is the TypeScript form of the seed package `maintenance` v0.3.0:
+ * Every agent has the same shape ({@linkcode MaintenanceAgent}): created by
+ * `createXAgent(store, bus, config)` (every config field has a default),
+ * checked by `validate()` without touching the Location, run once by
+ * `run({ signal })`, observed through `stats()` (a copy, live while running),
+ * `problems()` (each naming its object) and the `maintenance.started`,
+ * `maintenance.progress`, `maintenance.completed` / `maintenance.failed`
+ * events on the bus.
  *
- * | seed (Go) | capsa (TypeScript) |
- * | --- | --- |
- * | `core.MaintenanceAgent` (`Validate() error`, `Run(ctx) error`) | {@linkcode MaintenanceAgent} (`validate()`, `run({ signal })`) |
- * | `NewRebuildIndexAgent(store, bus, cfg) (RebuildIndexAgent, error)` | {@linkcode createRebuildIndexAgent}`(store, bus, config)` |
- * | `RebuildIndexAgent.Stats() RebuildStats` | `agent.stats()` |
- * | `RebuildConfig.Source` | `source` |
- * | `RebuildConfig.RecoveryKit []byte` | `recoveryKit: Uint8Array` |
- * | `RebuildConfig.HostStorage curator.TransitStore` | `hostStorage: Driver` (a host directory driver) |
- * | `RebuildConfig.BatchSize` (default 1000) | `batchSize` (default 1000) |
- * | `RebuildConfig.Parallelism` (default 8) | `parallelism` (default 8) |
- * | `RebuildConfig.LeaseTTL time.Duration` (default 30m) | `leaseTTL` in ms (default 1,800,000) |
- * | `RebuildSourceAuto` / `RebuildSourceSnapshot` / `RebuildSourceFullScan` | `"Auto"` / `"Snapshot"` / `"FullScan"` |
- * | `RebuildStats.Source`, `SnapshotUsed`, `ManifestsScanned`, `ManifestsIndexed`, `ManifestsSkipped`, `BlobsRegistered`, `PacksIndexed`, `PointerRecovered`, `DescriptorRewrote` | `source`, `snapshotUsed`, `manifestsScanned`, `manifestsIndexed`, `manifestsSkipped`, `blobsRegistered`, `packsIndexed`, `pointerRecovered`, `descriptorRewrote` |
- * | `RebuildStats.Duration time.Duration` | `duration` in ms |
- * | `ErrHostStorageRequired` | {@linkcode HostStorageRequiredError} |
- * | `ErrNoSnapshot` | {@linkcode NoSnapshotError} |
- * | `ctx` cancellation | `AbortSignal` |
- * | `VerificationAgent` (reserved in the seed; specified by capsa's design) | {@linkcode createVerificationAgent}`(store, bus, config)`: `VerifyConfig` (`data`, `subset`, `parallelism`, `leaseTTL`, `force`), `stats()`, `problems()` |
- * | `MigrateIndexAgent` (reserved in the seed; specified by capsa's design) | {@linkcode createMigrateIndexAgent}`(store, bus, config)`: `MigrateConfig` (`manifestStorage`, `hostStorage`, `leaseTTL`, `force`), `stats()`, `problems()` |
- * | `MoveStoreAgent` (reserved in the seed; specified by capsa's design) | {@linkcode createMoveStoreAgent}`(store, bus, config)`: `MoveConfig` (`destination`, `destinationLocation`, `parallelism`, `leaseTTL`, `force`, `deleteSource`), `stats()`, `problems()` |
+ * | agent | factory | config | mode |
+ * | --- | --- | --- | --- |
+ * | RebuildIndex | {@linkcode createRebuildIndexAgent} | {@linkcode RebuildConfig}: `source`, `recoveryKit`, `hostStorage`, `batchSize`, `parallelism`, `leaseTTL`, `force` | offline |
+ * | Verify | {@linkcode createVerificationAgent} | {@linkcode VerifyConfig}: `data`, `subset`, `parallelism`, `leaseTTL`, `force` | read-only |
+ * | MigrateIndex | {@linkcode createMigrateIndexAgent} | {@linkcode MigrateConfig}: `manifestStorage`, `hostStorage`, `leaseTTL`, `force` | offline |
+ * | MoveStore | {@linkcode createMoveStoreAgent} | {@linkcode MoveConfig}: `destination`, `destinationLocation`, `parallelism`, `leaseTTL`, `force`, `deleteSource` | read-only |
  *
- * Additions of capsa, not in the seed: `RebuildConfig.force` (break a live
- * lease, loudly), {@linkcode RecoveryKitRequiredError} and
- * {@linkcode RecoveryKitMismatchError}, `agent.problems()` (each unparsable
- * object with its key), and `LeaseHeldError` / `LeaseLostError` from the
- * lease.
+ * Durations (`leaseTTL`) are in milliseconds; cancellation is an
+ * `AbortSignal` (the agent stops cleanly: lease released, the store as it
+ * was). The CLI and the HTTP endpoint read the same options from flags and
+ * JSON bodies through one parser (`maintenance/options.ts`). Errors a caller
+ * may catch: {@linkcode HostStorageRequiredError},
+ * {@linkcode RecoveryKitRequiredError}, {@linkcode RecoveryKitMismatchError},
+ * {@linkcode NoSnapshotError}, the move's {@linkcode DestinationHoldsStoreError},
+ * {@linkcode DestinationNotEmptyError} and {@linkcode CopyMismatchError}, and
+ * the lease's {@linkcode LeaseHeldError} / {@linkcode LeaseLostError}.
  *
  * @example Rebuild a store's index after its host cache was lost
  * ```ts

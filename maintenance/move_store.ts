@@ -52,13 +52,7 @@ import {
   encodeDescriptor,
   MAX_DESCRIPTOR_BYTES,
 } from "../format/descriptor.ts";
-import {
-  CapsaError,
-  CorruptObjectError,
-  InvalidArgumentError,
-  NotFoundError,
-  StoreCorruptedError,
-} from "../errors.ts";
+import { CapsaError, CorruptObjectError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { hashBytes } from "../format/hashing.ts";
 import { readLease } from "../store/lease.ts";
@@ -74,7 +68,13 @@ import { decodeSnapshot } from "../format/snapshot.ts";
 import { encodeMovedMarker } from "../format/markers.ts";
 import { writeDescriptorLast } from "../store/replicas.ts";
 import type { Store } from "../store/store.ts";
-import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
+import { pool } from "../pool.ts";
+import {
+  AgentBase,
+  type MaintenanceAgent,
+  type MaintenanceContext,
+  requireIntegers,
+} from "./agent.ts";
 
 /** Configures the MoveStoreAgent. */
 export interface MoveConfig {
@@ -261,45 +261,38 @@ function isMoved(key: string): boolean {
 
 const sha256 = (bytes: Uint8Array) => hashBytes("sha256", bytes);
 
-class MoveStoreAgentImpl implements MoveStoreAgent {
-  readonly kind = "MoveStore" as const;
-  #store: Store;
-  #bus: EventBus;
-  #config: Required<MoveConfig>;
-  #stats: MoveStats = {
-    objectsTotal: 0,
-    objectsCopied: 0,
-    objectsSkipped: 0,
-    bytesCopied: 0,
-    bytesVerified: 0,
-    sourceDeleted: false,
-    duration: 0,
+class MoveStoreAgentImpl extends AgentBase<MoveStats, MoveProblem> implements MoveStoreAgent {
+  override readonly kind = "MoveStore" as const;
+  #config: {
+    destination: Driver;
+    destinationLocation: string;
+    parallelism: number;
+    deleteSource: boolean;
   };
-  #problems: MoveProblem[] = [];
-  #ran = false;
 
   constructor(store: Store, bus: EventBus, config: MoveConfig) {
-    this.#store = store;
-    this.#bus = bus;
+    super(store, bus, {
+      mode: "read-only",
+      leaseTTL: config.leaseTTL ?? MOVE_DEFAULTS.leaseTTL,
+      force: config.force ?? MOVE_DEFAULTS.force,
+    }, {
+      objectsTotal: 0,
+      objectsCopied: 0,
+      objectsSkipped: 0,
+      bytesCopied: 0,
+      bytesVerified: 0,
+      sourceDeleted: false,
+      duration: 0,
+    });
     this.#config = {
       destination: config.destination,
       destinationLocation: config.destinationLocation,
       parallelism: config.parallelism ?? MOVE_DEFAULTS.parallelism,
-      leaseTTL: config.leaseTTL ?? MOVE_DEFAULTS.leaseTTL,
-      force: config.force ?? MOVE_DEFAULTS.force,
       deleteSource: config.deleteSource ?? MOVE_DEFAULTS.deleteSource,
     };
   }
 
-  stats(): MoveStats {
-    return { ...this.#stats };
-  }
-
-  problems(): MoveProblem[] {
-    return this.#problems.map((p) => ({ ...p }));
-  }
-
-  validate(): void {
+  protected override check(): void {
     const c = this.#config;
     const d = c.destination as Partial<Driver> | undefined;
     if (
@@ -308,7 +301,7 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
     ) {
       throw new InvalidArgumentError("destination must be an opened driver on the target Location");
     }
-    if (c.destination === this.#store.driver) {
+    if (c.destination === this.store.driver) {
       throw new InvalidArgumentError("the destination is the source's own driver");
     }
     const loc = c.destinationLocation;
@@ -320,107 +313,89 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
         `destinationLocation must be a printable, non-empty string of at most ${MAX_LOCATION_CHARS} characters`,
       );
     }
-    requireIntegers({ parallelism: [c.parallelism, 1], leaseTTL: [c.leaseTTL, 1000] });
-    if (!this.#store.descriptor) {
-      throw new StoreCorruptedError([
-        ...this.#store.problems,
-        "no valid descriptor: rebuild the store with its Recovery Kit before moving it",
-      ]);
-    }
+    requireIntegers({ parallelism: [c.parallelism, 1] });
+    this.requireStore(
+      "descriptor",
+      "no valid descriptor: rebuild the store with its Recovery Kit before moving it",
+    );
   }
 
-  async run(options: RunOptions = {}): Promise<void> {
-    if (this.#ran) throw new InvalidArgumentError("a MoveStoreAgent runs once; create another");
-    this.#ran = true;
-    this.validate();
-    const started = performance.now();
-    const descriptor = this.#store.descriptor!;
-    try {
-      await runExclusive(this.#store, {
-        agent: this.kind,
+  protected override progress(): { done: number; total: number } {
+    return {
+      done: this.counters.objectsCopied + this.counters.objectsSkipped,
+      total: this.counters.objectsTotal,
+    };
+  }
+
+  protected override async work(ctx: MaintenanceContext): Promise<void> {
+    const descriptor = this.store.descriptor!;
+    const source = this.store.driver;
+    let listing = await this.#listSource();
+    const { found: destSizes, stale } = await this.#checkDestination(
+      listing,
+      descriptor,
+      ctx.lease.record.nonce,
+    );
+    this.counters.objectsTotal = listing.size + this.#missingDescriptorReplicas(listing);
+
+    // Data first, every object but the descriptor replicas.
+    const done = new Map<string, number>();
+    const pending = (objects: Map<string, number>) =>
+      [...objects].filter(([key, size]) => !DESCRIPTOR_KEYS.has(key) && done.get(key) !== size);
+    for (let pass = 0;; pass++) {
+      const todo = pending(listing);
+      if (todo.length === 0) break;
+      if (pass > MAX_EXTRA_PASSES) {
+        throw new CapsaError(
+          "source_changing",
+          `the source kept changing during the move (${todo.length} new or resized objects after ${pass} listings): is another writer ignoring the maintenance mode?`,
+          true,
+        );
+      }
+      await pool(todo, async ([key, size]) => {
+        await this.#transfer(key, () => source.get(key), destSizes.get(key));
+        done.set(key, size);
+      }, { concurrency: this.#config.parallelism, signal: ctx.signal });
+      // Anything committed by a writer that read the mode just before it was written.
+      listing = await this.#listSource();
+      this.counters.objectsTotal = listing.size + this.#missingDescriptorReplicas(listing);
+    }
+    if (this.found.length > 0) throw new CopyMismatchError([...this.found]);
+    for (const key of stale) await this.#config.destination.delete(key);
+
+    // The commit point: the descriptor replicas, store.json last.
+    await ctx.lease.check();
+    ctx.signal.throwIfAborted();
+    await writeDescriptorLast(this.#config.destination, undefined, undefined, async (t) => {
+      await this.#transfer(
+        t.key,
+        () => this.#descriptorBytes(t.key, descriptor),
+        destSizes.get(t.key),
+      );
+      if (this.found.length > 0) throw new CopyMismatchError([...this.found]);
+    });
+
+    // The source now says where the store went.
+    await ctx.lease.check();
+    await source.put(
+      MOVED_KEY,
+      encodeMovedMarker({
+        destination: this.#config.destinationLocation,
         storeId: descriptor.storeId,
-        mode: "read-only",
-        leaseTTL: this.#config.leaseTTL,
-        force: this.#config.force,
-        bus: this.#bus,
-        signal: options.signal,
-        stats: () => ({ ...this.stats(), duration: Math.round(performance.now() - started) }),
-        progress: () => ({
-          done: this.#stats.objectsCopied + this.#stats.objectsSkipped,
-          total: this.#stats.objectsTotal,
-        }),
-      }, async (ctx) => {
-        const source = this.#store.driver;
-        let listing = await this.#listSource();
-        const { found: destSizes, stale } = await this.#checkDestination(
-          listing,
-          descriptor,
-          ctx.lease.record.nonce,
-        );
-        this.#stats.objectsTotal = listing.size + this.#missingDescriptorReplicas(listing);
+        movedAt: this.store.clock(),
+      }),
+    );
 
-        // Data first, every object but the descriptor replicas.
-        const done = new Map<string, number>();
-        const pending = (objects: Map<string, number>) =>
-          [...objects].filter(([key, size]) => !DESCRIPTOR_KEYS.has(key) && done.get(key) !== size);
-        for (let pass = 0;; pass++) {
-          const todo = pending(listing);
-          if (todo.length === 0) break;
-          if (pass > MAX_EXTRA_PASSES) {
-            throw new CapsaError(
-              "source_changing",
-              `the source kept changing during the move (${todo.length} new or resized objects after ${pass} listings): is another writer ignoring the maintenance mode?`,
-              true,
-            );
-          }
-          await pool(todo, this.#config.parallelism, ctx.signal, async ([key, size]) => {
-            await this.#transfer(key, () => source.get(key), destSizes.get(key));
-            done.set(key, size);
-          });
-          // Anything committed by a writer that read the mode just before it was written.
-          listing = await this.#listSource();
-          this.#stats.objectsTotal = listing.size + this.#missingDescriptorReplicas(listing);
-        }
-        if (this.#problems.length > 0) throw new CopyMismatchError(this.#problems);
-        for (const key of stale) await this.#config.destination.delete(key);
-
-        // The commit point: the descriptor replicas, store.json last.
-        await ctx.lease.check();
-        ctx.signal.throwIfAborted();
-        await writeDescriptorLast(this.#config.destination, undefined, undefined, async (t) => {
-          await this.#transfer(
-            t.key,
-            () => this.#descriptorBytes(t.key, descriptor),
-            destSizes.get(t.key),
-          );
-          if (this.#problems.length > 0) throw new CopyMismatchError(this.#problems);
-        });
-
-        // The source now says where the store went.
-        await ctx.lease.check();
-        await source.put(
-          MOVED_KEY,
-          encodeMovedMarker({
-            destination: this.#config.destinationLocation,
-            storeId: descriptor.storeId,
-            movedAt: this.#store.clock(),
-          }),
-        );
-
-        if (this.#config.deleteSource) {
-          await ctx.lease.check();
-          await this.#deleteSource(ctx.signal);
-        }
-      });
-    } finally {
-      this.#stats.duration = Math.round(performance.now() - started);
+    if (this.#config.deleteSource) {
+      await ctx.lease.check();
+      await this.#deleteSource(ctx.signal);
     }
   }
 
   /** Lists the objects of the source to move, key → size. */
   async #listSource(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for await (const info of this.#store.driver.list("")) {
+    for await (const info of this.store.driver.list("")) {
       if (isMoved(info.key)) out.set(info.key, info.size);
     }
     return out;
@@ -496,7 +471,7 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
   /** The bytes of a descriptor replica: the source's own when it is sound, else re-encoded. */
   async #descriptorBytes(key: string, descriptor: Descriptor): Promise<Uint8Array> {
     try {
-      const bytes = await this.#store.driver.getRange(key, 0, MAX_DESCRIPTOR_BYTES + 1);
+      const bytes = await this.store.driver.getRange(key, 0, MAX_DESCRIPTOR_BYTES + 1);
       if (descriptorChecksum(decodeDescriptor(key, bytes)) === descriptorChecksum(descriptor)) {
         return bytes;
       }
@@ -524,25 +499,25 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
         throw e;
       });
       if (there && sha256(there) === digest) {
-        this.#stats.objectsSkipped++;
-        this.#stats.bytesVerified += bytes.length;
+        this.counters.objectsSkipped++;
+        this.counters.bytesVerified += bytes.length;
         return;
       }
     }
     let got = "";
     for (let attempt = 1; attempt <= 2; attempt++) {
       await dest.put(key, bytes);
-      this.#stats.bytesCopied += bytes.length;
+      this.counters.bytesCopied += bytes.length;
       const back = await dest.get(key);
       got = back.length === bytes.length ? sha256(back) : `${back.length} bytes`;
       if (got === digest) {
-        this.#stats.objectsCopied++;
-        this.#stats.bytesVerified += bytes.length;
+        this.counters.objectsCopied++;
+        this.counters.bytesVerified += bytes.length;
         if (attempt > 1) {
-          this.#bus.publish({
+          this.bus.publish({
             type: "warning",
-            at: this.#store.clock(),
-            storeId: this.#store.storeId,
+            at: this.store.clock(),
+            storeId: this.store.storeId,
             code: "copy_retried",
             message:
               `"${key}" read back different from the source at ${this.#config.destinationLocation}; copied again, now intact`,
@@ -551,7 +526,7 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
         return;
       }
     }
-    this.#problems.push({
+    this.found.push({
       kind: "copy_mismatch",
       key,
       detail:
@@ -561,45 +536,17 @@ class MoveStoreAgentImpl implements MoveStoreAgent {
 
   /** Deletes the source's objects: data first, the descriptor replicas last, `store.json` last of all. */
   async #deleteSource(signal: AbortSignal): Promise<void> {
-    const source = this.#store.driver;
+    const source = this.store.driver;
     const listing = await this.#listSource();
     const data = [...listing.keys()].filter((k) => !DESCRIPTOR_KEYS.has(k));
-    await pool(data, this.#config.parallelism, signal, (key) => source.delete(key));
+    await pool(data, (key) => source.delete(key), {
+      concurrency: this.#config.parallelism,
+      signal,
+    });
     await source.delete(DESCRIPTOR_REPLICA_KEY);
     await source.delete(DESCRIPTOR_KEY);
-    this.#stats.sourceDeleted = true;
+    this.counters.sourceDeleted = true;
   }
-}
-
-/**
- * Runs `work` on every item with `n` workers. On the first failure the other
- * workers stop taking items, every started item settles, then the failure is
- * thrown: nothing keeps writing after the run failed.
- */
-async function pool<T>(
-  items: readonly T[],
-  n: number,
-  signal: AbortSignal,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      if (signal.aborted) {
-        failure ??= { error: signal.reason };
-        return;
-      }
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (e) {
-        failure ??= { error: e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  if (failure !== undefined) throw failure.error;
 }
 
 /**

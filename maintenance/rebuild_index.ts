@@ -31,7 +31,7 @@ import type { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
 import { indexPacks, listPacksSinceMark } from "../index/pack_indexer.ts";
-import { decodeSnapshot } from "../format/snapshot.ts";
+import { decodeSnapshot, ForeignSnapshotError } from "../format/snapshot.ts";
 import {
   listSnapshots,
   loadNewestIndex,
@@ -42,14 +42,14 @@ import { readDescriptorReplicas, writeDescriptorReplicas } from "../store/replic
 import type { Store } from "../store/store.ts";
 import { descriptorFromKit, parseRecoveryKit } from "../format/kit.ts";
 import {
+  AgentBase,
   HostStorageRequiredError,
   type MaintenanceAgent,
+  type MaintenanceContext,
   NoSnapshotError,
   RecoveryKitMismatchError,
   RecoveryKitRequiredError,
   requireIntegers,
-  runExclusive,
-  type RunOptions,
 } from "./agent.ts";
 import {
   configVersionKey,
@@ -62,10 +62,10 @@ import {
   SNAPSHOT_PREFIX,
 } from "../layout.ts";
 
-/** The strategy for picking a source when rebuilding the index (the seed's `RebuildSource`). */
+/** The strategy for picking a source when rebuilding the index. */
 export type RebuildSource = "Auto" | "Snapshot" | "FullScan";
 
-/** Configures the RebuildIndexAgent (the seed's `RebuildConfig`). */
+/** Configures the RebuildIndexAgent. */
 export interface RebuildConfig {
   /** The strategy: `"Auto"` (default), `"Snapshot"` or `"FullScan"`. */
   source?: RebuildSource;
@@ -90,7 +90,7 @@ export interface RebuildConfig {
   force?: boolean;
 }
 
-/** Final statistics of a rebuild, and a progress snapshot while it runs (the seed's `RebuildStats`). */
+/** Final statistics of a rebuild, and a progress snapshot while it runs. */
 export interface RebuildStats {
   /** The path actually taken (relevant for `Auto`). */
   source: RebuildSource;
@@ -114,7 +114,7 @@ export interface RebuildStats {
   duration: number;
 }
 
-/** The RebuildIndexAgent (the seed's `RebuildIndexAgent`). */
+/** The RebuildIndexAgent. */
 export interface RebuildIndexAgent extends MaintenanceAgent {
   /** Always `"RebuildIndex"`. */
   readonly kind: "RebuildIndex";
@@ -138,34 +138,26 @@ export const REBUILD_DEFAULTS = {
 
 const SOURCES: readonly RebuildSource[] = ["Auto", "Snapshot", "FullScan"];
 
-class RebuildIndexAgentImpl implements RebuildIndexAgent {
-  readonly kind = "RebuildIndex" as const;
-  #store: Store;
-  #bus: EventBus;
-  #config: Required<Omit<RebuildConfig, "recoveryKit" | "hostStorage">> & {
+class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reason: string }>
+  implements RebuildIndexAgent {
+  override readonly kind = "RebuildIndex" as const;
+  #config: {
+    source: RebuildSource;
     recoveryKit: Uint8Array | undefined;
     hostStorage: Driver | undefined;
+    batchSize: number;
+    parallelism: number;
   };
-  #stats: RebuildStats;
-  #problems: Array<{ key: string; reason: string }> = [];
   #packsTotal = 0;
   #kit: Descriptor | undefined;
-  #ran = false;
 
   constructor(store: Store, bus: EventBus, config: RebuildConfig) {
-    this.#store = store;
-    this.#bus = bus;
-    this.#config = {
-      source: config.source ?? REBUILD_DEFAULTS.source,
-      recoveryKit: config.recoveryKit,
-      hostStorage: config.hostStorage ?? store.hostStorage,
-      batchSize: config.batchSize ?? REBUILD_DEFAULTS.batchSize,
-      parallelism: config.parallelism ?? REBUILD_DEFAULTS.parallelism,
+    super(store, bus, {
+      mode: "offline",
       leaseTTL: config.leaseTTL ?? REBUILD_DEFAULTS.leaseTTL,
       force: config.force ?? false,
-    };
-    this.#stats = {
-      source: this.#config.source,
+    }, {
+      source: config.source ?? REBUILD_DEFAULTS.source,
       snapshotUsed: "",
       manifestsScanned: 0,
       manifestsIndexed: 0,
@@ -175,86 +167,67 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
       pointerRecovered: false,
       descriptorRewrote: false,
       duration: 0,
+    });
+    this.#config = {
+      source: config.source ?? REBUILD_DEFAULTS.source,
+      recoveryKit: config.recoveryKit,
+      hostStorage: config.hostStorage ?? store.hostStorage,
+      batchSize: config.batchSize ?? REBUILD_DEFAULTS.batchSize,
+      parallelism: config.parallelism ?? REBUILD_DEFAULTS.parallelism,
     };
   }
 
-  stats(): RebuildStats {
-    return { ...this.#stats };
-  }
-
-  problems(): Array<{ key: string; reason: string }> {
-    return this.#problems.map((p) => ({ ...p }));
-  }
-
-  validate(): void {
+  protected override check(): void {
     const c = this.#config;
     if (!SOURCES.includes(c.source)) {
       throw new InvalidArgumentError(
         `source must be one of ${SOURCES.join(", ")}, got ${JSON.stringify(c.source)}`,
       );
     }
-    requireIntegers({
-      batchSize: [c.batchSize, 1],
-      parallelism: [c.parallelism, 1],
-      leaseTTL: [c.leaseTTL, 1000],
-    });
+    requireIntegers({ batchSize: [c.batchSize, 1], parallelism: [c.parallelism, 1] });
     if (c.recoveryKit !== undefined) {
       this.#kit = descriptorFromKit(parseRecoveryKit(c.recoveryKit));
-      const current = this.#store.descriptor;
+      const current = this.store.descriptor;
       if (current && current.storeId !== this.#kit.storeId) {
-        throw new RecoveryKitMismatchError(this.#kit.storeId, current.storeId, "store.json");
+        throw new RecoveryKitMismatchError(this.#kit.storeId, current.storeId, DESCRIPTOR_KEY);
       }
-    } else if (!this.#store.descriptor) {
+    } else if (!this.store.descriptor) {
       throw new RecoveryKitRequiredError();
     }
-    const storage = this.#store.config?.manifestStorage;
+    const storage = this.store.config?.manifestStorage;
     if (storage === "Local" && !c.hostStorage) throw new HostStorageRequiredError();
   }
 
-  async run(options: RunOptions = {}): Promise<void> {
-    if (this.#ran) throw new InvalidArgumentError("a RebuildIndexAgent runs once; create another");
-    this.#ran = true;
-    this.validate();
-    const started = performance.now();
-    const storeId = this.#kit?.storeId ?? this.#store.descriptor!.storeId;
+  /** The kit's store when the descriptor is lost: that is the store being rebuilt. */
+  protected override leaseStoreId(): string {
+    return this.#kit?.storeId ?? super.leaseStoreId();
+  }
+
+  protected override progress(): { done: number; total: number } {
+    return { done: this.counters.packsIndexed, total: this.#packsTotal };
+  }
+
+  protected override async work(ctx: MaintenanceContext): Promise<void> {
+    const check = () => ctx.lease.check();
+    const descriptor = await this.#descriptor(check);
+    ctx.signal.throwIfAborted();
+    const { config, pointer } = await this.#configPointer(descriptor, check);
+    ctx.signal.throwIfAborted();
+    const index = await this.#buildIndex(descriptor, config, ctx.signal);
     try {
-      await runExclusive(this.#store, {
-        agent: this.kind,
-        storeId,
-        mode: "offline",
-        leaseTTL: this.#config.leaseTTL,
-        force: this.#config.force,
-        bus: this.#bus,
-        signal: options.signal,
-        stats: () => ({ ...this.stats(), duration: Math.round(performance.now() - started) }),
-        progress: () => ({ done: this.#stats.packsIndexed, total: this.#packsTotal }),
-      }, async (ctx) => {
-        const descriptor = await this.#descriptor(ctx.lease.check.bind(ctx.lease));
-        ctx.signal.throwIfAborted();
-        const { config, pointer } = await this.#configPointer(
-          descriptor,
-          ctx.lease.check.bind(ctx.lease),
-        );
-        ctx.signal.throwIfAborted();
-        const index = await this.#buildIndex(descriptor, config, ctx.signal);
-        try {
-          // The commit point: nothing above touched the live index.
-          await ctx.lease.check();
-          await this.#persist(index, descriptor, config);
-          this.#store.adoptRebuild({ index, descriptor, config, pointer });
-        } catch (e) {
-          index.close();
-          throw e;
-        }
-      });
-    } finally {
-      this.#stats.duration = Math.round(performance.now() - started);
+      // The commit point: nothing above touched the live index.
+      await ctx.lease.check();
+      await this.#persist(index, descriptor, config);
+      this.store.adoptRebuild({ index, descriptor, config, pointer });
+    } catch (e) {
+      index.close();
+      throw e;
     }
   }
 
   /** The descriptor to use; with a kit, rewrites the replicas that are lost. */
   async #descriptor(check: () => Promise<void>): Promise<Descriptor> {
-    const store = this.#store;
+    const store = this.store;
     if (!this.#kit) return store.descriptor!;
     const kit = this.#kit;
     await this.#refuseForeignKit(kit);
@@ -282,8 +255,8 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         kit,
         toWrite,
       );
-      this.#stats.descriptorRewrote = true;
-      this.#bus.publish({
+      this.counters.descriptorRewrote = true;
+      this.bus.publish({
         type: "descriptor.healed",
         at: store.clock(),
         storeId: kit.storeId,
@@ -295,7 +268,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
 
   /** Looks for the store id on the Location; refuses a kit of another store before writing anything. */
   async #refuseForeignKit(kit: Descriptor): Promise<void> {
-    const driver = this.#store.driver;
+    const driver = this.store.driver;
     for (const key of [DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY]) {
       try {
         const d = decodeDescriptor(key, await driver.getRange(key, 0, MAX_DESCRIPTOR_BYTES + 1));
@@ -323,8 +296,8 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         decodeSnapshot(key, await driver.get(key), kit.storeId);
         return;
       } catch (e) {
-        if (e instanceof CorruptObjectError && /belongs to store/.test(e.reason)) {
-          throw new RecoveryKitMismatchError(kit.storeId, e.reason.split(" ")[3] ?? "?", key);
+        if (e instanceof ForeignSnapshotError) {
+          throw new RecoveryKitMismatchError(kit.storeId, e.storeId, key);
         }
       }
     }
@@ -335,7 +308,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
     descriptor: Descriptor,
     check: () => Promise<void>,
   ): Promise<{ config: StoreConfig; pointer: "ok" | "dangling" }> {
-    const driver = this.#store.driver;
+    const driver = this.store.driver;
     const chunking = descriptor.chunking;
     let resolved;
     try {
@@ -350,11 +323,11 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
       const config = await writeConfigVersion(driver, {
         ...defaultConfig(),
         manifestStorage: hostLog ? "Replicated" : "Remote",
-      }, { chunking, clock: this.#store.clock });
-      this.#stats.pointerRecovered = true;
-      this.#store.bus.publish({
+      }, { chunking, clock: this.store.clock });
+      this.counters.pointerRecovered = true;
+      this.store.bus.publish({
         type: "warning",
-        at: this.#store.clock(),
+        at: this.store.clock(),
         storeId: descriptor.storeId,
         code: "config_restored",
         message: `no config version could be read (${e.reason}); wrote ${
@@ -370,7 +343,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
     if (resolved.pointer === "ok") return { config: resolved.config, pointer: "ok" };
     await check();
     await writeCurrentPointer(driver, resolved.newestValid.seq, { chunking });
-    this.#stats.pointerRecovered = true;
+    this.counters.pointerRecovered = true;
     return { config: resolved.newestValid, pointer: "ok" };
   }
 
@@ -379,7 +352,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
     config: StoreConfig,
     signal: AbortSignal,
   ): Promise<StoreIndex> {
-    const driver = this.#store.driver;
+    const driver = this.store.driver;
     let storage: ManifestStorage = config.manifestStorage;
     const host = this.#config.hostStorage;
     if (storage === "Local" && !host) throw new HostStorageRequiredError();
@@ -391,20 +364,20 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
       const found = await loadNewestIndex(driver, descriptor.storeId);
       if (found.index && found.key) {
         index = found.index;
-        this.#stats.snapshotUsed = found.key.slice(SNAPSHOT_PREFIX.length);
+        this.counters.snapshotUsed = found.key.slice(SNAPSHOT_PREFIX.length);
       }
       if (!index && source === "Snapshot") throw new NoSnapshotError(found.rejected);
     }
-    this.#stats.source = index ? "Snapshot" : "FullScan";
+    this.counters.source = index ? "Snapshot" : "FullScan";
     index ??= await StoreIndex.create(descriptor.storeId);
-    this.#stats.manifestsSkipped = index.counts().manifests;
+    this.counters.manifestsSkipped = index.counts().manifests;
 
     try {
       // Diff the whole listing against what the index holds, not only a time cut.
       const { missing, listedThrough } = await listPacksSinceMark(
         driver,
         index,
-        this.#store.clock(),
+        this.store.clock(),
         { all: true, signal },
       );
       this.#packsTotal = missing.length;
@@ -417,13 +390,13 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         batchSize: this.#config.batchSize,
         signal,
         onPack: (p) => {
-          this.#stats.packsIndexed++;
-          this.#stats.manifestsScanned += p.manifests;
-          this.#stats.manifestsIndexed += p.added;
-          this.#stats.blobsRegistered += p.blobs;
+          this.counters.packsIndexed++;
+          this.counters.manifestsScanned += p.manifests;
+          this.counters.manifestsIndexed += p.added;
+          this.counters.blobsRegistered += p.blobs;
         },
       });
-      this.#problems.push(...result.problems);
+      this.found.push(...result.problems);
       if (listedThrough !== undefined) index.setHighWaterMark(listedThrough);
       // Loose blobs are found by listing; they are always whole (regular) blobs.
       for await (const info of driver.list(LOOSE_BLOB_PREFIX)) {
@@ -432,7 +405,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
         if (
           !/^[0-9a-f]{64}$/.test(id) || info.key !== looseBlobKey(id)
         ) {
-          this.#problems.push({ key: info.key, reason: "not a loose blob key" });
+          this.found.push({ key: info.key, reason: "not a loose blob key" });
           continue;
         }
         if (index.hasBlob(id)) continue;
@@ -444,7 +417,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
           packId: null,
           offset: null,
         });
-        this.#stats.blobsRegistered++;
+        this.counters.blobsRegistered++;
       }
       return index;
     } catch (e) {
@@ -459,7 +432,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
    * and the host cache.
    */
   async #persist(index: StoreIndex, descriptor: Descriptor, config: StoreConfig): Promise<void> {
-    const store = this.#store;
+    const store = this.store;
     const written = await writeIndexSnapshot(store.driver, index, {
       storeId: descriptor.storeId,
       config,
@@ -472,7 +445,7 @@ class RebuildIndexAgentImpl implements RebuildIndexAgent {
 }
 
 /**
- * Creates a RebuildIndexAgent (the seed's `NewRebuildIndexAgent`).
+ * Creates a RebuildIndexAgent.
  *
  * @param store The store (it may be Corrupted: that is what a rebuild is for).
  * @param bus Where the agent publishes its events.

@@ -25,12 +25,7 @@
 
 import type { Driver } from "../drivers/driver.ts";
 import type { ManifestStorage } from "../format/config.ts";
-import {
-  CapsaError,
-  CorruptObjectError,
-  InvalidArgumentError,
-  StoreCorruptedError,
-} from "../errors.ts";
+import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { createHasher, type HashAlgorithm, hashBytes, isBlobId } from "../format/hashing.ts";
 import type { PackRecord, StoreIndex } from "../index/store_index.ts";
@@ -38,7 +33,13 @@ import { type PackSource, type PackToc, readPackToc } from "../format/pack.ts";
 import type { Store } from "../store/store.ts";
 import { isUlid } from "../format/ulid.ts";
 import { retry } from "../drivers/retrying.ts";
-import { type MaintenanceAgent, requireIntegers, runExclusive, type RunOptions } from "./agent.ts";
+import { pool } from "../pool.ts";
+import {
+  AgentBase,
+  type MaintenanceAgent,
+  type MaintenanceContext,
+  requireIntegers,
+} from "./agent.ts";
 import { LOOSE_BLOB_PREFIX, looseBlobKey, PACK_PREFIX, packKey, parsePackKey } from "../layout.ts";
 
 /**
@@ -206,61 +207,52 @@ class ShortReadError extends CapsaError {
   }
 }
 
-class VerificationAgentImpl implements VerificationAgent {
-  readonly kind = "Verify" as const;
-  #store: Store;
-  #bus: EventBus;
+class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
+  implements VerificationAgent {
+  override readonly kind = "Verify" as const;
   #config: {
     data: boolean;
     subset: VerifySubset | undefined;
     parallelism: number;
-    leaseTTL: number;
-    force: boolean;
   };
-  #stats: VerifyStats = {
-    packsChecked: 0,
-    blobsChecked: 0,
-    bytesRead: 0,
-    manifestsChecked: 0,
-    problemsFound: 0,
-    duration: 0,
-  };
-  #problems: VerifyProblem[] = [];
   #done = 0;
   #total = 0;
-  #ran = false;
   #subset: { slice: readonly [number, number] } | { fraction: number; seed: number } | undefined;
 
   constructor(store: Store, bus: EventBus, config: VerifyConfig) {
-    this.#store = store;
-    this.#bus = bus;
+    super(store, bus, {
+      mode: "read-only",
+      leaseTTL: config.leaseTTL ?? VERIFY_DEFAULTS.leaseTTL,
+      force: config.force ?? false,
+    }, {
+      packsChecked: 0,
+      blobsChecked: 0,
+      bytesRead: 0,
+      manifestsChecked: 0,
+      problemsFound: 0,
+      duration: 0,
+    });
     this.#config = {
       data: config.data ?? VERIFY_DEFAULTS.data,
       subset: config.subset,
       parallelism: config.parallelism ?? VERIFY_DEFAULTS.parallelism,
-      leaseTTL: config.leaseTTL ?? VERIFY_DEFAULTS.leaseTTL,
-      force: config.force ?? false,
     };
   }
 
-  stats(): VerifyStats {
-    return { ...this.#stats };
+  /** Ordered by key, then kind. */
+  override problems(): VerifyProblem[] {
+    return super.problems().sort((a, b) =>
+      a.key < b.key ? -1 : a.key > b.key ? 1 : a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0
+    );
   }
 
-  problems(): VerifyProblem[] {
-    return this.#problems.map((p) => ({ ...p }));
-  }
-
-  validate(): void {
+  protected override check(): void {
     const c = this.#config;
-    const store = this.#store;
-    if (store.state === "Corrupted" || !store.descriptor || !store.config) {
-      throw new StoreCorruptedError(store.problems.length > 0 ? store.problems : ["unknown"]);
-    }
+    this.requireStore("config", "a Corrupted store cannot be verified: rebuild it first");
     if (typeof c.data !== "boolean") {
       throw new InvalidArgumentError(`data must be a boolean, got ${JSON.stringify(c.data)}`);
     }
-    requireIntegers({ parallelism: [c.parallelism, 1], leaseTTL: [c.leaseTTL, 1000] });
+    requireIntegers({ parallelism: [c.parallelism, 1] });
     const s = c.subset;
     if (s === undefined) return;
     if (!c.data) {
@@ -292,34 +284,17 @@ class VerificationAgentImpl implements VerificationAgent {
     }
   }
 
-  async run(options: RunOptions = {}): Promise<void> {
-    if (this.#ran) throw new InvalidArgumentError("a VerificationAgent runs once; create another");
-    this.#ran = true;
-    this.validate();
-    const started = performance.now();
-    try {
-      await runExclusive(this.#store, {
-        agent: this.kind,
-        storeId: this.#store.storeId,
-        mode: "read-only",
-        leaseTTL: this.#config.leaseTTL,
-        force: this.#config.force,
-        bus: this.#bus,
-        signal: options.signal,
-        stats: () => ({ ...this.stats(), duration: Math.round(performance.now() - started) }),
-        progress: () => ({ done: this.#done, total: this.#total }),
-      }, (ctx) => this.#verify(ctx.signal));
-    } finally {
-      this.#stats.duration = Math.round(performance.now() - started);
-      this.#problems.sort((a, b) =>
-        a.key < b.key ? -1 : a.key > b.key ? 1 : a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0
-      );
-    }
+  protected override progress(): { done: number; total: number } {
+    return { done: this.#done, total: this.#total };
+  }
+
+  protected override work(ctx: MaintenanceContext): Promise<void> {
+    return this.#verify(ctx.signal);
   }
 
   #report(kind: VerifyProblemKind, key: string, detail: string): void {
-    this.#problems.push({ kind, key, detail });
-    this.#stats.problemsFound++;
+    this.found.push({ kind, key, detail });
+    this.counters.problemsFound++;
   }
 
   #dataChecked(key: string): boolean {
@@ -328,7 +303,7 @@ class VerificationAgentImpl implements VerificationAgent {
   }
 
   async #verify(signal: AbortSignal): Promise<void> {
-    const store = this.#store;
+    const store = this.store;
     // Take in packs committed before the maintenance mode was set (reads only).
     await store.refresh();
     const index = store.index;
@@ -339,12 +314,13 @@ class VerificationAgentImpl implements VerificationAgent {
     const source: PackSource = {
       getRange: async (key, offset, length) => {
         const bytes = await driver.getRange(key, offset, length);
-        this.#stats.bytesRead += bytes.length;
+        this.counters.bytesRead += bytes.length;
         return bytes;
       },
       stat: (key) => driver.stat(key),
     };
 
+    const concurrency = this.#config.parallelism;
     const packsOnLocation = await listAll(driver, PACK_PREFIX);
     const looseOnLocation = await listAll(driver, LOOSE_BLOB_PREFIX);
     signal.throwIfAborted();
@@ -352,7 +328,7 @@ class VerificationAgentImpl implements VerificationAgent {
     const loose = index.looseBlobs();
     this.#total = packs.length + loose.length;
 
-    await this.#pool(packs, signal, async (pack) => {
+    await pool(packs, async (pack) => {
       await this.#checkPack(
         pack,
         index,
@@ -362,11 +338,11 @@ class VerificationAgentImpl implements VerificationAgent {
         source,
         packsOnLocation,
       );
-      this.#stats.packsChecked++;
+      this.counters.packsChecked++;
       this.#done++;
-    });
+    }, { concurrency, signal });
 
-    await this.#pool(loose, signal, async (blob) => {
+    await pool(loose, async (blob) => {
       const key = looseBlobKey(blob.blobId);
       const size = looseOnLocation.get(key);
       if (size === undefined) {
@@ -385,10 +361,10 @@ class VerificationAgentImpl implements VerificationAgent {
         await this.#checkLooseData(key, blob.blobId, size, descriptor.hash, source);
       }
       this.#done++;
-    });
+    }, { concurrency, signal });
 
     // Manifests: every blob they name must exist somewhere.
-    this.#stats.manifestsChecked = index.counts().manifests;
+    this.counters.manifestsChecked = index.counts().manifests;
     const unknown = new Map(index.unknownManifestBlobs().map((u) => [u.blobId, u]));
     for (const u of unknown.values()) {
       if (looseOnLocation.has(looseBlobKey(u.blobId))) continue; // a loose object: checked below
@@ -406,7 +382,7 @@ class VerificationAgentImpl implements VerificationAgent {
       const id = parsePackKey(key) ?? "";
       return !isUlid(id) || !index.hasPack(id);
     });
-    await this.#pool(orphans, signal, async ([key, size]) => {
+    await pool(orphans, async ([key, size]) => {
       const id = parsePackKey(key) ?? "";
       if (!isUlid(id)) {
         this.#report("orphan_pack", key, "not a pack id: a foreign object, never used");
@@ -430,9 +406,9 @@ class VerificationAgentImpl implements VerificationAgent {
         detail = `not in the index, and its TOC is unusable (${e.reason})`;
       }
       this.#report("orphan_pack", key, detail);
-    });
+    }, { concurrency, signal });
     const looseKeys = [...looseOnLocation.keys()];
-    await this.#pool(looseKeys, signal, async (key) => {
+    await pool(looseKeys, async (key) => {
       const id = key.slice(key.lastIndexOf("/") + 1);
       if (!isBlobId(id) || key !== looseBlobKey(id)) {
         this.#report(
@@ -459,31 +435,7 @@ class VerificationAgentImpl implements VerificationAgent {
           ? `a loose copy of a blob the index places in ${packKey(row.packId!)}`
           : "not in the index and named by no manifest (garbage of an interrupted put)",
       );
-    });
-  }
-
-  /** Runs `fn` over `items` with `parallelism` workers; the first error stops them all. */
-  async #pool<T>(
-    items: readonly T[],
-    signal: AbortSignal,
-    fn: (item: T) => Promise<void>,
-  ): Promise<void> {
-    let next = 0;
-    let failure: { e: unknown } | undefined;
-    const work = async () => {
-      while (failure === undefined && next < items.length) {
-        signal.throwIfAborted();
-        const item = items[next++]!;
-        try {
-          await fn(item);
-        } catch (e) {
-          failure ??= { e };
-        }
-      }
-    };
-    const n = Math.min(this.#config.parallelism, Math.max(1, items.length));
-    await Promise.all(Array.from({ length: n }, work));
-    if (failure !== undefined) throw failure.e;
+    }, { concurrency, signal });
   }
 
   async #checkPack(
@@ -614,7 +566,7 @@ class VerificationAgentImpl implements VerificationAgent {
           hash,
           bytes.subarray(b.offset - start, b.offset - start + b.storedLength),
         );
-        this.#stats.blobsChecked++;
+        this.counters.blobsChecked++;
         if (actual !== b.id) {
           this.#report(
             "blob_hash_mismatch",
@@ -645,7 +597,7 @@ class VerificationAgentImpl implements VerificationAgent {
       }
       return hasher.digestHex();
     });
-    this.#stats.blobsChecked++;
+    this.counters.blobsChecked++;
     if (actual !== blobId) {
       this.#report(
         "blob_hash_mismatch",

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { namePositionals, type ParsedArgs, parseListen, stringFlag } from "./_args.ts";
-import type { Command } from "./_command.ts";
-import { EXIT, UsageError } from "./_output.ts";
-import { absolutePath, type CommandContext, withStore } from "./_store.ts";
+import { namePositionals, type ParsedArgs, parseListen, stringFlag } from "../_args.ts";
+import type { Command } from "../_command.ts";
+import { EXIT, UsageError } from "../_output.ts";
+import { absolutePath, type CommandContext, withStore } from "../_store.ts";
 
 /**
  * Reads a bearer token from a file: the first line, trimmed.
@@ -50,7 +50,7 @@ loopback only. Prints the address once listening (with --json: {"url","hostname"
       ? undefined
       : await readToken(ctx, absolutePath(tokenFile));
     // Loaded here only: no other command loads Hono.
-    const { isLoopback, serve } = await import("../http/serve.ts");
+    const { isLoopback, serve } = await import("../../http/serve.ts");
     if (token === undefined && !isLoopback(hostname)) {
       throw new UsageError(
         `refusing to listen on ${hostname} without a token: give --token-file FILE, or listen on 127.0.0.1`,

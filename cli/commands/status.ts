@@ -1,15 +1,15 @@
 /**
- * `capsa status` (the store's health at a glance) and `capsa snapshot`
- * (write an index snapshot to the Location now).
+ * `capsa status`: the store's health at a glance, with advice for every
+ * state that needs an operator.
  *
  * @module
  */
 
-import type { StoreStatus } from "../store/store.ts";
-import { namePositionals, type ParsedArgs } from "./_args.ts";
-import type { Command } from "./_command.ts";
-import { EXIT, formatBytes, formatDuration, table } from "./_output.ts";
-import { type CommandContext, withStore } from "./_store.ts";
+import type { StoreStatus } from "../../store/store.ts";
+import { namePositionals, type ParsedArgs } from "../_args.ts";
+import type { Command } from "../_command.ts";
+import { EXIT, formatBytes, formatDuration, table } from "../_output.ts";
+import { type CommandContext, withStore } from "../_store.ts";
 
 /** What `capsa status --json` prints: the store's status, plus what the CLI adds. */
 export interface StatusReport extends StoreStatus {
@@ -159,32 +159,3 @@ export function statusLines(r: StatusReport): string[] {
   for (const a of r.advice) lines.push(`next: ${a}`);
   return lines;
 }
-
-/** `capsa snapshot`. */
-export const snapshotCommand: Command = {
-  name: "snapshot",
-  summary: "write an index snapshot to the Location now",
-  usage: "capsa snapshot LOCATION",
-  description:
-    `Writes a snapshot of the index to the Location (after catching up on every pack), and keeps
-the newest few. Other hosts open from it, and \`rebuild --source auto\` reads only what was
-written after it. Snapshots are also written periodically while writing.`,
-  flags: {},
-  flagsHelp: "",
-  example: "capsa snapshot /srv/capsa",
-  async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
-    const { location } = namePositionals("snapshot", args.positionals, ["LOCATION"]);
-    const r = await withStore(ctx, location!, async (store) => {
-      const key = await store.snapshotIndex();
-      return { key, highWaterMark: store.index.highWaterMark(), counts: store.index.counts() };
-    });
-    ctx.out.result(
-      r,
-      () =>
-        `snapshot ${r.key} written (${r.counts.artifacts} artifacts, high-water mark ${
-          r.highWaterMark === "" ? "none" : r.highWaterMark
-        })`,
-    );
-    return EXIT.ok;
-  },
-};

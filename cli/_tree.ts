@@ -1,0 +1,270 @@
+/**
+ * The tree transfers behind `capsa put --from DIR` and `capsa get --to DIR`
+ * (and the demo): every file under a directory into a namespace, and every
+ * artifact of a namespace back into a directory, a bounded number at once
+ * (`pool.ts`), each body streamed, each file written atomically.
+ *
+ * @module
+ */
+
+import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { validateArtifactKey } from "../format/manifest.ts";
+import { pool } from "../pool.ts";
+import type { ArtifactInfo, Store } from "../store/store.ts";
+import { writeFileAtomic } from "./_files.ts";
+import { bytesPayload, type Progress } from "./_progress.ts";
+import { listAll } from "./_store.ts";
+
+/** Default number of files moved at once by `put --from` and `get --to`. */
+export const DEFAULT_TREE_PARALLELISM = 32;
+
+/** Re-throws `e` with `what` in front of its message, keeping its code. */
+function about(what: string, e: unknown): never {
+  if (e instanceof CapsaError) {
+    throw new CapsaError(e.code, `${what}: ${e.message}`, e.retryable, { cause: e });
+  }
+  if (e instanceof Error) {
+    const copy = new (e.constructor as new (m: string, o?: ErrorOptions) => Error)(
+      `${what}: ${e.message}`,
+      { cause: e },
+    );
+    throw copy;
+  }
+  throw e;
+}
+
+/** One file found under a `put --from` directory. */
+export interface TreeFile {
+  /** The file's path. */
+  path: string;
+  /** Its artifact key: the prefix, then its path relative to the directory, with `/`. */
+  key: string;
+  /** Its size when listed. */
+  size: number;
+}
+
+/**
+ * Lists the regular files under `dir`, recursively, in key order. Symbolic
+ * links are not followed (they are reported, not stored).
+ * @param dir The directory.
+ * @param prefix A key prefix.
+ * @returns The files, and the symbolic links skipped.
+ */
+export async function listTree(
+  dir: string,
+  prefix = "",
+): Promise<{ files: TreeFile[]; skipped: string[] }> {
+  const root = dir.replace(/[/\\]+$/, "") || "/";
+  const info = await Deno.stat(root);
+  if (!info.isDirectory) throw new InvalidArgumentError(`${dir} is not a directory`);
+  const files: TreeFile[] = [];
+  const skipped: string[] = [];
+  const walk = async (abs: string, rel: string): Promise<void> => {
+    for await (const e of Deno.readDir(abs)) {
+      const path = `${abs}/${e.name}`;
+      const key = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (e.isSymlink) skipped.push(key);
+      else if (e.isDirectory) await walk(path, key);
+      else if (e.isFile) {
+        files.push({ path, key: prefix + key, size: (await Deno.lstat(path)).size });
+      } else skipped.push(key);
+    }
+  };
+  await walk(root, "");
+  files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { files, skipped };
+}
+
+/** Options of {@linkcode putTree}. */
+export interface PutTreeOptions {
+  /** Prepended to every key (default none). */
+  prefix?: string;
+  /** Files stored at once (default {@linkcode DEFAULT_TREE_PARALLELISM}). */
+  parallelism?: number;
+  /** A progress bar (files; bytes as payload). */
+  progress?: Progress;
+}
+
+/** What {@linkcode putTree} reports. */
+export interface PutTreeResult {
+  /** Files stored. */
+  files: number;
+  /** Bytes stored (bodies, before deduplication). */
+  bytes: number;
+  /** Symbolic links and special files skipped, as relative paths. */
+  skipped: string[];
+}
+
+/**
+ * Stores every regular file under `dir` in `namespace`, keys being the
+ * paths relative to `dir` with `/` (after `prefix`), streaming each file, a
+ * bounded number at once. Every key is checked before the first put, so a
+ * bad file name changes nothing. Flushes before returning.
+ *
+ * @param store The store.
+ * @param namespace The namespace.
+ * @param dir The directory.
+ * @param options Prefix, parallelism, progress.
+ * @returns Counts.
+ */
+export async function putTree(
+  store: Store,
+  namespace: string,
+  dir: string,
+  options: PutTreeOptions = {},
+): Promise<PutTreeResult> {
+  const { files, skipped } = await listTree(dir, options.prefix ?? "");
+  for (const f of files) {
+    try {
+      validateArtifactKey(f.key);
+    } catch (e) {
+      about(`${f.path} cannot be stored (nothing was stored)`, e);
+    }
+  }
+  const progress = options.progress;
+  let done = 0;
+  let bytes = 0;
+  progress?.start(files.length, bytesPayload(0));
+  try {
+    await pool(files, async (f) => {
+      const file = await Deno.open(f.path, { read: true });
+      try {
+        const info = await store.put(namespace, f.key, file.readable);
+        bytes += info.size;
+      } catch (e) {
+        try {
+          file.close();
+        } catch { /* the stream closed it */ }
+        about(f.path, e);
+      }
+      progress?.update(++done, bytesPayload(bytes));
+    }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
+    await store.flush();
+  } finally {
+    progress?.stop();
+  }
+  return { files: files.length, bytes, skipped };
+}
+
+/**
+ * The relative path segments an artifact key is restored to, or why it
+ * cannot be: a key is data, and a key such as `../x`, `/etc/x`, `a//b` or
+ * `a\b` must never write outside the target directory.
+ * @param key The key.
+ * @returns The segments, or the reason for refusing.
+ */
+export function keyToSegments(key: string): string[] | { refused: string } {
+  if (key.includes("\\")) return { refused: "it holds a backslash" };
+  if (key.startsWith("/")) return { refused: "it is absolute" };
+  const segments = key.split("/");
+  for (const s of segments) {
+    if (s === "") return { refused: "it has an empty path segment" };
+    if (s === "." || s === "..") return { refused: `it has a "${s}" segment` };
+    if (Deno.build.os === "windows" && /[:*?"<>|]/.test(s)) {
+      return { refused: "it holds a character Windows forbids in file names" };
+    }
+  }
+  return segments;
+}
+
+/** Options of {@linkcode getTree}. */
+export interface GetTreeOptions {
+  /** Only keys starting with this (default all). */
+  prefix?: string;
+  /** Files written at once (default {@linkcode DEFAULT_TREE_PARALLELISM}). */
+  parallelism?: number;
+  /** A progress bar (files; bytes as payload). */
+  progress?: Progress;
+}
+
+/**
+ * Restores the artifacts of `namespace` (under `prefix`) into `dir`, each at
+ * its key as a relative path, each file written atomically. Every key is
+ * checked first: if one would land outside `dir` (or two conflict, like `a`
+ * and `a/b`), nothing is written. Directories are created here and never
+ * followed through a symbolic link.
+ *
+ * @param store The store.
+ * @param namespace The namespace.
+ * @param dir The target directory (created if missing).
+ * @param options Prefix, parallelism, progress.
+ * @returns Counts and the resolved target.
+ */
+export async function getTree(
+  store: Store,
+  namespace: string,
+  dir: string,
+  options: GetTreeOptions = {},
+): Promise<{ files: number; bytes: number; to: string }> {
+  const items: Array<{ info: ArtifactInfo; segments: string[] }> = [];
+  const dirs = new Set<string>();
+  for await (const info of listAll(store, namespace, options.prefix)) {
+    const segments = keyToSegments(info.key);
+    if (!Array.isArray(segments)) {
+      throw new CapsaError(
+        "unsafe_key",
+        `key ${JSON.stringify(info.key)} would be written outside ${dir} (${segments.refused}): ` +
+          "nothing was restored; restore the other keys with --prefix, and this one with -o FILE",
+      );
+    }
+    for (let i = 1; i < segments.length; i++) dirs.add(segments.slice(0, i).join("/"));
+    items.push({ info, segments });
+  }
+  for (const { info } of items) {
+    if (dirs.has(info.key)) {
+      throw new CapsaError(
+        "key_conflict",
+        `key ${JSON.stringify(info.key)} is both a file and a directory of other keys: ` +
+          "nothing was restored; restore them separately with --prefix or -o FILE",
+      );
+    }
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const root = await Deno.realPath(dir);
+  const made = new Map<string, Promise<void>>();
+  const ensureDir = (rel: string): Promise<void> => {
+    let p = made.get(rel);
+    if (!p) {
+      p = (async () => {
+        const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
+        if (parent !== "") await ensureDir(parent);
+        const abs = `${root}/${rel}`;
+        await Deno.mkdir(abs).catch((e) => {
+          if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+        });
+        const st = await Deno.lstat(abs);
+        if (!st.isDirectory || st.isSymlink) {
+          throw new CapsaError(
+            "unsafe_path",
+            `${abs} exists and is not a directory (or is a symbolic link): refusing to write through it`,
+          );
+        }
+      })();
+      made.set(rel, p);
+    }
+    return p;
+  };
+  const progress = options.progress;
+  let done = 0;
+  let bytes = 0;
+  progress?.start(items.length, bytesPayload(0));
+  try {
+    await pool(items, async (item) => {
+      const rel = item.segments.join("/");
+      try {
+        if (item.segments.length > 1) await ensureDir(item.segments.slice(0, -1).join("/"));
+        const body = await store.getStream(namespace, item.info.key, {
+          version: item.info.version,
+        });
+        const written = await writeFileAtomic(`${root}/${rel}`, body);
+        bytes += written; // not `bytes += await …`: that reads `bytes` before the await
+      } catch (e) {
+        about(`${namespace}/${item.info.key}`, e);
+      }
+      progress?.update(++done, bytesPayload(bytes));
+    }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
+  } finally {
+    progress?.stop();
+  }
+  return { files: items.length, bytes, to: root };
+}

@@ -1,0 +1,116 @@
+/**
+ * `capsa get`: one artifact to stdout or a file (written atomically); or,
+ * with `--to DIR`, every artifact of a namespace into a directory
+ * (`cli/_tree.ts`).
+ *
+ * @module
+ */
+
+import { intFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
+import type { Command } from "../_command.ts";
+import { writeAll, writeFileAtomic } from "../_files.ts";
+import { EXIT, formatBytes, UsageError } from "../_output.ts";
+import { createProgress, transferFormat } from "../_progress.ts";
+import { absolutePath, type CommandContext, withStore } from "../_store.ts";
+import { DEFAULT_TREE_PARALLELISM, getTree } from "../_tree.ts";
+
+/** `capsa get`. */
+export const getCommand: Command = {
+  name: "get",
+  summary: "read an artifact to stdout or a file, or restore a namespace to a directory",
+  usage: `capsa get LOCATION NAMESPACE KEY [-o FILE] [--version V]
+       capsa get LOCATION NAMESPACE --to DIR [--prefix P] [--parallelism N]`,
+  description:
+    `Writes artifact KEY of NAMESPACE to stdout, or with -o to FILE (atomically: a temporary file,
+then a rename, so FILE is never half-written). With --to, restores every artifact of NAMESPACE
+(under P) into DIR, each at its key as a relative path; if any key would land outside DIR
+("../x", "/x", "a//b"), nothing is written. Every blob is checked against its hash on the way.`,
+  flags: {
+    output: { type: "string", short: "o" },
+    version: { type: "string" },
+    to: { type: "string" },
+    prefix: { type: "string" },
+    parallelism: { type: "string" },
+  },
+  flagsHelp: `  -o, --output FILE  write to FILE instead of stdout
+  --version V        a version id (see stat) instead of the current version
+  --to DIR           restore the namespace (or the keys under --prefix) into DIR
+  --prefix P         with --to: only keys starting with P
+  --parallelism N    with --to: files written at once (default ${DEFAULT_TREE_PARALLELISM})`,
+  example: "capsa get /srv/capsa photos 2024/cat.jpg -o cat.jpg",
+  async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
+    const to = stringFlag(args.values, "to");
+    if (to !== undefined) {
+      const { location, namespace } = namePositionals("get", args.positionals, [
+        "LOCATION",
+        "NAMESPACE",
+      ]);
+      for (const f of ["output", "version"]) {
+        if (args.values[f] !== undefined) throw new UsageError(`--${f} applies to a single get`);
+      }
+      const prefix = stringFlag(args.values, "prefix");
+      const parallelism = intFlag(args.values, "parallelism", 256);
+      const started = performance.now();
+      const r = await withStore(
+        ctx,
+        location!,
+        (store) =>
+          getTree(store, namespace!, absolutePath(to), {
+            ...(prefix === undefined ? {} : { prefix }),
+            ...(parallelism === undefined ? {} : { parallelism }),
+            progress: createProgress(transferFormat("get"), ctx.out.quiet),
+          }),
+      );
+      const ms = Math.round(performance.now() - started);
+      ctx.out.result(
+        {
+          namespace,
+          prefix: prefix ?? "",
+          to: r.to,
+          files: r.files,
+          bytes: r.bytes,
+          durationMs: ms,
+        },
+        () => `restored ${r.files} files (${formatBytes(r.bytes)}) of ${namespace} into ${r.to}`,
+      );
+      return EXIT.ok;
+    }
+    if (args.values["prefix"] !== undefined || args.values["parallelism"] !== undefined) {
+      throw new UsageError("--prefix and --parallelism apply to get --to DIR");
+    }
+    const { location, namespace, key } = namePositionals("get", args.positionals, [
+      "LOCATION",
+      "NAMESPACE",
+      "KEY",
+    ]);
+    const output = stringFlag(args.values, "output");
+    const version = stringFlag(args.values, "version");
+    const toStdout = output === undefined || output === "-";
+    if (toStdout && ctx.out.json) {
+      throw new UsageError("--json needs -o FILE: without it the body itself goes to stdout");
+    }
+    const info = await withStore(ctx, location!, async (store) => {
+      const opts = version === undefined ? {} : { version };
+      const info = await store.stat(namespace!, key!, opts);
+      const body = await store.getStream(namespace!, key!, { version: info.version });
+      if (toStdout) {
+        ctx.out.markEmitted();
+        for await (const chunk of body) await writeAll(Deno.stdout, chunk);
+      } else {
+        await writeFileAtomic(absolutePath(output!), body);
+      }
+      return info;
+    });
+    if (!toStdout) {
+      const path = absolutePath(output!);
+      ctx.out.result(
+        { ...info, path },
+        () =>
+          `wrote ${namespace}/${key} (${
+            formatBytes(info.size)
+          }, version ${info.version}) to ${path}`,
+      );
+    }
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,74 @@
+/**
+ * `capsa stat`: describe an artifact, or list its versions.
+ *
+ * @module
+ */
+
+import { CapsaError } from "../../errors.ts";
+import type { ArtifactInfo } from "../../store/store.ts";
+import { boolFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
+import type { Command } from "../_command.ts";
+import { EXIT, formatBytes } from "../_output.ts";
+import { type CommandContext, withStore } from "../_store.ts";
+
+function infoLines(info: ArtifactInfo, hash: string): string[] {
+  const meta = Object.entries(info.metadata).map(([k, v]) => `${k}=${v}`).join(", ");
+  return [
+    `namespace     ${info.namespace}`,
+    `key           ${info.key}`,
+    `version       ${info.version}`,
+    `size          ${info.size} (${formatBytes(info.size)})`,
+    `digest        ${hash}:${info.digest}`,
+    `created       ${new Date(info.created).toISOString()}`,
+    `content-type  ${info.contentType === "" ? "-" : info.contentType}`,
+    `metadata      ${meta === "" ? "-" : meta}`,
+  ];
+}
+
+/** `capsa stat`. */
+export const statCommand: Command = {
+  name: "stat",
+  summary: "describe an artifact (size, digest, version, metadata)",
+  usage: "capsa stat LOCATION NAMESPACE KEY [--version V] [--versions]",
+  description:
+    `Describes the current version of artifact KEY of NAMESPACE (or version V). With --versions,
+lists every version, newest first, deletions included.`,
+  flags: { version: { type: "string" }, versions: { type: "boolean" } },
+  flagsHelp: `  --version V  describe version V instead of the current one
+  --versions   list every version, newest first`,
+  example: "capsa stat /srv/capsa photos 2024/cat.jpg",
+  async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
+    const { location, namespace, key } = namePositionals("stat", args.positionals, [
+      "LOCATION",
+      "NAMESPACE",
+      "KEY",
+    ]);
+    const version = stringFlag(args.values, "version");
+    await withStore(ctx, location!, async (store) => {
+      const hash = store.descriptor?.hash ?? "";
+      if (boolFlag(args.values, "versions")) {
+        const versions = await store.versions(namespace!, key!);
+        if (versions.length === 0) {
+          throw new CapsaError(
+            "not_found",
+            `no artifact ${JSON.stringify(key)} in namespace ${JSON.stringify(namespace)}`,
+          );
+        }
+        ctx.out.result(
+          { namespace, key, hash, versions },
+          () =>
+            versions.map((v) =>
+              `${v.version}  ${new Date(v.created).toISOString()}  ${
+                v.deleted ? "deleted" : `${v.size} bytes  ${hash}:${v.digest}`
+              }`
+            ),
+          { essential: true },
+        );
+        return;
+      }
+      const info = await store.stat(namespace!, key!, version === undefined ? {} : { version });
+      ctx.out.result({ ...info, hash }, () => infoLines(info, hash), { essential: true });
+    });
+    return EXIT.ok;
+  },
+};

@@ -36,6 +36,7 @@ import type { StoreIndex } from "../index/store_index.ts";
 import {
   CONFIG_CURRENT_KEY,
   CONFIG_PREFIX,
+  CONFIG_REPLICA_PREFIX,
   DESCRIPTOR_KEY,
   DESCRIPTOR_REPLICA_KEY,
 } from "../layout.ts";
@@ -272,8 +273,10 @@ export async function createOnLocation(
       throw new InvalidArgumentError(`${driver.location} already holds a store (${key} exists)`);
     }
   }
+  // An init interrupted before its descriptor (the commit point) may have left config
+  // versions, which a new init writes after; anything else means the Location is in use.
   for await (const info of driver.list("")) {
-    if (!info.key.startsWith(CONFIG_PREFIX)) {
+    if (!info.key.startsWith(CONFIG_PREFIX) && !info.key.startsWith(CONFIG_REPLICA_PREFIX)) {
       throw new InvalidArgumentError(
         `${driver.location} is not empty (it holds ${info.key}): init needs an empty Location`,
       );

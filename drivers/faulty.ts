@@ -79,7 +79,7 @@ export interface Fault {
   key?: string | RegExp | ((key: string) => boolean);
   /** Fire on the n-th matching call only (1-based), counted from injection. */
   nth?: number;
-  /** Fire on each matching call with this probability, from the seeded generator. */
+  /** Fire on each matching call with this probability, from a seeded generator. */
   rate?: number;
   /** How many times at most it fires (default: 1 with `nth`, unlimited otherwise). */
   times?: number;

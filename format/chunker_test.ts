@@ -100,7 +100,7 @@ const SMALL: ChunkingParams = { min: 256, avg: 1024, max: 4096 };
 const MEDIUM: ChunkingParams = { min: 2048, avg: 8192, max: 65536 };
 const ODD: ChunkingParams = { min: 100, avg: 3000, max: 7001 };
 
-Deno.test("gearTable() is derived from SHA-256 of the seed and each byte", () => {
+Deno.test("gearTable() is derived from SHA-256 of the gear seed string and each byte", () => {
   const table = gearTable();
   assert.equal(table.length, 256);
   const seed = new TextEncoder().encode(GEAR_TABLE_SEED);

@@ -70,7 +70,7 @@ import {
 } from "../layout.ts";
 
 /**
- * Where manifests live (DESIGN §3): `Remote` in the pack TOCs on the
+ * Where manifests live (docs/DESIGN.md §4.6): `Remote` in the pack TOCs on the
  * Location, `Local` only in the host directory's manifest log, `Replicated`
  * in both.
  */

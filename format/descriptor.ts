@@ -754,7 +754,7 @@ export async function readDescriptorReplica(
   }
 }
 
-/** The store state a reconciliation leads to (the `Ready`/`Degraded`/`Corrupted` of DESIGN §5). */
+/** The store state a reconciliation leads to (the `Ready`/`Degraded`/`Corrupted` of docs/DESIGN.md §6). */
 export type DescriptorState = "Ready" | "Degraded" | "Corrupted";
 
 /**

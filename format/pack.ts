@@ -162,7 +162,7 @@ export interface ReadPackTocOptions extends DecodePackTocOptions {
 
 /** Options of {@linkcode PackWriter}. */
 export interface PackWriterOptions {
-  /** The pack id: a ULID (DESIGN §3: pack ids are ordered by write time). */
+  /** The pack id: a ULID (docs/DESIGN.md §4.3: pack ids are ordered by write time). */
   packId: string;
   /** The id of the store the pack belongs to. */
   storeId: string;
@@ -412,7 +412,7 @@ export class PackWriter {
 
   /**
    * Adds a manifest to the TOC. Its blobs may be in this pack or in earlier
-   * ones; the caller orders writes so that they are durable first (DESIGN §3
+   * ones; the caller orders writes so that they are durable first (docs/DESIGN.md §4.3
    * item 4).
    *
    * @param manifest The manifest (checked, and of this pack's store).

@@ -21,7 +21,7 @@
 
 import type { DescriptorState } from "../format/descriptor.ts";
 
-/** The health of a store (DESIGN §5): `Ready`, `Degraded` or `Corrupted`. */
+/** The health of a store (docs/DESIGN.md §6): `Ready`, `Degraded` or `Corrupted`. */
 export type StoreState = DescriptorState;
 
 /** Fields every event carries. */

@@ -16,7 +16,7 @@
  *   behind (both shifted with `faketime`), one on the real clock.
  *
  * Every operation is random (seeded: `CAPSA_MODEL_SEED=<n>` replays a
- * failing run's choices; the seed is in every failure message) over a small
+ * failing run's choices; every failure message shows its seed) over a small
  * key space shared by all processes, so that writers overwrite and delete
  * each other's artifacts.
  *
@@ -193,7 +193,7 @@ async function runModel(
 /** Violations of the model, by kind, one line each. */
 type Failures = Map<string, string[]>;
 
-/** The failure message: the seed, what each worker did, each kind of violation with examples. */
+/** The failure message: its seed, what each worker did, each kind of violation with examples. */
 function report(name: string, failures: Failures, records: LogRecord[], specs: WorkerSpec[]) {
   const lines = [
     `${name}: the model is violated (CAPSA_MODEL_SEED=${SEED} replays the choices)`,

@@ -15,10 +15,11 @@
  *
  * @example Hash files four at a time, results in input order
  * ```ts
+ * import assert from "node:assert/strict";
  * import { poolMap } from "./pool.ts";
  *
  * const lengths = await poolMap(["a", "bb", "ccc"], async (s) => s.length, { concurrency: 4 });
- * console.log(lengths); // [1, 2, 3]
+ * assert.deepEqual(lengths, [1, 2, 3]);
  * ```
  *
  * @module

@@ -15,6 +15,7 @@
  *
  * @example Fail the third write, then behave as a dead process
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FaultyDriver, WRITE_METHODS } from "./faulty.ts";
  * import { MemoryDriver } from "./memory.ts";
  *
@@ -24,7 +25,7 @@
  * await faulty.put("a", new Uint8Array([1]));
  * await faulty.put("b", new Uint8Array([2]));
  * await faulty.put("c", new Uint8Array([3])).catch((e) => console.log(e.message));
- * console.log(faulty.calls.put, inner.objects.has("c")); // 3 false
+ * assert.deepEqual([faulty.calls.put, inner.objects.has("c")], [3, false]);
  * ```
  *
  * @module

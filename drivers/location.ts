@@ -17,11 +17,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createLocationRegistry } from "./location.ts";
  *
  * const locations = createLocationRegistry();
  * const driver = await locations.open("memory:");
- * console.log(driver.kind); // "memory"
+ * assert.deepEqual(driver.kind, "memory");
  * await driver.close();
  * ```
  *
@@ -55,9 +56,10 @@ export type LocationOpener = (url: URL, options: OpenLocationOptions) => Promise
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLocation } from "./location.ts";
- * console.log(parseLocation("/srv/store").href); // "file:///srv/store"
- * console.log(parseLocation("s3://bucket/prefix").protocol); // "s3:"
+ * assert.deepEqual(parseLocation("/srv/store").href, "file:///srv/store");
+ * assert.deepEqual(parseLocation("s3://bucket/prefix").protocol, "s3:");
  * ```
  */
 export function parseLocation(location: string, cwd?: string): URL {
@@ -159,8 +161,9 @@ export class LocationRegistry {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createLocationRegistry } from "./location.ts";
- * console.log(createLocationRegistry().schemes()); // ["file", "memory", "s3"]
+ * assert.deepEqual(createLocationRegistry().schemes(), ["file", "memory", "s3"]);
  * ```
  */
 export function createLocationRegistry(): LocationRegistry {

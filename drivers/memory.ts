@@ -55,10 +55,11 @@ export interface MemoryDriverOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MemoryDriver } from "./memory.ts";
  * const d = new MemoryDriver();
  * await d.put("k", new TextEncoder().encode("hello"));
- * console.log(new TextDecoder().decode(await d.get("k"))); // "hello"
+ * assert.deepEqual(new TextDecoder().decode(await d.get("k")), "hello");
  * ```
  */
 export class MemoryDriver implements Driver {

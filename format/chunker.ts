@@ -33,6 +33,7 @@
  *
  * @example Chunking a body whole, or streamed in pieces
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Chunker, chunkBytes } from "./chunker.ts";
  *
  * const params = { min: 64 * 1024, avg: 256 * 1024, max: 1024 * 1024 };
@@ -43,7 +44,7 @@
  * const streamed = [...chunker.push(body.subarray(0, 1000)), ...chunker.push(body.subarray(1000))];
  * const last = chunker.finish();
  * if (last) streamed.push(last);
- * console.log(whole.length === streamed.length); // true
+ * assert.deepEqual(whole.length === streamed.length, true);
  * ```
  *
  * @module
@@ -103,8 +104,9 @@ const GEAR = deriveGear();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gearTable } from "./chunker.ts";
- * console.log(gearTable().length); // 256
+ * assert.deepEqual(gearTable().length, 256);
  * ```
  */
 export function gearTable(): Uint32Array {
@@ -174,6 +176,7 @@ function topBits(n: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Chunker } from "./chunker.ts";
  * const chunker = new Chunker({ min: 64, avg: 256, max: 1024 });
  * let total = 0;
@@ -183,7 +186,7 @@ function topBits(n: number): number {
  *   }
  * }
  * total += chunker.finish()?.length ?? 0;
- * console.log(total); // 7770
+ * assert.deepEqual(total, 7770);
  * ```
  */
 export class Chunker {
@@ -342,9 +345,10 @@ export class Chunker {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cutPoints } from "./chunker.ts";
  * const ends = cutPoints(new Uint8Array(5000), { min: 64, avg: 256, max: 1024 });
- * console.log(ends.at(-1)); // 5000
+ * assert.deepEqual(ends.at(-1), 5000);
  * ```
  */
 export function cutPoints(bytes: Uint8Array, params: ChunkingParams): number[] {
@@ -368,9 +372,10 @@ export function cutPoints(bytes: Uint8Array, params: ChunkingParams): number[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chunkBytes } from "./chunker.ts";
  * const chunks = chunkBytes(new Uint8Array(100), { min: 64, avg: 256, max: 1024 });
- * console.log(chunks.length); // 1
+ * assert.deepEqual(chunks.length, 1);
  * ```
  */
 export function chunkBytes(bytes: Uint8Array, params: ChunkingParams): Uint8Array[] {

@@ -18,6 +18,7 @@
  *
  * @example Changing the pack size of a store
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultConfig, resolveCurrentConfig, writeConfigVersion } from "./config.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
@@ -25,7 +26,7 @@
  * await writeConfigVersion(driver, defaultConfig()); // seq 1, at init
  * const { config } = await resolveCurrentConfig(driver);
  * await writeConfigVersion(driver, { ...config, packTargetSize: 32 * 1024 * 1024 }); // seq 2
- * console.log((await resolveCurrentConfig(driver)).config.seq); // 2
+ * assert.deepEqual((await resolveCurrentConfig(driver)).config.seq, 2);
  * ```
  *
  * @module
@@ -235,13 +236,14 @@ function configProblem(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultConfig, validateConfig } from "./config.ts";
  * import { InvalidArgumentError } from "../errors.ts";
  *
  * try {
  *   validateConfig({ ...defaultConfig(), inlineThreshold: 8192, chunkThreshold: 4096 });
  * } catch (e) {
- *   console.log(e instanceof InvalidArgumentError); // true
+ *   assert.deepEqual(e instanceof InvalidArgumentError, true);
  * }
  * ```
  */
@@ -288,9 +290,10 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeConfig, defaultConfig, encodeConfig } from "./config.ts";
  * const v1 = { seq: 1, createdAt: "2026-05-10T12:00:00.000Z", ...defaultConfig() };
- * console.log(decodeConfig("system.config/0000000001.json", encodeConfig(v1)).seq); // 1
+ * assert.deepEqual(decodeConfig("system.config/0000000001.json", encodeConfig(v1)).seq, 1);
  * ```
  */
 export function encodeConfig(config: StoreConfig): Uint8Array {
@@ -324,13 +327,14 @@ export function encodeConfig(config: StoreConfig): Uint8Array {
  *
  * @example A type mismatch is refused, not defaulted
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeConfig } from "./config.ts";
  * import { CorruptObjectError } from "../errors.ts";
  * const text = '{"format":"capsa-config","formatVersion":1,"inlineThreshold":"4096"}';
  * try {
  *   decodeConfig("system.config/0000000001.json", new TextEncoder().encode(text));
  * } catch (e) {
- *   console.log(e instanceof CorruptObjectError); // true
+ *   assert.deepEqual(e instanceof CorruptObjectError, true);
  * }
  * ```
  */
@@ -441,13 +445,14 @@ export interface ConfigHistory {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultConfig, readConfigHistory, writeConfigVersion } from "./config.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * const driver = new MemoryDriver();
  * await writeConfigVersion(driver, defaultConfig());
  * await driver.put("system.config/0000000001.json", new TextEncoder().encode("garbage"));
  * const { versions, invalid, toHeal } = await readConfigHistory(driver);
- * console.log(versions.length, invalid.length, toHeal.length); // 1 1 1
+ * assert.deepEqual([versions.length, invalid.length, toHeal.length], [1, 1, 1]);
  * ```
  */
 export async function readConfigHistory(
@@ -530,9 +535,10 @@ export type CurrentPointer = { readonly seq: number } | { readonly dangling: str
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readCurrentPointer } from "./config.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
- * console.log(await readCurrentPointer(new MemoryDriver())); // { dangling: "system.config/current does not exist" }
+ * assert.deepEqual(await readCurrentPointer(new MemoryDriver()), { dangling: "system.config/current does not exist" });
  * ```
  */
 export async function readCurrentPointer(driver: ConfigDriver): Promise<CurrentPointer> {
@@ -592,13 +598,14 @@ export interface ResolvedConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultConfig, resolveCurrentConfig, writeConfigVersion } from "./config.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * const driver = new MemoryDriver();
  * await writeConfigVersion(driver, defaultConfig());
  * await driver.delete("system.config/current");
  * const r = await resolveCurrentConfig(driver);
- * console.log(r.pointer, r.config.seq); // "dangling" 1
+ * assert.deepEqual([r.pointer, r.config.seq], ["dangling", 1]);
  * ```
  */
 export async function resolveCurrentConfig(
@@ -720,11 +727,12 @@ async function highestSeq(driver: ConfigDriver): Promise<number> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultConfig, writeConfigVersion } from "./config.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * const driver = new MemoryDriver();
  * const v1 = await writeConfigVersion(driver, { ...defaultConfig(), manifestStorage: "Replicated" });
- * console.log(v1.seq, new TextDecoder().decode(await driver.get("system.config/current"))); // 1 "1\n"
+ * assert.deepEqual([v1.seq, new TextDecoder().decode(await driver.get("system.config/current"))], [1, "1\n"]);
  * ```
  */
 export async function writeConfigVersion(

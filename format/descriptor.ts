@@ -18,6 +18,7 @@
  *
  * @example Writing and reading back a descriptor
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDescriptor, decodeDescriptor, encodeDescriptor } from "./descriptor.ts";
  * import { DESCRIPTOR_KEY } from "../layout.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -26,7 +27,7 @@
  * const descriptor = createDescriptor({ hash: "sha256" });
  * await driver.put(DESCRIPTOR_KEY, encodeDescriptor(descriptor));
  * const back = decodeDescriptor(DESCRIPTOR_KEY, await driver.get(DESCRIPTOR_KEY));
- * console.log(back.storeId === descriptor.storeId); // true
+ * assert.deepEqual(back.storeId === descriptor.storeId, true);
  * ```
  *
  * @module
@@ -137,9 +138,10 @@ export interface Descriptor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { UnsupportedFormatVersionError } from "./descriptor.ts";
  * const e = new UnsupportedFormatVersionError("store.json", 3, [2]);
- * console.log(e.code, e.found, e.known); // "unsupported_format_version" 3 [2]
+ * assert.deepEqual([e.code, e.found, e.known], ["unsupported_format_version", 3, [2]]);
  * ```
  */
 export class UnsupportedFormatVersionError extends CorruptObjectError {
@@ -186,12 +188,13 @@ export interface DescriptorCandidate {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DescriptorConflictError } from "./descriptor.ts";
  * const e = new DescriptorConflictError([
  *   { where: ["store.json"], storeId: "a".repeat(32), checksum: "sha256:" + "1".repeat(64) },
  *   { where: ["system.state/descriptor/store.json"], storeId: "b".repeat(32), checksum: "sha256:" + "2".repeat(64) },
  * ]);
- * console.log(e.code); // "descriptor_conflict"
+ * assert.deepEqual(e.code, "descriptor_conflict");
  * ```
  */
 export class DescriptorConflictError extends CapsaError {
@@ -246,8 +249,9 @@ function hex(bytes: Uint8Array): string {
  *
  * @example Key order does not matter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canonicalJson } from "./descriptor.ts";
- * console.log(canonicalJson({ b: 1, a: [true, null] })); // {"a":[true,null],"b":1}
+ * assert.equal(canonicalJson({ b: 1, a: [true, null] }), '{"a":[true,null],"b":1}');
  * ```
  */
 export function canonicalJson(value: unknown): string {
@@ -277,8 +281,9 @@ export function canonicalJson(value: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canonicalChecksum } from "./descriptor.ts";
- * console.log(canonicalChecksum({ a: 1 }) === canonicalChecksum({ a: 1 })); // true
+ * assert.deepEqual(canonicalChecksum({ a: 1 }) === canonicalChecksum({ a: 1 }), true);
  * ```
  */
 export function canonicalChecksum(value: unknown): string {
@@ -326,8 +331,9 @@ const TIMESTAMP_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isStoreId } from "./descriptor.ts";
- * console.log(isStoreId("0123456789abcdef0123456789abcdef"), isStoreId("ABC")); // true false
+ * assert.deepEqual([isStoreId("0123456789abcdef0123456789abcdef"), isStoreId("ABC")], [true, false]);
  * ```
  */
 export function isStoreId(value: unknown): value is string {
@@ -344,8 +350,9 @@ export function isStoreId(value: unknown): value is string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isTimestamp } from "./descriptor.ts";
- * console.log(isTimestamp("2026-05-10T12:00:00.000Z"), isTimestamp("2026-05-10")); // true false
+ * assert.deepEqual([isTimestamp("2026-05-10T12:00:00.000Z"), isTimestamp("2026-05-10")], [true, false]);
  * ```
  */
 export function isTimestamp(value: unknown): value is string {
@@ -525,8 +532,9 @@ export function validateDescriptor(descriptor: Descriptor): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isStoreId, newStoreId } from "./descriptor.ts";
- * console.log(isStoreId(newStoreId())); // true
+ * assert.deepEqual(isStoreId(newStoreId()), true);
  * ```
  */
 export function newStoreId(): string {
@@ -554,9 +562,10 @@ export interface CreateDescriptorOptions {
  *
  * @example A store hashing with SHA-256 and small chunks
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDescriptor } from "./descriptor.ts";
  * const d = createDescriptor({ hash: "sha256", chunking: { min: 2048, avg: 8192, max: 65536 } });
- * console.log(d.format, d.formatVersion, d.hash); // "capsa-store" 2 "sha256"
+ * assert.deepEqual([d.format, d.formatVersion, d.hash], ["capsa-store", 2, "sha256"]);
  * ```
  */
 export function createDescriptor(options: CreateDescriptorOptions = {}): Descriptor {
@@ -586,8 +595,9 @@ export function createDescriptor(options: CreateDescriptorOptions = {}): Descrip
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDescriptor, descriptorChecksum } from "./descriptor.ts";
- * console.log(descriptorChecksum(createDescriptor()).startsWith("sha256:")); // true
+ * assert.deepEqual(descriptorChecksum(createDescriptor()).startsWith("sha256:"), true);
  * ```
  */
 export function descriptorChecksum(descriptor: Descriptor): string {
@@ -607,9 +617,10 @@ export function descriptorChecksum(descriptor: Descriptor): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDescriptor, encodeDescriptor } from "./descriptor.ts";
  * const text = new TextDecoder().decode(encodeDescriptor(createDescriptor()));
- * console.log(text.endsWith("\n"), JSON.parse(text).format); // true "capsa-store"
+ * assert.deepEqual([text.endsWith("\n"), JSON.parse(text).format], [true, "capsa-store"]);
  * ```
  */
 export function encodeDescriptor(descriptor: Descriptor): Uint8Array {
@@ -733,11 +744,13 @@ export interface ReadDescriptorReplicaOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readDescriptorReplica } from "./descriptor.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * import { DESCRIPTOR_KEY } from "../layout.ts";
  * const reading = await readDescriptorReplica(new MemoryDriver(), DESCRIPTOR_KEY);
- * console.log(reading.result instanceof Error); // true: NotFoundError
+ * const { NotFoundError } = await import("../errors.ts");
+ * assert.deepEqual(reading.result instanceof NotFoundError, true);
  * ```
  */
 export async function readDescriptorReplica(
@@ -829,6 +842,7 @@ export interface Reconciliation {
  *
  * @example One replica lost
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDescriptor, reconcileDescriptors } from "./descriptor.ts";
  * import { NotFoundError } from "../errors.ts";
  *
@@ -837,7 +851,7 @@ export interface Reconciliation {
  *   { where: "store.json", result: d },
  *   { where: "system.state/descriptor/store.json", result: new NotFoundError("system.state/descriptor/store.json") },
  * ]);
- * console.log(r.state, r.toHeal); // "Degraded" ["system.state/descriptor/store.json"]
+ * assert.deepEqual([r.state, r.toHeal], ["Degraded", ["system.state/descriptor/store.json"]]);
  * ```
  */
 export function reconcileDescriptors(readings: readonly DescriptorReading[]): Reconciliation {

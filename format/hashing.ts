@@ -19,15 +19,16 @@
  *
  * @example Naming a blob, and hashing a stream piece by piece
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createHasher, hashBytes, isBlobId } from "./hashing.ts";
  *
  * const body = new TextEncoder().encode("hello");
  * const id = hashBytes("blake3", body);
- * console.log(isBlobId(id)); // true
+ * assert.deepEqual(isBlobId(id), true);
  *
  * const hasher = createHasher("blake3");
  * hasher.update(body.subarray(0, 2)).update(body.subarray(2));
- * console.log(hasher.digestHex() === id); // true
+ * assert.deepEqual(hasher.digestHex() === id, true);
  * ```
  *
  * @module
@@ -65,8 +66,9 @@ const blake3Incremental: IHasher = await createBLAKE3(256);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isHashAlgorithm } from "./hashing.ts";
- * console.log(isHashAlgorithm("sha256"), isHashAlgorithm("md5")); // true false
+ * assert.deepEqual([isHashAlgorithm("sha256"), isHashAlgorithm("md5")], [true, false]);
  * ```
  */
 export function isHashAlgorithm(value: unknown): value is HashAlgorithm {
@@ -201,10 +203,11 @@ class Sha256Hasher implements Hasher {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createHasher, hashBytes } from "./hashing.ts";
  * const h = createHasher("sha256");
  * h.update(new TextEncoder().encode("ab")).update(new TextEncoder().encode("c"));
- * console.log(h.digestHex() === hashBytes("sha256", new TextEncoder().encode("abc"))); // true
+ * assert.deepEqual(h.digestHex() === hashBytes("sha256", new TextEncoder().encode("abc")), true);
  * ```
  */
 export function createHasher(alg: HashAlgorithm): Hasher {
@@ -225,8 +228,9 @@ for (const c of "0123456789abcdef") LOWER_HEX[c.charCodeAt(0)] = 1;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isBlobId } from "./hashing.ts";
- * console.log(isBlobId("ab".repeat(32)), isBlobId("AB".repeat(32))); // true false
+ * assert.deepEqual([isBlobId("ab".repeat(32)), isBlobId("AB".repeat(32))], [true, false]);
  * ```
  */
 export function isBlobId(value: unknown): value is string {
@@ -249,8 +253,9 @@ export function isBlobId(value: unknown): value is string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { blobIdToBytes } from "./hashing.ts";
- * console.log(blobIdToBytes("00".repeat(31) + "ff")[31]); // 255
+ * assert.deepEqual(blobIdToBytes("00".repeat(31) + "ff")[31], 255);
  * ```
  */
 export function blobIdToBytes(id: string): Uint8Array {
@@ -269,8 +274,9 @@ export function blobIdToBytes(id: string): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { blobIdFromBytes } from "./hashing.ts";
- * console.log(blobIdFromBytes(new Uint8Array(32)) === "0".repeat(64)); // true
+ * assert.deepEqual(blobIdFromBytes(new Uint8Array(32)) === "0".repeat(64), true);
  * ```
  */
 export function blobIdFromBytes(bytes: Uint8Array): string {

@@ -17,6 +17,7 @@
  *
  * @example From init to rebuild
  * ```ts
+ * import assert from "node:assert/strict";
  * import { descriptorFromKit, encodeRecoveryKit, parseRecoveryKit } from "./kit.ts";
  * import { createDescriptor } from "./descriptor.ts";
  *
@@ -24,7 +25,7 @@
  * const kit = encodeRecoveryKit(descriptor, { location: "s3://backups/capsa" });
  * // … every replica of store.json is lost; the operator brings the kit back …
  * const restored = descriptorFromKit(parseRecoveryKit(kit));
- * console.log(restored.storeId === descriptor.storeId); // true
+ * assert.deepEqual(restored.storeId === descriptor.storeId, true);
  * ```
  *
  * @module
@@ -93,12 +94,13 @@ export interface RecoveryKitInvalidErrorOptions extends CapsaErrorOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRecoveryKit, RecoveryKitInvalidError } from "./kit.ts";
  * try {
  *   parseRecoveryKit("not a kit\n");
  * } catch (e) {
  *   if (!(e instanceof RecoveryKitInvalidError)) throw e;
- *   console.log(e.code, e.reason, e.line); // "recovery_kit_invalid" "wrong_header" 1
+ *   assert.deepEqual([e.code, e.reason, e.line], ["recovery_kit_invalid", "wrong_header", 1]);
  * }
  * ```
  */
@@ -208,10 +210,11 @@ function locationProblem(location: string): string | undefined {
  *
  * @example Making the kit at init
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeRecoveryKit } from "./kit.ts";
  * import { createDescriptor } from "./descriptor.ts";
  * const kit = encodeRecoveryKit(createDescriptor(), { location: "/srv/capsa" });
- * console.log(kit.split("\n")[0]); // "capsa recovery kit v1"
+ * assert.deepEqual(kit.split("\n")[0], "capsa recovery kit v1");
  * ```
  */
 export function encodeRecoveryKit(
@@ -321,10 +324,11 @@ const NUMBER = /^(?:0|[1-9][0-9]{0,14})$/;
  *
  * @example A kit edited on Windows still parses
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeRecoveryKit, parseRecoveryKit } from "./kit.ts";
  * import { createDescriptor } from "./descriptor.ts";
  * const text = encodeRecoveryKit(createDescriptor()).replaceAll("\n", "\r\n");
- * console.log(parseRecoveryKit(text).hash); // "blake3"
+ * assert.deepEqual(parseRecoveryKit(text).hash, "blake3");
  * ```
  */
 export function parseRecoveryKit(input: string | Uint8Array): RecoveryKit {

@@ -15,6 +15,7 @@
  *
  * @example A manifest's round trip through JSON
  * ```ts
+ * import assert from "node:assert/strict";
  * import { manifestToJson, validateManifest, type Manifest } from "./manifest.ts";
  *
  * const m: Manifest = {
@@ -33,7 +34,7 @@
  * };
  * const json = JSON.stringify(manifestToJson(m));
  * const back = validateManifest("packs/01arz/01arz3ndek…", JSON.parse(json));
- * console.log(back.key, new TextDecoder().decode(back.inline)); // "app/1.0.0/app.tar.gz" "hello"
+ * assert.deepEqual([back.key, new TextDecoder().decode(back.inline)], ["app/1.0.0/app.tar.gz", "hello"]);
  * ```
  *
  * @module
@@ -532,6 +533,7 @@ export function validateManifest(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { manifestToJson } from "./manifest.ts";
  * const tombstone = manifestToJson({
  *   id: "01arz3ndektsv4rrffq69g5fav", storeId: "0123456789abcdef0123456789abcdef",
@@ -539,7 +541,7 @@ export function validateManifest(
  *   created: 1469922850259, deleted: true, size: 0, digest: "", contentType: "",
  *   metadata: {}, blobs: [],
  * });
- * console.log(JSON.stringify(tombstone).includes('"deleted":true')); // true
+ * assert.deepEqual(JSON.stringify(tombstone).includes('"deleted":true'), true);
  * ```
  */
 export function manifestToJson(manifest: Manifest): ManifestJson {

@@ -21,6 +21,7 @@
  *
  * @example Writing a pack and reading its TOC back
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashBytes } from "./hashing.ts";
  * import { PackWriter, readPackToc } from "./pack.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -35,7 +36,7 @@
  * await driver.put("packs/01arz/01arz3ndektsv4rrffq69g5fav", writer.finish());
  *
  * const toc = await readPackToc(driver, "packs/01arz/01arz3ndektsv4rrffq69g5fav", { storeId });
- * console.log(toc.blobs[0]?.offset, toc.blobs[0]?.storedLength); // 16 11
+ * assert.deepEqual([toc.blobs[0]?.offset, toc.blobs[0]?.storedLength], [16, 11]);
  * ```
  *
  * @module
@@ -263,6 +264,7 @@ function tocChecksum(toc: Uint8Array, trailerPrefix: Uint8Array): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashBytes } from "./hashing.ts";
  * import { PackWriter } from "./pack.ts";
  *
@@ -271,7 +273,7 @@ function tocChecksum(toc: Uint8Array, trailerPrefix: Uint8Array): string {
  * const bytes = new Uint8Array([1, 2, 3]);
  * const id = hashBytes("sha256", bytes);
  * w.addBlob({ id, kind: "chunk", bytes });
- * console.log(w.has(id), w.byteLength); // true 19
+ * assert.deepEqual([w.has(id), w.byteLength], [true, 19]);
  * const pack = w.finish();
  * ```
  */
@@ -510,12 +512,13 @@ export class PackWriter {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodePack } from "./pack.ts";
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const bytes = encodePack({
  *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3", blobs: [], manifests: [],
  * });
- * console.log(bytes.length); // 156
+ * assert.deepEqual(bytes.length, 156);
  * ```
  */
 export function encodePack(pack: {
@@ -549,12 +552,13 @@ export function encodePack(pack: {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodePack, parsePackHeader } from "./pack.ts";
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const pack = encodePack({
  *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3", blobs: [], manifests: [],
  * });
- * console.log(parsePackHeader("packs/x", pack)); // 1
+ * assert.deepEqual(parsePackHeader("packs/x", pack), 1);
  * ```
  */
 export function parsePackHeader(key: string, bytes: Uint8Array): number {
@@ -591,12 +595,13 @@ export function parsePackHeader(key: string, bytes: Uint8Array): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodePack, parsePackTrailer } from "./pack.ts";
  * const storeId = "0123456789abcdef0123456789abcdef";
  * const pack = encodePack({
  *   packId: "01arz3ndektsv4rrffq69g5fav", storeId, hash: "blake3", blobs: [], manifests: [],
  * });
- * console.log(parsePackTrailer("packs/x", pack).tocOffset); // 16
+ * assert.deepEqual(parsePackTrailer("packs/x", pack).tocOffset, 16);
  * ```
  */
 export function parsePackTrailer(key: string, bytes: Uint8Array): PackTrailer {
@@ -811,6 +816,7 @@ export function decodePackToc(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodePack, readPackToc } from "./pack.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * const storeId = "0123456789abcdef0123456789abcdef";
@@ -822,7 +828,7 @@ export function decodePackToc(
  * const toc = await readPackToc(driver, "packs/01arz/01arz3ndektsv4rrffq69g5fav", {
  *   size: pack.length, storeId,
  * });
- * console.log(toc.blobs.length, toc.manifests.length); // 0 0
+ * assert.deepEqual([toc.blobs.length, toc.manifests.length], [0, 0]);
  * ```
  */
 export async function readPackToc(
@@ -894,6 +900,7 @@ async function readExactly(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashBytes } from "./hashing.ts";
  * import { encodePack, readBlobFromPack, readPackToc } from "./pack.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -908,7 +915,7 @@ async function readExactly(
  * }));
  * const { blobs } = await readPackToc(driver, "packs/p");
  * const back = await readBlobFromPack(driver, { key: "packs/p", ...blobs[0]! }, { hash: "blake3" });
- * console.log(new TextDecoder().decode(back)); // "body"
+ * assert.deepEqual(new TextDecoder().decode(back), "body");
  * ```
  */
 export async function readBlobFromPack(

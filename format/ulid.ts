@@ -16,9 +16,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isUlid, ulid, ulidTime } from "./ulid.ts";
  * const id = ulid();
- * console.log(isUlid(id), Math.abs(ulidTime(id) - Date.now()) < 1000); // true true
+ * assert.deepEqual([isUlid(id), Math.abs(ulidTime(id) - Date.now()) < 1000], [true, true]);
  * ```
  *
  * @module
@@ -86,6 +87,7 @@ function increment(bytes: Uint8Array): boolean {
  *
  * @example A test that owns the clock
  * ```ts
+ * import assert from "node:assert/strict";
  * import { UlidGenerator, ulidTime } from "./ulid.ts";
  * let now = 1_700_000_000_000;
  * const ids = new UlidGenerator({ clock: () => now });
@@ -93,7 +95,7 @@ function increment(bytes: Uint8Array): boolean {
  * const b = ids.next(); // same millisecond: still greater
  * now -= 5000; // the clock steps back
  * const c = ids.next();
- * console.log(a < b && b < c, ulidTime(c)); // true 1700000000000
+ * assert.deepEqual([a < b && b < c, ulidTime(c)], [true, 1700000000000]);
  * ```
  */
 export class UlidGenerator {
@@ -150,10 +152,11 @@ const defaultGenerator = new UlidGenerator();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ulid } from "./ulid.ts";
  * const a = ulid();
  * const b = ulid();
- * console.log(a < b); // true
+ * assert.deepEqual(a < b, true);
  * ```
  */
 export function ulid(): string {
@@ -170,8 +173,9 @@ export function ulid(): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isUlid } from "./ulid.ts";
- * console.log(isUlid("01arz3ndektsv4rrffq69g5fav"), isUlid("01ARZ3NDEKTSV4RRFFQ69G5FAV")); // true false
+ * assert.deepEqual([isUlid("01arz3ndektsv4rrffq69g5fav"), isUlid("01ARZ3NDEKTSV4RRFFQ69G5FAV")], [true, false]);
  * ```
  */
 export function isUlid(value: unknown): value is string {
@@ -187,8 +191,9 @@ export function isUlid(value: unknown): value is string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ulidTime } from "./ulid.ts";
- * console.log(ulidTime("01arz3ndektsv4rrffq69g5fav")); // 1469922850259
+ * assert.deepEqual(ulidTime("01arz3ndektsv4rrffq69g5fav"), 1469922850259);
  * ```
  */
 export function ulidTime(id: string): number {
@@ -210,8 +215,9 @@ export function ulidTime(id: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ulidFloor } from "./ulid.ts";
- * console.log(ulidFloor(1469922850259)); // "01arz3ndek0000000000000000"
+ * assert.deepEqual(ulidFloor(1469922850259), "01arz3ndek0000000000000000");
  * ```
  */
 export function ulidFloor(time: number): string {

@@ -71,6 +71,7 @@
  *
  * @example Put and get through the app, no socket
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createApp } from "./app.ts";
  * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -80,7 +81,7 @@
  * const auth = { Authorization: "Bearer s3cret" };
  * await app.request("/v1/objects/docs/hello.txt", { method: "PUT", body: "hello", headers: auth });
  * const res = await app.request("/v1/objects/docs/hello.txt", { headers: auth });
- * console.log(res.status, await res.text()); // 200 "hello"
+ * assert.deepEqual([res.status, await res.text()], [200, "hello"]);
  * await store.close();
  * ```
  *
@@ -174,14 +175,15 @@ function unauthorized(message: string, invalidToken: boolean): HttpError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createApp } from "./app.ts";
  * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const { store } = await initStore(new MemoryDriver());
  * const app = createApp(store, { token: "s3cret" });
- * console.log((await app.request("/v1/health")).status); // 200
- * console.log((await app.request("/v1/status")).status); // 401
+ * assert.deepEqual((await app.request("/v1/health")).status, 200);
+ * assert.deepEqual((await app.request("/v1/status")).status, 401);
  * await store.close();
  * ```
  */

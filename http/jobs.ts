@@ -22,6 +22,7 @@
  *
  * @example Run a rebuild as a job and wait for it
  * ```ts
+ * import assert from "node:assert/strict";
  * import { JobRegistry } from "./jobs.ts";
  * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -30,7 +31,7 @@
  * const jobs = new JobRegistry(store);
  * const job = await jobs.start("rebuild", { source: "FullScan" });
  * const done = await jobs.wait(job.id);
- * console.log(done.state, done.stats); // "completed" { source: "FullScan", … }
+ * assert.deepEqual(done.state, "completed");
  * await jobs.close();
  * await store.close();
  * ```
@@ -241,9 +242,10 @@ export async function moveJob(
  *
  * @example Adding a kind
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_JOB_KINDS, type JobKinds, rebuildJob } from "./jobs.ts";
  * const kinds: JobKinds = { ...DEFAULT_JOB_KINDS, "rebuild-full": (s, b, p) => rebuildJob(s, b, { ...p, source: "FullScan" }) };
- * console.log(Object.keys(kinds)); // ["rebuild", "verify", "migrate", "move", "rebuild-full"]
+ * assert.deepEqual(Object.keys(kinds), ["rebuild", "verify", "migrate", "move", "rebuild-full"]);
  * ```
  */
 export const DEFAULT_JOB_KINDS: JobKinds = Object.freeze({
@@ -293,7 +295,7 @@ function errorOf(e: unknown, aborted: boolean): { code: string; message: string 
  * ```ts ignore
  * const job = await jobs.start("rebuild", {});
  * const view = await jobs.abort(job.id); // resolves once the agent has stopped
- * console.log(view.state, view.error?.code); // "failed" "aborted"
+ * assert.deepEqual([view.state, view.error?.code], ["failed", "aborted"]);
  * ```
  */
 export class JobRegistry {

@@ -16,6 +16,7 @@
  *
  * @example Serve a store on loopback and talk to it
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serve } from "./mod.ts";
  * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -26,7 +27,7 @@
  * await fetch(`${server.url}/v1/objects/docs/a.txt`, { method: "PUT", body: "hi", headers })
  *   .then((r) => r.body?.cancel());
  * const res = await fetch(`${server.url}/v1/objects/docs/a.txt`, { headers });
- * console.log(await res.text()); // "hi"
+ * assert.deepEqual(await res.text(), "hi");
  * await server.shutdown();
  * await store.close();
  * ```

@@ -84,8 +84,9 @@ export interface CapsaServer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isLoopback } from "./serve.ts";
- * console.log(isLoopback("127.0.0.1"), isLoopback("0.0.0.0"), isLoopback("[::1]")); // true false true
+ * assert.deepEqual([isLoopback("127.0.0.1"), isLoopback("0.0.0.0"), isLoopback("[::1]")], [true, false, true]);
  * ```
  */
 export function isLoopback(hostname: string): boolean {
@@ -107,6 +108,7 @@ export function isLoopback(hostname: string): boolean {
  *
  * @example Serve on a free loopback port, then stop
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serve } from "./serve.ts";
  * import { initStore } from "../store/store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -114,7 +116,7 @@ export function isLoopback(hostname: string): boolean {
  * const { store } = await initStore(new MemoryDriver());
  * const server = serve(store, { port: 0, token: "s3cret" });
  * const res = await fetch(`${server.url}/v1/health`);
- * console.log(await res.json()); // { ok: true }
+ * assert.deepEqual(await res.json(), { ok: true });
  * await server.shutdown();
  * await store.close();
  * ```

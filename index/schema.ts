@@ -140,9 +140,10 @@ export const INDEX_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.v
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IndexTooNewError } from "./schema.ts";
  * const e = new IndexTooNewError(9, 1);
- * console.log(e.code); // "index_too_new"
+ * assert.deepEqual(e.code, "index_too_new");
  * ```
  */
 export class IndexTooNewError extends CapsaError {

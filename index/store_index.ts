@@ -204,9 +204,10 @@ class BlobBloom {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreIndex } from "./store_index.ts";
  * const index = await StoreIndex.create("01JSTOREID0000000000000000");
- * console.log(index.counts().artifacts); // 0
+ * assert.deepEqual(index.counts().artifacts, 0);
  * const copy = await StoreIndex.load(index.export(), { storeId: index.storeId, key: "cache" });
  * copy.close();
  * index.close();
@@ -609,9 +610,10 @@ export class StoreIndex {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { StoreIndex } from "./store_index.ts";
    * const index = await StoreIndex.create("01JSTOREID0000000000000000");
-   * console.log(index.namespaceStats()); // []
+   * assert.deepEqual(index.namespaceStats(), []);
    * index.close();
    * ```
    */

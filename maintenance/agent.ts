@@ -110,8 +110,9 @@ export interface MaintenanceAgent {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RecoveryKitRequiredError } from "./agent.ts";
- * console.log(new RecoveryKitRequiredError().code); // "recovery_kit_required"
+ * assert.deepEqual(new RecoveryKitRequiredError().code, "recovery_kit_required");
  * ```
  */
 export class RecoveryKitRequiredError extends CapsaError {
@@ -171,8 +172,9 @@ export class RecoveryKitMismatchError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { NoSnapshotError } from "./agent.ts";
- * console.log(new NoSnapshotError([]).code); // "no_snapshot"
+ * assert.deepEqual(new NoSnapshotError([]).code, "no_snapshot");
  * ```
  */
 export class NoSnapshotError extends CapsaError {

@@ -475,6 +475,7 @@ function verifySame(live: StoreIndex, next: StoreIndex): void {
  *
  * @example Move a store's manifests to the host as well (Replicated)
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initStore } from "../store/store.ts";
  * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -487,7 +488,7 @@ function verifySame(live: StoreIndex, next: StoreIndex): void {
  * const agent = createMigrateIndexAgent(store, new EventBus(), { manifestStorage: "Replicated" });
  * agent.validate();
  * await agent.run();
- * console.log(store.config?.manifestStorage, agent.stats().manifestsMoved); // "Replicated" 1
+ * assert.deepEqual([store.config?.manifestStorage, agent.stats().manifestsMoved], ["Replicated", 1]);
  * await store.close();
  * ```
  */

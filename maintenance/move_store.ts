@@ -161,9 +161,10 @@ export const MOVE_DEFAULTS = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DestinationHoldsStoreError } from "./move_store.ts";
  * const e = new DestinationHoldsStoreError("/srv/b", "0123", "store.json");
- * console.log(e.code); // "destination_holds_store"
+ * assert.deepEqual(e.code, "destination_holds_store");
  * ```
  */
 export class DestinationHoldsStoreError extends CapsaError {
@@ -193,9 +194,10 @@ export class DestinationHoldsStoreError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DestinationNotEmptyError } from "./move_store.ts";
  * const e = new DestinationNotEmptyError("/srv/b", "notes.txt");
- * console.log(e.code, e.key); // "destination_not_empty" "notes.txt"
+ * assert.deepEqual([e.code, e.key], ["destination_not_empty", "notes.txt"]);
  * ```
  */
 export class DestinationNotEmptyError extends CapsaError {
@@ -224,9 +226,10 @@ export class DestinationNotEmptyError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CopyMismatchError } from "./move_store.ts";
  * const e = new CopyMismatchError([{ kind: "copy_mismatch", key: "packs/01J", detail: "…" }]);
- * console.log(e.code); // "copy_mismatch"
+ * assert.deepEqual(e.code, "copy_mismatch");
  * ```
  */
 export class CopyMismatchError extends CapsaError {
@@ -560,6 +563,7 @@ class MoveStoreAgentImpl extends AgentBase<MoveStats, MoveProblem> implements Mo
  *
  * @example Moving a store from memory to another Location
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initStore, openStore } from "../store/store.ts";
  * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -576,11 +580,11 @@ class MoveStoreAgentImpl extends AgentBase<MoveStats, MoveProblem> implements Mo
  * agent.validate();
  * await agent.run();
  * await store.close();
- * console.log(agent.stats().objectsCopied > 0); // true
+ * assert.deepEqual(agent.stats().objectsCopied > 0, true);
  * const moved = await openStore(destination);
- * console.log(new TextDecoder().decode(await moved.get("ns", "k"))); // "v"
+ * assert.deepEqual(new TextDecoder().decode(await moved.get("ns", "k")), "v");
  * await moved.close();
- * await openStore(source).catch((e) => console.log(e.code)); // "store_moved"
+ * await assert.rejects(openStore(source), (e: Error & { code?: string }) => e.code === "store_moved");
  * ```
  */
 export function createMoveStoreAgent(

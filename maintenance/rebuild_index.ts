@@ -454,6 +454,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
  *
  * @example Rebuilding the index of a store
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initStore } from "../store/store.ts";
  * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -464,7 +465,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
  * const agent = createRebuildIndexAgent(store, new EventBus(), { source: "FullScan" });
  * agent.validate();
  * await agent.run();
- * console.log(agent.stats().manifestsIndexed); // 1
+ * assert.deepEqual(agent.stats().manifestsIndexed, 1);
  * await store.close();
  * ```
  */

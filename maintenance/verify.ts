@@ -166,10 +166,11 @@ function u32Of(text: string): number {
  *
  * @example Three slices cover each pack exactly once
  * ```ts
+ * import assert from "node:assert/strict";
  * import { inVerifySubset } from "./verify.ts";
  * const key = "packs/01arz/01arz3ndektsv4rrffq69g5fav";
  * const hits = [1, 2, 3].filter((n) => inVerifySubset(key, { slice: [n, 3] }));
- * console.log(hits.length); // 1
+ * assert.deepEqual(hits.length, 1);
  * ```
  */
 export function inVerifySubset(
@@ -618,6 +619,7 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
  *
  * @example Verifying structure and data of a store
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initStore } from "../store/store.ts";
  * import { EventBus } from "../store/events.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
@@ -628,8 +630,8 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
  * const agent = createVerificationAgent(store, new EventBus(), { data: true });
  * agent.validate();
  * await agent.run();
- * console.log(agent.problems()); // []
- * console.log(agent.stats().blobsChecked); // 1
+ * assert.deepEqual(agent.problems(), []);
+ * assert.deepEqual(agent.stats().blobsChecked, 1);
  * await store.close();
  * ```
  */

@@ -78,10 +78,17 @@ export interface LeaseRecord {
  *
  * @example
  * ```ts
- * import { LeaseHeldError } from "./lease.ts";
- * try { /* acquireLease(...) *\/ } catch (e) {
- *   if (e instanceof LeaseHeldError) console.log(e.holder, new Date(e.expiresAt));
- * }
+ * import assert from "node:assert/strict";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { acquireLease, LeaseHeldError } from "./lease.ts";
+ *
+ * const driver = new MemoryDriver();
+ * const first = await acquireLease(driver, { storeId: "s", agent: "RebuildIndex" });
+ * await assert.rejects(
+ *   acquireLease(driver, { storeId: "s", agent: "VerifyStore" }),
+ *   (e) => e instanceof LeaseHeldError && e.holder.includes("RebuildIndex"),
+ * );
+ * await first.release();
  * ```
  */
 export class LeaseHeldError extends CapsaError {
@@ -111,9 +118,10 @@ export class LeaseHeldError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LeaseLostError } from "./lease.ts";
  * const e = new LeaseLostError("taken over by RebuildIndex on host-b (pid 7)");
- * console.log(e.code); // "lease_lost"
+ * assert.deepEqual(e.code, "lease_lost");
  * ```
  */
 export class LeaseLostError extends CapsaError {

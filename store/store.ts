@@ -19,12 +19,13 @@
  *
  * @example Put and get
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initStore } from "./store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  *
  * const { store, recoveryKit } = await initStore(new MemoryDriver());
  * await store.put("docs", "hello.txt", new TextEncoder().encode("hello"));
- * console.log(new TextDecoder().decode(await store.get("docs", "hello.txt"))); // "hello"
+ * assert.deepEqual(new TextDecoder().decode(await store.get("docs", "hello.txt")), "hello");
  * await store.close();
  * ```
  *
@@ -236,11 +237,12 @@ export class Store {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { initStore } from "./store.ts";
    * import { MemoryDriver } from "../drivers/memory.ts";
    * const { store } = await initStore(new MemoryDriver());
    * const v = await store.put("ns", "a/b.txt", new TextEncoder().encode("hi"), { contentType: "text/plain" });
-   * console.log(v.size); // 2
+   * assert.deepEqual(v.size, 2);
    * await store.close();
    * ```
    */
@@ -605,12 +607,13 @@ export class Store {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initStore, openStore } from "./store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * const driver = new MemoryDriver();
  * await (await initStore(driver)).store.close();
  * const store = await openStore(driver);
- * console.log(store.state); // "Ready"
+ * assert.deepEqual(store.state, "Ready");
  * await store.close();
  * ```
  */
@@ -632,10 +635,11 @@ export function openStore(driver: Driver, options: OpenStoreOptions = {}): Promi
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initStore } from "./store.ts";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * const { store, recoveryKit } = await initStore(new MemoryDriver(), { hash: "sha256" });
- * console.log(recoveryKit.split("\n")[0]); // "capsa recovery kit v1"
+ * assert.deepEqual(recoveryKit.split("\n")[0], "capsa recovery kit v1");
  * await store.close();
  * ```
  */

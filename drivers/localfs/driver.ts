@@ -93,13 +93,14 @@ let construct: (root: string, durable: boolean, canLink: boolean) => LocalFsDriv
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openLocalFs } from "./driver.ts";
  *
  * const root = await Deno.makeTempDir();
  * const driver = await openLocalFs(root);
  * await driver.put("store.json", new TextEncoder().encode("{}"));
  * await driver.put("system.state/maintenance/lease", new Uint8Array([1]), { ifAbsent: true });
- * console.log(new TextDecoder().decode(await driver.get("store.json"))); // "{}"
+ * assert.deepEqual(new TextDecoder().decode(await driver.get("store.json")), "{}");
  * await driver.close();
  * await Deno.remove(root, { recursive: true });
  * ```
@@ -282,12 +283,13 @@ export class LocalFsDriver implements Driver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openLocalFs } from "./driver.ts";
    *
    * const root = await Deno.makeTempDir();
    * const driver = await openLocalFs(root);
    * await driver.put("a/b", new Uint8Array([7]));
-   * console.log(await driver.get("a/b")); // Uint8Array(1) [ 7 ]
+   * assert.deepEqual(await driver.get("a/b"), new Uint8Array([7]));
    * await Deno.remove(root, { recursive: true });
    * ```
    */
@@ -314,12 +316,13 @@ export class LocalFsDriver implements Driver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openLocalFs } from "./driver.ts";
    *
    * const root = await Deno.makeTempDir();
    * const driver = await openLocalFs(root);
    * await driver.put("k", new Uint8Array([1, 2, 3, 4]));
-   * console.log(await driver.getRange("k", 2, 10)); // Uint8Array(2) [ 3, 4 ]
+   * assert.deepEqual(await driver.getRange("k", 2, 10), new Uint8Array([3, 4]));
    * await Deno.remove(root, { recursive: true });
    * ```
    */
@@ -345,13 +348,14 @@ export class LocalFsDriver implements Driver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openLocalFs } from "./driver.ts";
    *
    * const root = await Deno.makeTempDir();
    * const driver = await openLocalFs(root);
    * await driver.put("k", new Uint8Array(5));
    * const info = await driver.stat("k");
-   * console.log(info.key, info.size); // "k" 5
+   * assert.deepEqual([info.key, info.size], ["k", 5]);
    * await Deno.remove(root, { recursive: true });
    * ```
    */
@@ -373,6 +377,7 @@ export class LocalFsDriver implements Driver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openLocalFs } from "./driver.ts";
    * import { PreconditionFailedError } from "../driver.ts";
    *
@@ -382,7 +387,7 @@ export class LocalFsDriver implements Driver {
    * try {
    *   await driver.put("lease", new Uint8Array([2]), { ifAbsent: true });
    * } catch (e) {
-   *   console.log(e instanceof PreconditionFailedError); // true
+   *   assert.deepEqual(e instanceof PreconditionFailedError, true);
    * }
    * await Deno.remove(root, { recursive: true });
    * ```
@@ -529,12 +534,14 @@ export class LocalFsDriver implements Driver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openLocalFs } from "./driver.ts";
    *
    * const root = await Deno.makeTempDir();
    * const driver = await openLocalFs(root);
    * for (const key of ["a/c", "a-b", "b"]) await driver.put(key, new Uint8Array(1));
-   * for await (const { key } of driver.list("", { startAfter: "a-b" })) console.log(key); // "a/c", "b"
+   * const keys = await Array.fromAsync(driver.list("", { startAfter: "a-b" }), (i) => i.key);
+   * assert.deepEqual(keys, ["a/c", "b"]);
    * await Deno.remove(root, { recursive: true });
    * ```
    */
@@ -583,11 +590,13 @@ export class LocalFsDriver implements Driver {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openLocalFs } from "./driver.ts";
  *
  * const parent = await Deno.makeTempDir();
  * const driver = await openLocalFs(`${parent}/store`, { create: true, durable: true });
- * console.log(driver.location, driver.capabilities); // "/tmp/…/store" { createOnly: true, durable: true }
+ * assert.equal(driver.location, `${parent}/store`);
+ * assert.deepEqual(driver.capabilities, { createOnly: true, durable: true });
  * await driver.close();
  * await Deno.remove(parent, { recursive: true });
  * ```

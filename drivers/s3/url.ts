@@ -145,10 +145,11 @@ function parseBool(name: string, value: string): boolean {
  *
  * @example Reading a Location URL
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseS3Url } from "./url.ts";
  *
  * const loc = parseS3Url("s3://backups/capsa/main?endpoint=http://127.0.0.1:9000&region=eu-west-1");
- * console.log(loc.bucket, loc.prefix, loc.endpoint); // "backups" "capsa/main/" "http://127.0.0.1:9000"
+ * assert.deepEqual([loc.bucket, loc.prefix, loc.endpoint], ["backups", "capsa/main/", "http://127.0.0.1:9000"]);
  * ```
  */
 export function parseS3Url(url: string | URL): S3Location {

@@ -20,6 +20,11 @@
  * fails the run: a failed read means "unknown", and is never reported as a
  * missing object.
  *
+ * The module runs a little over 600 lines: its problem table, config and
+ * stats types are documented where users read them, beside the two passes
+ * (structure and data) they describe; splitting them apart would scatter one
+ * agent's contract over files.
+ *
  * @module
  */
 

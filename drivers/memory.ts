@@ -36,10 +36,10 @@ import {
   validateRange,
 } from "./driver.ts";
 
-/** Options of {@linkcode MemoryDriver}. */
 /** When each stored copy was put, by the clock of the driver that put it (a shared map shares it). */
 const WRITTEN_AT = new WeakMap<Uint8Array, number>();
 
+/** Options of {@linkcode MemoryDriver}. */
 export interface MemoryDriverOptions {
   /** The map holding the objects; share it between drivers to share a Location. */
   objects?: Map<string, Uint8Array>;

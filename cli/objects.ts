@@ -58,10 +58,12 @@ export async function runPool<T>(
   if (failed) throw failed.error;
 }
 
-/** Re-throws `e` with `what` in front of its message, keeping its code. */
+/** Re-throws `e` with `what` in front of its message, keeping its class and code. */
 function about(what: string, e: unknown): never {
   if (e instanceof CapsaError) {
-    throw new CapsaError(e.code, `${what}: ${e.message}`, e.retryable, { cause: e });
+    // The typed error itself, so that callers can still catch its class.
+    e.message = `${what}: ${e.message}`;
+    throw e;
   }
   if (e instanceof Error) {
     const copy = new (e.constructor as new (m: string, o?: ErrorOptions) => Error)(

@@ -43,6 +43,7 @@ import {
   CapsaError,
   type CapsaErrorOptions,
   CorruptObjectError,
+  type ErrorCode,
   InvalidArgumentError,
   NotFoundError,
 } from "../errors.ts";
@@ -139,7 +140,7 @@ export interface Descriptor {
  */
 export class UnsupportedFormatVersionError extends CorruptObjectError {
   /** The stable code. */
-  override readonly code: string = "unsupported_format_version";
+  override readonly code: ErrorCode = "unsupported_format_version";
   /** The version found in the object. */
   readonly found: number;
   /** The versions this code reads. */

@@ -151,7 +151,7 @@ function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 function unauthorized(message: string, invalidToken: boolean): HttpError {
-  return new HttpError(401, "unauthorized", message, {
+  return new HttpError("unauthorized", message, {
     headers: {
       "WWW-Authenticate": invalidToken
         ? 'Bearer realm="capsa", error="invalid_token"'
@@ -161,7 +161,7 @@ function unauthorized(message: string, invalidToken: boolean): HttpError {
 }
 
 function methodNotAllowed(allow: string): HttpError {
-  return new HttpError(405, "method_not_allowed", `allowed methods: ${allow}`, {
+  return new HttpError("method_not_allowed", `allowed methods: ${allow}`, {
     headers: { Allow: allow },
   });
 }
@@ -295,7 +295,7 @@ async function started(body: ReadableStream<Uint8Array>): Promise<ReadableStream
 async function readJsonObject(request: Request): Promise<Record<string, unknown>> {
   const declared = Number(request.headers.get("Content-Length") ?? "0");
   const tooLarge = () =>
-    new HttpError(413, "payload_too_large", `the JSON body must be at most ${MAX_JSON_BODY} bytes`);
+    new HttpError("payload_too_large", `the JSON body must be at most ${MAX_JSON_BODY} bytes`);
   if (declared > MAX_JSON_BODY) throw tooLarge();
   let text = "";
   if (request.body) {
@@ -387,7 +387,7 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
     return h.toResponse();
   });
   app.notFound((c) =>
-    new HttpError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).toResponse()
+    new HttpError("not_found", `no route for ${c.req.method} ${c.req.path}`).toResponse()
   );
 
   // Registered before the token check, which therefore never runs for it.
@@ -454,7 +454,6 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
     const range = parseRange(rangeApplies ? c.req.header("Range") : undefined, info.size);
     if (range.kind === "unsatisfiable") {
       throw new HttpError(
-        416,
         "range_not_satisfiable",
         `the range ${c.req.header("Range")} is outside the body (${info.size} bytes)`,
         { headers: { "Content-Range": `bytes */${info.size}` } },
@@ -519,7 +518,7 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
   app.get("/v1/maintenance/jobs/:id", (c) => {
     const id = c.req.param("id");
     const view: JobView | undefined = jobs.get(id);
-    if (!view) throw new HttpError(404, "not_found", `no maintenance job ${JSON.stringify(id)}`);
+    if (!view) throw new HttpError("not_found", `no maintenance job ${JSON.stringify(id)}`);
     return c.json(view);
   });
 
@@ -532,7 +531,6 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
     const kind = c.req.param("kind");
     if (!jobs.has(kind)) {
       throw new HttpError(
-        404,
         "not_found",
         `no maintenance job kind "${kind}" (known: ${jobs.kinds.join(", ")})`,
       );

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   ArtifactNotFoundError,
   CapsaError,
+  type ErrorCode,
   InvalidArgumentError,
   InvalidKeyError,
   MaintenanceModeError,
@@ -993,8 +994,13 @@ Deno.test("toHttpError() maps each error code to its status, with Retry-After wh
     [new ReadOnlyStoreError(), 403, "read_only", null],
     [new PreconditionFailedError("k"), 412, "precondition_failed", null],
     [new TransientError("503 from S3"), 503, "transient", "1"],
-    [new CapsaError("brand_new", "x"), 500, "brand_new", null],
-    [new CapsaError("brand_new_retryable", "x", true), 503, "brand_new_retryable", "1"],
+    [new CapsaError("brand_new" as ErrorCode, "x"), 500, "brand_new", null],
+    [
+      new CapsaError("brand_new_retryable" as ErrorCode, "x", true),
+      503,
+      "brand_new_retryable",
+      "1",
+    ],
     [new TypeError("boom"), 500, "internal", null],
     ["a string", 500, "internal", null],
   ];
@@ -1010,7 +1016,7 @@ Deno.test("toHttpError() maps each error code to its status, with Retry-After wh
     if (code === "internal") assert.doesNotMatch(body.message, /boom|string/);
     else assert.equal(body.message, (error as Error).message);
   }
-  const own = new HttpError(418, "teapot", "short and stout");
+  const own = new HttpError("unauthorized", "short and stout");
   assert.equal(toHttpError(own), own);
   assert.equal(statusOf("not_found", true), 404);
   assert.equal(ERROR_STATUS.lease_held, 409);

@@ -35,7 +35,12 @@ import {
   writeConfigVersion,
 } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
-import { CorruptObjectError, InvalidArgumentError, StoreCorruptedError } from "../errors.ts";
+import {
+  CorruptObjectError,
+  InvalidArgumentError,
+  NotFoundError,
+  StoreCorruptedError,
+} from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { type ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
@@ -331,7 +336,7 @@ class MigrateIndexAgentImpl implements MigrateIndexAgent {
       if (!Number.isSafeInteger(v)) throw new CorruptObjectError(key, "no schemaVersion");
       return v as number;
     } catch (e) {
-      if (e instanceof Error && e.name === "NotFoundError") return undefined;
+      if (e instanceof NotFoundError) return undefined;
       if (e instanceof CorruptObjectError || e instanceof SyntaxError) {
         this.#problems.push({ key, reason: `unreadable snapshot header: ${e.message}` });
         return undefined;

@@ -41,22 +41,21 @@
  * console.log(ERROR_CODES.lease_held.exit === EXIT_CODES.leaseHeld); // true
  * ```
  */
-export const EXIT_CODES = Object.freeze(
-  {
-    /** The command did what was asked. */
-    ok: 0,
-    /** The command failed; the error line says why and what to do. */
-    failed: 1,
-    /** The command line is wrong (unknown command or flag, missing argument). */
-    usage: 2,
-    /** Problems were found (`capsa verify`). */
-    problems: 3,
-    /** Another holder has the maintenance lease. */
-    leaseHeld: 4,
-    /** The store is corrupted: it needs `capsa rebuild` (with `--kit` when the descriptor is lost). */
-    corrupted: 5,
-  } as const,
-);
+export const EXIT_CODES = {
+  /** The command did what was asked. */
+  ok: 0,
+  /** The command failed; the error line says why and what to do. */
+  failed: 1,
+  /** The command line is wrong (unknown command or flag, missing argument). */
+  usage: 2,
+  /** Problems were found (`capsa verify`). */
+  problems: 3,
+  /** Another holder has the maintenance lease. */
+  leaseHeld: 4,
+  /** The store is corrupted: it needs `capsa rebuild` (with `--kit` when the descriptor is lost). */
+  corrupted: 5,
+} as const;
+Object.freeze(EXIT_CODES);
 
 /** What {@linkcode ERROR_CODES} says about one error code. */
 export interface ErrorCodeInfo {
@@ -70,7 +69,10 @@ export interface ErrorCodeInfo {
   readonly description: string;
 }
 
-const { failed, usage, leaseHeld, corrupted } = EXIT_CODES;
+const failed = EXIT_CODES.failed;
+const usage = EXIT_CODES.usage;
+const leaseHeld = EXIT_CODES.leaseHeld;
+const corrupted = EXIT_CODES.corrupted;
 
 /**
  * Every error code capsa uses, with its default `retryable`, HTTP status,
@@ -88,316 +90,316 @@ const { failed, usage, leaseHeld, corrupted } = EXIT_CODES;
  * console.log(status, exit, retryable); // 503 1 true
  * ```
  */
-export const ERROR_CODES = Object.freeze(
-  {
-    aborted: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "the operation was stopped (Ctrl-C, an aborted job); nothing half-done is kept: run it again",
-    },
-    broken_pipe: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "the CLI's output was closed before everything was written: check the reading end of the pipe",
-    },
-    closed: {
-      retryable: false,
-      status: 503,
-      exit: failed,
-      description: "a store, driver or job registry was used after it was closed: open it again",
-    },
-    copy_mismatch: {
-      retryable: true,
-      status: 503,
-      exit: failed,
-      description:
-        "a move copied objects that did not arrive intact and was not committed: fix the cause and run it again",
-    },
-    corrupt_object: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "an object's bytes do not match (hash, checksum, truncation); the message names it: rebuild skips and lists such objects",
-    },
-    descriptor_conflict: {
-      retryable: false,
-      status: 500,
-      exit: corrupted,
-      description:
-        "valid descriptor replicas disagree with no majority: rebuild with the store's Recovery Kit",
-    },
-    destination_holds_store: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description: "a move's destination holds another store: choose an empty destination",
-    },
-    destination_not_empty: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description:
-        "a move's destination holds objects that are not a partial copy of this store, or is the source: choose an empty destination",
-    },
-    file_exists: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description:
-        "the CLI refused to replace an existing file (a Recovery Kit, an output): choose another path",
-    },
-    host_storage_required: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description:
-        "the store keeps its manifests only on the host (manifestStorage Local): pass the host storage (--host-dir) that holds them",
-    },
-    index_too_new: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "the host index was written by a newer capsa: upgrade capsa, or delete the host cache to rebuild it",
-    },
-    internal: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "an unexpected error (a bug): report it with the command or request and the server's log",
-    },
-    invalid_argument: {
-      retryable: false,
-      status: 400,
-      exit: failed,
-      description:
-        "a Location URL, option or argument is malformed or names something unknown: the message says which",
-    },
-    invalid_key: {
-      retryable: false,
-      status: 400,
-      exit: failed,
-      description:
-        "a key was refused before reaching the medium (malformed, or could escape the Location): use another key",
-    },
-    io_error: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "the local filesystem failed (EIO, ENOSPC, EDQUOT, the root gone): fix the disk, space or quota named",
-    },
-    is_a_directory: {
-      retryable: false,
-      status: 400,
-      exit: failed,
-      description: "the CLI was given a directory where it needs a file name: give a file name",
-    },
-    job_not_running: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description: "an HTTP maintenance job cannot be aborted: it has already finished",
-    },
-    key_conflict: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description:
-        "`get --to` found a key that is both a file and a directory of other keys: restore them separately",
-    },
-    kit_not_written: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "the store was created but its Recovery Kit could not be written: run `capsa kit LOCATION --out FILE` at once",
-    },
-    lease_held: {
-      retryable: false,
-      status: 409,
-      exit: leaseHeld,
-      description:
-        "another agent holds the maintenance lease (the message names it): wait, or --force if that holder is gone",
-    },
-    lease_lost: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description:
-        "the agent lost its lease (taken over, not renewed in time) and stopped; nothing more was written: run it again",
-    },
-    maintenance_mode: {
-      retryable: true,
-      status: 503,
-      exit: failed,
-      description:
-        "an agent holds the store offline or read-only: retry when it finishes (`capsa status` shows who)",
-    },
-    method_not_allowed: {
-      retryable: false,
-      status: 405,
-      exit: failed,
-      description: "the HTTP method is not served on that path: use one named in the Allow header",
-    },
-    no_snapshot: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description:
-        "a rebuild from an index snapshot found no valid snapshot: use source Auto or FullScan",
-    },
-    no_store: {
-      retryable: false,
-      status: 404,
-      exit: failed,
-      description:
-        "the Location holds nothing (missing or empty directory or prefix): check it; `capsa init` creates a store",
-    },
-    not_found: {
-      retryable: false,
-      status: 404,
-      exit: failed,
-      description: "the object, artifact, version, job or file named does not exist",
-    },
-    payload_too_large: {
-      retryable: false,
-      status: 413,
-      exit: failed,
-      description: "an HTTP request body is over the limit the message states: send less",
-    },
-    permission_denied: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "the Location refused access (credentials, file permissions, a Deno permission): grant or fix what is named",
-    },
-    precondition_failed: {
-      retryable: false,
-      status: 412,
-      exit: failed,
-      description:
-        "a create-only write found the key already present: another writer got there first",
-    },
-    range_not_satisfiable: {
-      retryable: false,
-      status: 416,
-      exit: failed,
-      description: "an HTTP Range lies outside the object: ask for a range within its size",
-    },
-    read_only: {
-      retryable: false,
-      status: 403,
-      exit: failed,
-      description:
-        "the store handle is read-only: open it without readOnly (or serve it writable) to write",
-    },
-    recovery_kit_invalid: {
-      retryable: false,
-      status: 400,
-      exit: failed,
-      description:
-        "the file is not a valid Recovery Kit (truncated, edited, wrong file); the message names the line",
-    },
-    recovery_kit_mismatch: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description:
-        "the Recovery Kit belongs to another store: use this store's kit (compare the store-id lines)",
-    },
-    recovery_kit_required: {
-      retryable: false,
-      status: 400,
-      exit: corrupted,
-      description:
-        "every descriptor replica is lost and no Recovery Kit was given: rebuild with --kit FILE",
-    },
-    s3_error: {
-      retryable: false,
-      status: 502,
-      exit: failed,
-      description:
-        "S3 answered in a way capsa does not expect (an unknown error, a malformed answer): the message has the details",
-    },
-    source_changing: {
-      retryable: true,
-      status: 503,
-      exit: failed,
-      description:
-        "a move's source kept changing while it was copied: stop the writer that ignores the maintenance mode, run it again",
-    },
-    store_corrupted: {
-      retryable: false,
-      status: 503,
-      exit: corrupted,
-      description:
-        "every descriptor replica is missing or invalid, or the config cannot be read: `capsa rebuild LOCATION --kit FILE`",
-    },
-    store_moved: {
-      retryable: false,
-      status: 410,
-      exit: failed,
-      description: "the store was moved; the message names where: open it there",
-    },
-    transient: {
-      retryable: true,
-      status: 503,
-      exit: failed,
-      description:
-        "a failure that may pass (network, throttling, a 5xx answer, a short read), left after the driver's retries: try again",
-    },
-    unauthorized: {
-      retryable: false,
-      status: 401,
-      exit: failed,
-      description:
-        "an HTTP request lacks the right bearer token: send `Authorization: Bearer <token>`",
-    },
-    unsafe_key: {
-      retryable: false,
-      status: 400,
-      exit: failed,
-      description:
-        "`get --to` refused a key that would be written outside the directory: restore it with `-o FILE`",
-    },
-    unsafe_path: {
-      retryable: false,
-      status: 409,
-      exit: failed,
-      description:
-        "`get --to` found a path that is a symbolic link or not a directory where it needs one: remove it, or restore elsewhere",
-    },
-    unsupported_feature: {
-      retryable: false,
-      status: 501,
-      exit: failed,
-      description:
-        "the store uses a feature this version of capsa cannot serve (e.g. encryption): upgrade capsa",
-    },
-    unsupported_format_version: {
-      retryable: false,
-      status: 500,
-      exit: failed,
-      description:
-        "an object is of a format version newer than this capsa reads: upgrade capsa, never overwrite the object",
-    },
-    usage: {
-      retryable: false,
-      status: 400,
-      exit: usage,
-      description:
-        "the command line is wrong (unknown command or flag, missing argument): see `capsa <command> --help`",
-    },
-  } as const satisfies Readonly<Record<string, ErrorCodeInfo>>,
-);
+export const ERROR_CODES = {
+  aborted: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the operation was stopped (Ctrl-C, an aborted job); nothing half-done is kept: run it again",
+  },
+  broken_pipe: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the CLI's output was closed before everything was written: check the reading end of the pipe",
+  },
+  closed: {
+    retryable: false,
+    status: 503,
+    exit: failed,
+    description: "a store, driver or job registry was used after it was closed: open it again",
+  },
+  copy_mismatch: {
+    retryable: true,
+    status: 503,
+    exit: failed,
+    description:
+      "a move copied objects that did not arrive intact and was not committed: fix the cause and run it again",
+  },
+  corrupt_object: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "an object's bytes do not match (hash, checksum, truncation); the message names it: rebuild skips and lists such objects",
+  },
+  descriptor_conflict: {
+    retryable: false,
+    status: 500,
+    exit: corrupted,
+    description:
+      "valid descriptor replicas disagree with no majority: rebuild with the store's Recovery Kit",
+  },
+  destination_holds_store: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description: "a move's destination holds another store: choose an empty destination",
+  },
+  destination_not_empty: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "a move's destination holds objects that are not a partial copy of this store, or is the source: choose an empty destination",
+  },
+  file_exists: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the CLI refused to replace an existing file (a Recovery Kit, an output): choose another path",
+  },
+  host_storage_required: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the store keeps its manifests only on the host (manifestStorage Local): pass the host storage (--host-dir) that holds them",
+  },
+  index_too_new: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the host index was written by a newer capsa: upgrade capsa, or delete the host cache to rebuild it",
+  },
+  internal: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "an unexpected error (a bug): report it with the command or request and the server's log",
+  },
+  invalid_argument: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "a Location URL, option or argument is malformed or names something unknown: the message says which",
+  },
+  invalid_key: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "a key was refused before reaching the medium (malformed, or could escape the Location): use another key",
+  },
+  io_error: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the local filesystem failed (EIO, ENOSPC, EDQUOT, the root gone): fix the disk, space or quota named",
+  },
+  is_a_directory: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description: "the CLI was given a directory where it needs a file name: give a file name",
+  },
+  job_not_running: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description: "an HTTP maintenance job cannot be aborted: it has already finished",
+  },
+  key_conflict: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "`get --to` found a key that is both a file and a directory of other keys: restore them separately",
+  },
+  kit_not_written: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the store was created but its Recovery Kit could not be written: run `capsa kit LOCATION --out FILE` at once",
+  },
+  lease_held: {
+    retryable: false,
+    status: 409,
+    exit: leaseHeld,
+    description:
+      "another agent holds the maintenance lease (the message names it): wait, or --force if that holder is gone",
+  },
+  lease_lost: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the agent lost its lease (taken over, not renewed in time) and stopped; nothing more was written: run it again",
+  },
+  maintenance_mode: {
+    retryable: true,
+    status: 503,
+    exit: failed,
+    description:
+      "an agent holds the store offline or read-only: retry when it finishes (`capsa status` shows who)",
+  },
+  method_not_allowed: {
+    retryable: false,
+    status: 405,
+    exit: failed,
+    description: "the HTTP method is not served on that path: use one named in the Allow header",
+  },
+  no_snapshot: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "a rebuild from an index snapshot found no valid snapshot: use source Auto or FullScan",
+  },
+  no_store: {
+    retryable: false,
+    status: 404,
+    exit: failed,
+    description:
+      "the Location holds nothing (missing or empty directory or prefix): check it; `capsa init` creates a store",
+  },
+  not_found: {
+    retryable: false,
+    status: 404,
+    exit: failed,
+    description: "the object, artifact, version, job or file named does not exist",
+  },
+  payload_too_large: {
+    retryable: false,
+    status: 413,
+    exit: failed,
+    description: "an HTTP request body is over the limit the message states: send less",
+  },
+  permission_denied: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the Location refused access (credentials, file permissions, a Deno permission): grant or fix what is named",
+  },
+  precondition_failed: {
+    retryable: false,
+    status: 412,
+    exit: failed,
+    description:
+      "a create-only write found the key already present: another writer got there first",
+  },
+  range_not_satisfiable: {
+    retryable: false,
+    status: 416,
+    exit: failed,
+    description: "an HTTP Range lies outside the object: ask for a range within its size",
+  },
+  read_only: {
+    retryable: false,
+    status: 403,
+    exit: failed,
+    description:
+      "the store handle is read-only: open it without readOnly (or serve it writable) to write",
+  },
+  recovery_kit_invalid: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "the file is not a valid Recovery Kit (truncated, edited, wrong file); the message names the line",
+  },
+  recovery_kit_mismatch: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the Recovery Kit belongs to another store: use this store's kit (compare the store-id lines)",
+  },
+  recovery_kit_required: {
+    retryable: false,
+    status: 400,
+    exit: corrupted,
+    description:
+      "every descriptor replica is lost and no Recovery Kit was given: rebuild with --kit FILE",
+  },
+  s3_error: {
+    retryable: false,
+    status: 502,
+    exit: failed,
+    description:
+      "S3 answered in a way capsa does not expect (an unknown error, a malformed answer): the message has the details",
+  },
+  source_changing: {
+    retryable: true,
+    status: 503,
+    exit: failed,
+    description:
+      "a move's source kept changing while it was copied: stop the writer that ignores the maintenance mode, run it again",
+  },
+  store_corrupted: {
+    retryable: false,
+    status: 503,
+    exit: corrupted,
+    description:
+      "every descriptor replica is missing or invalid, or the config cannot be read: `capsa rebuild LOCATION --kit FILE`",
+  },
+  store_moved: {
+    retryable: false,
+    status: 410,
+    exit: failed,
+    description: "the store was moved; the message names where: open it there",
+  },
+  transient: {
+    retryable: true,
+    status: 503,
+    exit: failed,
+    description:
+      "a failure that may pass (network, throttling, a 5xx answer, a short read), left after the driver's retries: try again",
+  },
+  unauthorized: {
+    retryable: false,
+    status: 401,
+    exit: failed,
+    description:
+      "an HTTP request lacks the right bearer token: send `Authorization: Bearer <token>`",
+  },
+  unsafe_key: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "`get --to` refused a key that would be written outside the directory: restore it with `-o FILE`",
+  },
+  unsafe_path: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "`get --to` found a path that is a symbolic link or not a directory where it needs one: remove it, or restore elsewhere",
+  },
+  unsupported_feature: {
+    retryable: false,
+    status: 501,
+    exit: failed,
+    description:
+      "the store uses a feature this version of capsa cannot serve (e.g. encryption): upgrade capsa",
+  },
+  unsupported_format_version: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "an object is of a format version newer than this capsa reads: upgrade capsa, never overwrite the object",
+  },
+  usage: {
+    retryable: false,
+    status: 400,
+    exit: usage,
+    description:
+      "the command line is wrong (unknown command or flag, missing argument): see `capsa <command> --help`",
+  },
+} as const satisfies Readonly<Record<string, ErrorCodeInfo>>;
+for (const info of Object.values(ERROR_CODES)) Object.freeze(info);
+Object.freeze(ERROR_CODES);
 
 /**
  * Every error code: a key of {@linkcode ERROR_CODES}.

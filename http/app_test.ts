@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { body } from "../tests/data.ts";
 import {
   ArtifactNotFoundError,
   CapsaError,
@@ -28,20 +29,7 @@ const AUTH = { Authorization: `Bearer ${TOKEN}` };
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Deterministic pseudo-random bytes (xorshift32). */
-function bytes(seed: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = (seed * 2654435761) >>> 0 || 7;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+const bytes = body;
 
 /** A stream that yields `body` lazily, `piece` bytes per pull. */
 function streamOf(body: Uint8Array, piece: number): ReadableStream<Uint8Array> & { pulls: number } {

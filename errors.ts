@@ -653,6 +653,47 @@ export class CorruptObjectError extends CapsaError {
 }
 
 /**
+ * An object of a format version this code does not know (a newer capsa wrote
+ * it). It is a {@linkcode CorruptObjectError} for callers that only ask "can I
+ * use this?", but has its own code, `"unsupported_format_version"`, because
+ * the remedy differs: upgrade capsa, never overwrite the object.
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedFormatVersionError } from "./errors.ts";
+ * const e = new UnsupportedFormatVersionError("store.json", 2, [1]);
+ * console.log(e.code, e.found, e.known); // "unsupported_format_version" 2 [1]
+ * ```
+ */
+export class UnsupportedFormatVersionError extends CorruptObjectError {
+  /** The stable code. */
+  override readonly code: ErrorCode = "unsupported_format_version";
+  /** The version found in the object. */
+  readonly found: number;
+  /** The versions this code reads. */
+  readonly known: readonly number[];
+  /**
+   * Makes the error for an object of an unknown format version.
+   *
+   * @param key The object's key.
+   * @param found The version found.
+   * @param known The versions this code reads.
+   */
+  constructor(key: string, found: number, known: readonly number[]) {
+    super(
+      key,
+      `unknown formatVersion ${found} (this version of capsa reads ${known.join(", ")}); ` +
+        "upgrade capsa to open it",
+    );
+    // Not "is corrupt": the object may be perfectly sound, only newer than this code.
+    this.message = `"${key}" is of an unknown format version ${found} ` +
+      `(this version of capsa reads ${known.join(", ")}); upgrade capsa to open it`;
+    this.found = found;
+    this.known = known;
+  }
+}
+
+/**
  * The driver (or store) was used after `close()`.
  *
  * @example

@@ -19,8 +19,9 @@ import {
   StoreCorruptedError,
   StoreMovedError,
   TransientError,
+  UnsupportedFormatVersionError,
 } from "./errors.ts";
-import { DescriptorConflictError, UnsupportedFormatVersionError } from "./format/descriptor.ts";
+import { DescriptorConflictError } from "./format/descriptor.ts";
 import { RecoveryKitInvalidError } from "./format/kit.ts";
 import { IndexTooNewError } from "./index/schema.ts";
 import { LocalFsError } from "./drivers/localfs/driver.ts";

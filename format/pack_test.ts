@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { body } from "../tests/data.ts";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { UnsupportedFormatVersionError } from "./descriptor.ts";
+import { UnsupportedFormatVersionError } from "../errors.ts";
 import { CorruptObjectError, InvalidArgumentError, TransientError } from "../errors.ts";
 import { type HashAlgorithm, hashBytes } from "./hashing.ts";
 import { type Manifest, manifestToJson } from "./manifest.ts";

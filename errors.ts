@@ -1,14 +1,22 @@
 /**
- * capsa's error hierarchy.
+ * capsa's error hierarchy and its one table of error codes.
  *
  * Every error capsa throws is a {@linkcode CapsaError}: it carries a stable
  * machine-readable {@linkcode CapsaError.code}, an optional `cause`, and
  * {@linkcode CapsaError.retryable}, which says whether trying the same call
- * again can help. Callers catch the thin subclasses; the CLI maps codes to
- * exit codes and the HTTP endpoint maps them to statuses.
+ * again can help. Callers catch the thin subclasses.
+ *
+ * {@linkcode ERROR_CODES} is the only list of codes: for each one its default
+ * `retryable`, the HTTP status the endpoint answers with, the exit code of
+ * the CLI and what to do. {@linkcode ErrorCode} is derived from it, so an
+ * error cannot carry a code the table does not know; the HTTP layer
+ * (`http/errors.ts`) and the CLI (`cli/_output.ts`) read statuses and exit
+ * codes from it, and `errors_test.ts` checks that docs/OPERATIONS.md lists
+ * every code with the same exit code and status.
  *
  * @example Catching a missing object
  * ```ts
+ * import assert from "node:assert/strict";
  * import { NotFoundError } from "./errors.ts";
  * import { MemoryDriver } from "./drivers/memory.ts";
  *
@@ -17,12 +25,413 @@
  *   await driver.get("packs/none");
  * } catch (e) {
  *   if (!(e instanceof NotFoundError)) throw e;
- *   console.log(e.code); // "not_found"
+ *   assert.deepEqual(e.code, "not_found");
  * }
  * ```
  *
  * @module
  */
+
+/**
+ * The exit codes of every `capsa` command (documented in `capsa --help` and
+ * docs/OPERATIONS.md). An error's exit code is {@linkcode ErrorCodeInfo.exit}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ERROR_CODES, EXIT_CODES } from "./errors.ts";
+ * assert.deepEqual(ERROR_CODES.lease_held.exit === EXIT_CODES.leaseHeld, true);
+ * ```
+ */
+export const EXIT_CODES = {
+  /** The command did what was asked. */
+  ok: 0,
+  /** The command failed; the error line says why and what to do. */
+  failed: 1,
+  /** The command line is wrong (unknown command or flag, missing argument). */
+  usage: 2,
+  /** Problems were found (`capsa verify`). */
+  problems: 3,
+  /** Another holder has the maintenance lease. */
+  leaseHeld: 4,
+  /** The store is corrupted: it needs `capsa rebuild` (with `--kit` when the descriptor is lost). */
+  corrupted: 5,
+} as const;
+Object.freeze(EXIT_CODES);
+
+/** What {@linkcode ERROR_CODES} says about one error code. */
+export interface ErrorCodeInfo {
+  /** Whether an error of this code is retryable unless its thrower says otherwise. */
+  readonly retryable: boolean;
+  /** The HTTP status the endpoint answers with. */
+  readonly status: number;
+  /** The exit code of a CLI command that fails with it (see {@linkcode EXIT_CODES}). */
+  readonly exit: number;
+  /** What it means and what to do, in one line. */
+  readonly description: string;
+}
+
+const failed = EXIT_CODES.failed;
+const usage = EXIT_CODES.usage;
+const leaseHeld = EXIT_CODES.leaseHeld;
+const corrupted = EXIT_CODES.corrupted;
+
+/**
+ * Every error code capsa uses, with its default `retryable`, HTTP status,
+ * CLI exit code and a one-line description. docs/OPERATIONS.md lists the
+ * same codes (checked by `errors_test.ts`).
+ *
+ * Codes only the CLI raises (`usage`, `file_exists`, …) still have a status,
+ * and codes only the HTTP endpoint raises (`unauthorized`, …) still have an
+ * exit code, so that every code maps to both without a fallback.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ERROR_CODES } from "./errors.ts";
+ * const { status, exit, retryable } = ERROR_CODES.maintenance_mode;
+ * assert.deepEqual([status, exit, retryable], [503, 1, true]);
+ * ```
+ */
+export const ERROR_CODES = {
+  aborted: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the operation was stopped (Ctrl-C, an aborted job); nothing half-done is kept: run it again",
+  },
+  broken_pipe: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the CLI's output was closed before everything was written: check the reading end of the pipe",
+  },
+  closed: {
+    retryable: false,
+    status: 503,
+    exit: failed,
+    description: "a store, driver or job registry was used after it was closed: open it again",
+  },
+  copy_mismatch: {
+    retryable: true,
+    status: 503,
+    exit: failed,
+    description:
+      "a move copied objects that did not arrive intact and was not committed: fix the cause and run it again",
+  },
+  corrupt_object: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "an object's bytes do not match (hash, checksum, truncation); the message names it: rebuild skips and lists such objects",
+  },
+  descriptor_conflict: {
+    retryable: false,
+    status: 500,
+    exit: corrupted,
+    description:
+      "valid descriptor replicas disagree with no majority: rebuild with the store's Recovery Kit",
+  },
+  destination_holds_store: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description: "a move's destination holds another store: choose an empty destination",
+  },
+  destination_not_empty: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "a move's destination holds objects that are not a partial copy of this store, or is the source: choose an empty destination",
+  },
+  file_exists: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the CLI refused to replace an existing file (a Recovery Kit, an output): choose another path",
+  },
+  host_storage_required: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the store keeps its manifests only on the host (manifestStorage Local): pass the host storage (--host-dir) that holds them",
+  },
+  index_too_new: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the host index was written by a newer capsa: upgrade capsa, or delete the host cache to rebuild it",
+  },
+  internal: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "an unexpected error (a bug): report it with the command or request and the server's log",
+  },
+  invalid_argument: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "a Location URL, option or argument is malformed or names something unknown: the message says which",
+  },
+  invalid_key: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "a key was refused before reaching the medium (malformed, or could escape the Location): use another key",
+  },
+  io_error: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the local filesystem failed (EIO, ENOSPC, EDQUOT, the root gone): fix the disk, space or quota named",
+  },
+  is_a_directory: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description: "the CLI was given a directory where it needs a file name: give a file name",
+  },
+  job_not_running: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description: "an HTTP maintenance job cannot be aborted: it has already finished",
+  },
+  key_conflict: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "`get --to` found a key that is both a file and a directory of other keys: restore them separately",
+  },
+  kit_not_written: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the store was created but its Recovery Kit could not be written: run `capsa kit LOCATION --out FILE` at once",
+  },
+  lease_held: {
+    retryable: false,
+    status: 409,
+    exit: leaseHeld,
+    description:
+      "another agent holds the maintenance lease (the message names it): wait, or --force if that holder is gone",
+  },
+  lease_lost: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the agent lost its lease (taken over, not renewed in time) and stopped; nothing more was written: run it again",
+  },
+  maintenance_mode: {
+    retryable: true,
+    status: 503,
+    exit: failed,
+    description:
+      "an agent holds the store offline or read-only: retry when it finishes (`capsa status` shows who)",
+  },
+  method_not_allowed: {
+    retryable: false,
+    status: 405,
+    exit: failed,
+    description: "the HTTP method is not served on that path: use one named in the Allow header",
+  },
+  no_snapshot: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "a rebuild from an index snapshot found no valid snapshot: use source Auto or FullScan",
+  },
+  no_store: {
+    retryable: false,
+    status: 404,
+    exit: failed,
+    description:
+      "the Location holds nothing (missing or empty directory or prefix): check it; `capsa init` creates a store",
+  },
+  not_found: {
+    retryable: false,
+    status: 404,
+    exit: failed,
+    description: "the object, artifact, version, job or file named does not exist",
+  },
+  payload_too_large: {
+    retryable: false,
+    status: 413,
+    exit: failed,
+    description: "an HTTP request body is over the limit the message states: send less",
+  },
+  permission_denied: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "the Location refused access (credentials, file permissions, a Deno permission): grant or fix what is named",
+  },
+  precondition_failed: {
+    retryable: false,
+    status: 412,
+    exit: failed,
+    description:
+      "a create-only write found the key already present: another writer got there first",
+  },
+  range_not_satisfiable: {
+    retryable: false,
+    status: 416,
+    exit: failed,
+    description: "an HTTP Range lies outside the object: ask for a range within its size",
+  },
+  read_only: {
+    retryable: false,
+    status: 403,
+    exit: failed,
+    description:
+      "the store handle is read-only: open it without readOnly (or serve it writable) to write",
+  },
+  recovery_kit_invalid: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "the file is not a valid Recovery Kit (truncated, edited, wrong file); the message names the line",
+  },
+  recovery_kit_mismatch: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the Recovery Kit belongs to another store: use this store's kit (compare the store-id lines)",
+  },
+  recovery_kit_required: {
+    retryable: false,
+    status: 400,
+    exit: corrupted,
+    description:
+      "every descriptor replica is lost and no Recovery Kit was given: rebuild with --kit FILE",
+  },
+  s3_error: {
+    retryable: false,
+    status: 502,
+    exit: failed,
+    description:
+      "S3 answered in a way capsa does not expect (an unknown error, a malformed answer): the message has the details",
+  },
+  source_changing: {
+    retryable: true,
+    status: 503,
+    exit: failed,
+    description:
+      "a move's source kept changing while it was copied: stop the writer that ignores the maintenance mode, run it again",
+  },
+  store_corrupted: {
+    retryable: false,
+    status: 503,
+    exit: corrupted,
+    description:
+      "every descriptor replica is missing or invalid, or the config cannot be read: `capsa rebuild LOCATION --kit FILE`",
+  },
+  store_moved: {
+    retryable: false,
+    status: 410,
+    exit: failed,
+    description: "the store was moved; the message names where: open it there",
+  },
+  transient: {
+    retryable: true,
+    status: 503,
+    exit: failed,
+    description:
+      "a failure that may pass (network, throttling, a 5xx answer, a short read), left after the driver's retries: try again",
+  },
+  unauthorized: {
+    retryable: false,
+    status: 401,
+    exit: failed,
+    description:
+      "an HTTP request lacks the right bearer token: send `Authorization: Bearer <token>`",
+  },
+  unsafe_key: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "`get --to` refused a key that would be written outside the directory: restore it with `-o FILE`",
+  },
+  unsafe_path: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "`get --to` found a path that is a symbolic link or not a directory where it needs one: remove it, or restore elsewhere",
+  },
+  unsupported_feature: {
+    retryable: false,
+    status: 501,
+    exit: failed,
+    description:
+      "the store uses a feature this version of capsa cannot serve (e.g. encryption): upgrade capsa",
+  },
+  unsupported_format_version: {
+    retryable: false,
+    status: 500,
+    exit: failed,
+    description:
+      "an object is of a format version newer than this capsa reads: upgrade capsa, never overwrite the object",
+  },
+  usage: {
+    retryable: false,
+    status: 400,
+    exit: usage,
+    description:
+      "the command line is wrong (unknown command or flag, missing argument): see `capsa <command> --help`",
+  },
+} as const satisfies Readonly<Record<string, ErrorCodeInfo>>;
+for (const info of Object.values(ERROR_CODES)) Object.freeze(info);
+Object.freeze(ERROR_CODES);
+
+/**
+ * Every error code: a key of {@linkcode ERROR_CODES}.
+ *
+ * @example
+ * ```ts
+ * import type { ErrorCode } from "./errors.ts";
+ * const code: ErrorCode = "lease_held";
+ * console.log(code);
+ * ```
+ */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * Whether a string is a code of {@linkcode ERROR_CODES}.
+ *
+ * @param code The string.
+ * @returns Whether the table has it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isErrorCode } from "./errors.ts";
+ * assert.deepEqual([isErrorCode("not_found"), isErrorCode("nope")], [true, false]);
+ * ```
+ */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code);
+}
 
 /** Options accepted by every {@linkcode CapsaError} constructor. */
 export interface CapsaErrorOptions {
@@ -35,26 +444,33 @@ export interface CapsaErrorOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CapsaError, TransientError } from "./errors.ts";
  *
  * const e = new TransientError("S3 answered 503");
- * console.log(e instanceof CapsaError, e.code, e.retryable); // true "transient" true
+ * assert.deepEqual([e instanceof CapsaError, e.code, e.retryable], [true, "transient", true]);
  * ```
  */
 export class CapsaError extends Error {
-  /** A stable, machine-readable code, e.g. `"not_found"`. Never changes between versions. */
-  readonly code: string;
+  /** A stable, machine-readable code of {@linkcode ERROR_CODES}, e.g. `"not_found"`. Never changes between versions. */
+  readonly code: ErrorCode;
   /** Whether retrying the same call can succeed (e.g. a network hiccup). */
   readonly retryable: boolean;
 
   /**
    * Creates the error.
-   * @param code The stable code.
+   * @param code The stable code, a key of {@linkcode ERROR_CODES}.
    * @param message A one-line, human-readable message.
-   * @param retryable Whether a retry can help.
+   * @param retryable Whether a retry can help (default: the code's `retryable` in {@linkcode ERROR_CODES}).
    * @param options The cause, if any.
    */
-  constructor(code: string, message: string, retryable = false, options: CapsaErrorOptions = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    // `?.`: a code from outside the table (cast, or another realm) is not retryable.
+    retryable: boolean = ERROR_CODES[code]?.retryable ?? false,
+    options: CapsaErrorOptions = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -67,9 +483,10 @@ export class CapsaError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { NotFoundError } from "./errors.ts";
  * const e = new NotFoundError("blobs/ab/abcd");
- * console.log(e.key); // "blobs/ab/abcd"
+ * assert.deepEqual(e.key, "blobs/ab/abcd");
  * ```
  */
 export class NotFoundError extends CapsaError {
@@ -91,9 +508,10 @@ export class NotFoundError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { PreconditionFailedError } from "./errors.ts";
  * const e = new PreconditionFailedError("system.state/maintenance/lease");
- * console.log(e.code); // "precondition_failed"
+ * assert.deepEqual(e.code, "precondition_failed");
  * ```
  */
 export class PreconditionFailedError extends CapsaError {
@@ -116,9 +534,10 @@ export class PreconditionFailedError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InvalidKeyError } from "./errors.ts";
  * const e = new InvalidKeyError("../etc/passwd", "segment '..' is not allowed");
- * console.log(e.reason); // "segment '..' is not allowed"
+ * assert.deepEqual(e.reason, "segment '..' is not allowed");
  * ```
  */
 export class InvalidKeyError extends CapsaError {
@@ -175,9 +594,10 @@ export class PermissionDeniedError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TransientError } from "./errors.ts";
  * const e = new TransientError("connection reset", { cause: new Error("ECONNRESET") });
- * console.log(e.retryable); // true
+ * assert.deepEqual(e.retryable, true);
  * ```
  */
 export class TransientError extends CapsaError {
@@ -196,9 +616,10 @@ export class TransientError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InvalidArgumentError } from "./errors.ts";
  * const e = new InvalidArgumentError('unknown Location scheme "ftp:"');
- * console.log(e.code); // "invalid_argument"
+ * assert.deepEqual(e.code, "invalid_argument");
  * ```
  */
 export class InvalidArgumentError extends CapsaError {
@@ -242,13 +663,56 @@ export class CorruptObjectError extends CapsaError {
 }
 
 /**
+ * An object of a format version this code does not know (a newer capsa wrote
+ * it). It is a {@linkcode CorruptObjectError} for callers that only ask "can I
+ * use this?", but has its own code, `"unsupported_format_version"`, because
+ * the remedy differs: upgrade capsa, never overwrite the object.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { UnsupportedFormatVersionError } from "./errors.ts";
+ * const e = new UnsupportedFormatVersionError("store.json", 2, [1]);
+ * assert.deepEqual([e.code, e.found, e.known], ["unsupported_format_version", 2, [1]]);
+ * ```
+ */
+export class UnsupportedFormatVersionError extends CorruptObjectError {
+  /** The stable code. */
+  override readonly code: ErrorCode = "unsupported_format_version";
+  /** The version found in the object. */
+  readonly found: number;
+  /** The versions this code reads. */
+  readonly known: readonly number[];
+  /**
+   * Makes the error for an object of an unknown format version.
+   *
+   * @param key The object's key.
+   * @param found The version found.
+   * @param known The versions this code reads.
+   */
+  constructor(key: string, found: number, known: readonly number[]) {
+    super(
+      key,
+      `unknown formatVersion ${found} (this version of capsa reads ${known.join(", ")}); ` +
+        "upgrade capsa to open it",
+    );
+    // Not "is corrupt": the object may be perfectly sound, only newer than this code.
+    this.message = `"${key}" is of an unknown format version ${found} ` +
+      `(this version of capsa reads ${known.join(", ")}); upgrade capsa to open it`;
+    this.found = found;
+    this.known = known;
+  }
+}
+
+/**
  * The driver (or store) was used after `close()`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClosedError } from "./errors.ts";
  * const e = new ClosedError("memory driver");
- * console.log(e.code); // "closed"
+ * assert.deepEqual(e.code, "closed");
  * ```
  */
 export class ClosedError extends CapsaError {
@@ -266,9 +730,10 @@ export class ClosedError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ArtifactNotFoundError, NotFoundError } from "./errors.ts";
  * const e = new ArtifactNotFoundError("photos", "2024/cat.jpg");
- * console.log(e instanceof NotFoundError, e.code); // true "not_found"
+ * assert.deepEqual([e instanceof NotFoundError, e.code], [true, "not_found"]);
  * ```
  */
 export class ArtifactNotFoundError extends NotFoundError {
@@ -298,9 +763,10 @@ export class ArtifactNotFoundError extends NotFoundError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreCorruptedError } from "./errors.ts";
  * const e = new StoreCorruptedError(["store.json: missing"]);
- * console.log(e.code); // "store_corrupted"
+ * assert.deepEqual(e.code, "store_corrupted");
  * ```
  */
 export class StoreCorruptedError extends CapsaError {
@@ -350,9 +816,10 @@ export class StoreMovedError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MaintenanceModeError } from "./errors.ts";
  * const e = new MaintenanceModeError("offline", "RebuildIndex on host-a (pid 7)");
- * console.log(e.retryable); // true
+ * assert.deepEqual(e.retryable, true);
  * ```
  */
 export class MaintenanceModeError extends CapsaError {
@@ -378,8 +845,9 @@ export class MaintenanceModeError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ReadOnlyStoreError } from "./errors.ts";
- * console.log(new ReadOnlyStoreError().code); // "read_only"
+ * assert.deepEqual(new ReadOnlyStoreError().code, "read_only");
  * ```
  */
 export class ReadOnlyStoreError extends CapsaError {
@@ -397,8 +865,9 @@ export class ReadOnlyStoreError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HostStorageRequiredError } from "./errors.ts";
- * console.log(new HostStorageRequiredError().code); // "host_storage_required"
+ * assert.deepEqual(new HostStorageRequiredError().code, "host_storage_required");
  * ```
  */
 export class HostStorageRequiredError extends CapsaError {

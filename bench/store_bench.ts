@@ -15,6 +15,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { body } from "../tests/data.ts";
 import { createHasher, hashBytes } from "../format/hashing.ts";
 import { initStore, openStore } from "../store/store.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
@@ -37,20 +38,7 @@ const row = (...cells: string[]) => {
   console.error(cells.join(" | "));
 };
 
-function random(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  const v = new Uint32Array(out.buffer, 0, size >>> 2);
-  let x = seed * 2654435761 >>> 0 || 1;
-  for (let i = 0; i < v.length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    v[i] = x;
-  }
-  return out;
-}
+const random = (size: number, seed: number) => body(seed, size);
 
 async function openDirStore(root: string) {
   return {

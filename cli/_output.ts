@@ -7,23 +7,13 @@
  * @module
  */
 
-import { CapsaError } from "../errors.ts";
+import { CapsaError, ERROR_CODES, EXIT_CODES, isErrorCode } from "../errors.ts";
 
-/** The exit codes of every command (documented in `--help` and docs/OPERATIONS.md). */
-export const EXIT = {
-  /** The command did what was asked. */
-  ok: 0,
-  /** The command failed; the error line says why and what to do. */
-  failed: 1,
-  /** The command line is wrong (unknown command or flag, missing argument). */
-  usage: 2,
-  /** Problems were found (`capsa verify`). */
-  problems: 3,
-  /** Another holder has the maintenance lease. */
-  leaseHeld: 4,
-  /** The store is corrupted: it needs `capsa rebuild` (with `--kit` when the descriptor is lost). */
-  corrupted: 5,
-} as const;
+/**
+ * The exit codes of every command (documented in `--help` and
+ * docs/OPERATIONS.md); each error code's exit code is in `ERROR_CODES`.
+ */
+export const EXIT = EXIT_CODES;
 
 /** The exit-code table as printed by `capsa --help`. */
 export const EXIT_CODES_HELP = `exit codes:
@@ -39,8 +29,9 @@ export const EXIT_CODES_HELP = `exit codes:
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { UsageError } from "./_output.ts";
- * console.log(new UsageError("missing LOCATION").code); // "usage"
+ * assert.deepEqual(new UsageError("missing LOCATION").code, "usage");
  * ```
  */
 export class UsageError extends CapsaError {
@@ -54,30 +45,22 @@ export class UsageError extends CapsaError {
 }
 
 /**
- * Maps an error to the exit code of the command that failed with it.
+ * Maps an error to the exit code of the command that failed with it: the
+ * `exit` of its code in `ERROR_CODES` (`errors.ts`), 1 for anything else.
  *
  * @param error What was thrown.
  * @returns The exit code (see {@linkcode EXIT}).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { exitCodeOf, UsageError } from "./_output.ts";
- * console.log(exitCodeOf(new UsageError("x"))); // 2
+ * assert.deepEqual(exitCodeOf(new UsageError("x")), 2);
  * ```
  */
 export function exitCodeOf(error: unknown): number {
-  const code = error instanceof CapsaError ? error.code : undefined;
-  switch (code) {
-    case "usage":
-      return EXIT.usage;
-    case "lease_held":
-      return EXIT.leaseHeld;
-    case "store_corrupted":
-    case "recovery_kit_required":
-      return EXIT.corrupted;
-    default:
-      return EXIT.failed;
-  }
+  if (error instanceof CapsaError && isErrorCode(error.code)) return ERROR_CODES[error.code].exit;
+  return EXIT.failed;
 }
 
 /**
@@ -90,8 +73,9 @@ export function exitCodeOf(error: unknown): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeError } from "./_output.ts";
- * console.log(describeError(new Error("boom")).code); // "internal"
+ * assert.deepEqual(describeError(new Error("boom")).code, "internal");
  * ```
  */
 export function describeError(error: unknown): { code: string; message: string } {

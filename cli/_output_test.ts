@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CapsaError, StoreCorruptedError } from "../errors.ts";
+import { CapsaError, type ErrorCode, StoreCorruptedError } from "../errors.ts";
 import { LeaseHeldError } from "../store/lease.ts";
 import { RecoveryKitRequiredError } from "../maintenance/mod.ts";
 import {
@@ -22,7 +22,7 @@ Deno.test("exitCodeOf() maps usage to 2, lease_held to 4, corruption to 5, anyth
 });
 
 Deno.test("describeError() gives one line with a stable code for every kind of error", () => {
-  assert.deepEqual(describeError(new CapsaError("x_y", "line one\n  line two")), {
+  assert.deepEqual(describeError(new CapsaError("x_y" as ErrorCode, "line one\n  line two")), {
     code: "x_y",
     message: "line one line two",
   });

@@ -21,7 +21,9 @@ export const DEFAULT_TREE_PARALLELISM = 32;
 /** Re-throws `e` with `what` in front of its message, keeping its code. */
 function about(what: string, e: unknown): never {
   if (e instanceof CapsaError) {
-    throw new CapsaError(e.code, `${what}: ${e.message}`, e.retryable, { cause: e });
+    // The typed error itself, so that callers can still catch its class.
+    e.message = `${what}: ${e.message}`;
+    throw e;
   }
   if (e instanceof Error) {
     const copy = new (e.constructor as new (m: string, o?: ErrorOptions) => Error)(

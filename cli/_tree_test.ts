@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { keyToSegments } from "./_tree.ts";
+import { ReadOnlyStoreError } from "../errors.ts";
+import { MemoryDriver } from "../drivers/memory.ts";
+import { initStore, openStore } from "../store/store.ts";
+import { keyToSegments, putTree } from "./_tree.ts";
 
 Deno.test("keyToSegments() refuses every key that could land outside the target directory", () => {
   assert.deepEqual(keyToSegments("a/b/c.txt"), ["a", "b", "c.txt"]);
@@ -9,5 +12,22 @@ Deno.test("keyToSegments() refuses every key that could land outside the target 
   ) {
     const r = keyToSegments(key);
     assert.ok(!Array.isArray(r), key);
+  }
+});
+
+Deno.test("putTree() keeps the typed error of a failed put, its message naming the file", async () => {
+  const objects = new Map<string, Uint8Array>();
+  await (await initStore(new MemoryDriver({ objects }))).store.close();
+  const store = await openStore(new MemoryDriver({ objects }), { readOnly: true });
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/a.txt`, "hello");
+    const e = await putTree(store, "ns", dir).then(() => undefined, (e: unknown) => e);
+    assert.ok(e instanceof ReadOnlyStoreError, String(e));
+    assert.equal(e.code, "read_only");
+    assert.match(e.message, /a\.txt: this store handle is read-only/);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { body, Xorshift } from "../tests/data.ts";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2";
 import {
   chunkBytes,
@@ -14,32 +15,12 @@ import {
 import { InvalidArgumentError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
 
-/** A deterministic pseudo-random byte source (xorshift32), for reproducible tests. */
-function pseudoRandomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  const words = new Uint32Array(out.buffer, 0, n >>> 2);
-  let x = seed | 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x;
-  }
-  for (let i = words.length * 4; i < n; i++) out[i] = i & 0xff;
-  return out;
-}
+const pseudoRandomBytes = (n: number, seed: number) => body(seed, n);
 
 /** A small seeded PRNG for piece sizes. */
 function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
+  const x = new Xorshift(seed);
+  return () => x.next() / 2 ** 32;
 }
 
 /**

@@ -33,12 +33,13 @@
  */
 
 import { type ChunkingParams, validateChunkingParams } from "./chunker.ts";
-import { canonicalChecksum, isTimestamp, UnsupportedFormatVersionError } from "./descriptor.ts";
+import { canonicalChecksum, isChecksum, isTimestamp } from "./fields.ts";
 import {
   CorruptObjectError,
   InvalidArgumentError,
   NotFoundError,
   PreconditionFailedError,
+  UnsupportedFormatVersionError,
 } from "../errors.ts";
 import { decodeJsonObject, isPlainObject, shown } from "./_json.ts";
 
@@ -360,7 +361,7 @@ export function decodeConfig(
   }
   const { checksum, ...rest } = parsed;
   if (checksum === undefined) throw corrupt(`missing field "checksum"`);
-  if (typeof checksum !== "string" || !/^sha256:[0-9a-f]{64}$/.test(checksum)) {
+  if (!isChecksum(checksum)) {
     throw corrupt(
       `"checksum" must be "sha256:" and 64 lowercase hex digits, got ${shown(checksum)}`,
     );

@@ -15,13 +15,14 @@ import {
   writeConfigVersion,
   writeCurrentPointer,
 } from "./config.ts";
-import { canonicalChecksum, UnsupportedFormatVersionError } from "./descriptor.ts";
+import { canonicalChecksum } from "./fields.ts";
 import {
   CorruptObjectError,
   InvalidArgumentError,
   NotFoundError,
   PreconditionFailedError,
   TransientError,
+  UnsupportedFormatVersionError,
 } from "../errors.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { CONFIG_CURRENT_KEY, configVersionKey, parseConfigVersionKey } from "../layout.ts";

@@ -38,7 +38,6 @@ import {
   DEFAULT_HASH_ALGORITHM,
   HASH_ALGORITHMS,
   type HashAlgorithm,
-  hashBytes,
   isHashAlgorithm,
 } from "./hashing.ts";
 import {
@@ -47,13 +46,24 @@ import {
   CorruptObjectError,
   InvalidArgumentError,
   NotFoundError,
+  UnsupportedFormatVersionError,
 } from "../errors.ts";
 import { decodeJsonObject, isPlainObject, shown } from "./_json.ts";
+import { canonicalChecksum, isChecksum, isStoreId, isTimestamp, newStoreId } from "./fields.ts";
 
-// Re-exported so that this module's API is complete on its own.
-export { CapsaError, type CapsaErrorOptions, CorruptObjectError } from "../errors.ts";
+// Re-exported so that this module's API is complete on its own; the shared
+// field types live in `fields.ts`, the errors in `errors.ts`.
+export {
+  CapsaError,
+  type CapsaErrorOptions,
+  CorruptObjectError,
+  UnsupportedFormatVersionError,
+} from "../errors.ts";
+export { canonicalChecksum, canonicalJson, isStoreId, isTimestamp, newStoreId } from "./fields.ts";
 export type { ChunkingParams } from "./chunker.ts";
 export type { HashAlgorithm } from "./hashing.ts";
+
+const encoder = new TextEncoder();
 
 /** The value of the `format` field of every descriptor. */
 export const DESCRIPTOR_FORMAT = "capsa-store";
@@ -130,48 +140,6 @@ export interface Descriptor {
   readonly encryption: EncryptionParams | null;
 }
 
-/**
- * An object of a format version this code does not know (a newer capsa wrote
- * it). It is a {@linkcode CorruptObjectError} for callers that only ask "can I
- * use this?", but has its own code, `"unsupported_format_version"`, because
- * the remedy differs: upgrade capsa, never overwrite the object.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { UnsupportedFormatVersionError } from "./descriptor.ts";
- * const e = new UnsupportedFormatVersionError("store.json", 3, [2]);
- * assert.deepEqual([e.code, e.found, e.known], ["unsupported_format_version", 3, [2]]);
- * ```
- */
-export class UnsupportedFormatVersionError extends CorruptObjectError {
-  /** The stable code. */
-  override readonly code: string = "unsupported_format_version";
-  /** The version found in the object. */
-  readonly found: number;
-  /** The versions this code reads. */
-  readonly known: readonly number[];
-  /**
-   * Makes the error for an object of an unknown format version.
-   *
-   * @param key The object's key.
-   * @param found The version found.
-   * @param known The versions this code reads.
-   */
-  constructor(key: string, found: number, known: readonly number[]) {
-    super(
-      key,
-      `unknown formatVersion ${found} (this version of capsa reads ${known.join(", ")}); ` +
-        "upgrade capsa to open it",
-    );
-    // Not "is corrupt": the object may be perfectly sound, only newer than this code.
-    this.message = `"${key}" is of an unknown format version ${found} ` +
-      `(this version of capsa reads ${known.join(", ")}); upgrade capsa to open it`;
-    this.found = found;
-    this.known = known;
-  }
-}
-
 /** One good replica group in a {@linkcode DescriptorConflictError}. */
 export interface DescriptorCandidate {
   /** The replicas holding this descriptor. */
@@ -226,74 +194,6 @@ export class DescriptorConflictError extends CapsaError {
 }
 
 // ---------------------------------------------------------------------------
-// Canonical JSON and checksums
-
-const encoder = new TextEncoder();
-
-function hex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}
-
-/**
- * Serializes a JSON value canonically: object keys sorted by UTF-16 code
- * units at every level, no whitespace, strings and numbers as
- * `JSON.stringify` writes them (the subset of RFC 8785 that capsa's formats
- * use). Properties whose value is `undefined` are left out, as in JSON.
- *
- * @param value A JSON value: `null`, a boolean, a finite number, a string, an
- *   array or a plain object of those.
- * @returns The canonical text.
- * @throws {InvalidArgumentError} for anything JSON cannot represent.
- *
- * @example Key order does not matter
- * ```ts
- * import assert from "node:assert/strict";
- * import { canonicalJson } from "./descriptor.ts";
- * assert.equal(canonicalJson({ b: 1, a: [true, null] }), '{"a":[true,null],"b":1}');
- * ```
- */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === "boolean" || typeof value === "string") {
-    return JSON.stringify(value);
-  }
-  if (typeof value === "number") {
-    if (!Number.isFinite(value)) {
-      throw new InvalidArgumentError(`canonicalJson: ${value} is not JSON`);
-    }
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(",")}]`;
-  if (isPlainObject(value)) {
-    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
-  }
-  throw new InvalidArgumentError(`canonicalJson: a ${typeof value} is not JSON`);
-}
-
-/**
- * The checksum capsa's self-checksummed JSON objects carry: `sha256:` and the
- * lowercase hex SHA-256 of the UTF-8 bytes of {@linkcode canonicalJson}.
- *
- * @param value The object without its `checksum` field.
- * @returns `sha256:` followed by 64 hex digits.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { canonicalChecksum } from "./descriptor.ts";
- * assert.deepEqual(canonicalChecksum({ a: 1 }) === canonicalChecksum({ a: 1 }), true);
- * ```
- */
-export function canonicalChecksum(value: unknown): string {
-  return `sha256:${hashBytes("sha256", encoder.encode(canonicalJson(value)))}`;
-}
-
-/** The syntax of every `checksum` field. */
-const CHECKSUM_PATTERN = /^sha256:[0-9a-f]{64}$/;
-
-// ---------------------------------------------------------------------------
 // Field validation (shared by decode, encode, create and the Recovery Kit)
 
 /**
@@ -318,47 +218,6 @@ function intProblem(value: unknown, name: string, min: number, max: number): str
   }
   if (value < min || value > max) return `"${name}" must be in [${min}, ${max}], got ${value}`;
   return undefined;
-}
-
-const STORE_ID_PATTERN = /^[0-9a-f]{32}$/;
-const TIMESTAMP_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-/**
- * Tells whether `value` is a well-formed store id: 32 lowercase hex digits.
- *
- * @param value Anything.
- * @returns `true` for a store id.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { isStoreId } from "./descriptor.ts";
- * assert.deepEqual([isStoreId("0123456789abcdef0123456789abcdef"), isStoreId("ABC")], [true, false]);
- * ```
- */
-export function isStoreId(value: unknown): value is string {
-  return typeof value === "string" && STORE_ID_PATTERN.test(value);
-}
-
-/**
- * Tells whether `value` is a timestamp as capsa writes them: ISO 8601 UTC
- * with milliseconds, exactly as `Date.prototype.toISOString()` prints a real
- * date (so `2026-02-30T…` is refused).
- *
- * @param value Anything.
- * @returns `true` for a well-formed, real timestamp.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { isTimestamp } from "./descriptor.ts";
- * assert.deepEqual([isTimestamp("2026-05-10T12:00:00.000Z"), isTimestamp("2026-05-10")], [true, false]);
- * ```
- */
-export function isTimestamp(value: unknown): value is string {
-  if (typeof value !== "string" || !TIMESTAMP_PATTERN.test(value)) return false;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) && new Date(ms).toISOString() === value;
 }
 
 /**
@@ -523,24 +382,6 @@ export function validateDescriptor(descriptor: Descriptor): void {
 // ---------------------------------------------------------------------------
 // Creating, encoding, decoding
 
-/**
- * Makes a new random store id: 128 bits from the platform's CSPRNG, as 32
- * lowercase hex digits. (Not a ULID: nothing orders store ids, and the
- * creation time has its own field.)
- *
- * @returns A new store id.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { isStoreId, newStoreId } from "./descriptor.ts";
- * assert.deepEqual(isStoreId(newStoreId()), true);
- * ```
- */
-export function newStoreId(): string {
-  return hex(crypto.getRandomValues(new Uint8Array(16)));
-}
-
 /** Options of {@linkcode createDescriptor}. */
 export interface CreateDescriptorOptions {
   /** The store id (default: {@linkcode newStoreId}). */
@@ -678,7 +519,7 @@ export function decodeDescriptor(key: string, bytes: Uint8Array): Descriptor {
   }
   const { checksum, ...rest } = parsed;
   if (checksum === undefined) throw corrupt(`missing field "checksum"`);
-  if (typeof checksum !== "string" || !CHECKSUM_PATTERN.test(checksum)) {
+  if (!isChecksum(checksum)) {
     throw corrupt(
       `"checksum" must be "sha256:" and 64 lowercase hex digits, got ${shown(checksum)}`,
     );

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import {
-  canonicalChecksum,
-  canonicalJson,
   createDescriptor,
   decodeDescriptor,
   type Descriptor,
@@ -9,23 +7,21 @@ import {
   DescriptorConflictError,
   type DescriptorReading,
   encodeDescriptor,
-  isStoreId,
-  isTimestamp,
   LOCATION_DESCRIPTOR_KEYS,
   MAX_DESCRIPTOR_BYTES,
-  newStoreId,
   readDescriptorReplica,
   reconcileDescriptors,
-  UnsupportedFormatVersionError,
   validateDescriptor,
 } from "./descriptor.ts";
 import { DEFAULT_CHUNKING } from "./chunker.ts";
+import { canonicalChecksum, isStoreId } from "./fields.ts";
 import {
   CorruptObjectError,
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
   TransientError,
+  UnsupportedFormatVersionError,
 } from "../errors.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, HOST_DESCRIPTOR_KEY } from "../layout.ts";
@@ -90,21 +86,6 @@ Deno.test("descriptor replica keys are distinct and match the layout", () => {
 
 // --- canonical JSON --------------------------------------------------------
 
-Deno.test("canonicalJson() sorts keys at every level and ignores insertion order", () => {
-  assert.equal(
-    canonicalJson({ b: { y: 1, x: [2, { d: null, c: "é" }] }, a: true }),
-    '{"a":true,"b":{"x":[2,{"c":"é","d":null}],"y":1}}',
-  );
-  assert.equal(canonicalJson({ a: 1, b: 2 }), canonicalJson({ b: 2, a: 1 }));
-  assert.equal(canonicalJson({ a: undefined, b: 1 }), '{"b":1}');
-});
-
-Deno.test("canonicalJson() refuses what JSON cannot represent", () => {
-  for (const bad of [Number.NaN, Infinity, 1n, () => 1, new Date(0), undefined]) {
-    assert.throws(() => canonicalJson(bad), InvalidArgumentError);
-  }
-});
-
 // --- create / validate -----------------------------------------------------
 
 Deno.test("createDescriptor() fills the defaults and validates", () => {
@@ -157,26 +138,6 @@ Deno.test("validateDescriptor() refuses an unknown field and a wrong type", () =
     () => validateDescriptor(fixture({ createdAt: "2026-02-30T00:00:00.000Z" })),
     /createdAt/,
   );
-});
-
-Deno.test("isTimestamp() accepts only real toISOString() timestamps", () => {
-  assert.ok(isTimestamp("2026-05-10T12:00:00.000Z"));
-  for (
-    const bad of [
-      "2026-05-10T12:00:00Z",
-      "2026-05-10T12:00:00.000+00:00",
-      "2026-13-01T00:00:00.000Z",
-      "2026-02-29T00:00:00.000Z",
-      " 2026-05-10T12:00:00.000Z",
-      20260510,
-    ]
-  ) {
-    assert.ok(!isTimestamp(bad), String(bad));
-  }
-});
-
-Deno.test("newStoreId() makes 32 lowercase hex digits", () => {
-  assert.match(newStoreId(), /^[0-9a-f]{32}$/);
 });
 
 // --- encode / decode -------------------------------------------------------

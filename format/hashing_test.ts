@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { body } from "../tests/data.ts";
 import { blake3 as nobleBlake3 } from "@noble/hashes/blake3";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2";
 import { InvalidArgumentError } from "../errors.ts";
@@ -14,18 +15,7 @@ import {
 
 const text = (s: string) => new TextEncoder().encode(s);
 
-/** A deterministic pseudo-random byte source (xorshift32), for reproducible tests. */
-function pseudoRandomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed | 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+const pseudoRandomBytes = (n: number, seed: number) => body(seed, n);
 
 const reference: Record<HashAlgorithm, (b: Uint8Array) => string> = {
   blake3: (b) => nobleBlake3(b).toHex(),

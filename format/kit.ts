@@ -37,10 +37,9 @@ import {
   DESCRIPTOR_FORMAT,
   DESCRIPTOR_FORMAT_VERSION,
   descriptorChecksum,
-  isStoreId,
-  isTimestamp,
   validateDescriptor,
 } from "./descriptor.ts";
+import { isChecksum, isStoreId, isTimestamp } from "./fields.ts";
 import { HASH_ALGORITHMS, type HashAlgorithm, isHashAlgorithm } from "./hashing.ts";
 import { CapsaError, type CapsaErrorOptions, InvalidArgumentError } from "../errors.ts";
 
@@ -447,7 +446,7 @@ export function parseRecoveryKit(input: string | Uint8Array): RecoveryKit {
     throw bad("chunking", `is invalid (${(e as Error).message})`);
   }
   const checksum = field("checksum").value;
-  if (!/^sha256:[0-9a-f]{64}$/.test(checksum)) {
+  if (!isChecksum(checksum)) {
     throw bad("checksum", 'must be "sha256:" and 64 lowercase hex digits');
   }
   const location = found.get("location");

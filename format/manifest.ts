@@ -40,7 +40,7 @@
  * @module
  */
 
-import { isStoreId } from "./descriptor.ts";
+import { isStoreId } from "./fields.ts";
 import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import { isBlobId } from "./hashing.ts";
 import { isUlid, MAX_ULID_TIME } from "./ulid.ts";

@@ -24,9 +24,8 @@
  * @module
  */
 
-import { CorruptObjectError } from "../errors.ts";
+import { CorruptObjectError, UnsupportedFormatVersionError } from "../errors.ts";
 import { decodeJsonObject, shown } from "./_json.ts";
-import { UnsupportedFormatVersionError } from "./descriptor.ts";
 
 /** The largest marker accepted: a reader asks for at most this many bytes plus one. */
 export const MAX_MARKER_BYTES = 16 * 1024;

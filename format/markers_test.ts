@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { CorruptObjectError } from "../errors.ts";
-import { UnsupportedFormatVersionError } from "./descriptor.ts";
+import { UnsupportedFormatVersionError } from "../errors.ts";
 import {
   decodeMaintenanceMode,
   decodeMovedMarker,

@@ -43,9 +43,13 @@
  */
 
 import { createHash } from "node:crypto";
-import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
+import {
+  CorruptObjectError,
+  InvalidArgumentError,
+  UnsupportedFormatVersionError,
+} from "../errors.ts";
 import { blobIdToBytes, type HashAlgorithm, hashBytes, isBlobId } from "./hashing.ts";
-import { isStoreId, UnsupportedFormatVersionError } from "./descriptor.ts";
+import { isStoreId } from "./fields.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 import { isUlid, ULID_LENGTH } from "./ulid.ts";
 

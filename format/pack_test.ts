@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { body } from "../tests/data.ts";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { UnsupportedFormatVersionError } from "./descriptor.ts";
+import { UnsupportedFormatVersionError } from "../errors.ts";
 import { CorruptObjectError, InvalidArgumentError, TransientError } from "../errors.ts";
 import { type HashAlgorithm, hashBytes } from "./hashing.ts";
 import { type Manifest, manifestToJson } from "./manifest.ts";
@@ -36,11 +37,7 @@ function blob(
   return { id: hashBytes(alg, bytes), kind, bytes } satisfies PackBlobInput;
 }
 
-function randomBytes(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
-  return out;
-}
+const randomBytes = (n: number) => body(n, n);
 
 const ids = new UlidGenerator({ clock: () => 1_700_000_000_000 });
 

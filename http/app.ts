@@ -155,7 +155,7 @@ function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 function unauthorized(message: string, invalidToken: boolean): HttpError {
-  return new HttpError(401, "unauthorized", message, {
+  return new HttpError("unauthorized", message, {
     headers: {
       "WWW-Authenticate": invalidToken
         ? 'Bearer realm="capsa", error="invalid_token"'
@@ -205,7 +205,7 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
     return h.toResponse();
   });
   app.notFound((c) =>
-    new HttpError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).toResponse()
+    new HttpError("not_found", `no route for ${c.req.method} ${c.req.path}`).toResponse()
   );
 
   // Added before the token check, which therefore never runs for it.

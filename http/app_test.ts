@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { body } from "../tests/data.ts";
 import {
   ArtifactNotFoundError,
   CapsaError,
+  type ErrorCode,
   InvalidArgumentError,
   InvalidKeyError,
   MaintenanceModeError,
@@ -27,20 +29,7 @@ const AUTH = { Authorization: `Bearer ${TOKEN}` };
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Deterministic pseudo-random bytes (xorshift32). */
-function bytes(seed: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = (seed * 2654435761) >>> 0 || 7;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+const bytes = body;
 
 /** A stream that yields `body` lazily, `piece` bytes per pull. */
 function streamOf(body: Uint8Array, piece: number): ReadableStream<Uint8Array> & { pulls: number } {
@@ -993,8 +982,13 @@ Deno.test("toHttpError() maps each error code to its status, with Retry-After wh
     [new ReadOnlyStoreError(), 403, "read_only", null],
     [new PreconditionFailedError("k"), 412, "precondition_failed", null],
     [new TransientError("503 from S3"), 503, "transient", "1"],
-    [new CapsaError("brand_new", "x"), 500, "brand_new", null],
-    [new CapsaError("brand_new_retryable", "x", true), 503, "brand_new_retryable", "1"],
+    [new CapsaError("brand_new" as ErrorCode, "x"), 500, "brand_new", null],
+    [
+      new CapsaError("brand_new_retryable" as ErrorCode, "x", true),
+      503,
+      "brand_new_retryable",
+      "1",
+    ],
     [new TypeError("boom"), 500, "internal", null],
     ["a string", 500, "internal", null],
   ];
@@ -1010,7 +1004,7 @@ Deno.test("toHttpError() maps each error code to its status, with Retry-After wh
     if (code === "internal") assert.doesNotMatch(body.message, /boom|string/);
     else assert.equal(body.message, (error as Error).message);
   }
-  const own = new HttpError(418, "teapot", "short and stout");
+  const own = new HttpError("unauthorized", "short and stout");
   assert.equal(toHttpError(own), own);
   assert.equal(statusOf("not_found", true), 404);
   assert.equal(ERROR_STATUS.lease_held, 409);

@@ -1,6 +1,7 @@
 /**
- * How capsa's errors become HTTP responses: one table from an error's stable
- * `code` to a status ({@linkcode ERROR_STATUS}), one error type that knows
+ * How capsa's errors become HTTP responses: the status of each code comes
+ * from the one table of codes, `ERROR_CODES` in `errors.ts`
+ * ({@linkcode ERROR_STATUS} is its status column); one error type that knows
  * its response ({@linkcode HttpError}), and one function that turns anything
  * thrown into it ({@linkcode toHttpError}).
  *
@@ -11,83 +12,40 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toHttpError } from "./errors.ts";
  * import { LeaseHeldError } from "../store/lease.ts";
  *
  * const e = toHttpError(new LeaseHeldError("RebuildIndex on host-a (pid 7)", 0));
- * console.log(e.status, e.code); // 409 "lease_held"
+ * assert.deepEqual([e.status, e.code], [409, "lease_held"]);
  * ```
  *
  * @module
  */
 
-import { CapsaError } from "../errors.ts";
+import { CapsaError, ERROR_CODES, type ErrorCode, isErrorCode } from "../errors.ts";
 
 /**
- * The HTTP status of each error code. A code not listed here answers 503 when
- * the error is retryable and 500 otherwise.
+ * The HTTP status of each error code, read from the `status` column of
+ * {@linkcode ERROR_CODES} (the one table of codes, in `errors.ts`; listed in
+ * docs/OPERATIONS.md).
  *
- * | status | codes |
- * | --- | --- |
- * | 400 | `invalid_argument`, `invalid_key`, `recovery_kit_invalid`, `recovery_kit_required` |
- * | 401 | `unauthorized` |
- * | 403 | `read_only` |
- * | 404 | `not_found` |
- * | 405 | `method_not_allowed` |
- * | 409 | `lease_held`, `lease_lost`, `no_snapshot`, `recovery_kit_mismatch`, `host_storage_required`, `job_not_running` |
- * | 410 | `store_moved` |
- * | 412 | `precondition_failed` |
- * | 413 | `payload_too_large` |
- * | 415 | `unsupported_media_type` |
- * | 416 | `range_not_satisfiable` |
- * | 500 | `internal`, `corrupt_object`, `io_error`, `permission_denied`, `descriptor_conflict`, `index_too_new` |
- * | 501 | `unsupported_feature` |
- * | 502 | `s3_error` |
- * | 503 | `maintenance_mode`, `store_corrupted`, `closed`, `transient` |
- *
- * `permission_denied` is the Location refusing the server (its credentials or
- * file permissions), not the client: a 403 would send the client looking at
- * its own token.
+ * `permission_denied` answers 500: it is the Location refusing the server
+ * (its credentials or file permissions), not the client, and a 403 would send
+ * the client looking at its own token.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ERROR_STATUS } from "./errors.ts";
- * console.log(ERROR_STATUS.maintenance_mode); // 503
+ * assert.deepEqual(ERROR_STATUS.maintenance_mode, 503);
  * ```
  */
-export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
-  invalid_argument: 400,
-  invalid_key: 400,
-  recovery_kit_invalid: 400,
-  recovery_kit_required: 400,
-  unauthorized: 401,
-  read_only: 403,
-  not_found: 404,
-  method_not_allowed: 405,
-  lease_held: 409,
-  lease_lost: 409,
-  no_snapshot: 409,
-  recovery_kit_mismatch: 409,
-  host_storage_required: 409,
-  job_not_running: 409,
-  store_moved: 410,
-  precondition_failed: 412,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-  range_not_satisfiable: 416,
-  internal: 500,
-  corrupt_object: 500,
-  io_error: 500,
-  permission_denied: 500,
-  descriptor_conflict: 500,
-  index_too_new: 500,
-  unsupported_feature: 501,
-  s3_error: 502,
-  maintenance_mode: 503,
-  store_corrupted: 503,
-  closed: 503,
-  transient: 503,
-});
+export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(ERROR_CODES).map(([code, info]) => [code, info.status]),
+  ) as Record<ErrorCode, number>,
+);
 
 /** Seconds a client should wait before retrying a `maintenance_mode` answer. */
 export const MAINTENANCE_RETRY_AFTER_SECONDS = 5;
@@ -100,20 +58,22 @@ export interface HttpErrorOptions {
   headers?: Record<string, string>;
   /** The underlying error, if any. */
   cause?: unknown;
-  /** Whether retrying can help (default: `status` is 503). */
+  /** Whether retrying can help (default: the code's `retryable` in `ERROR_CODES`). */
   retryable?: boolean;
 }
 
 /**
- * A {@linkcode CapsaError} that knows its HTTP response: a status, headers,
- * and the JSON body `{ code, message }`.
+ * A {@linkcode CapsaError} that knows its HTTP response: the status of its
+ * code in {@linkcode ERROR_CODES}, headers, and the JSON body
+ * `{ code, message }`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HttpError } from "./errors.ts";
- * const e = new HttpError(416, "range_not_satisfiable", "the range starts past the end");
+ * const e = new HttpError("range_not_satisfiable", "the range starts past the end");
  * const res = e.toResponse();
- * console.log(res.status, await res.json()); // 416 { code: "range_not_satisfiable", message: "…" }
+ * assert.deepEqual([res.status, await res.json()], [416, { code: "range_not_satisfiable", message: "…" }]);
  * ```
  */
 export class HttpError extends CapsaError {
@@ -123,20 +83,15 @@ export class HttpError extends CapsaError {
   readonly headers: Readonly<Record<string, string>>;
 
   /**
-   * Creates the error.
-   * @param status The HTTP status (400–599).
+   * Creates the error; its status is the one of `code` in {@linkcode ERROR_CODES}.
    * @param code The stable error code sent in the body.
    * @param message A one-line message for people, sent in the body.
    * @param options Headers, cause and whether a retry can help.
    */
-  constructor(status: number, code: string, message: string, options: HttpErrorOptions = {}) {
-    super(
-      code,
-      message,
-      options.retryable ?? status === 503,
-      options.cause === undefined ? {} : { cause: options.cause },
-    );
-    this.status = status;
+  constructor(code: ErrorCode, message: string, options: HttpErrorOptions = {}) {
+    const retryable = options.retryable ?? (isErrorCode(code) && ERROR_CODES[code].retryable);
+    super(code, message, retryable, options.cause === undefined ? {} : { cause: options.cause });
+    this.status = statusOf(code, retryable);
     this.headers = Object.freeze({ ...options.headers });
   }
 
@@ -161,7 +116,9 @@ export class HttpError extends CapsaError {
 }
 
 /**
- * The status for an error code, from {@linkcode ERROR_STATUS}.
+ * The status for an error code, from {@linkcode ERROR_CODES}. A code the
+ * table does not know (an error of another version of capsa, crossing
+ * realms) answers 503 when retryable and 500 otherwise.
  *
  * @param code The error's code.
  * @param retryable Whether the error is retryable (picks 503 over 500 for unknown codes).
@@ -169,12 +126,13 @@ export class HttpError extends CapsaError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statusOf } from "./errors.ts";
- * console.log(statusOf("not_found", false), statusOf("some_new_code", true)); // 404 503
+ * assert.deepEqual([statusOf("not_found", false), statusOf("some_new_code", true)], [404, 503]);
  * ```
  */
 export function statusOf(code: string, retryable: boolean): number {
-  return ERROR_STATUS[code] ?? (retryable ? 503 : 500);
+  return isErrorCode(code) ? ERROR_CODES[code].status : retryable ? 503 : 500;
 }
 
 /**
@@ -188,10 +146,11 @@ export function statusOf(code: string, retryable: boolean): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toHttpError } from "./errors.ts";
  * import { ArtifactNotFoundError } from "../errors.ts";
  *
- * console.log(toHttpError(new ArtifactNotFoundError("ns", "k")).status); // 404
+ * assert.deepEqual(toHttpError(new ArtifactNotFoundError("ns", "k")).status, 404);
  * console.log(toHttpError(new TypeError("x is undefined")).toJSON());
  * // { code: "internal", message: "internal error: see the server's log" }
  * ```
@@ -206,13 +165,13 @@ export function toHttpError(error: unknown): HttpError {
     } else if (status === 503 && error.retryable) {
       headers["Retry-After"] = String(TRANSIENT_RETRY_AFTER_SECONDS);
     }
-    return new HttpError(status, error.code, error.message, {
+    return new HttpError(error.code, error.message, {
       headers,
       cause: error,
       retryable: error.retryable,
     });
   }
-  return new HttpError(500, "internal", "internal error: see the server's log", {
+  return new HttpError("internal", "internal error: see the server's log", {
     cause: error,
     retryable: false,
   });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { body } from "../tests/data.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { initStore } from "../store/store.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
@@ -10,11 +11,7 @@ import { LEASE_KEY } from "../layout.ts";
 const TOKEN = "serve-test-token";
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
 
-function bytes(size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  for (let i = 0; i < size; i++) out[i] = (i * 31 + (i >> 8)) & 0xff;
-  return out;
-}
+const bytes = (size: number) => body(size, size);
 
 Deno.test("serve() on 127.0.0.1 answers a fetch round trip, then shuts down: event streams end, jobs stop", async () => {
   const faulty = new FaultyDriver(new MemoryDriver());

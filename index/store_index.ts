@@ -14,7 +14,7 @@
 
 import { type Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
 import { CorruptObjectError } from "../errors.ts";
-import { INDEX_SCHEMA_VERSION, migrate, schemaVersionOf } from "./schema.ts";
+import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, schemaVersionOf } from "./schema.ts";
 import type { Manifest } from "../format/manifest.ts";
 import type { BlobKind } from "../format/pack.ts";
 
@@ -291,7 +291,7 @@ export class StoreIndex {
     } catch (e) {
       db.close();
       if (e instanceof CorruptObjectError) throw e;
-      if (e instanceof Error && e.name === "IndexTooNewError") throw e;
+      if (e instanceof IndexTooNewError) throw e;
       throw new CorruptObjectError(key, "the database does not hold a readable capsa index", {
         cause: e,
       });

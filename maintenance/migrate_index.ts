@@ -35,7 +35,7 @@ import {
   writeConfigVersion,
 } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
-import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
+import { CorruptObjectError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { type ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
@@ -291,7 +291,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
       if (!Number.isSafeInteger(v)) throw new CorruptObjectError(key, "no schemaVersion");
       return v as number;
     } catch (e) {
-      if (e instanceof Error && e.name === "NotFoundError") return undefined;
+      if (e instanceof NotFoundError) return undefined;
       if (e instanceof CorruptObjectError || e instanceof SyntaxError) {
         this.found.push({ key, reason: `unreadable snapshot header: ${e.message}` });
         return undefined;

@@ -13,8 +13,12 @@
  */
 
 import { type Driver, NotFoundError } from "../drivers/driver.ts";
-import { CorruptObjectError, MaintenanceModeError, StoreMovedError } from "../errors.ts";
-import { UnsupportedFormatVersionError } from "../format/descriptor.ts";
+import {
+  CorruptObjectError,
+  MaintenanceModeError,
+  StoreMovedError,
+  UnsupportedFormatVersionError,
+} from "../errors.ts";
 import {
   decodeMaintenanceMode,
   decodeMovedMarker,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { CorruptObjectError, StoreMovedError } from "../errors.ts";
-import { UnsupportedFormatVersionError } from "../format/descriptor.ts";
+import { UnsupportedFormatVersionError } from "../errors.ts";
 import { encodeMaintenanceMode, encodeMovedMarker } from "../format/markers.ts";
 import { MAINTENANCE_MODE_KEY, MOVED_KEY } from "../layout.ts";
 import { initStore, openStore } from "./store.ts";

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { body, Xorshift } from "../tests/data.ts";
 import {
   type Driver,
   type DriverCapabilities,
@@ -64,34 +65,7 @@ const SMALL: InitStoreOptions = {
 const INLINE = 64;
 const CHUNK = 2 * KiB;
 
-/** A seeded xorshift32 generator: reproducible bytes, fast enough for 50 MiB. */
-class Xorshift {
-  #x: number;
-  constructor(seed: number) {
-    this.#x = (seed >>> 0) || 1;
-  }
-  next(): number {
-    let x = this.#x;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    this.#x = x;
-    return x;
-  }
-  fill(out: Uint8Array): Uint8Array {
-    const words = out.length >>> 2;
-    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-    for (let i = 0; i < words; i++) view.setUint32(i * 4, this.next(), true);
-    for (let i = words * 4; i < out.length; i++) out[i] = this.next() & 0xff;
-    return out;
-  }
-}
-
-function randomBytes(n: number, seed: number): Uint8Array {
-  return new Xorshift(seed).fill(new Uint8Array(n));
-}
+const randomBytes = (n: number, seed: number) => body(seed, n);
 
 /** Odd piece sizes for streamed bodies: a piece boundary lands everywhere. */
 const PIECES = [1, 7, 333, 4099, 2, 1021, 65];

@@ -20,7 +20,7 @@ const MAX_JSON_BODY = 256 * 1024;
 async function readJsonObject(request: Request): Promise<Record<string, unknown>> {
   const declared = Number(request.headers.get("Content-Length") ?? "0");
   const tooLarge = () =>
-    new HttpError(413, "payload_too_large", `the JSON body must be at most ${MAX_JSON_BODY} bytes`);
+    new HttpError("payload_too_large", `the JSON body must be at most ${MAX_JSON_BODY} bytes`);
   if (declared > MAX_JSON_BODY) throw tooLarge();
   let text = "";
   if (request.body) {
@@ -80,7 +80,7 @@ export function maintenanceRoutes(app: Hono, jobs: JobRegistry): void {
   app.get("/v1/maintenance/jobs/:id", (c) => {
     const id = c.req.param("id");
     const view: JobView | undefined = jobs.get(id);
-    if (!view) throw new HttpError(404, "not_found", `no maintenance job ${JSON.stringify(id)}`);
+    if (!view) throw new HttpError("not_found", `no maintenance job ${JSON.stringify(id)}`);
     return c.json(view);
   });
 
@@ -93,7 +93,6 @@ export function maintenanceRoutes(app: Hono, jobs: JobRegistry): void {
     const kind = c.req.param("kind");
     if (!jobs.has(kind)) {
       throw new HttpError(
-        404,
         "not_found",
         `no maintenance job kind "${kind}" (known: ${jobs.kinds.join(", ")})`,
       );

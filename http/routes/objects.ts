@@ -19,7 +19,7 @@ const RANGE_WINDOW = 8 * 1024 * 1024;
 const enc = new TextEncoder();
 
 function methodNotAllowed(allow: string): HttpError {
-  return new HttpError(405, "method_not_allowed", `allowed methods: ${allow}`, {
+  return new HttpError("method_not_allowed", `allowed methods: ${allow}`, {
     headers: { Allow: allow },
   });
 }
@@ -223,7 +223,6 @@ export function objectRoutes(
     const range = parseRange(rangeApplies ? c.req.header("Range") : undefined, info.size);
     if (range.kind === "unsatisfiable") {
       throw new HttpError(
-        416,
         "range_not_satisfiable",
         `the range ${c.req.header("Range")} is outside the body (${info.size} bytes)`,
         { headers: { "Content-Range": `bytes */${info.size}` } },

@@ -24,7 +24,7 @@ import {
 import { DescriptorConflictError } from "./format/descriptor.ts";
 import { RecoveryKitInvalidError } from "./format/kit.ts";
 import { IndexTooNewError } from "./index/schema.ts";
-import { LocalFsError } from "./drivers/localfs/driver.ts";
+import { LocalFsError } from "./drivers/localfs/errors.ts";
 import { LeaseHeldError, LeaseLostError } from "./store/lease.ts";
 import {
   CopyMismatchError,

@@ -108,7 +108,7 @@ function hex(bytes: Uint8Array): string {
  * ```ts
  * import assert from "node:assert/strict";
  * import { canonicalJson } from "./fields.ts";
- * assert.deepEqual(canonicalJson({ b: 1, a: [true, null] }), {"a":[true,null],"b":1});
+ * assert.equal(canonicalJson({ b: 1, a: [true, null] }), '{"a":[true,null],"b":1}');
  * ```
  */
 export function canonicalJson(value: unknown): string {

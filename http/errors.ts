@@ -73,7 +73,10 @@ export interface HttpErrorOptions {
  * import { HttpError } from "./errors.ts";
  * const e = new HttpError("range_not_satisfiable", "the range starts past the end");
  * const res = e.toResponse();
- * assert.deepEqual([res.status, await res.json()], [416, { code: "range_not_satisfiable", message: "…" }]);
+ * assert.deepEqual([res.status, await res.json()], [
+ *   416,
+ *   { code: "range_not_satisfiable", message: "the range starts past the end" },
+ * ]);
  * ```
  */
 export class HttpError extends CapsaError {

@@ -33,13 +33,12 @@
  */
 
 import { type ChunkingParams, validateChunkingParams } from "./chunker.ts";
-import { canonicalChecksum, isChecksum, isTimestamp } from "./fields.ts";
+import { canonicalChecksum, checkEnvelope, isTimestamp } from "./fields.ts";
 import {
   CorruptObjectError,
   InvalidArgumentError,
   NotFoundError,
   PreconditionFailedError,
-  UnsupportedFormatVersionError,
 } from "../errors.ts";
 import { decodeJsonObject, isPlainObject, shown } from "./_json.ts";
 
@@ -347,29 +346,11 @@ export function decodeConfig(
   const corrupt = (reason: string, cause?: unknown) =>
     new CorruptObjectError(key, reason, cause === undefined ? {} : { cause });
   const parsed = decodeJsonObject(key, bytes, { max: MAX_CONFIG_BYTES, noun: "config" });
-  if (parsed.format !== CONFIG_FORMAT) {
-    throw corrupt(
-      `not a capsa config: "format" is ${shown(parsed.format)}, expected "${CONFIG_FORMAT}"`,
-    );
-  }
-  const version = parsed.formatVersion;
-  if (typeof version !== "number" || !Number.isSafeInteger(version)) {
-    throw corrupt(`"formatVersion" must be an integer, got ${shown(version)}`);
-  }
-  if (!KNOWN_CONFIG_FORMAT_VERSIONS.includes(version)) {
-    throw new UnsupportedFormatVersionError(key, version, KNOWN_CONFIG_FORMAT_VERSIONS);
-  }
-  const { checksum, ...rest } = parsed;
-  if (checksum === undefined) throw corrupt(`missing field "checksum"`);
-  if (!isChecksum(checksum)) {
-    throw corrupt(
-      `"checksum" must be "sha256:" and 64 lowercase hex digits, got ${shown(checksum)}`,
-    );
-  }
-  const computed = canonicalChecksum(rest);
-  if (computed !== checksum) {
-    throw corrupt(`checksum mismatch: stored ${checksum}, computed ${computed}`);
-  }
+  const rest = checkEnvelope(key, parsed, {
+    format: CONFIG_FORMAT,
+    noun: "config",
+    known: KNOWN_CONFIG_FORMAT_VERSIONS,
+  });
   // Checked exactly even under a good checksum: a well-typed writer is not
   // assumed, and a value of the wrong type is refused, never defaulted.
   const { format: _format, formatVersion: _version, ...fields } = rest;

@@ -49,7 +49,7 @@ import {
   UnsupportedFormatVersionError,
 } from "../errors.ts";
 import { decodeJsonObject, isPlainObject, shown } from "./_json.ts";
-import { canonicalChecksum, isChecksum, isStoreId, isTimestamp, newStoreId } from "./fields.ts";
+import { canonicalChecksum, checkEnvelope, isStoreId, isTimestamp, newStoreId } from "./fields.ts";
 
 // Re-exported so that this module's API is complete on its own; the shared
 // field types live in `fields.ts`, the errors in `errors.ts`.
@@ -503,31 +503,11 @@ export function decodeDescriptor(key: string, bytes: Uint8Array): Descriptor {
   const corrupt = (reason: string, cause?: unknown) =>
     new CorruptObjectError(key, reason, cause === undefined ? {} : { cause });
   const parsed = decodeJsonObject(key, bytes, { max: MAX_DESCRIPTOR_BYTES, noun: "descriptor" });
-  if (parsed.format !== DESCRIPTOR_FORMAT) {
-    throw corrupt(
-      `not a capsa store descriptor: "format" is ${
-        shown(parsed.format)
-      }, expected "${DESCRIPTOR_FORMAT}"`,
-    );
-  }
-  const version = parsed.formatVersion;
-  if (typeof version !== "number" || !Number.isSafeInteger(version)) {
-    throw corrupt(`"formatVersion" must be an integer, got ${shown(version)}`);
-  }
-  if (!KNOWN_DESCRIPTOR_FORMAT_VERSIONS.includes(version)) {
-    throw new UnsupportedFormatVersionError(key, version, KNOWN_DESCRIPTOR_FORMAT_VERSIONS);
-  }
-  const { checksum, ...rest } = parsed;
-  if (checksum === undefined) throw corrupt(`missing field "checksum"`);
-  if (!isChecksum(checksum)) {
-    throw corrupt(
-      `"checksum" must be "sha256:" and 64 lowercase hex digits, got ${shown(checksum)}`,
-    );
-  }
-  const computed = canonicalChecksum(rest);
-  if (computed !== checksum) {
-    throw corrupt(`checksum mismatch: stored ${checksum}, computed ${computed}`);
-  }
+  const rest = checkEnvelope(key, parsed, {
+    format: DESCRIPTOR_FORMAT,
+    noun: "store descriptor",
+    known: KNOWN_DESCRIPTOR_FORMAT_VERSIONS,
+  });
   const problem = descriptorProblem(rest);
   if (problem !== undefined) throw corrupt(problem);
   return copyDescriptor(rest as unknown as Descriptor);

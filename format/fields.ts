@@ -16,9 +16,13 @@
  * @module
  */
 
-import { InvalidArgumentError } from "../errors.ts";
+import {
+  CorruptObjectError,
+  InvalidArgumentError,
+  UnsupportedFormatVersionError,
+} from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
-import { isPlainObject } from "./_json.ts";
+import { isPlainObject, shown } from "./_json.ts";
 
 // ---------------------------------------------------------------------------
 // Store ids and timestamps
@@ -165,4 +169,61 @@ const CHECKSUM_PATTERN = /^sha256:[0-9a-f]{64}$/;
  */
 export function isChecksum(value: unknown): value is string {
   return typeof value === "string" && CHECKSUM_PATTERN.test(value);
+}
+
+/**
+ * Checks the envelope every self-checksummed JSON object shares (docs/FORMAT.md
+ * §6.1): its `format`, its `formatVersion` against the versions this code
+ * reads, and its `checksum` against the canonical checksum of every other
+ * field. What the fields mean is the caller's to check.
+ *
+ * @param key The object's key, for errors.
+ * @param parsed The decoded JSON object.
+ * @param expect The `format` value, how to name the object, and the versions read.
+ * @returns The object without its `checksum` field.
+ * @throws {CorruptObjectError} for a foreign `format`, a malformed or wrong checksum.
+ * @throws {UnsupportedFormatVersionError} for a version this code does not read.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalChecksum, checkEnvelope } from "./fields.ts";
+ * const body = { format: "capsa-x", formatVersion: 1, a: 1 };
+ * const parsed = { ...body, checksum: canonicalChecksum(body) };
+ * const expect = { format: "capsa-x", noun: "x", known: [1] };
+ * assert.deepEqual(checkEnvelope("k", parsed, expect), body);
+ * ```
+ */
+export function checkEnvelope(
+  key: string,
+  parsed: Record<string, unknown>,
+  expect: { format: string; noun: string; known: readonly number[] },
+): Record<string, unknown> {
+  const corrupt = (reason: string) => new CorruptObjectError(key, reason);
+  if (parsed.format !== expect.format) {
+    throw corrupt(
+      `not a capsa ${expect.noun}: "format" is ${
+        shown(parsed.format)
+      }, expected "${expect.format}"`,
+    );
+  }
+  const version = parsed.formatVersion;
+  if (typeof version !== "number" || !Number.isSafeInteger(version)) {
+    throw corrupt(`"formatVersion" must be an integer, got ${shown(version)}`);
+  }
+  if (!expect.known.includes(version)) {
+    throw new UnsupportedFormatVersionError(key, version, expect.known);
+  }
+  const { checksum, ...rest } = parsed;
+  if (checksum === undefined) throw corrupt(`missing field "checksum"`);
+  if (!isChecksum(checksum)) {
+    throw corrupt(
+      `"checksum" must be "sha256:" and 64 lowercase hex digits, got ${shown(checksum)}`,
+    );
+  }
+  const computed = canonicalChecksum(rest);
+  if (computed !== checksum) {
+    throw corrupt(`checksum mismatch: stored ${checksum}, computed ${computed}`);
+  }
+  return rest;
 }

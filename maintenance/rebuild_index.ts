@@ -26,7 +26,7 @@ import {
   descriptorChecksum,
   MAX_DESCRIPTOR_BYTES,
 } from "../format/descriptor.ts";
-import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
+import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import type { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
@@ -438,8 +438,24 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       config,
       clock: store.clock,
     });
-    if (this.#config.hostStorage && !store.readOnly) {
-      await writeHostCache(this.#config.hostStorage, written.bytes);
+    const host = this.#config.hostStorage;
+    if (host && !store.readOnly) {
+      // The host cache is disposable (docs/DESIGN.md §5.2): the snapshot just written already
+      // holds the rebuilt index, so a host directory that cannot take it (full, read-only) costs
+      // the next open a snapshot load, not the rebuild.
+      try {
+        await writeHostCache(host, written.bytes);
+      } catch (e) {
+        if (!(e instanceof CapsaError)) throw e;
+        this.bus.publish({
+          type: "warning",
+          at: store.clock(),
+          storeId: descriptor.storeId,
+          code: "host_cache_unwritable",
+          message: `the index is rebuilt and in ${written.key}, but the host cache in ` +
+            `${host.location} could not be written (${e.message}): the next open loads the snapshot`,
+        });
+      }
     }
   }
 }

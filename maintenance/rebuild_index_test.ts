@@ -113,3 +113,33 @@ Deno.test("RecoveryKitMismatchError names both stores exactly and the object tha
     `the Recovery Kit is for store ${otherId}, but ${snapshot} belongs to store ${storeId}: use this store's kit`,
   );
 });
+
+Deno.test("RebuildIndexAgent succeeds with a warning naming the host directory when the host cache cannot be written", async () => {
+  const { FaultyDriver } = await import("../drivers/faulty.ts");
+  const { LocalFsError } = await import("../drivers/localfs/errors.ts");
+  const { HOST_CACHE_KEY } = await import("../layout.ts");
+  const driver = new MemoryDriver();
+  const host = new FaultyDriver(new MemoryDriver({ name: "memory:host-dir" }));
+  const { store } = await initStore(driver, { hostStorage: host });
+  await store.put("ns", "k", new TextEncoder().encode("v"));
+  await store.flush();
+  // The host directory is full from now on.
+  host.inject({
+    methods: ["put"],
+    key: HOST_CACHE_KEY,
+    error: () => new LocalFsError(HOST_CACHE_KEY, "write", { errno: "ENOSPC" }),
+  });
+  const bus = new EventBus();
+  const warnings: string[] = [];
+  bus.subscribe((e) => {
+    if (e.type === "warning") warnings.push(`${e.code}: ${e.message}`);
+  });
+  const agent = createRebuildIndexAgent(store, bus, { source: "FullScan" });
+  agent.validate();
+  await agent.run();
+  assert.equal(agent.stats().packsIndexed, 1);
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0]!, /^host_cache_unwritable: .*memory:host-dir/);
+  assert.deepEqual(new TextDecoder().decode(await store.get("ns", "k")), "v");
+  await store.close(); // the host cache write at close fails quietly too
+});

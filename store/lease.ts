@@ -449,7 +449,9 @@ export async function acquireLease(driver: Driver, options: LeaseOptions): Promi
     };
   };
 
-  const record = make(0);
+  // A fresh lease continues the generations of the takeover markers still present (a finished
+  // takeover leaves its marker): the next taker then needs a marker nobody holds.
+  const record = make(await highestMarker(driver));
   try {
     await driver.put(LEASE_KEY, enc.encode(JSON.stringify(record)), { ifAbsent: true });
     return await confirm(driver, record, clock, options);
@@ -513,6 +515,16 @@ export const STALE_MARKER_MS = 60_000;
 
 function markerKey(generation: number): string {
   return `${TAKEOVER_PREFIX}${String(generation).padStart(10, "0")}`;
+}
+
+/** The highest generation among the takeover markers present (0 when there is none). */
+async function highestMarker(driver: Driver): Promise<number> {
+  let highest = 0;
+  for await (const { key } of driver.list(TAKEOVER_PREFIX)) {
+    const g = Number(key.slice(TAKEOVER_PREFIX.length));
+    if (Number.isSafeInteger(g) && g > highest) highest = g;
+  }
+  return highest;
 }
 
 /**

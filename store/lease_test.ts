@@ -168,3 +168,16 @@ Deno.test("acquireLease() without race-free create-only confirms by reading back
   );
   await assert.rejects(racing, /Other on z/);
 });
+
+Deno.test("acquireLease() takes over again within a minute after a takeover, a release and a second crash", async () => {
+  const d = new MemoryDriver();
+  const dead = () => false;
+  await acquireLease(d, { ...base, host: "h", pid: 1 }); // crashes: never released
+  const second = await acquireLease(d, { ...base, host: "h", pid: 2, isAlive: dead });
+  await second.release(); // finished cleanly; its takeover marker stays behind
+  await acquireLease(d, { ...base, host: "h", pid: 3 }); // a fresh lease, then a crash
+  const fourth = await acquireLease(d, { ...base, host: "h", pid: 4, isAlive: dead });
+  const held = await readLease(d);
+  assert.ok(held !== null && held !== "invalid" && held.pid === 4);
+  await fourth.release();
+});

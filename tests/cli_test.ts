@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { runToEnd } from "./processes.ts";
 import { acquireLease, readLease } from "../store/lease.ts";
 import { openStore } from "../store/store.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
@@ -60,27 +61,16 @@ interface RunOptions {
   program?: string[];
 }
 
-async function run(args: string[], options: RunOptions): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
+function run(args: string[], options: RunOptions): Promise<Run> {
+  const command = new Deno.Command(Deno.execPath(), {
     args: [...(options.program ?? ["run", ...FLAGS, CLI]), ...args],
     cwd: options.cwd ?? options.cache,
     env: envFor(options.cache),
     stdin: options.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
-  if (options.stdin) {
-    const w = child.stdin.getWriter();
-    await w.write(options.stdin);
-    await w.close();
-  }
-  const r = await child.output();
-  return {
-    code: r.code,
-    stdout: dec.decode(r.stdout),
-    stderr: dec.decode(r.stderr),
-    bytes: r.stdout,
-  };
+  });
+  return runToEnd(command, options.stdin);
 }
 
 /** A temporary directory with a cache dir (XDG_CACHE_HOME) and helpers bound to it. */

@@ -120,14 +120,25 @@ export function denoRun(args: readonly string[], options: ProcessOptions = {}): 
  * @param options Stdin, clock offset, environment, working directory.
  * @returns Its exit code and output.
  */
-export async function runDeno(
+export function runDeno(
   args: readonly string[],
   options: ProcessOptions = {},
 ): Promise<ProcessResult> {
-  const child = denoRun(args, options).spawn();
-  if (options.stdin) {
+  return runToEnd(denoRun(args, options), options.stdin);
+}
+
+/**
+ * Spawns a command whose stdin is piped when `stdin` is given (and null
+ * otherwise), writes `stdin` and closes it, and collects the output.
+ * @param command The command, with stdout and stderr piped.
+ * @param stdin The bytes for its stdin, if any.
+ * @returns Its exit code and output.
+ */
+export async function runToEnd(command: Deno.Command, stdin?: Uint8Array): Promise<ProcessResult> {
+  const child = command.spawn();
+  if (stdin) {
     const w = child.stdin.getWriter();
-    await w.write(options.stdin);
+    await w.write(stdin);
     await w.close();
   }
   const r = await child.output();

@@ -214,7 +214,7 @@ export const ERROR_CODES = {
     status: 409,
     exit: failed,
     description:
-      "`get --to` found a key that is both a file and a directory of other keys: restore them separately",
+      "`get --to` skipped a key that is both a file and the directory of other keys: restore it with `-o FILE`",
   },
   kit_not_written: {
     retryable: false,
@@ -370,7 +370,7 @@ export const ERROR_CODES = {
     status: 400,
     exit: failed,
     description:
-      "`get --to` refused a key that would be written outside the directory: restore it with `-o FILE`",
+      "`get --to` skipped a key that would be written outside the directory or cannot be a file name there: restore it with `-o FILE`",
   },
   unsafe_path: {
     retryable: false,

@@ -15,13 +15,19 @@ function randomSuffix(): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+/** Where the last path separator is: `/`, and on Windows also `\\` (elsewhere an ordinary character). */
+function lastSeparator(path: string): number {
+  const slash = path.lastIndexOf("/");
+  return Deno.build.os === "windows" ? Math.max(slash, path.lastIndexOf("\\")) : slash;
+}
+
 /**
  * The directory part of a path (`.` when there is none).
  * @param path A path.
  * @returns Its directory.
  */
 export function dirname(path: string): string {
-  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  const i = lastSeparator(path);
   if (i < 0) return ".";
   if (i === 0) return path.slice(0, 1);
   return path.slice(0, i);
@@ -137,7 +143,8 @@ export async function writeFileAtomic(
     await body.cancel().catch(() => {});
     throw new CapsaError("not_found", `the directory ${dir} does not exist: create it first`);
   }
-  const tmp = `${dir}/.${basename(path).slice(0, 100)}.capsa-${randomSuffix()}.tmp`;
+  // At most 40 characters of the name (≤ 160 bytes): the temporary name stays a valid file name.
+  const tmp = `${dir}/.${[...basename(path)].slice(0, 40).join("")}.capsa-${randomSuffix()}.tmp`;
   const file = await Deno.open(tmp, {
     write: true,
     createNew: true,
@@ -186,7 +193,7 @@ export async function writeAll(
  * @returns Its base name.
  */
 export function basename(path: string): string {
-  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  const i = lastSeparator(path);
   return path.slice(i + 1);
 }
 

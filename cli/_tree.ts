@@ -148,25 +148,48 @@ export async function putTree(
   return { files: files.length, bytes, skipped };
 }
 
+/** The longest file name (one path segment) most file systems take, in bytes. */
+export const MAX_FILE_NAME_BYTES = 255;
+
 /**
  * The relative path segments an artifact key is restored to, or why it
- * cannot be: a key is data, and a key such as `../x`, `/etc/x`, `a//b` or
- * `a\b` must never write outside the target directory.
+ * cannot be: a key is data, and a key such as `../x`, `/etc/x` or `a//b`
+ * must never write outside the target directory, nor one segment be a name
+ * no file can have here (longer than {@linkcode MAX_FILE_NAME_BYTES}, a NUL
+ * byte; on Windows also a backslash or a character it forbids). On Linux and
+ * macOS a backslash is an ordinary character of a file name.
  * @param key The key.
  * @returns The segments, or the reason for refusing.
  */
 export function keyToSegments(key: string): string[] | { refused: string } {
-  if (key.includes("\\")) return { refused: "it holds a backslash" };
+  const windows = Deno.build.os === "windows";
+  if (windows && key.includes("\\")) return { refused: "it holds a backslash" };
   if (key.startsWith("/")) return { refused: "it is absolute" };
   const segments = key.split("/");
   for (const s of segments) {
     if (s === "") return { refused: "it has an empty path segment" };
     if (s === "." || s === "..") return { refused: `it has a "${s}" segment` };
-    if (Deno.build.os === "windows" && /[:*?"<>|]/.test(s)) {
+    if (s.includes("\0")) return { refused: "it holds a NUL character" };
+    if (utf8.encode(s).length > MAX_FILE_NAME_BYTES) {
+      return { refused: `a path segment is longer than ${MAX_FILE_NAME_BYTES} bytes` };
+    }
+    if (windows && /[:*?"<>|]/.test(s)) {
       return { refused: "it holds a character Windows forbids in file names" };
     }
   }
   return segments;
+}
+
+const utf8 = new TextEncoder();
+
+/** One artifact {@linkcode getTree} did not restore, and why. */
+export interface TreeProblem {
+  /** Its key. */
+  key: string;
+  /** An error code (`unsafe_key`, `key_conflict`, `corrupt_object`, …). */
+  code: string;
+  /** What happened. */
+  message: string;
 }
 
 /** Options of {@linkcode getTree}. */
@@ -177,50 +200,100 @@ export interface GetTreeOptions {
   parallelism?: number;
   /** A progress bar (files; bytes as payload). */
   progress?: Progress;
+  /** Called for each artifact not restored, as soon as it is known. */
+  onProblem?: (problem: TreeProblem) => void;
+}
+
+/** What {@linkcode getTree} reports. */
+export interface GetTreeResult {
+  /** Files restored. */
+  files: number;
+  /** Artifacts listed (restored or not). */
+  total: number;
+  /** Bytes written. */
+  bytes: number;
+  /** The resolved target directory. */
+  to: string;
+  /** Every artifact not restored, in key order. */
+  problems: TreeProblem[];
+}
+
+/**
+ * Whether a failure belongs to one artifact (the restore goes on without it)
+ * rather than to the store or the target as a whole (the restore stops).
+ */
+function isArtifactFailure(e: unknown): boolean {
+  if (e instanceof CapsaError) {
+    return ["corrupt_object", "not_found", "unsafe_path", "is_a_directory"].includes(e.code);
+  }
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "ENAMETOOLONG" || code === "EILSEQ" || code === "EINVAL";
+}
+
+function problemOf(key: string, e: unknown): TreeProblem {
+  if (e instanceof CapsaError) return { key, code: e.code, message: e.message };
+  const code = (e as { code?: unknown } | null)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  return { key, code: code === "ENAMETOOLONG" ? "unsafe_key" : "io_error", message };
 }
 
 /**
  * Restores the artifacts of `namespace` (under `prefix`) into `dir`, each at
- * its key as a relative path, each file written atomically. Every key is
- * checked first: if one would land outside `dir` (or two conflict, like `a`
- * and `a/b`), nothing is written. Directories are created here and never
- * followed through a symbolic link.
+ * its key as a relative path, each file written atomically. Everything that
+ * can be restored safely is: a key that would land outside `dir` or cannot
+ * be a file name here, a key that is also the directory of other keys (`a`
+ * beside `a/b`), and an artifact whose bytes are damaged are each skipped,
+ * reported through `onProblem` and in the result, and the rest is restored.
+ * A failure of the store or of the target as a whole (disk full, store
+ * unreachable) stops the restore with its error, its message saying how far
+ * it got. Directories are created here and never followed through a
+ * symbolic link.
  *
  * @param store The store.
  * @param namespace The namespace.
  * @param dir The target directory (created if missing).
- * @param options Prefix, parallelism, progress.
- * @returns Counts and the resolved target.
+ * @param options Prefix, parallelism, progress, problem reporting.
+ * @returns Counts, the problems and the resolved target.
  */
 export async function getTree(
   store: Store,
   namespace: string,
   dir: string,
   options: GetTreeOptions = {},
-): Promise<{ files: number; bytes: number; to: string }> {
-  const items: Array<{ info: ArtifactInfo; segments: string[] }> = [];
+): Promise<GetTreeResult> {
+  const problems: TreeProblem[] = [];
+  const report = (p: TreeProblem) => {
+    problems.push(p);
+    options.onProblem?.(p);
+  };
+  const listed: Array<{ info: ArtifactInfo; segments: string[] }> = [];
   const dirs = new Set<string>();
+  let total = 0;
   for await (const info of listAll(store, namespace, options.prefix)) {
+    total++;
     const segments = keyToSegments(info.key);
     if (!Array.isArray(segments)) {
-      throw new CapsaError(
-        "unsafe_key",
-        `key ${JSON.stringify(info.key)} would be written outside ${dir} (${segments.refused}): ` +
-          "nothing was restored; restore the other keys with --prefix, and this one with -o FILE",
-      );
+      report({
+        key: info.key,
+        code: "unsafe_key",
+        message: `not restored: it cannot be a file under ${dir} (${segments.refused}); ` +
+          "restore it with get -o FILE",
+      });
+      continue;
     }
     for (let i = 1; i < segments.length; i++) dirs.add(segments.slice(0, i).join("/"));
-    items.push({ info, segments });
+    listed.push({ info, segments });
   }
-  for (const { info } of items) {
-    if (dirs.has(info.key)) {
-      throw new CapsaError(
-        "key_conflict",
-        `key ${JSON.stringify(info.key)} is both a file and a directory of other keys: ` +
-          "nothing was restored; restore them separately with --prefix or -o FILE",
-      );
-    }
-  }
+  const items = listed.filter(({ info }) => {
+    if (!dirs.has(info.key)) return true;
+    report({
+      key: info.key,
+      code: "key_conflict",
+      message: "not restored: it is both a file and the directory of other keys; " +
+        "restore it with get -o FILE",
+    });
+    return false;
+  });
   await Deno.mkdir(dir, { recursive: true });
   const root = await Deno.realPath(dir);
   const made = new Map<string, Promise<void>>();
@@ -248,10 +321,13 @@ export async function getTree(
   };
   const progress = options.progress;
   let done = 0;
+  let restored = 0;
   let bytes = 0;
+  let fatal: { error: unknown; key: string } | undefined;
   progress?.start(items.length, bytesPayload(0));
   try {
     await pool(items, async (item) => {
+      if (fatal) return;
       const rel = item.segments.join("/");
       try {
         if (item.segments.length > 1) await ensureDir(item.segments.slice(0, -1).join("/"));
@@ -260,13 +336,22 @@ export async function getTree(
         });
         const written = await writeFileAtomic(`${root}/${rel}`, body);
         bytes += written; // not `bytes += await …`: that reads `bytes` before the await
+        restored++;
       } catch (e) {
-        about(`${namespace}/${item.info.key}`, e);
+        if (isArtifactFailure(e)) report(problemOf(item.info.key, e));
+        else fatal ??= { error: e, key: item.info.key };
       }
       progress?.update(++done, bytesPayload(bytes));
     }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
   } finally {
     progress?.stop();
   }
-  return { files: items.length, bytes, to: root };
+  if (fatal) {
+    about(
+      `restore stopped after ${restored} of ${total} files, at ${namespace}/${fatal.key}`,
+      fatal.error,
+    );
+  }
+  problems.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { files: restored, total, bytes, to: root, problems };
 }

@@ -8,11 +8,16 @@ Deno.test("keyToSegments() refuses every key that could land outside the target 
   assert.deepEqual(keyToSegments("a/b/c.txt"), ["a", "b", "c.txt"]);
   assert.deepEqual(keyToSegments("..a/b.."), ["..a", "b.."]);
   for (
-    const key of ["../x", "a/../../x", "/etc/passwd", "a//b", "a/", "./a", "a/.", "a\\..\\x", ".."]
+    const key of ["../x", "a/../../x", "/etc/passwd", "a//b", "a/", "./a", "a/.", "..", "a\0b"]
   ) {
     const r = keyToSegments(key);
     assert.ok(!Array.isArray(r), key);
   }
+  // One segment longer than a file name may be (255 bytes), counted in bytes, not characters.
+  assert.ok(!Array.isArray(keyToSegments(`a/${"é".repeat(128)}`)));
+  assert.deepEqual(keyToSegments(`a/${"é".repeat(127)}`), ["a", "é".repeat(127)]);
+  // A backslash is an ordinary character of a file name, except on Windows.
+  if (Deno.build.os !== "windows") assert.deepEqual(keyToSegments("a\\..\\x"), ["a\\..\\x"]);
 });
 
 Deno.test("putTree() keeps the typed error of a failed put, its message naming the file", async () => {

@@ -799,6 +799,32 @@ export class StoreIndex {
   }
 
   /**
+   * The manifests (every version, tombstones have no blobs) whose bodies
+   * name one of `blobIds`, per blob id: the artifacts a damaged blob belongs
+   * to (verification names them). Reads every manifest's blob list once.
+   * @param blobIds Blob ids (hex).
+   * @returns For each blob id named by some manifest, those manifests in index order.
+   */
+  manifestsNamingBlobs(blobIds: ReadonlySet<string>): Map<string, ManifestRecord[]> {
+    const found = new Map<string, number[]>();
+    if (blobIds.size === 0) return new Map();
+    for (
+      const [seq, ids] of this.#all(
+        "SELECT seq, blob_ids FROM manifests WHERE blob_ids IS NOT NULL ORDER BY seq",
+        [],
+      )
+    ) {
+      for (const id of new Set(splitIds(ids as Uint8Array))) {
+        if (!blobIds.has(id)) continue;
+        const list = found.get(id);
+        if (list) list.push(num(seq));
+        else found.set(id, [num(seq)]);
+      }
+    }
+    return new Map([...found].map(([id, seqs]) => [id, seqs.map((q) => this.#manifestAt(q)!)]));
+  }
+
+  /**
    * The high-water mark: a pack id such that every pack up to it that was
    * durable when this index last listed the Location has been listed and
    * indexed (`""` when the index has never listed). It moves only after a

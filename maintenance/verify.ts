@@ -113,6 +113,12 @@ export interface VerifyProblem {
   key: string;
   /** What exactly, for a human. */
   detail: string;
+  /**
+   * For `blob_hash_mismatch`: every artifact version whose body holds the
+   * damaged blob (`namespace`, `key`, `version`), so that an operator knows
+   * what to restore from elsewhere.
+   */
+  artifacts?: Array<{ namespace: string; key: string; version: string }>;
 }
 
 /** Statistics of a verification; a progress snapshot while it runs. */
@@ -298,9 +304,44 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
     return this.#verify(ctx.signal);
   }
 
-  #report(kind: VerifyProblemKind, key: string, detail: string): void {
-    this.found.push({ kind, key, detail });
+  #report(kind: VerifyProblemKind, key: string, detail: string): VerifyProblem {
+    const problem: VerifyProblem = { kind, key, detail };
+    this.found.push(problem);
     this.counters.problemsFound++;
+    return problem;
+  }
+
+  /** Damaged blobs found by the data checks, by blob id: their artifacts are named at the end. */
+  readonly #damaged = new Map<string, VerifyProblem[]>();
+
+  #reportDamagedBlob(blobId: string, key: string, detail: string): void {
+    const problem = this.#report("blob_hash_mismatch", key, detail);
+    const list = this.#damaged.get(blobId);
+    if (list) list.push(problem);
+    else this.#damaged.set(blobId, [problem]);
+  }
+
+  /** Names, in each damaged blob's problem, the artifact versions whose bodies hold it. */
+  #nameDamagedArtifacts(index: StoreIndex): void {
+    const named = index.manifestsNamingBlobs(new Set(this.#damaged.keys()));
+    for (const [blobId, problems] of this.#damaged) {
+      const manifests = named.get(blobId) ?? [];
+      const artifacts = manifests.map((m) => ({
+        namespace: m.namespace,
+        key: m.key,
+        version: m.id,
+      }));
+      const shown = artifacts.slice(0, 10).map((a) =>
+        `${a.namespace}/${a.key} (version ${a.version})`
+      );
+      const more = artifacts.length > 10 ? ` and ${artifacts.length - 10} more` : "";
+      for (const p of problems) {
+        p.artifacts = artifacts;
+        p.detail += artifacts.length === 0
+          ? "; no manifest names it"
+          : `; damaged artifact${artifacts.length === 1 ? "" : "s"}: ${shown.join(", ")}${more}`;
+      }
+    }
   }
 
   #dataChecked(key: string): boolean {
@@ -442,6 +483,7 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
           : "not in the index and named by no manifest (garbage of an interrupted put)",
       );
     }, { concurrency, signal });
+    this.#nameDamagedArtifacts(index);
   }
 
   async #checkPack(
@@ -574,8 +616,8 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
         );
         this.counters.blobsChecked++;
         if (actual !== b.id) {
-          this.#report(
-            "blob_hash_mismatch",
+          this.#reportDamagedBlob(
+            b.id,
             key,
             `blob ${b.id} at offset ${b.offset} (${b.storedLength} bytes) hashes to ${actual} (${hash})`,
           );
@@ -605,8 +647,8 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
     });
     this.counters.blobsChecked++;
     if (actual !== blobId) {
-      this.#report(
-        "blob_hash_mismatch",
+      this.#reportDamagedBlob(
+        blobId,
         key,
         `loose blob ${blobId} (${size} bytes) hashes to ${actual} (${hash})`,
       );

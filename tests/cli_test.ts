@@ -428,21 +428,31 @@ Deno.test("capsa put --from and get --to move a tree (no progress output when pi
     assert.equal(some.doc["files"], 10);
     assert.deepEqual([...Deno.readDirSync(`${s.dir}/some`)].map((e) => e.name), ["d2"]);
 
-    // A key is data: "../escape" must not be written outside the target.
+    // A key is data: "../escape" must not be written outside the target; the rest is restored.
     await s.capsa(["put", location, "evil", "../escape"], { stdin: enc.encode("x") });
     await s.capsa(["put", location, "evil", "fine.txt"], { stdin: enc.encode("y") });
     await Deno.mkdir(`${s.dir}/target`);
     const refused = await s.capsa(["get", location, "evil", "--to", "target"]);
     assert.equal(refused.code, 1);
-    assert.equal(errorLine(refused), "unsafe_key");
-    assert.match(refused.stderr, /"\.\.\/escape" would be written outside .*nothing was restored/);
+    assert.match(
+      refused.stderr,
+      /^capsa: warning: unsafe_key: evil\/\.\.\/escape: not restored: .*"\.\." segment/m,
+    );
+    assert.match(refused.stdout, /^restored 1 of 2 files .*; 1 not restored \(each named above\)/);
     assert.equal(await Deno.stat(`${s.dir}/escape`).catch(() => null), null);
-    assert.deepEqual([...Deno.readDirSync(`${s.dir}/target`)], []);
+    assert.deepEqual([...Deno.readDirSync(`${s.dir}/target`)].map((e) => e.name), ["fine.txt"]);
     const conflict = await s.capsa(["put", location, "clash", "a"], { stdin: enc.encode("1") });
     assert.equal(conflict.code, 0);
     await s.capsa(["put", location, "clash", "a/b"], { stdin: enc.encode("2") });
     const clash = await s.json(["get", location, "clash", "--to", "clash"]);
-    assert.equal(jsonError(clash.doc).code, "key_conflict");
+    assert.equal(clash.code, 1);
+    assert.deepEqual(
+      (clash.doc["notRestored"] as Array<{ key: string; code: string }>).map((
+        p,
+      ) => [p.key, p.code]),
+      [["a", "key_conflict"]],
+    );
+    assert.equal(await Deno.readTextFile(`${s.dir}/clash/a/b`), "2");
 
     // A file name that is no valid key: nothing is stored.
     await Deno.mkdir(`${s.dir}/bad`);

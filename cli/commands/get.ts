@@ -23,8 +23,11 @@ export const getCommand: Command = {
   description:
     `Writes artifact KEY of NAMESPACE to stdout, or with -o to FILE (atomically: a temporary file,
 then a rename, so FILE is never half-written). With --to, restores every artifact of NAMESPACE
-(under P) into DIR, each at its key as a relative path; if any key would land outside DIR
-("../x", "/x", "a//b"), nothing is written. Every blob is checked against its hash on the way.`,
+(under P) into DIR, each at its key as a relative path. Everything that can be restored safely
+is: a key that would land outside DIR ("../x", "/x", "a//b") or cannot be a file name here, a
+key that is also the directory of other keys, and an artifact whose bytes are damaged are each
+named on stderr and skipped, and the command then exits 1. Every blob is checked against its
+hash on the way.`,
   flags: {
     output: { type: "string", short: "o" },
     version: { type: "string" },
@@ -59,6 +62,7 @@ then a rename, so FILE is never half-written). With --to, restores every artifac
             ...(prefix === undefined ? {} : { prefix }),
             ...(parallelism === undefined ? {} : { parallelism }),
             progress: createProgress(transferFormat("get"), ctx.out.quiet),
+            onProblem: (p) => ctx.out.warn(p.code, `${namespace}/${p.key}: ${p.message}`),
           }),
       );
       const ms = Math.round(performance.now() - started);
@@ -68,12 +72,18 @@ then a rename, so FILE is never half-written). With --to, restores every artifac
           prefix: prefix ?? "",
           to: r.to,
           files: r.files,
+          total: r.total,
           bytes: r.bytes,
+          notRestored: r.problems,
           durationMs: ms,
         },
-        () => `restored ${r.files} files (${formatBytes(r.bytes)}) of ${namespace} into ${r.to}`,
+        () =>
+          r.problems.length === 0
+            ? `restored ${r.files} files (${formatBytes(r.bytes)}) of ${namespace} into ${r.to}`
+            : `restored ${r.files} of ${r.total} files (${formatBytes(r.bytes)}) of ${namespace} ` +
+              `into ${r.to}; ${r.problems.length} not restored (each named above)`,
       );
-      return EXIT.ok;
+      return r.problems.length === 0 ? EXIT.ok : EXIT.failed;
     }
     if (args.values["prefix"] !== undefined || args.values["parallelism"] !== undefined) {
       throw new UsageError("--prefix and --parallelism apply to get --to DIR");

@@ -169,6 +169,13 @@ export const ERROR_CODES = {
     description:
       "the host index was written by a newer capsa: upgrade capsa, or delete the host cache to rebuild it",
   },
+  incomplete_body: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "an HTTP request body ended before it was complete (the client disconnected): nothing was stored; send it again",
+  },
   internal: {
     retryable: false,
     status: 500,
@@ -825,18 +832,29 @@ export class StoreMovedError extends CapsaError {
 export class MaintenanceModeError extends CapsaError {
   /** The mode in force. */
   readonly mode: string;
+  /** When the holder's lease expires (ms since the epoch), if known. */
+  readonly until: number | undefined;
   /**
    * Creates the error.
    * @param mode `read-only` or `offline`.
    * @param holder Who runs the maintenance.
+   * @param until When the holder's lease expires (ms since the epoch), if known: a holder
+   *   that died without being seen dead (another host, or no `--allow-run`) holds the store
+   *   until then, and the message says so.
    */
-  constructor(mode: string, holder: string) {
+  constructor(mode: string, holder: string, until?: number) {
     super(
       "maintenance_mode",
-      `the store is in maintenance (${mode}) by ${holder}: retry when it finishes (see \`capsa status\`)`,
+      `the store is in maintenance (${mode}) by ${holder}: retry when it finishes` +
+        (until === undefined
+          ? " (see `capsa status`)"
+          : `; if that process has died, the mode lapses when its lease expires at ${
+            new Date(until).toISOString()
+          }, or a new agent takes over with --force (see \`capsa status\`)`),
       true,
     );
     this.mode = mode;
+    this.until = until;
   }
 }
 

@@ -37,7 +37,13 @@
  * headers become the content type and metadata. Metadata names arrive
  * lowercased (HTTP header names are case-insensitive) and values are
  * percent-decoded, so any UTF-8 can be sent as `%XX`; answers percent-encode
- * `%`, non-ASCII and edge spaces the same way.
+ * `%`, non-ASCII and edge spaces the same way. A path whose percent-escapes
+ * are not UTF-8 (`%E0%A4`) or decode to a control character (`%0A`) is 400
+ * `invalid_argument`. A PUT whose body ends early (the client disconnected,
+ * or sent less than its `Content-Length`) stores nothing and is 400
+ * `incomplete_body`, logged as one line; a read that fails after its
+ * response started (a damaged blob further in) ends the body short of its
+ * `Content-Length`, so the client sees it cut, and is logged as one line.
  *
  * Maintenance: `POST /v1/maintenance/<kind>` takes a JSON object (at most
  * 256 KiB; every field optional unless said), read by the parser the CLI
@@ -117,6 +123,13 @@ export interface AppOptions {
   keepAliveSeconds?: number;
   /** Called with every error answered as 500 `internal` (default: `console.error`). */
   onInternalError?: (error: unknown, request: Request) => void;
+  /**
+   * Where one-line notes about failed requests go (default: `console.error`,
+   * prefixed `capsa http: METHOD URL:`): a client that dropped its request
+   * body (answered 400 `incomplete_body`), a read that failed after its
+   * response had started (the body is cut short).
+   */
+  log?: (line: string, request: Request) => void;
 }
 
 /**
@@ -171,7 +184,7 @@ function unauthorized(message: string, invalidToken: boolean): HttpError {
  * @param options The bearer token, the event bus, the job registry, a
  *   shutdown signal.
  * @returns The Hono app: pass `app.fetch` to a server, or call `app.request()` in tests.
- * @throws {InvalidArgumentError} when `token` is the empty string.
+ * @throws {InvalidArgumentError} when `token` is empty or holds a space, a control or a non-ASCII character.
  *
  * @example
  * ```ts
@@ -190,11 +203,19 @@ function unauthorized(message: string, invalidToken: boolean): HttpError {
 export function createApp(store: Store, options: AppOptions = {}): HttpApp {
   const { token } = options;
   if (token === "") throw new InvalidArgumentError("the bearer token must not be empty");
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    throw new InvalidArgumentError(
+      "the bearer token may hold only visible ASCII characters (no space): " +
+        "no client could send it in an Authorization header",
+    );
+  }
   const bus = options.bus ?? store.bus;
   const jobs = options.jobs ?? new JobRegistry(store, { bus });
   const keepAliveMs = (options.keepAliveSeconds ?? 15) * 1000;
   const onInternalError = options.onInternalError ??
     ((e: unknown, r: Request) => console.error(`capsa http: ${r.method} ${r.url}:`, e));
+  const log = options.log ??
+    ((line: string, r: Request) => console.error(`capsa http: ${r.method} ${r.url}: ${line}`));
   const expected = token === undefined ? undefined : sha256(token);
 
   const app = new Hono();
@@ -202,6 +223,7 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
   app.onError((err, c) => {
     const h = toHttpError(err);
     if (h.code === "internal") onInternalError(err, c.req.raw);
+    else if (h.code === "incomplete_body") log(`${h.status} ${h.code}: ${h.message}`, c.req.raw);
     return h.toResponse();
   });
   app.notFound((c) =>
@@ -221,7 +243,7 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
     return await next();
   });
 
-  objectRoutes(app, store, refuseWritesDuringJobs(store, jobs));
+  objectRoutes(app, store, refuseWritesDuringJobs(store, jobs), log);
   statusRoutes(app, store);
   maintenanceRoutes(app, jobs);
   eventRoutes(app, bus, { closing: options.signal, keepAliveMs });

@@ -142,6 +142,6 @@ export class MaintenanceGate {
       this.#seen = undefined;
       return;
     }
-    throw new MaintenanceModeError(m.mode, m.holder);
+    throw new MaintenanceModeError(m.mode, m.holder, lease.expiresAt);
   }
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { CorruptObjectError, StoreMovedError } from "../errors.ts";
+import { CorruptObjectError, MaintenanceModeError, StoreMovedError } from "../errors.ts";
+import { acquireLease } from "./lease.ts";
 import { UnsupportedFormatVersionError } from "../errors.ts";
 import { encodeMaintenanceMode, encodeMovedMarker } from "../format/markers.ts";
 import { MAINTENANCE_MODE_KEY, MOVED_KEY } from "../layout.ts";
@@ -80,5 +81,39 @@ Deno.test("A maintenance-mode record of a newer version refuses writes with Unsu
   await assert.rejects(store.put("ns", "k", enc.encode("v")), UnsupportedFormatVersionError);
   await driver.delete(MAINTENANCE_MODE_KEY);
   await store.put("ns", "k", enc.encode("v"));
+  await store.close();
+});
+
+Deno.test("A maintenance mode whose holder may have died says when it lapses (its lease's expiry) and how to take over", async () => {
+  const driver = await fresh();
+  const store = await openStore(driver);
+  // A holder on another host: this process cannot tell whether it still runs.
+  const lease = await acquireLease(driver, {
+    storeId: store.storeId,
+    agent: "RebuildIndex",
+    host: "elsewhere",
+    pid: 7,
+    ttlMs: 600_000,
+  });
+  await driver.put(
+    MAINTENANCE_MODE_KEY,
+    encodeMaintenanceMode({
+      mode: "offline",
+      agent: "RebuildIndex",
+      holder: "RebuildIndex on elsewhere (pid 7)",
+      nonce: lease.record.nonce,
+    }),
+  );
+  const e = await store.put("ns", "k", enc.encode("v")).then(() => undefined, (e: unknown) => e);
+  assert.ok(e instanceof MaintenanceModeError, String(e));
+  assert.equal(e.until, lease.record.expiresAt);
+  assert.match(
+    e.message,
+    new RegExp(
+      `retry when it finishes; if that process has died, the mode lapses when its lease expires at ${
+        new Date(lease.record.expiresAt).toISOString().replace(/[.]/g, "\\.")
+      }, or a new agent takes over with --force`,
+    ),
+  );
   await store.close();
 });

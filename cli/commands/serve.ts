@@ -12,7 +12,10 @@ import { EXIT, UsageError } from "../_output.ts";
 import { absolutePath, type CommandContext, withStore } from "../_store.ts";
 
 /**
- * Reads a bearer token from a file: the first line, trimmed.
+ * Reads a bearer token from a file: the first line, trimmed. A token a
+ * client could not send in `Authorization: Bearer TOKEN` (a space inside,
+ * a control or non-ASCII character) is refused; a file that others may read
+ * gets a warning.
  * @param ctx Where warnings go.
  * @param path The file.
  * @returns The token.
@@ -22,6 +25,20 @@ async function readToken(ctx: CommandContext, path: string): Promise<string> {
   if (info.size > 4096) throw new UsageError(`--token-file ${path} is too large for a token`);
   const token = (await Deno.readTextFile(path)).split(/\r?\n/)[0]!.trim();
   if (token === "") throw new UsageError(`the first line of --token-file ${path} is empty`);
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new UsageError(
+      `the token in --token-file ${path} holds a space, a control or a non-ASCII character, ` +
+        "which no client can send in an Authorization header: use letters, digits and -._~+/",
+    );
+  }
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    ctx.out.warn(
+      "token_file_readable",
+      `${path} may be read by other users (mode ${
+        (info.mode & 0o777).toString(8)
+      }): chmod 600 ${path}`,
+    );
+  }
   if (token.length < 16) {
     ctx.out.warn("weak_token", `the token in ${path} is shorter than 16 characters`);
   }

@@ -115,9 +115,15 @@ function rangeStream(
 /**
  * Reads the first piece of a body before the status is sent, so that a
  * failure to read (a missing or corrupt blob, an I/O error) is answered with
- * its own status rather than as a truncated 200.
+ * its own status rather than as a truncated 200. A failure after that (the
+ * status is sent) is reported through `late` as one line and ends the body
+ * early: every such response declares its `Content-Length`, so the client
+ * sees a truncated body and the connection is closed, never wrong bytes.
  */
-async function started(body: ReadableStream<Uint8Array>): Promise<ReadableStream<Uint8Array>> {
+async function started(
+  body: ReadableStream<Uint8Array>,
+  late: (error: unknown) => void,
+): Promise<ReadableStream<Uint8Array>> {
   const reader = body.getReader();
   let first: ReadableStreamReadResult<Uint8Array>;
   try {
@@ -138,7 +144,15 @@ async function started(body: ReadableStream<Uint8Array>): Promise<ReadableStream
         return;
       }
       if (done) return controller.close();
-      const next = await reader.read();
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (e) {
+        late(e);
+        done = true;
+        controller.close(); // short of Content-Length: the client sees the body cut
+        return;
+      }
       if (next.done) {
         done = true;
         controller.close();
@@ -172,16 +186,81 @@ function versionOption(c: Context): GetOptions {
 /**
 
 /**
+ * Refuses an object path whose percent-escapes are not UTF-8 (`%E0%A4`:
+ * decoded leniently it would name the literal key `%E0%A4`, which
+ * `%25E0%25A4` names too) or that decodes to a control character (`%0A`):
+ * no namespace or key holds one. Both are 400 `invalid_argument`.
+ */
+function checkObjectPath(rawPath: string): void {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    throw new InvalidArgumentError(
+      `the path ${rawPath} holds a percent-escape that is not UTF-8: ` +
+        "encode namespaces and keys as UTF-8, and a literal % as %25",
+    );
+  }
+  // deno-lint-ignore no-control-regex
+  const control = /[\u0000-\u001f\u007f]/.exec(decoded);
+  if (control) {
+    throw new InvalidArgumentError(
+      `the path ${rawPath} decodes to a control character (U+${
+        control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")
+      }): no namespace or key may hold one`,
+    );
+  }
+}
+
+/**
+ * A request body whose read failures (the client disconnected, or sent less
+ * than its `Content-Length`) become `incomplete_body` (400): the client's
+ * doing, not the server's.
+ */
+function requestBody(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (e) {
+        throw new CapsaError(
+          "incomplete_body",
+          "the request body ended before it was complete (the client disconnected or sent " +
+            "less than its Content-Length): nothing was stored; send it again",
+          false,
+          { cause: e },
+        );
+      }
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
  * Adds the object routes to `app`.
  * @param app The app.
  * @param store The store served.
  * @param refuseWrites Throws while writes through this app are refused (a job holds the store).
+ * @param log Where one-line notes go (a read that failed after its response started).
  */
 export function objectRoutes(
   app: Hono,
   store: Store,
   refuseWrites: () => Promise<void>,
+  log: (line: string, request: Request) => void,
 ): void {
+  // Before routing: a path Hono would route oddly or decode leniently is the client's error.
+  app.use("/v1/objects/*", async (c, next) => {
+    checkObjectPath(new URL(c.req.url).pathname);
+    await next();
+  });
+
   app.get("/v1/objects", (c) => c.json({ namespaces: store.namespaces() }));
 
   app.get("/v1/objects/:namespace", async (c) => {
@@ -209,6 +288,10 @@ export function objectRoutes(
     }
     const getOptions = versionOption(c);
     const info = await store.stat(namespace, key, getOptions);
+    const lateFailure = (e: unknown) => {
+      const what = e instanceof CapsaError ? `${e.code}: ${e.message}` : String(e);
+      log(`the response was cut after it started: ${what}`, c.req.raw);
+    };
     const headers = objectHeaders(info, getOptions.version !== undefined);
     const head = c.req.method === "HEAD";
 
@@ -233,13 +316,15 @@ export function objectRoutes(
       headers.set("Content-Length", String(range.end - range.start + 1));
       const body = head ? null : await started(
         rangeStream(store, namespace, key, info.version, range.start, range.end + 1),
+        lateFailure,
       );
       return new Response(body, { status: 206, headers });
     }
     headers.set("Content-Length", String(info.size));
-    const body = head
-      ? null
-      : await started(await store.getStream(namespace, key, { version: info.version }));
+    const body = head ? null : await started(
+      await store.getStream(namespace, key, { version: info.version }),
+      lateFailure,
+    );
     return new Response(body, { status: 200, headers });
   });
 
@@ -253,7 +338,8 @@ export function objectRoutes(
       const metaName = name.slice(META_PREFIX.length);
       metadata[metaName] = decodeMetaValue(metaName, value);
     }
-    const info = await store.put(namespace, key, c.req.raw.body ?? new Uint8Array(0), {
+    const body = c.req.raw.body;
+    const info = await store.put(namespace, key, body ? requestBody(body) : new Uint8Array(0), {
       contentType: c.req.header("Content-Type") ?? "",
       metadata,
     });

@@ -145,6 +145,12 @@ export interface PackToc {
   blobs: PackBlobEntry[];
   /** The manifests committed with the pack, in commit order. */
   manifests: Manifest[];
+  /**
+   * The packs this one supersedes (written by garbage collection): ids in
+   * ascending order, each smaller than `packId`. Indexing this pack replaces
+   * them (docs/FORMAT.md §5.5.4, §8). Empty for an ordinary pack.
+   */
+  supersedes: string[];
 }
 
 /** Options of {@linkcode decodePackToc}. */
@@ -175,7 +181,15 @@ export interface PackWriterOptions {
   hash: HashAlgorithm;
   /** The expected final size, to allocate the buffer once (default 1 MiB; it grows). */
   sizeHint?: number;
+  /**
+   * The packs this one supersedes (garbage collection's rewrite): distinct
+   * ULIDs, each smaller than `packId`, at most {@linkcode MAX_SUPERSEDED}.
+   */
+  supersedes?: readonly string[];
 }
+
+/** The most packs one pack may supersede (the TOC counts them in a `u16`). */
+export const MAX_SUPERSEDED = 65_535;
 
 /** Where a blob lives in a pack: what {@linkcode readBlobFromPack} needs. */
 export interface PackBlobRef {
@@ -285,6 +299,7 @@ export class PackWriter {
   readonly #packId: string;
   readonly #storeId: string;
   readonly #hash: HashAlgorithm;
+  readonly #supersedes: readonly string[];
   #buffer: Uint8Array;
   #length = PACK_HEADER_BYTES;
   readonly #entries: PackBlobEntry[] = [];
@@ -318,9 +333,25 @@ export class PackWriter {
     if (!Number.isSafeInteger(hint) || hint < 0) {
       throw new InvalidArgumentError(`sizeHint must be a non-negative integer, got ${hint}`);
     }
+    const supersedes = [...new Set(options.supersedes ?? [])].sort();
+    if (supersedes.length > MAX_SUPERSEDED) {
+      throw new InvalidArgumentError(
+        `a pack may supersede at most ${MAX_SUPERSEDED} packs, got ${supersedes.length}`,
+      );
+    }
+    for (const id of supersedes) {
+      if (!isUlid(id) || id >= options.packId) {
+        throw new InvalidArgumentError(
+          `a superseded pack id must be a ULID smaller than the pack's own, got ${
+            JSON.stringify(id)
+          }`,
+        );
+      }
+    }
     this.#packId = options.packId;
     this.#storeId = options.storeId;
     this.#hash = options.hash;
+    this.#supersedes = supersedes;
     this.#buffer = new Uint8Array(Math.max(hint, 4096));
   }
 
@@ -345,8 +376,8 @@ export class PackWriter {
   }
 
   #tocBaseBytes(): number {
-    return TOC_FIXED_BYTES + this.#storeId.length + this.#entries.length * PACK_BLOB_ENTRY_BYTES +
-      this.#manifests.length + 2;
+    return TOC_FIXED_BYTES + this.#storeId.length + this.#supersedes.length * ULID_LENGTH +
+      this.#entries.length * PACK_BLOB_ENTRY_BYTES + this.#manifests.length + 2;
   }
 
   #check(): void {
@@ -453,7 +484,8 @@ export class PackWriter {
     this.#check();
     const manifestsJson = encoder.encode("[" + this.#manifests.join(",") + "]");
     const storeId = encoder.encode(this.#storeId);
-    const entriesStart = TOC_FIXED_BYTES + storeId.length;
+    const supersededStart = TOC_FIXED_BYTES + storeId.length;
+    const entriesStart = supersededStart + this.#supersedes.length * ULID_LENGTH;
     const tocLength = entriesStart + this.#entries.length * PACK_BLOB_ENTRY_BYTES +
       manifestsJson.length;
     if (tocLength > MAX_TOC_BYTES) {
@@ -475,11 +507,15 @@ export class PackWriter {
     buf.fill(0, t, t + tocLength);
     buf[t] = HASH_IDS[this.#hash];
     buf[t + 1] = storeId.length;
+    view.setUint16(t + 2, this.#supersedes.length, true);
     view.setUint32(t + 4, this.#entries.length, true);
     view.setUint32(t + 8, this.#manifests.length, true);
     view.setUint32(t + 12, manifestsJson.length, true);
     buf.set(encoder.encode(this.#packId), t + 16);
     buf.set(storeId, t + TOC_FIXED_BYTES);
+    this.#supersedes.forEach((id, i) =>
+      buf.set(encoder.encode(id), t + supersededStart + i * ULID_LENGTH)
+    );
     let at = t + entriesStart;
     for (const e of this.#entries) {
       buf.set(blobIdToBytes(e.id), at);
@@ -531,6 +567,7 @@ export function encodePack(pack: {
   hash: HashAlgorithm;
   blobs: readonly PackBlobInput[];
   manifests: readonly Manifest[];
+  supersedes?: readonly string[];
 }): Uint8Array {
   let size = PACK_HEADER_BYTES + PACK_TRAILER_BYTES + 4096;
   for (const b of pack.blobs) size += b.bytes?.length ?? 0;
@@ -539,6 +576,7 @@ export function encodePack(pack: {
     storeId: pack.storeId,
     hash: pack.hash,
     sizeHint: size,
+    ...(pack.supersedes ? { supersedes: pack.supersedes } : {}),
   });
   for (const b of pack.blobs) writer.addBlob(b);
   for (const m of pack.manifests) writer.addManifest(m);
@@ -705,23 +743,24 @@ export function decodePackToc(
   const view = new DataView(toc.buffer, toc.byteOffset, toc.byteLength);
   const hash = HASH_BY_ID[toc[0]!] ?? bad(`unknown hash algorithm id ${toc[0]}`);
   const storeIdLength = toc[1]!;
-  if (view.getUint16(2, true) !== 0) bad("reserved TOC bytes are not zero");
+  const supersededCount = view.getUint16(2, true);
   const blobCount = view.getUint32(4, true);
   const manifestCount = view.getUint32(8, true);
   const manifestsLength = view.getUint32(12, true);
-  const entriesStart = TOC_FIXED_BYTES + storeIdLength;
+  const supersededStart = TOC_FIXED_BYTES + storeIdLength;
+  const entriesStart = supersededStart + supersededCount * ULID_LENGTH;
   // Every count is checked against the TOC's (bounded) length before use.
   if (entriesStart + blobCount * PACK_BLOB_ENTRY_BYTES + manifestsLength !== toc.length) {
     bad(
-      `TOC sections (${blobCount} blob entries, ${manifestsLength} bytes of manifests) ` +
-        `do not add up to its ${toc.length} bytes`,
+      `TOC sections (${supersededCount} superseded packs, ${blobCount} blob entries, ` +
+        `${manifestsLength} bytes of manifests) do not add up to its ${toc.length} bytes`,
     );
   }
   let packId = "";
   let storeId = "";
   try {
     packId = decoder.decode(toc.subarray(16, TOC_FIXED_BYTES));
-    storeId = decoder.decode(toc.subarray(TOC_FIXED_BYTES, entriesStart));
+    storeId = decoder.decode(toc.subarray(TOC_FIXED_BYTES, supersededStart));
   } catch {
     bad("pack id or store id is not UTF-8");
   }
@@ -735,6 +774,23 @@ export function decodePackToc(
   }
   if (options.packId !== undefined && packId !== options.packId) {
     bad(`TOC names pack ${packId}, expected ${options.packId}`);
+  }
+  const supersedes: string[] = new Array(supersededCount);
+  for (let i = 0, at = supersededStart; i < supersededCount; i++, at += ULID_LENGTH) {
+    let id = "";
+    try {
+      id = decoder.decode(toc.subarray(at, at + ULID_LENGTH));
+    } catch {
+      bad(`superseded pack ${i} is not UTF-8`);
+    }
+    if (!isUlid(id) || id >= packId || (i > 0 && id <= supersedes[i - 1]!)) {
+      bad(
+        `superseded pack ${i} (${
+          JSON.stringify(id)
+        }) is not a ULID in ascending order below the pack's own`,
+      );
+    }
+    supersedes[i] = id;
   }
 
   const blobs: PackBlobEntry[] = new Array(blobCount);
@@ -798,7 +854,7 @@ export function decodePackToc(
     manifestIds.add(m.id);
     manifests[i] = m;
   }
-  return { packId, storeId, hash, blobs, manifests };
+  return { packId, storeId, hash, blobs, manifests, supersedes };
 }
 
 /**

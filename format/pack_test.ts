@@ -527,12 +527,15 @@ Deno.test("decodePackToc() refuses malformed blob entries", async () => {
 Deno.test("decodePackToc() refuses TOC fields that do not add up", async () => {
   const m = JSON.stringify(manifestToJson(manifest([blob("x").id])));
   const cases: [Parameters<typeof buildToc>[0], RegExp][] = [
-    [{ blobCount: 1 }, /TOC sections \(1 blob entries, 2 bytes of manifests\) do not add up/],
+    [
+      { blobCount: 1 },
+      /TOC sections \(0 superseded packs, 1 blob entries, 2 bytes of manifests\) do not add up/,
+    ],
     [{ blobCount: 0xffffffff }, /do not add up/],
     [{ manifestsLength: 0xffffffff }, /do not add up/],
     [{ manifestCount: 3 }, /TOC says 3 manifests, holds 0/],
     [{ hashId: 9 }, /unknown hash algorithm id 9/],
-    [{ reserved: 1 }, /reserved TOC bytes are not zero/],
+    [{ reserved: 1 }, /\(1 superseded packs, 0 blob entries, 2 bytes of manifests\) do not add up/],
     [
       { packId: "not-a-ulid-not-a-ulid-0000" },
       /pack id "not-a-ulid-not-a-ulid-0000" is not a ULID/,
@@ -590,3 +593,73 @@ Deno.test("decodePackToc() decodes a TOC of 10,000 manifests quickly", () => {
   // The target is well under 50 ms; the bound leaves room for a loaded CI machine.
   assert.ok(best < 150, `decoding took ${best.toFixed(1)} ms (${trailer.tocLength} TOC bytes)`);
 });
+
+Deno.test("a superseding pack names the packs it replaces in its TOC; malformed lists are refused", async () => {
+  const a = blob("alpha");
+  const old = ["01arz3ndektsv4rrffq69g5fa1", "01arz3ndektsv4rrffq69g5fa0"];
+  const w = new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3", supersedes: old });
+  w.addBlob(a);
+  const estimate = w.estimatedSize;
+  const bytes = w.finish();
+  assert.ok(Math.abs(estimate - bytes.length) < 16, `estimate ${estimate} vs ${bytes.length}`);
+  const driver = new MemoryDriver();
+  await driver.put(KEY, bytes);
+  const toc = await readPackToc(driver, KEY, { storeId: STORE, packId: PACK_ID });
+  assert.deepEqual(toc.supersedes, [...old].sort());
+  assert.deepEqual(toc.blobs.map((b) => b.id), [a.id]);
+  // TOC bytes 2–3 count them; the ids follow the store id, before the blob entries.
+  const trailer = parsePackTrailer(KEY, bytes);
+  const tocBytes = bytes.subarray(trailer.tocOffset, trailer.tocOffset + trailer.tocLength);
+  assert.equal(tocBytes[2]! | (tocBytes[3]! << 8), 2);
+  assert.equal(
+    new TextDecoder().decode(tocBytes.subarray(42 + 32, 42 + 32 + 52)),
+    [...old].sort().join(""),
+  );
+  // An ordinary pack supersedes nothing.
+  const plain = await readPackToc(driver, KEY, { storeId: STORE });
+  assert.deepEqual(plain.supersedes.length, 2);
+  const none = encodePack({
+    packId: PACK_ID,
+    storeId: STORE,
+    hash: "blake3",
+    blobs: [],
+    manifests: [],
+  });
+  assert.deepEqual(decodePackToc(KEY, tocOf(none), parsePackTrailer(KEY, none)).supersedes, []);
+
+  for (const bad of [["01arz3ndektsv4rrffq69g5fz0"], [PACK_ID], ["not-a-ulid"]]) {
+    assert.throws(
+      () => new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3", supersedes: bad }),
+      InvalidArgumentError,
+    );
+  }
+  // A TOC whose list is out of order or names a later pack is corrupt (checksum made valid).
+  const swapped = new Uint8Array(bytes);
+  const at = trailer.tocOffset + 42 + 32;
+  swapped.set(text(old[0]!), at); // "…fa1" first: descending
+  swapped.set(text(old[1]!), at + 26);
+  assert.throws(
+    () => decodePackToc(KEY, tocOf(resealed(swapped)), parsePackTrailer(KEY, resealed(swapped))),
+    (e: unknown) => e instanceof CorruptObjectError && /superseded pack 1/.test(e.message),
+  );
+});
+
+function tocOf(pack: Uint8Array): Uint8Array {
+  const t = parsePackTrailer(KEY, pack);
+  return pack.subarray(t.tocOffset, t.tocOffset + t.tocLength);
+}
+
+/** The pack with its trailer checksum recomputed over its (edited) TOC. */
+function resealed(pack: Uint8Array): Uint8Array {
+  const out = new Uint8Array(pack);
+  const t = parsePackTrailer(KEY, out);
+  const trailerAt = out.length - PACK_TRAILER_BYTES;
+  const sum = nobleSha256(
+    new Uint8Array([
+      ...out.subarray(t.tocOffset, trailerAt),
+      ...out.subarray(trailerAt, trailerAt + 32),
+    ]),
+  );
+  out.set(sum, trailerAt + 32);
+  return out;
+}

@@ -68,6 +68,10 @@ export const TAKEOVER_PREFIX = "system.state/maintenance/takeover/";
 export const MAINTENANCE_MODE_KEY = "system.state/maintenance/mode";
 /** Present once the store was moved: where to. */
 export const MOVED_KEY = "system.state/moved";
+/** Garbage collection's run records (docs/FORMAT.md §8). */
+export const GC_RUN_PREFIX = "system.state/gc/runs/";
+/** The id of the newest garbage collection run. */
+export const GC_EPOCH_KEY = "system.state/gc/epoch";
 /** Where a driver may write probe objects (capability checks). */
 export const PROBE_PREFIX = "system.state/probe/";
 
@@ -146,6 +150,23 @@ export function parsePackKey(key: string): string | undefined {
  */
 export function looseBlobKey(blobId: string): string {
   return `${LOOSE_BLOB_PREFIX}${blobId.slice(0, 2)}/${blobId}`;
+}
+
+/**
+ * The key of a garbage collection run record.
+ *
+ * @param runId The run's id (a lower-case ULID).
+ * @returns `system.state/gc/runs/<run id>`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gcRunKey } from "./layout.ts";
+ * assert.equal(gcRunKey("01arz3ndektsv4rrffq69g5fav"), "system.state/gc/runs/01arz3ndektsv4rrffq69g5fav");
+ * ```
+ */
+export function gcRunKey(runId: string): string {
+  return `${GC_RUN_PREFIX}${runId}`;
 }
 
 /**

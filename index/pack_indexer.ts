@@ -236,6 +236,7 @@ export async function indexPacks(
           offset: b.offset,
         })),
         manifests: manifests.map((m) => ({ ...m, packId })),
+        ...(toc.supersedes.length > 0 ? { supersedes: toc.supersedes } : {}),
       };
     } catch (e) {
       if (e instanceof CorruptObjectError) {

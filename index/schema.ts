@@ -126,10 +126,30 @@ CREATE TRIGGER artifacts_stats_update AFTER UPDATE ON artifacts BEGIN
 END;
 `;
 
+/**
+ * Schema version 3: packs garbage collection retired (docs/FORMAT.md §8).
+ * A pack named by a superseding pack, or deleted by a gc run, is recorded
+ * here and never indexed again, in whatever order packs are read; an
+ * artifact row removed with its last manifest updates the statistics.
+ */
+const V3 = `
+CREATE TABLE retired_packs (
+  pack_id TEXT PRIMARY KEY
+) WITHOUT ROWID;
+
+-- An artifact whose every manifest was retired loses its row: the statistics follow.
+CREATE TRIGGER artifacts_stats_delete AFTER DELETE ON artifacts WHEN old.deleted = 0 BEGIN
+  UPDATE namespace_stats SET artifacts = artifacts - 1, bytes = bytes - old.size
+    WHERE namespace = old.namespace;
+  DELETE FROM namespace_stats WHERE namespace = old.namespace AND artifacts <= 0;
+END;
+`;
+
 /** Every step, in order. */
 export const MIGRATIONS: readonly MigrationStep[] = [
   { version: 1, description: "packs, blobs, manifests, artifacts", sql: V1 },
   { version: 2, description: "per-namespace statistics (namespace_stats)", sql: V2 },
+  { version: 3, description: "packs retired by garbage collection (retired_packs)", sql: V3 },
 ];
 
 /** The schema version this code writes. */

@@ -63,6 +63,8 @@ export interface IndexedPack {
   blobs: BlobRecord[];
   /** Its manifests. */
   manifests: ManifestRecord[];
+  /** The packs it supersedes (garbage collection's rewrite): indexing it retires them. */
+  supersedes?: readonly string[];
 }
 
 /** Options of {@linkcode StoreIndex.list}. */
@@ -377,6 +379,9 @@ export class StoreIndex {
   indexPack(indexed: IndexedPack, options: { nested?: boolean } = {}): number {
     const work = () => {
       const p = indexed.pack;
+      // A pack garbage collection replaced is never indexed again (docs/FORMAT.md §8).
+      if (this.isRetired(p.packId)) return 0;
+      if (indexed.supersedes && indexed.supersedes.length > 0) this.#retire(indexed.supersedes);
       this.#run(
         "INSERT OR IGNORE INTO packs (pack_id, size, blob_count, manifest_count) VALUES (?, ?, ?, ?)",
         [p.packId, p.size, p.blobCount, p.manifestCount],
@@ -401,6 +406,119 @@ export class StoreIndex {
       }
       return added;
     });
+  }
+
+  /**
+   * Whether garbage collection retired a pack: superseded by a pack this
+   * index holds, or deleted by a gc run it applied.
+   * @param packId The pack id.
+   * @returns `true` when retired.
+   */
+  isRetired(packId: string): boolean {
+    return this.#exists("SELECT 1 FROM retired_packs WHERE pack_id = ?", [packId]);
+  }
+
+  /**
+   * Retires packs (docs/FORMAT.md §8): forgets their blobs and manifests,
+   * records them so that they are never indexed again, and recomputes the
+   * current version of every artifact whose manifest they held. A superseding
+   * pack indexed in the same transaction brings back what was copied into it.
+   * @param packIds The packs.
+   */
+  retirePacks(packIds: readonly string[]): void {
+    this.transaction(() => this.#retire(packIds));
+  }
+
+  #retire(packIds: readonly string[]): void {
+    const touched = new Map<string, [string, string]>();
+    for (const packId of packIds) {
+      this.#run("INSERT OR IGNORE INTO retired_packs (pack_id) VALUES (?)", [packId]);
+      const packNo = this.#packNo(packId);
+      if (packNo === null) continue;
+      for (
+        const [ns, key] of this.#all(
+          "SELECT DISTINCT namespace, key FROM manifests WHERE pack_no = ?",
+          [packNo],
+        )
+      ) touched.set(`${str(ns)}\u0000${str(key)}`, [str(ns), str(key)]);
+      this.#run("DELETE FROM manifests WHERE pack_no = ?", [packNo]);
+      this.#run("DELETE FROM blobs WHERE pack_no = ?", [packNo]);
+      this.#run("DELETE FROM packs WHERE pack_no = ?", [packNo]);
+    }
+    // The Bloom filter keeps the forgotten ids: a false positive costs one query, no more.
+    for (const [ns, key] of touched.values()) this.#recomputeCurrent(ns, key);
+  }
+
+  /** Points an artifact's row at its newest remaining manifest, or removes it. */
+  #recomputeCurrent(namespace: string, key: string): void {
+    const r = this.#one(
+      "SELECT manifest_id, seq, deleted, size FROM manifests WHERE namespace = ? AND key = ? " +
+        "ORDER BY manifest_id DESC LIMIT 1",
+      [namespace, key],
+    );
+    if (!r) {
+      this.#run("DELETE FROM artifacts WHERE namespace = ? AND key = ?", [namespace, key]);
+      return;
+    }
+    const deleted = num(r[2]);
+    this.#run(
+      "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) VALUES (?, ?, ?, ?, ?, ?) " +
+        "ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, " +
+        "deleted = excluded.deleted, size = excluded.size",
+      [namespace, key, str(r[0]), num(r[1]), deleted, deleted ? 0 : num(r[3])],
+    );
+  }
+
+  /**
+   * Forgets loose blobs garbage collection deleted (a gc run this index applies).
+   * @param blobIds The blob ids.
+   */
+  dropLooseBlobs(blobIds: readonly string[]): void {
+    this.transaction(() => {
+      for (const id of blobIds) {
+        this.#run("DELETE FROM blobs WHERE blob_id = ? AND pack_no IS NULL", [idBytes(id)]);
+      }
+    });
+  }
+
+  /**
+   * Calls `fn` for every manifest, grouped by artifact (namespace, then key)
+   * and newest first within one: what garbage collection marks from. The
+   * body's blob ids come without the inline body, metadata or content type.
+   * @param fn Called per manifest.
+   */
+  forEachManifest(
+    fn: (m: {
+      id: string;
+      namespace: string;
+      key: string;
+      created: number;
+      deleted: boolean;
+      blobs: string[];
+      packId: string | null;
+    }) => void,
+  ): void {
+    const s = this.#stmt(
+      "SELECT m.manifest_id, m.namespace, m.key, m.created, m.deleted, m.blob_ids, p.pack_id " +
+        "FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no " +
+        "ORDER BY m.namespace, m.key, m.manifest_id DESC",
+    );
+    try {
+      while (s.step()) {
+        const r = s.get();
+        fn({
+          id: str(r[0]),
+          namespace: str(r[1]),
+          key: str(r[2]),
+          created: num(r[3]),
+          deleted: r[4] === 1,
+          blobs: r[5] instanceof Uint8Array ? splitIds(r[5]) : [],
+          packId: r[6] === null ? null : str(r[6]),
+        });
+      }
+    } finally {
+      s.reset();
+    }
   }
 
   /** The pack_no of an indexed pack, or `null` when it is not indexed. */

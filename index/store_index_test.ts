@@ -293,7 +293,7 @@ Deno.test("StoreIndex.namespaceStats() is exact after puts, overwrites and delet
   }
 });
 
-Deno.test("StoreIndex.load() migrates a version 1 index to version 2 with exact statistics", async () => {
+Deno.test("StoreIndex.load() migrates a version 1 index to the current version with exact statistics", async () => {
   const fresh = await StoreIndex.create(STORE);
   for (const p of history()) fresh.indexPack(p);
   const v1 = await asVersion1(fresh.export());
@@ -306,8 +306,8 @@ Deno.test("StoreIndex.load() migrates a version 1 index to version 2 with exact 
   probe.close();
 
   const migrated = await StoreIndex.load(v1, { storeId: STORE, key: "v1" });
-  assert.equal(migrated.schemaVersion, 2);
-  assert.equal(INDEX_SCHEMA_VERSION, 2);
+  assert.equal(migrated.schemaVersion, 3);
+  assert.equal(INDEX_SCHEMA_VERSION, 3);
   assert.deepEqual(migrated.namespaceStats(), fresh.namespaceStats());
   for (const [ns, key] of KEYS) {
     assert.deepEqual(migrated.versions(ns!, key!), fresh.versions(ns!, key!));
@@ -320,4 +320,80 @@ Deno.test("StoreIndex.load() migrates a version 1 index to version 2 with exact 
   assert.deepEqual(migrated.namespaceStats()[0], { namespace: "a", artifacts: 2, bytes: 113 });
   migrated.close();
   fresh.close();
+});
+
+Deno.test("A superseding pack retires the packs it names, in whichever order they are indexed", async () => {
+  const b1 = "1".repeat(64);
+  const b2 = "2".repeat(64);
+  const blob = (id: string, packId: string, offset: number) => ({
+    blobId: id,
+    kind: "regular" as const,
+    rawSize: 3,
+    storedSize: 3,
+    packId,
+    offset,
+  });
+  // P1: two versions of ns/a (the old one names b1) and a deleted ns/gone; garbage collection
+  // keeps the current version of ns/a and b2, drops the rest: N supersedes P1.
+  const old = {
+    pack: { packId: "P1", size: 300, blobCount: 2, manifestCount: 4 },
+    blobs: [blob(b1, "P1", 16), blob(b2, "P1", 19)],
+    manifests: [
+      manifest("M1", "a", { blobs: [b1], size: 10 }),
+      manifest("M2", "a", { blobs: [b2], size: 20 }),
+      manifest("M3", "gone", { blobs: [b1], size: 30 }),
+      manifest("M4", "gone", { deleted: true, blobs: [], size: 0 }),
+    ],
+  };
+  const superseding = {
+    pack: { packId: "P9", size: 100, blobCount: 1, manifestCount: 1 },
+    blobs: [blob(b2, "P9", 16)],
+    manifests: [manifest("M2", "a", { blobs: [b2], size: 20, packId: "P9" })],
+    supersedes: ["P1"],
+  };
+  const other = pack("P5", [manifest("M5", "x")]);
+  for (const order of [[old, other, superseding], [superseding, other, old]]) {
+    const index = await StoreIndex.create(STORE);
+    for (const p of order) index.indexPack(p);
+    assert.deepEqual(index.versions("ns", "a").map((m) => [m.id, m.packId]), [["M2", "P9"]]);
+    assert.equal(index.current("ns", "a")?.size, 20);
+    assert.deepEqual(index.versions("ns", "gone"), []);
+    assert.deepEqual(index.list("ns").map((m) => m.key), ["a", "x"]);
+    assert.equal(index.blob(b1), undefined);
+    assert.equal(index.blob(b2)?.packId, "P9");
+    assert.equal(index.hasPack("P1"), false);
+    assert.equal(index.isRetired("P1"), true);
+    assert.deepEqual(index.namespaceStats(), [{ namespace: "ns", artifacts: 2, bytes: 23 }]);
+    // Listed again (it is still on the Location until its grace period ends): a no-op.
+    assert.equal(index.indexPack(old), 0);
+    assert.equal(index.hasPack("P1"), false);
+    // The mark phase sees every remaining manifest, grouped by artifact, newest first.
+    const seen: string[] = [];
+    index.forEachManifest((m) => seen.push(`${m.key}:${m.id}:${m.packId}`));
+    assert.deepEqual(seen, ["a:M2:P9", "x:M5:P5"]);
+    index.close();
+  }
+});
+
+Deno.test("StoreIndex.retirePacks() and dropLooseBlobs() forget what a gc run deleted", async () => {
+  const index = await StoreIndex.create(STORE);
+  index.indexPack(pack("P1", [manifest("M1", "a", { deleted: true, blobs: [], size: 0 })]));
+  index.indexPack(pack("P2", [manifest("M2", "b")]));
+  const loose = "c".repeat(64);
+  index.registerLooseBlob({
+    blobId: loose,
+    kind: "regular",
+    rawSize: 9,
+    storedSize: 9,
+    packId: null,
+    offset: null,
+  });
+  index.retirePacks(["P1"]);
+  index.dropLooseBlobs([loose]);
+  assert.deepEqual(index.versions("ns", "a"), []);
+  assert.equal(index.current("ns", "b")?.id, "M2");
+  assert.equal(index.blob(loose), undefined);
+  assert.equal(index.hasBlob(loose), false);
+  assert.deepEqual(index.packs().map((p) => p.packId), ["P2"]);
+  index.close();
 });

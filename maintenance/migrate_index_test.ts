@@ -142,12 +142,12 @@ Deno.test("MigrateIndexAgent migrates a version 1 store (fixture) and it answers
   const snapshots = [...world.location.keys()].filter((k) => k.startsWith(SNAPSHOT_PREFIX));
   assert.ok(snapshots.length >= 1);
   for (const key of v1Keys) assert.equal(world.location.has(key), false);
-  for (const key of snapshots) assert.equal(schemaOf(world.location, key, storeId), 2);
-  assert.equal(schemaOf(world.host, HOST_CACHE_KEY, storeId), 2);
+  for (const key of snapshots) assert.equal(schemaOf(world.location, key, storeId), INDEX_SCHEMA_VERSION);
+  assert.equal(schemaOf(world.host, HOST_CACHE_KEY, storeId), INDEX_SCHEMA_VERSION);
 
   // From the snapshot alone (no host cache), and after a full scan: the same answers.
   const fromSnapshot = await open(world, { host: false });
-  assert.equal(fromSnapshot.index.schemaVersion, 2);
+  assert.equal(fromSnapshot.index.schemaVersion, 3);
   assert.deepEqual(await answers(fromSnapshot), before);
   await fullScan(fromSnapshot);
   assert.deepEqual(await answers(fromSnapshot), before);

@@ -424,9 +424,11 @@ export class StoreIndex {
    * current version of every artifact whose manifest they held. A superseding
    * pack indexed in the same transaction brings back what was copied into it.
    * @param packIds The packs.
+   * @param options `nested` when the caller already opened a transaction.
    */
-  retirePacks(packIds: readonly string[]): void {
-    this.transaction(() => this.#retire(packIds));
+  retirePacks(packIds: readonly string[], options: { nested?: boolean } = {}): void {
+    if (options.nested) this.#retire(packIds);
+    else this.transaction(() => this.#retire(packIds));
   }
 
   #retire(packIds: readonly string[]): void {
@@ -472,13 +474,16 @@ export class StoreIndex {
   /**
    * Forgets loose blobs garbage collection deleted (a gc run this index applies).
    * @param blobIds The blob ids.
+   * @param options `nested` when the caller already opened a transaction.
    */
-  dropLooseBlobs(blobIds: readonly string[]): void {
-    this.transaction(() => {
+  dropLooseBlobs(blobIds: readonly string[], options: { nested?: boolean } = {}): void {
+    const work = () => {
       for (const id of blobIds) {
         this.#run("DELETE FROM blobs WHERE blob_id = ? AND pack_no IS NULL", [idBytes(id)]);
       }
-    });
+    };
+    if (options.nested) work();
+    else this.transaction(work);
   }
 
   /**

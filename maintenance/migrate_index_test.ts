@@ -142,7 +142,9 @@ Deno.test("MigrateIndexAgent migrates a version 1 store (fixture) and it answers
   const snapshots = [...world.location.keys()].filter((k) => k.startsWith(SNAPSHOT_PREFIX));
   assert.ok(snapshots.length >= 1);
   for (const key of v1Keys) assert.equal(world.location.has(key), false);
-  for (const key of snapshots) assert.equal(schemaOf(world.location, key, storeId), INDEX_SCHEMA_VERSION);
+  for (const key of snapshots) {
+    assert.equal(schemaOf(world.location, key, storeId), INDEX_SCHEMA_VERSION);
+  }
   assert.equal(schemaOf(world.host, HOST_CACHE_KEY, storeId), INDEX_SCHEMA_VERSION);
 
   // From the snapshot alone (no host cache), and after a full scan: the same answers.

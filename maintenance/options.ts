@@ -107,10 +107,17 @@ export function integer(min: number, max: number, flag?: string): OptionSpec<num
   };
 }
 
-const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
 /**
- * Parses a duration such as `1500ms`, `90s`, `30m` or `2h`.
+ * Parses a duration such as `1500ms`, `90s`, `30m`, `2h` or `30d` (`0s` is
+ * zero; whether zero is allowed is the option's to say).
  * @param text The text.
  * @returns Milliseconds, or `undefined` when it is not such a duration.
  *
@@ -120,17 +127,19 @@ const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 
  * import { parseDuration } from "./options.ts";
  *
  * assert.equal(parseDuration("30m"), 1_800_000);
- * assert.equal(parseDuration("1d"), undefined);
+ * assert.equal(parseDuration("30d"), 2_592_000_000);
+ * assert.equal(parseDuration("1w"), undefined);
  * ```
  */
 export function parseDuration(text: string): number | undefined {
-  const m = /^([0-9]{1,12})(ms|s|m|h)$/.exec(text.trim());
-  if (!m || Number(m[1]) <= 0) return undefined;
+  const m = /^([0-9]{1,12})(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) return undefined;
   return Number(m[1]) * UNITS[m[2]!]!;
 }
 
 function formatMs(ms: number): string {
-  for (const unit of ["h", "m", "s"] as const) {
+  if (ms === 0) return "0s";
+  for (const unit of ["d", "h", "m", "s"] as const) {
     if (ms % UNITS[unit]! === 0) return `${ms / UNITS[unit]!}${unit}`;
   }
   return `${ms}ms`;
@@ -152,7 +161,7 @@ export function duration(min: number, flag?: string): OptionSpec<number> {
         : from === "json" && typeof value === "number" && Number.isSafeInteger(value)
         ? value
         : undefined;
-      if (ms === undefined) throw invalid(name, "a duration like 90s, 30m or 2h", value);
+      if (ms === undefined) throw invalid(name, "a duration like 90s, 30m, 2h or 30d", value);
       if (ms < min) throw invalid(name, `at least ${formatMs(min)}`, value);
       return ms;
     },

@@ -26,12 +26,14 @@ function refused(read: () => unknown, message: RegExp, what = ""): void {
   });
 }
 
-Deno.test("parseDuration() reads ms, s, m and h, and nothing else", () => {
+Deno.test("parseDuration() reads ms, s, m, h and d, zero included, and nothing else", () => {
   assert.equal(parseDuration("30m"), 1_800_000);
+  assert.equal(parseDuration("30d"), 2_592_000_000);
+  assert.equal(parseDuration("0s"), 0);
   assert.equal(parseDuration("90s"), 90_000);
   assert.equal(parseDuration("2h"), 7_200_000);
   assert.equal(parseDuration("1500ms"), 1500);
-  for (const bad of ["", "30", "0m", "1d", "-5m", "1.5h", "m", "30 m"]) {
+  for (const bad of ["", "30", "1w", "-5m", "1.5h", "m", "30 m", "1e3s"]) {
     assert.equal(parseDuration(bad), undefined, bad);
   }
 });

@@ -31,6 +31,7 @@ import type { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
 import { indexPacks, listPacksSinceMark } from "../index/pack_indexer.ts";
+import { applyGcRuns } from "../index/gc_runs.ts";
 import { decodeSnapshot, ForeignSnapshotError } from "../format/snapshot.ts";
 import {
   listSnapshots,
@@ -418,6 +419,13 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
           offset: null,
         });
         this.counters.blobsRegistered++;
+      }
+      // Garbage collection's runs: what they deleted (or will delete) is not part of the store.
+      const runProblems: string[] = [];
+      await applyGcRuns(driver, index, descriptor.storeId, runProblems);
+      for (const line of runProblems) {
+        const at = line.indexOf(": corrupt: ");
+        this.found.push({ key: line.slice(0, at), reason: line.slice(at + 11) });
       }
       return index;
     } catch (e) {

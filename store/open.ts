@@ -32,6 +32,7 @@ import {
 import { createDescriptor, type Descriptor, reconcileDescriptors } from "../format/descriptor.ts";
 import { encodeRecoveryKit } from "../format/kit.ts";
 import { indexPacks, listPacksSinceMark } from "../index/pack_indexer.ts";
+import { applyGcRuns } from "../index/gc_runs.ts";
 import type { StoreIndex } from "../index/store_index.ts";
 import {
   CONFIG_CURRENT_KEY,
@@ -125,6 +126,8 @@ export async function catchUp(
     }
   }
   if (listedThrough !== undefined) index.setHighWaterMark(listedThrough);
+  // After the packs: superseding packs replace what they copied before a run's packs are forgotten.
+  await applyGcRuns(driver, index, descriptor.storeId, problems);
 }
 
 /**

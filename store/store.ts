@@ -39,6 +39,7 @@ import type { Driver } from "../drivers/driver.ts";
 import {
   ArtifactNotFoundError,
   ClosedError,
+  NotFoundError,
   ReadOnlyStoreError,
   StoreCorruptedError,
 } from "../errors.ts";
@@ -317,7 +318,35 @@ export class Store {
    */
   async readBlob(blobId: string): Promise<Uint8Array> {
     const { index, descriptor } = this.#live();
-    return await readBlob(this.driver, index, descriptor.hash, blobId);
+    try {
+      return await readBlob(this.driver, index, descriptor.hash, blobId);
+    } catch (e) {
+      // A pack garbage collection deleted after this index last looked: catch up
+      // (the superseding pack says where the blob went) and try once more.
+      if (!(e instanceof NotFoundError)) throw e;
+      await this.refresh();
+      const live = this.#live();
+      return await readBlob(this.driver, live.index, live.descriptor.hash, blobId);
+    }
+  }
+
+  /**
+   * A fresh time-ordered id (a ULID) from this handle's clock corrected to
+   * the Location's (docs/FORMAT.md §7 K3): what maintenance agents name the
+   * packs and records they write with.
+   * @returns The id.
+   */
+  async newId(): Promise<string> {
+    await this.#packClock.sync();
+    return this.#ids.next();
+  }
+
+  /**
+   * This handle's clock corrected to the Location's, in ms since the epoch.
+   * @returns The time.
+   */
+  locationNow(): number {
+    return this.#packClock.now();
   }
 
   /**

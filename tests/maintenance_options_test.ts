@@ -60,7 +60,7 @@ const CASES: Array<{
     argv: ["--lease-ttl", "soon"],
     body: { leaseTTL: "soon" },
     message: (n) =>
-      `${n("--lease-ttl", "leaseTTL")} must be a duration like 90s, 30m or 2h, got "soon"`,
+      `${n("--lease-ttl", "leaseTTL")} must be a duration like 90s, 30m, 2h or 30d, got "soon"`,
   },
   {
     command: "rebuild",

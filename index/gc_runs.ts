@@ -1,0 +1,140 @@
+/**
+ * How an index follows garbage collection (docs/FORMAT.md §8): after a
+ * catch-up has indexed the packs on the Location (superseding packs among
+ * them), the index applies every gc run it has not applied yet: it retires
+ * the packs the run deletes and forgets the loose blobs it deletes. One
+ * small read (the epoch) says whether there is anything to apply; the run
+ * records themselves are read only then.
+ *
+ * @module
+ */
+
+import { type Driver, NotFoundError } from "../drivers/driver.ts";
+import { CorruptObjectError } from "../errors.ts";
+import {
+  decodeGcEpoch,
+  decodeGcRun,
+  type GcEpoch,
+  type GcRun,
+  MAX_GC_EPOCH_BYTES,
+  MAX_GC_RUN_BYTES,
+} from "../format/gc.ts";
+import { GC_EPOCH_KEY, GC_RUN_PREFIX, gcRunKey } from "../layout.ts";
+import type { StoreIndex } from "./store_index.ts";
+
+/** The `meta` row naming the newest gc run an index applied. */
+export const GC_APPLIED_META = "gc_applied";
+
+/**
+ * Reads `system.state/gc/epoch`.
+ * @param driver The Location.
+ * @returns The epoch, or `undefined` when no gc run was ever published.
+ * @throws {CorruptObjectError} when it exists but cannot be read.
+ */
+export async function readGcEpoch(driver: Driver): Promise<GcEpoch | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await driver.getRange(GC_EPOCH_KEY, 0, MAX_GC_EPOCH_BYTES + 1);
+  } catch (e) {
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
+  }
+  return decodeGcEpoch(GC_EPOCH_KEY, bytes);
+}
+
+/**
+ * Reads one run record.
+ * @param driver The Location.
+ * @param runId The run.
+ * @param storeId The store (a record of another is refused).
+ * @returns The run.
+ * @throws {CorruptObjectError} when it cannot be read; `NotFoundError` when missing.
+ */
+export async function readGcRun(driver: Driver, runId: string, storeId: string): Promise<GcRun> {
+  const key = gcRunKey(runId);
+  const bytes = await driver.getRange(key, 0, MAX_GC_RUN_BYTES + 1);
+  return decodeGcRun(key, bytes, storeId);
+}
+
+/**
+ * The ids of the run records on the Location newer than `after`, ascending.
+ * @param driver The Location.
+ * @param after A run id, or `""` for all.
+ * @returns The run ids.
+ */
+export async function listGcRuns(driver: Driver, after: string): Promise<string[]> {
+  const ids: string[] = [];
+  const startAfter = after === "" ? undefined : gcRunKey(after);
+  for await (const info of driver.list(GC_RUN_PREFIX, startAfter ? { startAfter } : {})) {
+    const id = info.key.slice(GC_RUN_PREFIX.length);
+    if (gcRunKey(id) === info.key && id > after) ids.push(id);
+  }
+  return ids.sort();
+}
+
+/**
+ * Applies a run to an index: retires its packs, forgets its loose blobs,
+ * and records it as applied (in one transaction).
+ * @param index The index.
+ * @param run The run.
+ */
+export function applyGcRun(index: StoreIndex, run: GcRun): void {
+  index.transaction(() => {
+    index.retirePacks(run.packs, { nested: true });
+    index.dropLooseBlobs(run.looseBlobs, { nested: true });
+    if (run.runId > (index.meta(GC_APPLIED_META) ?? "")) index.setMeta(GC_APPLIED_META, run.runId);
+  });
+}
+
+/**
+ * Applies, in order, every gc run newer than the one `index` last applied.
+ * Call it after the packs on the Location are indexed, so that superseding
+ * packs replace what they copied before the run's packs are forgotten. A
+ * damaged run record stops here: it is reported in `problems`, and the runs
+ * from it on are applied once it can be read.
+ * @param driver The Location.
+ * @param index The index.
+ * @param storeId The store.
+ * @param problems Where a damaged record is reported.
+ * @returns How many runs were applied.
+ */
+export async function applyGcRuns(
+  driver: Driver,
+  index: StoreIndex,
+  storeId: string,
+  problems: string[] = [],
+): Promise<number> {
+  const applied = index.meta(GC_APPLIED_META) ?? "";
+  let epoch: GcEpoch | undefined;
+  try {
+    epoch = await readGcEpoch(driver);
+  } catch (e) {
+    if (!(e instanceof CorruptObjectError)) throw e;
+    // A damaged epoch hides nothing: the run records say it all.
+    report(problems, e);
+    epoch = { storeId, runId: "~", notBefore: 0 };
+  }
+  if (epoch === undefined || epoch.runId <= applied) return 0;
+  let count = 0;
+  for (const runId of await listGcRuns(driver, applied)) {
+    let run: GcRun;
+    try {
+      run = await readGcRun(driver, runId, storeId);
+    } catch (e) {
+      if (e instanceof CorruptObjectError) {
+        report(problems, e);
+        break;
+      }
+      if (e instanceof NotFoundError) continue;
+      throw e;
+    }
+    applyGcRun(index, run);
+    count++;
+  }
+  return count;
+}
+
+function report(problems: string[], e: CorruptObjectError): void {
+  const line = `${e.key}: corrupt: ${e.reason}`;
+  if (!problems.includes(line)) problems.push(line);
+}

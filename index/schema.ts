@@ -137,6 +137,11 @@ CREATE TABLE retired_packs (
   pack_id TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 
+-- Loose blobs a gc run deleted (or will, once its grace period ends): never registered again.
+CREATE TABLE retired_blobs (
+  blob_id BLOB PRIMARY KEY
+) WITHOUT ROWID;
+
 -- An artifact whose every manifest was retired loses its row: the statistics follow.
 CREATE TRIGGER artifacts_stats_delete AFTER DELETE ON artifacts WHEN old.deleted = 0 BEGIN
   UPDATE namespace_stats SET artifacts = artifacts - 1, bytes = bytes - old.size
@@ -149,7 +154,12 @@ END;
 export const MIGRATIONS: readonly MigrationStep[] = [
   { version: 1, description: "packs, blobs, manifests, artifacts", sql: V1 },
   { version: 2, description: "per-namespace statistics (namespace_stats)", sql: V2 },
-  { version: 3, description: "packs retired by garbage collection (retired_packs)", sql: V3 },
+  {
+    version: 3,
+    description:
+      "packs and loose blobs retired by garbage collection (retired_packs, retired_blobs)",
+    sql: V3,
+  },
 ];
 
 /** The schema version this code writes. */

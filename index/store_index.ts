@@ -472,6 +472,15 @@ export class StoreIndex {
   }
 
   /**
+   * Whether a gc run this index applied deleted (or will delete) a loose blob.
+   * @param blobId The blob id.
+   * @returns `true` when retired.
+   */
+  isRetiredBlob(blobId: string): boolean {
+    return this.#exists("SELECT 1 FROM retired_blobs WHERE blob_id = ?", [idBytes(blobId)]);
+  }
+
+  /**
    * Forgets loose blobs garbage collection deleted (a gc run this index applies).
    * @param blobIds The blob ids.
    * @param options `nested` when the caller already opened a transaction.
@@ -479,6 +488,7 @@ export class StoreIndex {
   dropLooseBlobs(blobIds: readonly string[], options: { nested?: boolean } = {}): void {
     const work = () => {
       for (const id of blobIds) {
+        this.#run("INSERT OR IGNORE INTO retired_blobs (blob_id) VALUES (?)", [idBytes(id)]);
         this.#run("DELETE FROM blobs WHERE blob_id = ? AND pack_no IS NULL", [idBytes(id)]);
       }
     };

@@ -208,8 +208,11 @@ export interface ExclusiveOptions {
   agent: string;
   /** The store id to lease for (the kit's, when the descriptor is lost). */
   storeId: string;
-  /** What other handles may still do. */
-  mode: MaintenanceMode["mode"];
+  /**
+   * What other handles may still do; `"none"`: everything (no mode record is
+   * written; garbage collection works beside readers and writers).
+   */
+  mode: MaintenanceMode["mode"] | "none";
   /** Lease TTL in ms. */
   leaseTTL: number;
   /** Break a live lease. */
@@ -260,14 +263,16 @@ export async function runExclusive<T>(
   const base = { agent: options.agent, storeId: options.storeId };
   let ticker: ReturnType<typeof setInterval> | undefined;
   try {
-    const mode: MaintenanceMode = {
-      mode: options.mode,
-      agent: options.agent,
-      holder: lease.holder,
-      nonce: lease.record.nonce,
-    };
-    store.setMaintenanceNonce(mode.nonce);
-    await store.driver.put(MAINTENANCE_MODE_KEY, encodeMaintenanceMode(mode));
+    store.setMaintenanceNonce(lease.record.nonce);
+    if (options.mode !== "none") {
+      const mode: MaintenanceMode = {
+        mode: options.mode,
+        agent: options.agent,
+        holder: lease.holder,
+        nonce: lease.record.nonce,
+      };
+      await store.driver.put(MAINTENANCE_MODE_KEY, encodeMaintenanceMode(mode));
+    }
     lease.startRenewing();
     bus.publish({ type: "maintenance.started", at: store.clock(), ...base, holder: lease.holder });
     const publishProgress = () => {
@@ -306,7 +311,7 @@ export async function runExclusive<T>(
     options.signal?.removeEventListener("abort", onAbort);
     if (ticker !== undefined) clearInterval(ticker);
     await lease.stopRenewing();
-    if (!lease.lost) {
+    if (!lease.lost && options.mode !== "none") {
       await store.driver.delete(MAINTENANCE_MODE_KEY).catch(() => {});
     }
     store.setMaintenanceNonce(undefined);
@@ -316,8 +321,8 @@ export async function runExclusive<T>(
 
 /** What an agent gives {@linkcode AgentBase}: how it holds the store, and for how long. */
 export interface AgentLeaseSettings {
-  /** What other handles may do while the agent runs. */
-  mode: MaintenanceMode["mode"];
+  /** What other handles may do while the agent runs (`"none"`: everything). */
+  mode: MaintenanceMode["mode"] | "none";
   /** The lease's hold time in ms (checked by `validate()`: at least 1 s). */
   leaseTTL: number;
   /** Break a live lease held by someone else (loudly: a warning event). */

@@ -409,7 +409,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
           this.found.push({ key: info.key, reason: "not a loose blob key" });
           continue;
         }
-        if (index.hasBlob(id)) continue;
+        if (index.hasBlob(id) || index.isRetiredBlob(id)) continue;
         index.registerLooseBlob({
           blobId: id,
           kind: "regular",

@@ -18,6 +18,7 @@ export async function asVersion1(bytes: Uint8Array): Promise<Uint8Array> {
   const SQL = await loadSqlite();
   const db = new SQL.Database(bytes);
   db.run("DROP TABLE retired_packs");
+  db.run("DROP TABLE retired_blobs");
   db.run("DROP TRIGGER artifacts_stats_delete");
   db.run("DROP TRIGGER artifacts_stats_insert");
   db.run("DROP TRIGGER artifacts_stats_update");

@@ -1,10 +1,10 @@
 /**
- * How an index follows garbage collection (docs/FORMAT.md §8): after a
- * catch-up has indexed the packs on the Location (superseding packs among
- * them), the index applies every gc run it has not applied yet: it retires
- * the packs the run deletes and forgets the loose blobs it deletes. One
- * small read (the epoch) says whether there is anything to apply; the run
- * records themselves are read only then.
+ * How an index follows garbage collection (docs/FORMAT.md §8): before a
+ * catch-up lists the packs on the Location, the index applies every gc run
+ * it has not applied yet: it retires the packs the run deletes and forgets
+ * the loose blobs it deletes; the superseding and rescue packs the listing
+ * then finds bring back what they copied. One small read (the epoch) says
+ * whether there is anything to apply; the run records are read only then.
  *
  * @module
  */
@@ -88,8 +88,8 @@ export function applyGcRun(index: StoreIndex, run: GcRun): void {
 
 /**
  * Applies, in order, every gc run newer than the one `index` last applied.
- * Call it after the packs on the Location are indexed, so that superseding
- * packs replace what they copied before the run's packs are forgotten. A
+ * Call it before the packs on the Location are listed and indexed: a blob a
+ * doomed pack shares with a rescue pack is then found in the rescue pack. A
  * damaged run record stops here: it is reported in `problems`, and the runs
  * from it on are applied once it can be read.
  * @param driver The Location.

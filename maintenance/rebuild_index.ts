@@ -374,6 +374,14 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     this.counters.manifestsSkipped = index.counts().manifests;
 
     try {
+      // Garbage collection's runs first: what they delete (or deleted) is not part of the
+      // store, and packs they retired are skipped when listed (docs/FORMAT.md §8, G4).
+      const runProblems: string[] = [];
+      await applyGcRuns(driver, index, descriptor.storeId, runProblems);
+      for (const line of runProblems) {
+        const at = line.indexOf(": corrupt: ");
+        this.found.push({ key: line.slice(0, at), reason: line.slice(at + 11) });
+      }
       // Diff the whole listing against what the index holds, not only a time cut.
       const { missing, listedThrough } = await listPacksSinceMark(
         driver,
@@ -419,13 +427,6 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
           offset: null,
         });
         this.counters.blobsRegistered++;
-      }
-      // Garbage collection's runs: what they deleted (or will delete) is not part of the store.
-      const runProblems: string[] = [];
-      await applyGcRuns(driver, index, descriptor.storeId, runProblems);
-      for (const line of runProblems) {
-        const at = line.indexOf(": corrupt: ");
-        this.found.push({ key: line.slice(0, at), reason: line.slice(at + 11) });
       }
       return index;
     } catch (e) {

@@ -425,9 +425,10 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
     }
 
     // Objects on the Location that the index does not know: listed, never deleted.
+    // A pack garbage collection retired is on its way out, not an orphan (docs/FORMAT.md §8).
     const orphans = [...packsOnLocation].filter(([key]) => {
       const id = parsePackKey(key) ?? "";
-      return !isUlid(id) || !index.hasPack(id);
+      return !isUlid(id) || (!index.hasPack(id) && !index.isRetired(id));
     });
     await pool(orphans, async ([key, size]) => {
       const id = parsePackKey(key) ?? "";
@@ -467,6 +468,7 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
       }
       const row = index.blob(id);
       if (row && row.packId === null) return; // checked above
+      if (!row && index.isRetiredBlob(id)) return; // garbage collection deletes it
       if (!row && unknown.has(id)) {
         // Named by a manifest and read by its key: sound, though the index has no row for it
         // (a store catching up from packs alone does not list loose blobs).

@@ -111,6 +111,9 @@ export async function catchUp(
   problems: string[],
 ): Promise<void> {
   const { driver, descriptor } = options;
+  // Garbage collection's runs first: their packs are then skipped when listed, and what their
+  // superseding and rescue packs hold is indexed after (docs/FORMAT.md §8, G4).
+  await applyGcRuns(driver, index, descriptor.storeId, problems);
   const { missing, listedThrough } = await listPacksSinceMark(driver, index, options.now());
   if (missing.length > 0) {
     const result = await indexPacks(driver, index, missing, {
@@ -126,8 +129,6 @@ export async function catchUp(
     }
   }
   if (listedThrough !== undefined) index.setHighWaterMark(listedThrough);
-  // After the packs: superseding packs replace what they copied before a run's packs are forgotten.
-  await applyGcRuns(driver, index, descriptor.storeId, problems);
 }
 
 /**

@@ -39,6 +39,7 @@ import type { Driver } from "../drivers/driver.ts";
 import {
   ArtifactNotFoundError,
   ClosedError,
+  CorruptObjectError,
   NotFoundError,
   ReadOnlyStoreError,
   StoreCorruptedError,
@@ -321,9 +322,11 @@ export class Store {
     try {
       return await readBlob(this.driver, index, descriptor.hash, blobId);
     } catch (e) {
-      // A pack garbage collection deleted after this index last looked: catch up
-      // (the superseding pack says where the blob went) and try once more.
-      if (!(e instanceof NotFoundError)) throw e;
+      // A pack garbage collection deleted after this index last looked, or a blob it
+      // does not know (a rescue pack it has not read yet): catch up and try once more.
+      const gone = e instanceof NotFoundError ||
+        (e instanceof CorruptObjectError && !index.hasBlob(blobId));
+      if (!gone) throw e;
       await this.refresh();
       const live = this.#live();
       return await readBlob(this.driver, live.index, live.descriptor.hash, blobId);

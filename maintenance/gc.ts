@@ -38,7 +38,7 @@ import { hashBytes } from "../format/hashing.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { encodePack, type PackBlobInput, readPackToc } from "../format/pack.ts";
 import { ulidTime } from "../format/ulid.ts";
-import { type BlobRecord, type PackRecord, StoreIndex } from "../index/store_index.ts";
+import type { BlobRecord, PackRecord, StoreIndex } from "../index/store_index.ts";
 import {
   GC_EPOCH_KEY,
   gcRunKey,

@@ -75,7 +75,7 @@ Deno.test("gc keeps the newest version, drops what was deleted, frees the space 
   const w = world();
   const { store } = await initStore(w.driver(), { clock: () => w.clock.now, ...CONFIG });
   const a = [1, 2, 3].map((i) => body(i, 20 * KiB)); // chunked: several blobs each
-  for (const [i, bytes] of a.entries()) await putOne(store, "ns", "a", bytes);
+  for (const bytes of a) await putOne(store, "ns", "a", bytes);
   const small = Array.from({ length: 6 }, (_, i) => body(100 + i, 2 * KiB));
   for (const [i, bytes] of small.entries()) await putOne(store, "ns", `s${i}`, bytes);
   await putOne(store, "ns", "gone", body(9, 30 * KiB));

@@ -309,9 +309,10 @@ const KINDS: Kind[] = [
       const key = d!.path.slice(t.store.length + 1);
       return [key, key.split("/").at(-1)!];
     },
-    atRisk: (t, [d]) => groupOf(t, d!.path.slice(t.store.length + 1)),
+    // No artifact is at risk: the blobs are intact, the host cache and the newest snapshot record
+    // what the damaged TOC held, and `capsa rebuild` starts from that snapshot
+    // (docs/OPERATIONS.md "Unparsable packs or manifests").
     lastingProblem: (t, [d]) => d!.path.slice(t.store.length + 1),
-    // The newest snapshot still records what the damaged TOC held: `capsa rebuild` (from it).
     repair: async (t) => void await cli(t, ["rebuild", t.store]),
   },
   {

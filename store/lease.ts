@@ -100,13 +100,15 @@ export class LeaseHeldError extends CapsaError {
    * Creates the error.
    * @param holder Who holds it.
    * @param expiresAt When it expires.
+   * @param next What to do (default: wait, or `--force` if the holder is gone).
    */
-  constructor(holder: string, expiresAt: number) {
+  constructor(
+    holder: string,
+    expiresAt: number,
+    next = "wait for it to finish, or use --force if that holder is gone",
+  ) {
     const when = expiresAt > 0 ? new Date(expiresAt).toISOString() : "an unknown time";
-    super(
-      "lease_held",
-      `maintenance lease held by ${holder} until ${when}: wait for it to finish, or use --force if that holder is gone`,
-    );
+    super("lease_held", `maintenance lease held by ${holder} until ${when}: ${next}`);
     this.holder = holder;
     this.expiresAt = expiresAt;
   }
@@ -471,7 +473,15 @@ export async function acquireLease(driver: Driver, options: LeaseOptions): Promi
   let holder = "an unreadable lease";
   let expiresAt = 0;
   if (existing === "invalid") {
-    why = options.force ? "forced over an unreadable lease" : undefined;
+    if (!options.force) {
+      // Nothing in it says when it expires or whose it is: waiting never ends it.
+      throw new LeaseHeldError(
+        `an unreadable lease (${LEASE_KEY} is damaged)`,
+        0,
+        "a damaged lease never expires: check that no maintenance agent runs, then use --force to break it",
+      );
+    }
+    why = "forced over an unreadable lease";
   } else {
     generation = existing.generation;
     holder = describe(existing);
@@ -555,9 +565,17 @@ async function winTakeoverMarker(
     }
     let at = Number.NaN;
     try {
-      at = Number(JSON.parse(dec.decode(await driver.get(markerKey(g)))).at);
+      // `?.`: a damaged marker may hold any JSON (`null`, a number…).
+      at = Number(JSON.parse(dec.decode(await driver.get(markerKey(g))))?.at);
     } catch (e) {
       if (!(e instanceof NotFoundError) && !(e instanceof SyntaxError)) throw e;
+    }
+    if (!who.force && Number.isNaN(at)) {
+      throw new LeaseHeldError(
+        `an unreadable takeover marker (${markerKey(g)} is damaged)`,
+        0,
+        "a damaged marker never goes stale: check that no maintenance agent runs, then use --force to break it",
+      );
     }
     if (!who.force && !(who.clock() - at >= STALE_MARKER_MS)) {
       throw new LeaseHeldError(`another process taking over from ${who.holder}`, 0);

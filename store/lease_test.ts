@@ -181,3 +181,40 @@ Deno.test("acquireLease() takes over again within a minute after a takeover, a r
   assert.ok(held !== null && held !== "invalid" && held.pid === 4);
   await fourth.release();
 });
+
+Deno.test("acquireLease() refuses a damaged lease, naming it and --force, and breaks it with force", async () => {
+  const d = new MemoryDriver();
+  await d.put(
+    LEASE_KEY,
+    new TextEncoder().encode('{"format":"capsa-lease","version":1,"nonce":null}'),
+  );
+  await assert.rejects(
+    acquireLease(d, { ...base, host: "a", pid: 1 }),
+    (e) =>
+      e instanceof LeaseHeldError && e.message.includes(LEASE_KEY) &&
+      e.message.includes("--force") &&
+      !e.message.includes("wait for it to finish"),
+  );
+  const taken = await acquireLease(d, { ...base, host: "a", pid: 1, force: true });
+  assert.equal(taken.record.generation, 1);
+});
+
+Deno.test("acquireLease() refuses a damaged takeover marker with a typed error naming it", async () => {
+  for (const text of ["null", "42", "[]", "{", ""]) {
+    const d = new MemoryDriver();
+    let now = 5_000_000;
+    const clock = () => now;
+    await acquireLease(d, { ...base, clock, host: "a", pid: 1 });
+    now += 61_000 + STALE_MARKER_MS;
+    const marker = `${TAKEOVER_PREFIX}0000000001`;
+    await d.put(marker, new TextEncoder().encode(text));
+    await assert.rejects(
+      acquireLease(d, { ...base, clock, host: "b", pid: 2 }),
+      (e) =>
+        e instanceof LeaseHeldError && e.message.includes(marker) && e.message.includes("--force"),
+      `a marker holding ${JSON.stringify(text)}`,
+    );
+    const taken = await acquireLease(d, { ...base, clock, host: "b", pid: 2, force: true });
+    assert.equal(taken.record.generation, 2);
+  }
+});

@@ -1,5 +1,5 @@
 /**
- * The StoreIndex: a SQLite database (sql.js, in memory) that answers every
+ * The StoreIndex: a SQLite database (native `node:sqlite`, in memory) that answers every
  * lookup of a store. It is only a cache: everything in it can be rebuilt from
  * the Location's packs (and, in `Local`/`Replicated` manifest storage, the
  * host's manifest log).
@@ -226,8 +226,6 @@ export class StoreIndex {
     db.run("PRAGMA journal_mode = MEMORY");
     db.run("PRAGMA synchronous = OFF");
     db.run("PRAGMA temp_store = MEMORY");
-    // Pages read through sql.js's emulated file system are copied each time: cache them.
-    db.run("PRAGMA cache_size = -131072");
     this.#db = db;
     this.storeId = storeId;
   }
@@ -308,41 +306,19 @@ export class StoreIndex {
   }
 
   #all(sql: string, params: SqlValue[]): SqlValue[][] {
-    const s = this.#stmt(sql);
-    s.bind(params);
-    const rows: SqlValue[][] = [];
-    try {
-      while (s.step()) rows.push(s.get());
-    } finally {
-      s.reset();
-    }
-    return rows;
+    return this.#stmt(sql).all(...params) as unknown as SqlValue[][];
   }
 
   #one(sql: string, params: SqlValue[]): SqlValue[] | undefined {
-    const s = this.#stmt(sql);
-    s.bind(params);
-    try {
-      return s.step() ? s.get() : undefined;
-    } finally {
-      s.reset();
-    }
+    return this.#stmt(sql).get(...params) as unknown as SqlValue[] | undefined;
   }
 
   #exists(sql: string, params: SqlValue[]): boolean {
-    const s = this.#stmt(sql);
-    s.bind(params);
-    try {
-      return s.step();
-    } finally {
-      s.reset();
-    }
+    return this.#stmt(sql).get(...params) !== undefined;
   }
 
   #run(sql: string, params: SqlValue[]): void {
-    const s = this.#stmt(sql);
-    s.run(params);
-    s.reset();
+    this.#stmt(sql).run(...params);
   }
 
   /** The schema version of the database. @returns The version. */
@@ -419,7 +395,7 @@ export class StoreIndex {
 
   /**
    * Records blobs with multi-row statements: a pack's blobs cost a few
-   * statements, not one each (each statement crosses into WebAssembly).
+   * statements, not one each (each statement is a call into SQLite).
    */
   #putBlobs(blobs: readonly BlobRecord[], packNo: number | null): void {
     for (const b of blobs) {
@@ -662,11 +638,8 @@ export class StoreIndex {
   #buildBloom(atLeast: number): BlobBloom {
     const count = num(this.#one("SELECT count(*) FROM blobs", [])?.[0]);
     const bloom = new BlobBloom(Math.max(atLeast, count * 2, 1 << 16));
-    const s = this.#stmt("SELECT blob_id FROM blobs");
-    try {
-      while (s.step()) bloom.add((s.get()[0] as Uint8Array).toHex());
-    } finally {
-      s.reset();
+    for (const r of this.#stmt("SELECT blob_id FROM blobs").iterate()) {
+      bloom.add(((r as unknown as SqlValue[])[0] as Uint8Array).toHex());
     }
     return bloom;
   }
@@ -867,15 +840,11 @@ export class StoreIndex {
 
   /** Serializes the database. @returns The bytes of a SQLite file. */
   export(): Uint8Array {
-    // export() would close prepared statements behind our back; drop them first.
-    for (const s of this.#stmts.values()) s.free();
-    this.#stmts.clear();
     return this.#db.export();
   }
 
   /** Releases the database. */
   close(): void {
-    for (const s of this.#stmts.values()) s.free();
     this.#stmts.clear();
     this.#db.close();
   }

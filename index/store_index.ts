@@ -217,6 +217,11 @@ export class StoreIndex {
   #db: Database;
   #stmts = new Map<string, Statement>();
   #bloom: BlobBloom | undefined;
+  /** Writes so far, and their count when the host cache was last written from this index. */
+  #changes = 0;
+  #cachedAt = -1;
+  /** In bulk mode: the SQL of the indexes and triggers to create when it ends. */
+  #deferred: string[] | undefined;
   /** The store this index belongs to. */
   readonly storeId: string;
 
@@ -241,6 +246,52 @@ export class StoreIndex {
     migrate(db);
     db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
     return new StoreIndex(db, storeId);
+  }
+
+  /**
+   * Creates an empty index for a bulk load (a rebuild's full scan): no
+   * rollback journal, and the secondary indexes and the statistics triggers
+   * left out until {@linkcode StoreIndex.finishBulk}, which builds them once
+   * over all the rows (cheaper than keeping them up to date row by row). Until
+   * then only primary-key and unique lookups are fast, and a failed
+   * transaction leaves the index unusable: a bulk index is discarded on any
+   * error.
+   * @param storeId The store it belongs to.
+   * @returns The index, in bulk mode.
+   */
+  static async createBulk(storeId: string): Promise<StoreIndex> {
+    const index = await StoreIndex.create(storeId);
+    const db = index.#db;
+    const deferred = db.exec(
+      "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL " +
+        "ORDER BY type, name",
+    )[0]?.values ?? [];
+    for (const [type, name] of deferred) db.run(`DROP ${str(type).toUpperCase()} ${str(name)}`);
+    db.run("PRAGMA journal_mode = OFF");
+    index.#deferred = deferred.map((r) => str(r[2]));
+    return index;
+  }
+
+  /**
+   * Ends a bulk load: builds the secondary indexes, restores the triggers and
+   * fills the per-namespace statistics from the current versions (as schema
+   * step 2 does), then turns the journal back on. A no-op on an index not in
+   * bulk mode.
+   */
+  finishBulk(): void {
+    const deferred = this.#deferred;
+    if (deferred === undefined) return;
+    this.transaction(() => {
+      for (const sql of deferred) this.#db.run(sql);
+      this.#db.run("DELETE FROM namespace_stats");
+      this.#db.run(
+        "INSERT INTO namespace_stats (namespace, artifacts, bytes) " +
+          "SELECT namespace, count(*), sum(size) FROM artifacts WHERE deleted = 0 GROUP BY namespace",
+      );
+    });
+    this.#db.run("PRAGMA journal_mode = MEMORY");
+    this.#deferred = undefined;
+    this.#changes++;
   }
 
   /**
@@ -318,7 +369,33 @@ export class StoreIndex {
   }
 
   #run(sql: string, params: SqlValue[]): void {
+    this.#changes++;
     this.#stmt(sql).run(...params);
+  }
+
+  /**
+   * Whether the host cache holds this index as it is now: set by
+   * {@linkcode StoreIndex.markHostCacheCurrent} after the cache was written
+   * from it, cleared by any change. A handle closing skips rewriting a cache
+   * that is current (a rebuild has just written it; a read-only open never
+   * changed it).
+   */
+  get hostCacheCurrent(): boolean {
+    return this.#cachedAt === this.#changes;
+  }
+
+  /** A count of the writes made to this index so far (it only grows). */
+  get changes(): number {
+    return this.#changes;
+  }
+
+  /**
+   * Notes that the host cache was written from this index.
+   * @param changes {@linkcode StoreIndex.changes} when the cache's bytes were
+   *   taken (default: now).
+   */
+  markHostCacheCurrent(changes: number = this.#changes): void {
+    this.#cachedAt = changes;
   }
 
   /** The schema version of the database. @returns The version. */
@@ -451,6 +528,7 @@ export class StoreIndex {
         );
       }
       // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
+      this.#changes++;
       const inserted = new Map<string, number>();
       for (
         const r of this.#all(

@@ -6,9 +6,9 @@
  * {@linkcode Database.export} (SQLite's serialize: the bytes of a SQLite file);
  * a saved one is loaded by passing those bytes to the constructor (deserialize).
  * No file permission is needed. capsa used sql.js (SQLite compiled to
- * WebAssembly) before; the native library builds a million-manifest index
- * several times faster, because sql.js copies every page written through its
- * emulated file system (docs/DESIGN.md, "The index engine").
+ * WebAssembly) before; the native library builds a large index faster, because
+ * sql.js copies every page written through its emulated file system
+ * (docs/DESIGN.md, "The index engine").
  *
  * @module
  */

@@ -136,7 +136,7 @@ const VERSION_FIELDS: readonly string[] = ["seq", "createdAt", ...SETTINGS_FIELD
  * | `packLingerMs` | 20 ms | group commit of concurrent puts at small latency cost |
  * | `snapshotEveryPacks` | 256 | bounds the catch-up of an open |
  * | `snapshotIntervalMs` | 1 h | bounds it for slow writers too |
- * | `snapshotsKept` | 3 | a corrupt newest snapshot still leaves two |
+ * | `snapshotsKept` | 2 | a corrupt newest snapshot still leaves one; older ones are deleted only after the new one is written |
  * | `manifestStorage` | `Remote` | the Location alone is enough to rebuild |
  *
  * @returns A fresh object with the defaults.
@@ -156,7 +156,7 @@ export function defaultConfig(): ConfigSettings {
     packLingerMs: 20,
     snapshotEveryPacks: 256,
     snapshotIntervalMs: 3600 * 1000,
-    snapshotsKept: 3,
+    snapshotsKept: 2,
     manifestStorage: "Remote",
   };
 }

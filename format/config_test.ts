@@ -103,7 +103,7 @@ Deno.test("defaultConfig() is valid, also against the default chunking", () => {
     packLingerMs: 20,
     snapshotEveryPacks: 256,
     snapshotIntervalMs: 3_600_000,
-    snapshotsKept: 3,
+    snapshotsKept: 2,
     manifestStorage: "Remote",
   });
   assert.notEqual(defaultConfig(), defaultConfig());

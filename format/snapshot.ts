@@ -4,33 +4,43 @@
  * stream they reach, so that a lost host cache costs a read of the snapshot
  * plus the packs written after it — not a full scan.
  *
- * ## Encoding (version 1)
+ * ## Encoding (version 2, written; version 1 is still read)
  *
  * ```
  * offset  size  field
  * 0       8     magic "CAPSASNP"
- * 8       2     format version, u16 big-endian (1)
+ * 8       2     format version, u16 big-endian (2)
  * 10      2     reserved, zero
  * 12      4     header length H, u32 big-endian (at most 64 KiB)
  * 16      H     header: UTF-8 JSON {storeId, schemaVersion, highWaterMark,
- *               createdAt, dbBytes, dbSha256}
- * 16+H    N     the exported SQLite database (N = dbBytes)
+ *               createdAt, dbBytes, compression: "zstd", bodyBytes}
+ * 16+H    N     the exported SQLite database as one zstd frame with its
+ *               content checksum (N = bodyBytes; dbBytes once decompressed)
  * ```
  *
- * A snapshot that fails any check — magic, version, header, length, checksum,
- * store id — is never used ({@linkcode decodeSnapshot} throws
- * {@linkcode CorruptObjectError}); readers fall back to an older one or a
- * full scan. This module is the pure codec; `store/persistence.ts` lists,
- * loads, writes and prunes snapshots.
+ * Version 1 has the same frame with the database stored as is and its
+ * SHA-256 in the header (`dbSha256`) instead of `compression`/`bodyBytes`.
+ * In version 2 the zstd frame's own checksum (XXH64 of the content) and the
+ * decompressed length stand for it: hashing the database again would cost
+ * as much as decompressing it.
+ *
+ * A snapshot that fails any check — magic, version, header, length,
+ * decompression, checksum, store id — is never used ({@linkcode decodeSnapshot}
+ * throws {@linkcode CorruptObjectError} naming the object); readers fall back
+ * to an older one or a full scan. This module is the pure codec;
+ * `store/persistence.ts` lists, loads, writes and prunes snapshots.
  *
  * @module
  */
 
 import { CorruptObjectError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 
 /** The encoding version written. */
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
+/** The zstd level snapshots are written with: fast, since a rebuild waits for it. */
+const ZSTD_LEVEL = 1;
 /** The largest snapshot accepted (4 GiB): bounds allocation before reading. */
 export const MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024 * 1024;
 
@@ -51,31 +61,46 @@ export interface SnapshotHeader {
   highWaterMark: string;
   /** When it was taken (ms). */
   createdAt: number;
-  /** Size of the database. */
+  /** Size of the database (decompressed). */
   dbBytes: number;
-  /** SHA-256 of the database, hex. */
-  dbSha256: string;
+  /** Version 1: SHA-256 of the database, hex. */
+  dbSha256?: string;
+  /** Version 2: how the database is stored (`"zstd"`). */
+  compression?: "zstd";
+  /** Version 2: size of the stored (compressed) database. */
+  bodyBytes?: number;
 }
 
 /**
- * Encodes a snapshot.
- * @param header Everything but the size and checksum, which are computed.
+ * Encodes a snapshot (version 2: the database compressed with zstd).
+ * @param header Everything but the sizes, which are computed.
  * @param db The exported database.
  * @returns The snapshot's bytes.
  */
 export function encodeSnapshot(
-  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256">,
+  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes">,
   db: Uint8Array,
 ): Uint8Array {
-  const full: SnapshotHeader = { ...header, dbBytes: db.length, dbSha256: hashBytes("sha256", db) };
+  const body = zstdCompressSync(db, {
+    params: {
+      [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL,
+      [constants.ZSTD_c_checksumFlag]: 1,
+    },
+  });
+  const full: SnapshotHeader = {
+    ...header,
+    dbBytes: db.length,
+    compression: "zstd",
+    bodyBytes: body.length,
+  };
   const h = enc.encode(JSON.stringify(full));
-  const out = new Uint8Array(FIXED + h.length + db.length);
-  out.set(enc.encode(MAGIC), 0);
+  const out = new Uint8Array(FIXED + h.length + body.length);
+  out.set(MAGIC_BYTES, 0);
   const view = new DataView(out.buffer);
   view.setUint16(8, SNAPSHOT_VERSION);
   view.setUint32(12, h.length);
   out.set(h, FIXED);
-  out.set(db, FIXED + h.length);
+  out.set(body, FIXED + h.length);
   return out;
 }
 
@@ -134,10 +159,10 @@ export function decodeSnapshot(
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint16(8);
-  if (version !== SNAPSHOT_VERSION) {
+  if (version !== 1 && version !== SNAPSHOT_VERSION) {
     throw new CorruptObjectError(
       key,
-      `unknown snapshot format version ${version} (this capsa reads ${SNAPSHOT_VERSION})`,
+      `unknown snapshot format version ${version} (this capsa reads 1 and ${SNAPSHOT_VERSION})`,
     );
   }
   const hLen = view.getUint32(12);
@@ -154,24 +179,51 @@ export function decodeSnapshot(
     typeof header !== "object" || header === null || typeof header.storeId !== "string" ||
     !Number.isSafeInteger(header.schemaVersion) || typeof header.highWaterMark !== "string" ||
     !Number.isSafeInteger(header.createdAt) || !Number.isSafeInteger(header.dbBytes) ||
-    typeof header.dbSha256 !== "string"
+    (version === 1
+      ? typeof header.dbSha256 !== "string"
+      : header.compression !== "zstd" || !Number.isSafeInteger(header.bodyBytes))
   ) {
     throw new CorruptObjectError(key, "the header is missing fields or has wrong types");
   }
   if (header.storeId !== expectedStoreId) {
     throw new ForeignSnapshotError(key, header.storeId, expectedStoreId);
   }
-  if (FIXED + hLen + header.dbBytes !== bytes.length) {
+  const stored = version === 1 ? header.dbBytes : header.bodyBytes!;
+  if (FIXED + hLen + stored !== bytes.length) {
     throw new CorruptObjectError(
       key,
-      `length mismatch: the header announces ${header.dbBytes} database bytes, ${
+      `length mismatch: the header announces ${stored} stored database bytes, ${
         bytes.length - FIXED - hLen
       } are present`,
     );
   }
-  const db = bytes.subarray(FIXED + hLen);
-  if (hashBytes("sha256", db) !== header.dbSha256) {
-    throw new CorruptObjectError(key, "database checksum mismatch");
+  const body = bytes.subarray(FIXED + hLen);
+  if (version === 1) {
+    if (hashBytes("sha256", body) !== header.dbSha256) {
+      throw new CorruptObjectError(key, "database checksum mismatch");
+    }
+    return { header, db: body };
+  }
+  if (header.dbBytes > MAX_SNAPSHOT_BYTES) {
+    throw new CorruptObjectError(key, `${header.dbBytes} database bytes is more than any index`);
+  }
+  let db: Uint8Array;
+  try {
+    // The frame's content checksum is checked by the decompressor.
+    const out = zstdDecompressSync(body, { maxOutputLength: Math.max(1, header.dbBytes) });
+    db = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  } catch (cause) {
+    throw new CorruptObjectError(
+      key,
+      `the compressed database is damaged (zstd: ${(cause as Error).message})`,
+      { cause },
+    );
+  }
+  if (db.length !== header.dbBytes) {
+    throw new CorruptObjectError(
+      key,
+      `length mismatch: ${db.length} database bytes decompressed, the header announces ${header.dbBytes}`,
+    );
   }
   return { header, db };
 }

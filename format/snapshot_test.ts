@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CorruptObjectError } from "../errors.ts";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.ts";
+import { hashBytes } from "./hashing.ts";
 
 const header = { storeId: "S", schemaVersion: 1, highWaterMark: "P9", createdAt: 1 };
 const db = new TextEncoder().encode("SQLite format 3\u0000 pretend database bytes");
@@ -28,7 +29,10 @@ Deno.test("decodeSnapshot() refuses every damaged or foreign snapshot", () => {
   cases.push(["header length", hlen, /out of bounds/]);
   const flipped = good.slice();
   flipped[flipped.length - 3]! ^= 1;
-  cases.push(["flipped db byte", flipped, /checksum mismatch/]);
+  cases.push(["flipped db byte", flipped, /compressed database is damaged/]);
+  const checksumByte = good.slice();
+  checksumByte[checksumByte.length - 1]! ^= 1; // in the frame's content checksum
+  cases.push(["flipped checksum byte", checksumByte, /compressed database is damaged/]);
   const flippedHeader = good.slice();
   flippedHeader[18]! ^= 0x40;
   cases.push([
@@ -45,4 +49,32 @@ Deno.test("decodeSnapshot() refuses every damaged or foreign snapshot", () => {
     });
   }
   assert.throws(() => decodeSnapshot("snap", good, "OTHER"), /belongs to store S/);
+});
+
+Deno.test("encodeSnapshot() writes version 2, the database compressed with zstd", () => {
+  const big = new Uint8Array(100_000);
+  big.set(db);
+  const bytes = encodeSnapshot(header, big);
+  assert.equal(new DataView(bytes.buffer).getUint16(8), 2);
+  assert.ok(bytes.length < big.length / 10, `${bytes.length} bytes: not compressed`);
+  const { header: h, db: back } = decodeSnapshot("k", bytes, "S");
+  assert.equal(h.compression, "zstd");
+  assert.deepEqual(back, big);
+});
+
+Deno.test("decodeSnapshot() still reads version 1 (uncompressed, SHA-256) and checks it", () => {
+  const h = new TextEncoder().encode(JSON.stringify({
+    ...header,
+    dbBytes: db.length,
+    dbSha256: hashBytes("sha256", db),
+  }));
+  const v1 = new Uint8Array(16 + h.length + db.length);
+  v1.set(new TextEncoder().encode("CAPSASNP"));
+  new DataView(v1.buffer).setUint16(8, 1);
+  new DataView(v1.buffer).setUint32(12, h.length);
+  v1.set(h, 16);
+  v1.set(db, 16 + h.length);
+  assert.deepEqual(decodeSnapshot("k", v1, "S").db, db);
+  v1[v1.length - 1]! ^= 1;
+  assert.throws(() => decodeSnapshot("k", v1, "S"), /checksum mismatch/);
 });

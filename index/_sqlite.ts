@@ -1,28 +1,108 @@
 /**
- * Loads SQLite (sql.js) once per process, with the types capsa uses.
+ * SQLite for the StoreIndex: the runtime's built-in native SQLite
+ * (`node:sqlite`, in Deno since 2.2), behind the small API capsa uses.
  *
- * capsa uses sql.js's inline build, whose wasm is embedded in the JavaScript:
- * it needs no file permission, no raw-import flag, and survives bundling.
+ * Every database lives in memory (`:memory:`) and is persisted by
+ * {@linkcode Database.export} (SQLite's serialize: the bytes of a SQLite file);
+ * a saved one is loaded by passing those bytes to the constructor (deserialize).
+ * No file permission is needed. capsa used sql.js (SQLite compiled to
+ * WebAssembly) before; the native library builds a large index faster, because
+ * sql.js copies every page written through its emulated file system
+ * (docs/DESIGN.md, "The index engine").
  *
  * @module
  */
 
-// @ts-types="./_sqljs_types.d.ts"
-import initSqlJs from "sql.js/dist/sql-wasm-inline.js";
-import type { SqlJsStatic } from "./_sqljs_types.d.ts";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 
-export type { Database, SqlValue, Statement } from "./_sqljs_types.d.ts";
+/** A value SQLite stores: integers come back as numbers, blobs as bytes. */
+export type SqlValue = number | string | Uint8Array | null;
 
-let loading: Promise<SqlJsStatic> | undefined;
+/** The rows of one statement run by {@linkcode Database.exec}. */
+export interface QueryExecResult {
+  /** Column names. */
+  columns: string[];
+  /** Rows, each an array of values in column order. */
+  values: SqlValue[][];
+}
+
+/** A prepared statement whose rows are arrays (column order). */
+export type Statement = StatementSync;
+
+/** An in-memory SQLite database. */
+export class Database {
+  /** The native handle, for hot paths that prepare their own statements. */
+  readonly native: DatabaseSync;
+
+  /**
+   * Opens an empty database, or one from the bytes of a SQLite file.
+   * @param bytes A serialized database (copied).
+   */
+  constructor(bytes?: Uint8Array) {
+    this.native = new DatabaseSync(":memory:");
+    if (bytes !== undefined) this.native.deserialize(bytes);
+  }
+
+  /**
+   * Prepares a statement returning rows as arrays.
+   * @param sql The statement.
+   * @returns The statement.
+   */
+  prepare(sql: string): Statement {
+    const s = this.native.prepare(sql);
+    // Deno has it; the bundled Node type definitions predate it.
+    (s as unknown as { setReturnArrays(on: boolean): void }).setReturnArrays(true);
+    return s;
+  }
+
+  /**
+   * Runs SQL: one statement with parameters, or any number without.
+   * @param sql The SQL.
+   * @param params Parameters of a single statement.
+   * @returns This database.
+   */
+  run(sql: string, params?: SqlValue[]): this {
+    if (params === undefined || params.length === 0) this.native.exec(sql);
+    else this.native.prepare(sql).run(...params);
+    return this;
+  }
+
+  /**
+   * Runs one query and returns its rows (an empty array when it has none),
+   * in sql.js's shape: `[{ columns, values }]`.
+   * @param sql The query.
+   * @param params Its parameters.
+   * @returns The result.
+   */
+  exec(sql: string, params: SqlValue[] = []): QueryExecResult[] {
+    const s = this.prepare(sql);
+    const values = s.all(...params) as unknown as SqlValue[][];
+    if (values.length === 0) return [];
+    return [{ columns: s.columns().map((c) => c.name), values }];
+  }
+
+  /** @returns The bytes of a SQLite file holding this database. */
+  export(): Uint8Array {
+    return this.native.serialize();
+  }
+
+  /** Releases the database. */
+  close(): void {
+    this.native.close();
+  }
+}
+
+/** What {@linkcode loadSqlite} returns: the database class. */
+export interface SqliteModule {
+  /** The database class. */
+  Database: typeof Database;
+}
 
 /**
- * Returns the sql.js module, loading it on first use.
+ * Returns the SQLite module (nothing to load: it is built in; kept async so
+ * callers need not change if that ever changes).
  * @returns The module.
  */
-export function loadSqlite(): Promise<SqlJsStatic> {
-  // Bundlers and Deno's npm shims may leave __dirname undefined; sql.js only reads it.
-  const g = globalThis as { __dirname?: string };
-  if (g.__dirname === undefined) g.__dirname = "/";
-  loading ??= (initSqlJs as () => Promise<SqlJsStatic>)();
-  return loading;
+export function loadSqlite(): Promise<SqliteModule> {
+  return Promise.resolve({ Database });
 }

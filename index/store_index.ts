@@ -1,5 +1,5 @@
 /**
- * The StoreIndex: a SQLite database (sql.js, in memory) that answers every
+ * The StoreIndex: a SQLite database (native `node:sqlite`, in memory) that answers every
  * lookup of a store. It is only a cache: everything in it can be rebuilt from
  * the Location's packs (and, in `Local`/`Replicated` manifest storage, the
  * host's manifest log).
@@ -219,6 +219,11 @@ export class StoreIndex {
   #db: Database;
   #stmts = new Map<string, Statement>();
   #bloom: BlobBloom | undefined;
+  /** Writes so far, and their count when the host cache was last written from this index. */
+  #changes = 0;
+  #cachedAt = -1;
+  /** In bulk mode: the SQL of the indexes and triggers to create when it ends. */
+  #deferred: string[] | undefined;
   /** The store this index belongs to. */
   readonly storeId: string;
 
@@ -228,8 +233,6 @@ export class StoreIndex {
     db.run("PRAGMA journal_mode = MEMORY");
     db.run("PRAGMA synchronous = OFF");
     db.run("PRAGMA temp_store = MEMORY");
-    // Pages read through sql.js's emulated file system are copied each time: cache them.
-    db.run("PRAGMA cache_size = -131072");
     this.#db = db;
     this.storeId = storeId;
   }
@@ -245,6 +248,52 @@ export class StoreIndex {
     migrate(db);
     db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
     return new StoreIndex(db, storeId);
+  }
+
+  /**
+   * Creates an empty index for a bulk load (a rebuild's full scan): no
+   * rollback journal, and the secondary indexes and the statistics triggers
+   * left out until {@linkcode StoreIndex.finishBulk}, which builds them once
+   * over all the rows (cheaper than keeping them up to date row by row). Until
+   * then only primary-key and unique lookups are fast, and a failed
+   * transaction leaves the index unusable: a bulk index is discarded on any
+   * error.
+   * @param storeId The store it belongs to.
+   * @returns The index, in bulk mode.
+   */
+  static async createBulk(storeId: string): Promise<StoreIndex> {
+    const index = await StoreIndex.create(storeId);
+    const db = index.#db;
+    const deferred = db.exec(
+      "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL " +
+        "ORDER BY type, name",
+    )[0]?.values ?? [];
+    for (const [type, name] of deferred) db.run(`DROP ${str(type).toUpperCase()} ${str(name)}`);
+    db.run("PRAGMA journal_mode = OFF");
+    index.#deferred = deferred.map((r) => str(r[2]));
+    return index;
+  }
+
+  /**
+   * Ends a bulk load: builds the secondary indexes, restores the triggers and
+   * fills the per-namespace statistics from the current versions (as schema
+   * step 2 does), then turns the journal back on. A no-op on an index not in
+   * bulk mode.
+   */
+  finishBulk(): void {
+    const deferred = this.#deferred;
+    if (deferred === undefined) return;
+    this.transaction(() => {
+      for (const sql of deferred) this.#db.run(sql);
+      this.#db.run("DELETE FROM namespace_stats");
+      this.#db.run(
+        "INSERT INTO namespace_stats (namespace, artifacts, bytes) " +
+          "SELECT namespace, count(*), sum(size) FROM artifacts WHERE deleted = 0 GROUP BY namespace",
+      );
+    });
+    this.#db.run("PRAGMA journal_mode = MEMORY");
+    this.#deferred = undefined;
+    this.#changes++;
   }
 
   /**
@@ -310,41 +359,45 @@ export class StoreIndex {
   }
 
   #all(sql: string, params: SqlValue[]): SqlValue[][] {
-    const s = this.#stmt(sql);
-    s.bind(params);
-    const rows: SqlValue[][] = [];
-    try {
-      while (s.step()) rows.push(s.get());
-    } finally {
-      s.reset();
-    }
-    return rows;
+    return this.#stmt(sql).all(...params) as unknown as SqlValue[][];
   }
 
   #one(sql: string, params: SqlValue[]): SqlValue[] | undefined {
-    const s = this.#stmt(sql);
-    s.bind(params);
-    try {
-      return s.step() ? s.get() : undefined;
-    } finally {
-      s.reset();
-    }
+    return this.#stmt(sql).get(...params) as unknown as SqlValue[] | undefined;
   }
 
   #exists(sql: string, params: SqlValue[]): boolean {
-    const s = this.#stmt(sql);
-    s.bind(params);
-    try {
-      return s.step();
-    } finally {
-      s.reset();
-    }
+    return this.#stmt(sql).get(...params) !== undefined;
   }
 
   #run(sql: string, params: SqlValue[]): void {
-    const s = this.#stmt(sql);
-    s.run(params);
-    s.reset();
+    this.#changes++;
+    this.#stmt(sql).run(...params);
+  }
+
+  /**
+   * Whether the host cache holds this index as it is now: set by
+   * {@linkcode StoreIndex.markHostCacheCurrent} after the cache was written
+   * from it, cleared by any change. A handle closing skips rewriting a cache
+   * that is current (a rebuild has just written it; a read-only open never
+   * changed it).
+   */
+  get hostCacheCurrent(): boolean {
+    return this.#cachedAt === this.#changes;
+  }
+
+  /** A count of the writes made to this index so far (it only grows). */
+  get changes(): number {
+    return this.#changes;
+  }
+
+  /**
+   * Notes that the host cache was written from this index.
+   * @param changes {@linkcode StoreIndex.changes} when the cache's bytes were
+   *   taken (default: now).
+   */
+  markHostCacheCurrent(changes: number = this.#changes): void {
+    this.#cachedAt = changes;
   }
 
   /** The schema version of the database. @returns The version. */
@@ -518,21 +571,17 @@ export class StoreIndex {
         "FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no " +
         "ORDER BY m.namespace, m.key, m.manifest_id DESC",
     );
-    try {
-      while (s.step()) {
-        const r = s.get();
-        fn({
-          id: str(r[0]),
-          namespace: str(r[1]),
-          key: str(r[2]),
-          created: num(r[3]),
-          deleted: r[4] === 1,
-          blobs: r[5] instanceof Uint8Array ? splitIds(r[5]) : [],
-          packId: r[6] === null ? null : str(r[6]),
-        });
-      }
-    } finally {
-      s.reset();
+    for (const row of s.iterate()) {
+      const r = row as unknown as SqlValue[];
+      fn({
+        id: str(r[0]),
+        namespace: str(r[1]),
+        key: str(r[2]),
+        created: num(r[3]),
+        deleted: r[4] === 1,
+        blobs: r[5] instanceof Uint8Array ? splitIds(r[5]) : [],
+        packId: r[6] === null ? null : str(r[6]),
+      });
     }
   }
 
@@ -552,7 +601,7 @@ export class StoreIndex {
 
   /**
    * Records blobs with multi-row statements: a pack's blobs cost a few
-   * statements, not one each (each statement crosses into WebAssembly).
+   * statements, not one each (each statement is a call into SQLite).
    */
   #putBlobs(blobs: readonly BlobRecord[], packNo: number | null): void {
     for (const b of blobs) {
@@ -608,6 +657,7 @@ export class StoreIndex {
         );
       }
       // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
+      this.#changes++;
       const inserted = new Map<string, number>();
       for (
         const r of this.#all(
@@ -795,11 +845,8 @@ export class StoreIndex {
   #buildBloom(atLeast: number): BlobBloom {
     const count = num(this.#one("SELECT count(*) FROM blobs", [])?.[0]);
     const bloom = new BlobBloom(Math.max(atLeast, count * 2, 1 << 16));
-    const s = this.#stmt("SELECT blob_id FROM blobs");
-    try {
-      while (s.step()) bloom.add((s.get()[0] as Uint8Array).toHex());
-    } finally {
-      s.reset();
+    for (const r of this.#stmt("SELECT blob_id FROM blobs").iterate()) {
+      bloom.add(((r as unknown as SqlValue[])[0] as Uint8Array).toHex());
     }
     return bloom;
   }
@@ -1026,15 +1073,11 @@ export class StoreIndex {
 
   /** Serializes the database. @returns The bytes of a SQLite file. */
   export(): Uint8Array {
-    // export() would close prepared statements behind our back; drop them first.
-    for (const s of this.#stmts.values()) s.free();
-    this.#stmts.clear();
     return this.#db.export();
   }
 
   /** Releases the database. */
   close(): void {
-    for (const s of this.#stmts.values()) s.free();
     this.#stmts.clear();
     this.#db.close();
   }

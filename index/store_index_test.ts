@@ -397,3 +397,55 @@ Deno.test("StoreIndex.retirePacks() and dropLooseBlobs() forget what a gc run de
   assert.deepEqual(index.packs().map((p) => p.packId), ["P2"]);
   index.close();
 });
+
+Deno.test("StoreIndex.createBulk() then finishBulk() gives the same index as row-by-row indexing", async () => {
+  const normal = await StoreIndex.create(STORE);
+  const bulk = await StoreIndex.createBulk(STORE);
+  for (const p of history()) {
+    normal.indexPack(p);
+    bulk.indexPack(p);
+  }
+  const schemaOf = async (index: StoreIndex) => {
+    const SQL = await loadSqlite();
+    const db = new SQL.Database(index.export());
+    const rows =
+      db.exec("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")[0]!.values;
+    db.close();
+    return rows;
+  };
+  // Before finishBulk the secondary indexes and triggers are missing.
+  assert.notDeepEqual(await schemaOf(bulk), await schemaOf(normal));
+  bulk.finishBulk();
+  bulk.finishBulk(); // a second call is a no-op
+  assert.deepEqual(await schemaOf(bulk), await schemaOf(normal));
+  assert.deepEqual(bulk.namespaceStats(), normal.namespaceStats());
+  assert.deepEqual(bulk.namespaceStats(), statsByScan(normal, KEYS));
+  assert.deepEqual(bulk.counts(), normal.counts());
+  for (const [ns, key] of KEYS) {
+    assert.deepEqual(bulk.versions(ns!, key!), normal.versions(ns!, key!));
+    assert.deepEqual(bulk.current(ns!, key!), normal.current(ns!, key!));
+  }
+  // Kept exact by the triggers from there on.
+  for (const index of [bulk, normal]) {
+    index.indexPack(pack("P11", [manifest("M11", "y", { namespace: "a", size: 100 })]));
+  }
+  assert.deepEqual(bulk.namespaceStats(), normal.namespaceStats());
+  bulk.close();
+  normal.close();
+});
+
+Deno.test("StoreIndex.hostCacheCurrent follows every change after markHostCacheCurrent()", async () => {
+  const index = await StoreIndex.create(STORE);
+  assert.equal(index.hostCacheCurrent, false);
+  index.markHostCacheCurrent();
+  assert.equal(index.hostCacheCurrent, true);
+  const before = index.changes;
+  index.indexPack(history()[0]!);
+  assert.equal(index.hostCacheCurrent, false);
+  index.markHostCacheCurrent(before); // bytes taken before the change: still stale
+  assert.equal(index.hostCacheCurrent, false);
+  index.markHostCacheCurrent();
+  index.setHighWaterMark("01JZZZZZZZZZZZZZZZZZZZZZZZ");
+  assert.equal(index.hostCacheCurrent, false);
+  index.close();
+});

@@ -370,7 +370,8 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       if (!index && source === "Snapshot") throw new NoSnapshotError(found.rejected);
     }
     this.counters.source = index ? "Snapshot" : "FullScan";
-    index ??= await StoreIndex.create(descriptor.storeId);
+    // A full scan fills a fresh index: a bulk load (secondary indexes built at the end).
+    index ??= await StoreIndex.createBulk(descriptor.storeId);
     this.counters.manifestsSkipped = index.counts().manifests;
 
     try {
@@ -428,6 +429,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
         });
         this.counters.blobsRegistered++;
       }
+      index.finishBulk();
       return index;
     } catch (e) {
       index.close();
@@ -442,6 +444,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
    */
   async #persist(index: StoreIndex, descriptor: Descriptor, config: StoreConfig): Promise<void> {
     const store = this.store;
+    const changes = index.changes;
     const written = await writeIndexSnapshot(store.driver, index, {
       storeId: descriptor.storeId,
       config,
@@ -454,6 +457,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       // the next open a snapshot load, not the rebuild.
       try {
         await writeHostCache(host, written.bytes);
+        index.markHostCacheCurrent(changes);
       } catch (e) {
         if (!(e instanceof CapsaError)) throw e;
         this.bus.publish({

@@ -201,8 +201,10 @@ export async function loadIndex(
   if (host) {
     const where = `host:${HOST_CACHE_KEY}`;
     try {
-      const { db } = decodeSnapshot(where, await host.get(HOST_CACHE_KEY), storeId);
+      const { header, db } = decodeSnapshot(where, await host.get(HOST_CACHE_KEY), storeId);
       const index = await StoreIndex.load(db, { storeId, key: where });
+      // Unchanged (not migrated): closing need not write the cache again.
+      if (index.schemaVersion === header.schemaVersion) index.markHostCacheCurrent();
       return { index, source: "host-cache", loadedFrom: where };
     } catch (e) {
       if (!(e instanceof NotFoundError)) {

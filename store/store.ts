@@ -567,8 +567,12 @@ export class Store {
   /** Writes the host cache of the index (atomically: the host driver's put is). */
   async saveHostCache(): Promise<void> {
     if (!this.hostStorage || this.#readOnly || !this.#s.index || !this.#s.descriptor) return;
-    const bytes = encodeIndexSnapshot(this.#s.index, this.#s.descriptor.storeId, this.clock());
+    const index = this.#s.index;
+    if (index.hostCacheCurrent) return;
+    const changes = index.changes;
+    const bytes = encodeIndexSnapshot(index, this.#s.descriptor.storeId, this.clock());
     await writeHostCache(this.hostStorage, bytes);
+    index.markHostCacheCurrent(changes);
   }
 
   // ------------------------------------------------------- for agents only

@@ -1115,7 +1115,7 @@ Deno.test("openStore() skips a garbage snapshot and uses an older valid one", as
     })(),
     (() => {
       const b = good.slice();
-      new DataView(b.buffer).setUint16(8, 2); // an unknown snapshot format version
+      new DataView(b.buffer).setUint16(8, 9); // an unknown snapshot format version
       return b;
     })(),
     randomBytes(5000, 5),

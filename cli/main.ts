@@ -28,6 +28,7 @@ import { snapshotCommand } from "./commands/snapshot.ts";
 import { statCommand } from "./commands/stat.ts";
 import { statusCommand } from "./commands/status.ts";
 import { verifyCommand } from "./commands/verify.ts";
+import { gcCommand } from "./commands/gc.ts";
 
 /** The version printed by `capsa --version`. */
 export const VERSION = "0.1.0";
@@ -43,6 +44,7 @@ export const COMMANDS: readonly Command[] = [
   statusCommand,
   rebuildCommand,
   verifyCommand,
+  gcCommand,
   migrateCommand,
   moveCommand,
   snapshotCommand,

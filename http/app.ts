@@ -18,6 +18,7 @@
  * | POST | `/v1/maintenance/verify` | 202 `{ jobId }`: a VerificationAgent | `routes/maintenance.ts` |
  * | POST | `/v1/maintenance/migrate` | 202 `{ jobId }`: a MigrateIndexAgent | `routes/maintenance.ts` |
  * | POST | `/v1/maintenance/move` | 202 `{ jobId }`: a MoveStoreAgent | `routes/maintenance.ts` |
+ * | POST | `/v1/maintenance/gc` | 202 `{ jobId }`: a GarbageCollectAgent (writes go on meanwhile) | `routes/maintenance.ts` |
  * | POST | `/v1/maintenance/:kind` | 202 `{ jobId }` for any other kind of the {@linkcode JobRegistry}; 404 for an unknown one | `routes/maintenance.ts` |
  * | GET | `/v1/maintenance/jobs` | `{ items }`: every job kept | `routes/maintenance.ts` |
  * | GET | `/v1/maintenance/jobs/:id` | the `JobView` | `routes/maintenance.ts` |
@@ -57,13 +58,15 @@
  * | `verify` | `data`, `subset` (`"n/m"` or `"P%"`), `seed` (with a percentage), `parallelism`, `leaseTTL`, `force` |
  * | `migrate` | `manifestStorage` (`Remote`, `Local`, `Replicated`), `leaseTTL`, `force` |
  * | `move` | `destination` (a Location URL, required), `parallelism`, `deleteSource`, `leaseTTL`, `force` |
+ * | `gc` | `keepVersions`, `keepWithin`, `dropDeletedAfter`, `namespaces` (namespace → those three), `dryRun`, `maxUnused` (0–1 or `"5%"`), `repackSmall`, `grace`, `parallelism`, `leaseTTL`, `force` |
  *
  * A job answers 202 once its agent holds the maintenance lease; a bad
  * configuration (400) or a lease held by another (409) is answered at once,
  * with no job. While a job of this app runs, object writes through it
  * answer 503 `maintenance_mode` like they would in any other process (reads
- * still work); once a job completes, writes that were already under way when
- * it started are read into the index.
+ * still work), except during `gc`, which works beside writers; once a job
+ * completes, writes that were already under way when it started are read
+ * into the index.
  *
  * Events: one server-sent event per bus event, `event: <type>` and
  * `data: <the event as JSON>`, filtered by `?types=` when given; a comment

@@ -1060,7 +1060,7 @@ Deno.test("POST /v1/maintenance/migrate and /move run as jobs; bad parameters ar
     assert.equal(mig.status, 202);
     const migrated = await poll(app, (await mig.json()).jobId);
     assert.equal(migrated.state, "completed", JSON.stringify(migrated.error));
-    assert.equal((migrated.stats as { toSchema: number }).toSchema, 2);
+    assert.equal((migrated.stats as { toSchema: number }).toSchema, 3);
     assert.equal(
       (await req(app, "/v1/maintenance/move", { method: "POST", body: "{}" })).status,
       400,

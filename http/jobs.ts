@@ -47,7 +47,9 @@ import { createRebuildIndexAgent, type RebuildIndexAgent } from "../maintenance/
 import { createVerificationAgent } from "../maintenance/verify.ts";
 import { createMigrateIndexAgent, type MigrateIndexAgent } from "../maintenance/migrate_index.ts";
 import { createMoveStoreAgent } from "../maintenance/move_store.ts";
+import { createGarbageCollectAgent } from "../maintenance/gc.ts";
 import {
+  parseGcOptions,
   parseMigrateOptions,
   parseMoveOptions,
   parseRebuildOptions,
@@ -185,6 +187,47 @@ export function verifyJob(
 }
 
 /**
+ * Makes a GarbageCollectAgent from a job's parameters: `keepVersions`,
+ * `keepWithin`, `dropDeletedAfter` (durations: ms or `"30d"`), `namespaces`
+ * (namespace → those three), `dryRun`, `maxUnused` (0–1 or `"5%"`),
+ * `repackSmall`, `grace`, `parallelism`, `leaseTTL`, `force`. Writes through
+ * the endpoint go on while it runs. Its stats carry the plan's counts; its
+ * problems are packs it left alone.
+ * @param store The store.
+ * @param bus Where the agent publishes.
+ * @param params The JSON body of the request.
+ * @returns The agent, as a job.
+ * @throws {InvalidArgumentError} for an unknown field or a wrong value.
+ */
+export function gcJob(
+  store: Store,
+  bus: EventBus,
+  params: Readonly<Record<string, unknown>>,
+): JobAgent {
+  const agent = createGarbageCollectAgent(store, bus, parseGcOptions(params, "json"));
+  return {
+    kind: agent.kind,
+    validate: () => agent.validate(),
+    run: (options) => agent.run(options),
+    stats: () => {
+      const plan = agent.plan();
+      return {
+        ...agent.stats(),
+        ...(plan
+          ? {
+            plannedRewrites: plan.rewrite.length,
+            plannedDeletes: plan.delete.length,
+            plannedLooseBlobs: plan.looseBlobs.length,
+            plannedBytesFreed: plan.bytesFreed,
+          }
+          : {}),
+      };
+    },
+    problems: () => agent.problems(),
+  };
+}
+
+/**
  * Makes a MigrateIndexAgent from a job's parameters: `manifestStorage`
  * (`"Remote"`, `"Local"` or `"Replicated"`; omitted: only the index schema),
  * `leaseTTL`, `force`.
@@ -245,7 +288,7 @@ export async function moveJob(
  * import assert from "node:assert/strict";
  * import { DEFAULT_JOB_KINDS, type JobKinds, rebuildJob } from "./jobs.ts";
  * const kinds: JobKinds = { ...DEFAULT_JOB_KINDS, "rebuild-full": (s, b, p) => rebuildJob(s, b, { ...p, source: "FullScan" }) };
- * assert.deepEqual(Object.keys(kinds), ["rebuild", "verify", "migrate", "move", "rebuild-full"]);
+ * assert.deepEqual(Object.keys(kinds), ["rebuild", "verify", "migrate", "move", "gc", "rebuild-full"]);
  * ```
  */
 export const DEFAULT_JOB_KINDS: JobKinds = Object.freeze({
@@ -253,6 +296,7 @@ export const DEFAULT_JOB_KINDS: JobKinds = Object.freeze({
   verify: verifyJob,
   migrate: migrateJob,
   move: moveJob,
+  gc: gcJob,
 });
 
 /** Options of {@linkcode JobRegistry}. */

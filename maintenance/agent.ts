@@ -263,7 +263,8 @@ export async function runExclusive<T>(
   const base = { agent: options.agent, storeId: options.storeId };
   let ticker: ReturnType<typeof setInterval> | undefined;
   try {
-    store.setMaintenanceNonce(lease.record.nonce);
+    // "none": this handle keeps serving writes too (garbage collection works beside them).
+    if (options.mode !== "none") store.setMaintenanceNonce(lease.record.nonce);
     if (options.mode !== "none") {
       const mode: MaintenanceMode = {
         mode: options.mode,

@@ -99,4 +99,17 @@ export {
   type MigrateProblem,
   type MigrateStats,
 } from "./migrate_index.ts";
+export {
+  createGarbageCollectAgent,
+  type GarbageCollectAgent,
+  GC_DEFAULTS,
+  GC_MIN_PACK_AGE_MS,
+  type GcConfig,
+  type GcPlan,
+  type GcProblem,
+  type GcStats,
+  retainedVersions,
+  type RetentionPolicy,
+  type RetentionVersion,
+} from "./gc.ts";
 export { LeaseHeldError, LeaseLostError } from "../store/lease.ts";

@@ -10,7 +10,7 @@
  *
  * Each agent's options are one table of {@linkcode OptionSpec}s
  * ({@linkcode REBUILD_OPTIONS}, {@linkcode VERIFY_OPTIONS},
- * {@linkcode MIGRATE_OPTIONS}, {@linkcode MOVE_OPTIONS}) read by
+ * {@linkcode MIGRATE_OPTIONS}, {@linkcode MOVE_OPTIONS}, {@linkcode GC_OPTIONS}) read by
  * {@linkcode readOptions}; a new agent adds a table and, when its options
  * depend on each other, a few lines of cross-checks. The agents'
  * `validate()` still checks typed configurations from library callers.
@@ -22,6 +22,7 @@
  * | {@linkcode boolean} | present or absent | `true` or `false` |
  * | {@linkcode choice} | a value or its alias (`full-scan`) | the same (`FullScan`) |
  * | {@linkcode subset} | `n/m` or `P%` | the same |
+ * | {@linkcode fraction} | `5%` | the same, or a number from 0 to 1 |
  * | {@linkcode text} | a string | a string |
  *
  * @example The same option from the command line and from JSON
@@ -49,6 +50,7 @@ import type { MigrateConfig } from "./migrate_index.ts";
 import type { MoveConfig } from "./move_store.ts";
 import type { RebuildConfig, RebuildSource } from "./rebuild_index.ts";
 import type { VerifyConfig, VerifySubset } from "./verify.ts";
+import type { GcConfig, RetentionPolicy } from "./gc.ts";
 
 /**
  * Where untyped options come from: `"flags"`, parsed command-line flags
@@ -363,6 +365,89 @@ export const MOVE_OPTIONS = {
   leaseTTL: LEASE_TTL,
   force: FORCE,
 } as const satisfies OptionSpecs;
+
+/**
+ * A fraction from 0 to 1: `5%` from flags; the same or a number from JSON.
+ * @param flag The command-line flag, if any.
+ * @returns The spec.
+ */
+export function fraction(flag?: string): OptionSpec<number> {
+  return {
+    ...(flag === undefined ? {} : { flag }),
+    parse(value, name, from) {
+      const m = typeof value === "string" ? /^([0-9]{1,3}(?:\.[0-9]{1,6})?)%$/.exec(value) : null;
+      const f = m
+        ? Number(m[1]) / 100
+        : from === "json" && typeof value === "number" && Number.isFinite(value)
+        ? value
+        : NaN;
+      if (!(f >= 0 && f <= 1)) throw invalid(name, "a percentage from 0% to 100%", value);
+      return f;
+    },
+  };
+}
+
+/** A retention policy in JSON: `{keepVersions?, keepWithin?, dropDeletedAfter?}`. */
+const RETENTION_OPTIONS = {
+  keepVersions: integer(1, 1_000_000_000, "keep-versions"),
+  keepWithin: duration(0, "keep-within"),
+  dropDeletedAfter: duration(0, "drop-deleted-after"),
+} as const satisfies OptionSpecs;
+
+/**
+ * The GarbageCollectAgent's options. Per-namespace policies are JSON-only
+ * (`namespaces`: namespace → `{keepVersions, keepWithin, dropDeletedAfter}`),
+ * as is `repackSmall`.
+ */
+export const GC_OPTIONS = {
+  ...RETENTION_OPTIONS,
+  namespaces: {
+    parse(value: unknown, name: string): Record<string, RetentionPolicy> {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        throw invalid(name, "an object of namespace → policy", value);
+      }
+      const out: Record<string, RetentionPolicy> = {};
+      for (const [ns, policy] of Object.entries(value)) {
+        if (typeof policy !== "object" || policy === null || Array.isArray(policy)) {
+          throw invalid(`${name}.${ns}`, "a policy object", policy);
+        }
+        out[ns] = readOptions(RETENTION_OPTIONS, policy as Record<string, unknown>, "json");
+      }
+      return out;
+    },
+  },
+  dryRun: boolean("dry-run"),
+  maxUnused: fraction("max-unused"),
+  repackSmall: boolean(),
+  grace: duration(0, "grace"),
+  parallelism: PARALLELISM,
+  leaseTTL: LEASE_TTL,
+  force: FORCE,
+} as const satisfies OptionSpecs;
+
+/**
+ * Reads a garbage collection's options.
+ * @param input Parsed flags, or a JSON object.
+ * @param from Where `input` comes from.
+ * @returns The configuration.
+ * @throws {InvalidArgumentError} naming the option that is wrong.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseGcOptions } from "./options.ts";
+ * assert.deepEqual(
+ *   parseGcOptions({ "keep-versions": "3", "keep-within": "30d", "max-unused": "10%" }, "flags"),
+ *   { keepVersions: 3, keepWithin: 2_592_000_000, maxUnused: 0.1 },
+ * );
+ * ```
+ */
+export function parseGcOptions(
+  input: Readonly<Record<string, unknown>>,
+  from: OptionSource,
+): GcConfig {
+  return readOptions(GC_OPTIONS, input, from);
+}
 
 /**
  * Reads a rebuild's options.

@@ -1144,7 +1144,7 @@ Deno.test("capsa migrate brings the index to the current schema and changes mani
     const r = await s.json(["migrate", location, "--manifest-storage", "replicated"]);
     assert.equal(r.code, 0, r.stderr);
     const stats = r.doc["stats"] as { toSchema: number; configSeq: number };
-    assert.equal(stats.toSchema, 2);
+    assert.equal(stats.toSchema, 3);
     assert.equal(stats.configSeq, 2);
     const st = await s.json(["status", location]);
     assert.equal((st.doc["config"] as { manifestStorage: string }).manifestStorage, "Replicated");

@@ -63,7 +63,8 @@ async function readJsonObject(request: Request): Promise<Record<string, unknown>
 export function refuseWritesDuringJobs(store: Store, jobs: JobRegistry): () => Promise<void> {
   return async () => {
     const job = jobs.running();
-    if (!job) return;
+    // Garbage collection works beside writers: it holds the lease, not the store.
+    if (!job || job.agent === "GarbageCollect") return;
     const mode = await readMaintenanceMode(store.driver).catch(() => undefined);
     throw new MaintenanceModeError(mode?.mode ?? "offline", job.holder || job.agent);
   };

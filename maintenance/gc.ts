@@ -8,9 +8,8 @@
  *    ({@linkcode retainedVersions}); the kept manifests and the blobs they name.
  * 2. **Plan**: packs to rewrite (live fraction below `1 − maxUnused`, or
  *    smaller than a quarter of the target size when at least two such can be
- *    merged), packs and loose blobs with nothing live (delete). Packs younger
- *    than {@linkcode GC_MIN_PACK_AGE_MS} are left alone: writers may still be
- *    deduplicating against them. A dry run stops here.
+ *    merged), packs and loose blobs with nothing live (delete). A dry run
+ *    stops here.
  * 3. **Rewrite**: the live blobs and kept manifests of the planned packs are
  *    copied (each blob checked against its id) into full packs whose TOC
  *    names the packs they **supersede**; each is indexed as it is written.
@@ -37,7 +36,7 @@ import { encodeGcEpoch, encodeGcRun } from "../format/gc.ts";
 import { hashBytes } from "../format/hashing.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { encodePack, type PackBlobInput, readPackToc } from "../format/pack.ts";
-import { ulidTime } from "../format/ulid.ts";
+import { ulidFloor, ulidTime } from "../format/ulid.ts";
 import type { BlobRecord, PackRecord, StoreIndex } from "../index/store_index.ts";
 import {
   GC_EPOCH_KEY,
@@ -97,13 +96,6 @@ export const GC_DEFAULTS = Object.freeze({
   leaseTTL: 30 * 60_000,
   force: false,
 });
-
-/**
- * Packs younger than this are never planned: a writer's commit takes at most
- * 5 minutes and clocks may differ by 2 (docs/FORMAT.md §7), so a pack this
- * young may still be the one a writer is deduplicating against.
- */
-export const GC_MIN_PACK_AGE_MS = 10 * 60_000;
 
 /** Statistics of a garbage collection; a progress snapshot while it runs. */
 export interface GcStats {
@@ -427,14 +419,12 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
     this.counters.bytesBefore = [...packsOnLocation.values()].reduce((n, s) => n + s, 0) +
       [...looseOnLocation.values()].reduce((n, s) => n + s, 0);
     const target = config.packTargetSize;
-    const oldEnough = (p: PackRecord) => startedAt - ulidTime(p.packId) >= GC_MIN_PACK_AGE_MS;
     const rewrite: PackRecord[] = [];
     const dead: PackRecord[] = [];
     const small: PackRecord[] = [];
     let freed = retiredPresent.reduce((n, id) => n + packsOnLocation.get(id)!, 0);
     const liveOf = new Map<string, number>();
     for (const p of packs) {
-      if (!oldEnough(p)) continue;
       const liveBytes = index.blobsInPack(p.packId)
         .filter((b) => mark.liveBlobs.has(b.blobId))
         .reduce((n, b) => n + b.storedSize, 0);
@@ -728,7 +718,10 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
   ): Promise<{ packId: string; bytes: number }> {
     const { store } = ctx;
     const descriptor = store.descriptor!;
-    const packId = await store.newId();
+    let packId = await store.newId();
+    // A superseding pack sorts after what it supersedes, even a pack from a clock running ahead.
+    const newest = supersedes ? batch.supersedes.reduce((a, b) => (a > b ? a : b), "") : "";
+    if (newest >= packId) packId = ulidFloor(ulidTime(newest) + 1).slice(0, 10) + packId.slice(10);
     const bytes = encodePack({
       packId,
       storeId: descriptor.storeId,
@@ -828,12 +821,10 @@ export interface GarbageCollectAgent {
  * import { MemoryDriver } from "../drivers/memory.ts";
  * import { createGarbageCollectAgent } from "./gc.ts";
  *
- * // A clock 20 minutes ahead: the packs just written are old enough to be collected.
- * let now = Date.now();
- * const { store } = await initStore(new MemoryDriver(), { clock: () => now });
+ * const { store } = await initStore(new MemoryDriver());
  * for (let i = 0; i < 3; i++) await store.put("ns", "k", new Uint8Array(4096).fill(i));
  * await store.flush();
- * now += 20 * 60_000;
+ * // grace: 0 only when no other process writes (tests, a store nobody else uses).
  * const agent = createGarbageCollectAgent(store, new EventBus(), { keepVersions: 1, grace: 0 });
  * agent.validate();
  * await agent.run();

@@ -103,7 +103,6 @@ export {
   createGarbageCollectAgent,
   type GarbageCollectAgent,
   GC_DEFAULTS,
-  GC_MIN_PACK_AGE_MS,
   type GcConfig,
   type GcPlan,
   type GcProblem,

@@ -85,7 +85,6 @@ const PUBLIC_API: Record<string, readonly string[]> = {
     "DestinationHoldsStoreError",
     "DestinationNotEmptyError",
     "GC_DEFAULTS",
-    "GC_MIN_PACK_AGE_MS",
     "HostStorageRequiredError",
     "LeaseHeldError",
     "LeaseLostError",

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { FaultyDriver, WRITE_METHODS } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
+import { NotFoundError } from "../errors.ts";
 import { EventBus } from "../store/events.ts";
 import { initStore, openStore, type Store } from "../store/store.ts";
 import { body } from "../tests/data.ts";
@@ -143,25 +144,54 @@ Deno.test("gc --dry-run plans and changes nothing on the Location", async () => 
   await store.close();
 });
 
-Deno.test("a manifest written during the grace period that names a doomed blob is rescued", async () => {
+/** A Location as a writer sees it whose gate has not yet read the newest gc epoch (its 1 s memory). */
+class EpochNotYetSeen extends MemoryDriver {
+  hidden = false;
+  override getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    if (this.hidden && key === GC_EPOCH_KEY) return Promise.reject(new NotFoundError(key));
+    return super.getRange(key, offset, length);
+  }
+}
+
+Deno.test("a manifest committed during the grace period by a writer that had not seen the run is rescued", async () => {
   const w = world();
   const { store } = await initStore(w.driver(), { clock: () => w.clock.now, ...CONFIG });
   const old = body(7, 4 * KiB);
   await putOne(store, "ns", "k", old);
   await putOne(store, "ns", "k", body(8, 4 * KiB));
   // A writer whose index still places `old`'s blob in its original pack.
-  const writer = await w.open();
-  w.clock.now += 20 * MINUTE;
+  const stale = new EpochNotYetSeen({ objects: w.objects, clock: () => w.clock.now });
+  const writer = await openStore(stale, { clock: () => w.clock.now });
   const agent = await collect(store, w.clock, { keepVersions: 1, grace: 5 * MINUTE }, async () => {
-    // Deduplicated against the blob gc is about to delete.
-    await writer.put("ns", "copy", old);
+    stale.hidden = true;
+    await writer.put("ns", "copy", old); // deduplicated against the blob gc is about to delete
     await writer.flush();
+    stale.hidden = false;
   });
   assert.equal(agent.stats().blobsRescued, 1, JSON.stringify(agent.stats()));
   for (const h of [store, writer, await w.open()]) {
     assert.deepEqual(await h.get("ns", "copy"), old);
     assert.equal((await h.versions("ns", "k")).length, 1);
   }
+  await verifyClean(store);
+  await store.close();
+  await writer.close();
+});
+
+Deno.test("a writer that sees the run during the grace period writes the blob again instead", async () => {
+  const w = world();
+  const { store } = await initStore(w.driver(), { clock: () => w.clock.now, ...CONFIG });
+  const old = body(7, 4 * KiB);
+  await putOne(store, "ns", "k", old);
+  await putOne(store, "ns", "k", body(8, 4 * KiB));
+  const writer = await w.open();
+  const agent = await collect(store, w.clock, { keepVersions: 1, grace: 5 * MINUTE }, async () => {
+    w.clock.now += 2000; // past the writer's gate memory
+    await writer.put("ns", "copy", old);
+    await writer.flush();
+  });
+  assert.equal(agent.stats().blobsRescued, 0, JSON.stringify(agent.stats()));
+  for (const h of [store, writer, await w.open()]) assert.deepEqual(await h.get("ns", "copy"), old);
   await verifyClean(store);
   await store.close();
   await writer.close();
@@ -241,4 +271,23 @@ Deno.test("gc crash sweep: the k-th write fails for every k; the store answers a
     await after.close();
     await rebuilt.close();
   }
+});
+
+Deno.test("a writer idle through a whole gc run applies it before it deduplicates: its put never names a deleted blob", async () => {
+  const w = world();
+  const { store } = await initStore(w.driver(), { clock: () => w.clock.now, ...CONFIG });
+  const old = body(21, 4 * KiB);
+  await putOne(store, "ns", "k", old);
+  await putOne(store, "ns", "k", body(22, 4 * KiB));
+  const writer = await w.open(); // knows `old`'s blob, then sleeps through the run
+  await collect(store, w.clock, { keepVersions: 1, grace: 5 * MINUTE });
+  w.clock.now += 10_000; // past the gate's one-second memory
+  await writer.put("ns", "again", old);
+  await writer.flush();
+  for (const h of [store, writer, await w.open()]) {
+    assert.deepEqual(await h.get("ns", "again"), old);
+  }
+  await verifyClean(store);
+  await store.close();
+  await writer.close();
 });

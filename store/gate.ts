@@ -27,6 +27,7 @@ import {
 } from "../format/markers.ts";
 import { MAINTENANCE_MODE_KEY, MOVED_KEY } from "../layout.ts";
 import { leaseHolderMayBeAlive, readLease } from "./lease.ts";
+import { readGcEpoch } from "../index/gc_runs.ts";
 
 /** Reads a small record, or `undefined` when it does not exist. */
 async function readRecord(driver: Driver, key: string): Promise<Uint8Array | undefined> {
@@ -80,6 +81,7 @@ export class MaintenanceGate {
   #nonce: string | undefined;
   #checkedAt = -Infinity;
   #seen: MaintenanceMode | undefined;
+  #gcRun = "";
 
   /**
    * @param driver The Location.
@@ -88,6 +90,17 @@ export class MaintenanceGate {
   constructor(driver: Driver, clock: () => number) {
     this.#driver = driver;
     this.#clock = clock;
+  }
+
+  /**
+   * The newest garbage collection run the gate has seen published (`""`
+   * for none): read with the maintenance mode before writes and commits, so
+   * that a writer applies a run before it deduplicates against what the run
+   * deletes (docs/FORMAT.md §8, G2).
+   * @returns The run id.
+   */
+  get gcRun(): string {
+    return this.#gcRun;
   }
 
   /**
@@ -102,6 +115,18 @@ export class MaintenanceGate {
   /** Whether this handle's own maintenance agent runs. @returns `true` while it does. */
   get ownAgentRuns(): boolean {
     return this.#nonce !== undefined;
+  }
+
+  /** The epoch's run id; a damaged epoch is the catch-up's to report (the run records decide). */
+  async #readGcRun(): Promise<string> {
+    try {
+      return (await readGcEpoch(this.#driver))?.runId ?? "";
+    } catch (e) {
+      if (e instanceof CorruptObjectError && !(e instanceof UnsupportedFormatVersionError)) {
+        return "~";
+      }
+      throw e;
+    }
   }
 
   /**
@@ -121,15 +146,22 @@ export class MaintenanceGate {
     if (kind === "commit") {
       // Both read before every pack write, at once: they sit on the commit's critical path.
       // A store moved away while this handle was open must not take writes the move left behind.
-      const [moved, mode] = await Promise.all([
+      const [moved, mode, run] = await Promise.all([
         readMovedTo(this.#driver),
         readMaintenanceMode(this.#driver),
+        this.#readGcRun(),
       ]);
       if (moved !== undefined) throw new StoreMovedError(moved);
       this.#seen = mode;
+      if (run > this.#gcRun) this.#gcRun = run;
       this.#checkedAt = now;
     } else if (now - this.#checkedAt >= 1000) {
-      this.#seen = await readMaintenanceMode(this.#driver);
+      const [mode, run] = await Promise.all([
+        readMaintenanceMode(this.#driver),
+        kind === "write" ? this.#readGcRun() : Promise.resolve(""),
+      ]);
+      this.#seen = mode;
+      if (run > this.#gcRun) this.#gcRun = run;
       this.#checkedAt = now;
     }
     const m = this.#seen;

@@ -51,7 +51,8 @@ import { UlidGenerator } from "../format/ulid.ts";
 import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { EventBus, type StoreState } from "./events.ts";
 import { PackClock } from "./clock.ts";
-import { MaintenanceGate } from "./gate.ts";
+import { type GateKind, MaintenanceGate } from "./gate.ts";
+import { GC_APPLIED_META } from "../index/gc_runs.ts";
 import {
   catchUp,
   createOnLocation,
@@ -150,7 +151,7 @@ export class Store {
       packClock: this.#packClock.now,
       ids: this.#ids,
       live: () => this.#live(),
-      check: (kind) => this.#gate.check(kind),
+      check: (kind) => this.#check(kind),
       syncClock: () => this.#packClock.sync(),
       packWritten: (config) => this.#packWritten(config),
     });
@@ -212,6 +213,18 @@ export class Store {
     const done = () => this.#inFlight.delete(p);
     p.then(done, done);
     return p;
+  }
+
+  /**
+   * The gate, then garbage collection: a put or commit on an index that has
+   * not applied the newest gc run catches up first, so that it never
+   * deduplicates against what the run deletes (docs/FORMAT.md §8, G2).
+   */
+  async #check(kind: GateKind): Promise<void> {
+    await this.#gate.check(kind);
+    if (kind === "read") return;
+    const run = this.#gate.gcRun;
+    if (run !== "" && run > (this.#live().index.meta(GC_APPLIED_META) ?? "")) await this.refresh();
   }
 
   #packWritten(config: StoreConfig): void {

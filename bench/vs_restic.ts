@@ -424,6 +424,27 @@ function borgTool(dir: string, data: string): Tool {
   };
 }
 
+/** What each measure runs (the table's rows name the measure only). */
+const LEGEND = [
+  "init: `capsa init STORE --kit FILE` / `restic init`" +
+  (HAS_BORG ? " / `borg init --encryption=repokey`" : ""),
+  "bulk ingest: `capsa put STORE ns --from DIR` / `restic backup DIR`" +
+  (HAS_BORG ? " / `borg create REPO::bench DIR`" : ""),
+  "packs: files under the store's `packs/` (capsa: each but the last written must be within ±10 % of the store's `packTargetSize`) / the repository's `data/`",
+  "store size: apparent bytes of every file in the store / repository directory, right after the ingest",
+  "open: `capsa status STORE` (from the host cache) / `restic snapshots`" +
+  (HAS_BORG ? " / `borg list REPO`" : ""),
+  "full rebuild: `capsa rebuild STORE --source full-scan` with the host cache deleted / `restic " +
+  RESTIC_REBUILD.join(" ") + " --read-all-packs` after `rm index/*`" +
+  (HAS_BORG
+    ? " / `borg list REPO` after deleting its `index.*`, `hints.*`, `integrity.*` (a segment replay)"
+    : ""),
+  "capsa snapshot: `capsa snapshot STORE` (restic has no counterpart: its index is always on the repository)",
+  "snapshot-path rebuild: `capsa rebuild STORE` (source auto, checked to start from the snapshot) with the host cache deleted / `restic " +
+  RESTIC_REBUILD.join(" ") + "` with the repository's index in place",
+  "every capsa command runs as `deno run --no-prompt --config deno.json --allow-read --allow-write --allow-env --allow-sys cli.ts … --host-dir DIR -q`; restic with `RESTIC_PASSWORD_FILE` and `RESTIC_CACHE_DIR` in the benchmark's directory",
+];
+
 // ---------------------------------------------------------------- the runs
 
 function median(xs: number[]): number {
@@ -444,8 +465,18 @@ const record = (tool: string, what: string, value: number | undefined) => {
 };
 
 const base = values.dir
-  ? (await Deno.mkdir(values.dir, { recursive: true }), values.dir)
+  ? await emptyDir(values.dir)
   : await Deno.makeTempDir({ prefix: "capsa-vs-restic-" });
+
+/** `--dir`: created if missing, refused unless empty (the data set and the password file stay there). */
+async function emptyDir(dir: string): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  for await (const e of Deno.readDir(dir)) {
+    console.error(`bench/vs_restic.ts: --dir ${dir} must be empty (it holds ${e.name})`);
+    Deno.exit(2);
+  }
+  return dir;
+}
 const data = `${base}/data`;
 const password = `${base}/restic-password`;
 await Deno.writeTextFile(password, "capsa-bench\n");
@@ -588,8 +619,8 @@ function rows(): Row[] {
   };
   const perSecond = (_: ToolName, s: number) =>
     ` (${Math.round(FILES / s).toLocaleString("en")} files/s)`;
-  timed("init: `capsa init` / `restic init`", "init");
-  timed("bulk ingest: `capsa put --from` / `restic backup`", "ingest", 0.67, perSecond);
+  timed("init", "init");
+  timed("bulk ingest", "ingest", 0.67, perSecond);
 
   const packCell = (tool: ToolName) => {
     const all = packSamples[tool];
@@ -629,7 +660,7 @@ function rows(): Row[] {
   const rs = med("restic", "size");
   const sizeRatio = cs !== undefined && rs !== undefined ? cs / rs : undefined;
   out.push({
-    measure: "store size after the ingest (apparent bytes)",
+    measure: "store size after the ingest",
     capsa: sizeCell("capsa"),
     restic: sizeCell("restic"),
     ...(HAS_BORG ? { borg: sizeCell("borg") } : {}),
@@ -637,21 +668,10 @@ function rows(): Row[] {
     floor: "ratio ≤ 1.05",
     pass: sizeRatio === undefined ? undefined : sizeRatio <= 1.05,
   });
-  timed("open: `capsa status` (host cache) / `restic snapshots`", "open");
-  timed(
-    `full rebuild: \`capsa rebuild --source full-scan\` (host cache deleted) / \`restic ${
-      RESTIC_REBUILD.join(" ")
-    } --read-all-packs\` (after \`rm index/*\`)`,
-    "full rebuild",
-    0.75,
-  );
-  timed("`capsa snapshot` (before the snapshot-path rebuild)", "snapshot");
-  timed(
-    `snapshot-path rebuild: \`capsa rebuild\` (host cache deleted) / \`restic ${
-      RESTIC_REBUILD.join(" ")
-    }\``,
-    "snapshot-path rebuild",
-  );
+  timed("open", "open");
+  timed("full rebuild", "full rebuild", 0.75);
+  timed("capsa snapshot", "snapshot");
+  timed("snapshot-path rebuild", "snapshot-path rebuild");
   return out;
 }
 
@@ -695,6 +715,7 @@ function markdown(dataBytes: number): string {
       } |`,
     );
   }
+  lines.push("", ...LEGEND.map((l) => `- ${l}`));
   return lines.join("\n");
 }
 
@@ -710,5 +731,6 @@ function jsonReport(dataBytes: number) {
     packs: packSamples,
     sizes: sizeSamples,
     rows: rows(),
+    legend: LEGEND,
   };
 }

@@ -419,7 +419,12 @@ function borgTool(dir: string, data: string): Tool {
       for await (const e of Deno.readDir(repo)) {
         if (/^(index|hints|integrity)\.\d+$/.test(e.name)) await Deno.remove(`${repo}/${e.name}`);
       }
-      return await borg("list", repo);
+      const m = await borg("list", repo);
+      const names = await Array.fromAsync(Deno.readDir(repo), (e) => e.name);
+      if (!names.some((n) => /^index\.\d+$/.test(n))) {
+        throw new CommandFailed(`borg list ${repo} left no index.* file: no rebuild was measured`);
+      }
+      return m;
     },
   };
 }

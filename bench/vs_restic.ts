@@ -35,7 +35,10 @@
  * Usage: deno run -A bench/vs_restic.ts [--files 200000] [--dirs N] [--runs 3]
  *          [--seed 1] [--dir DIR] [--out FILE] [--json] [--keep]
  * (`deno task bench:restic`). Prints a Markdown table for BENCHMARKS.md
- * (with `--json`, one JSON document instead); `--out` writes it to FILE too.
+ * (with `--json`, one JSON document with every sample instead); `--out`
+ * writes it to FILE too. The files go to a temporary directory, or to `--dir`
+ * (which must be empty); each run's store and repository are removed after
+ * the run, and the temporary directory at the end, unless `--keep`.
  */
 
 import { parseArgs } from "node:util";
@@ -545,7 +548,7 @@ try {
     await step("full rebuild", (t) => t.fullRebuild());
     await step("snapshot", (t) => t.snapshot?.());
     await step("snapshot-path rebuild", (t) => t.snapshotRebuild?.());
-    await Deno.remove(dir, { recursive: true });
+    if (!values.keep) await Deno.remove(dir, { recursive: true });
   }
 
   const report = values.json ? JSON.stringify(jsonReport(dataBytes), null, 2) : markdown(dataBytes);
@@ -562,7 +565,8 @@ if (!values.keep && !values.dir) await Deno.remove(base, { recursive: true });
 
 function fmtBytes(n: number | undefined): string {
   if (n === undefined || Number.isNaN(n)) return "—";
-  if (n >= 10 * MiB) return `${(n / MiB).toFixed(0)} MiB`;
+  if (n >= 1024 * MiB) return `${(n / (1024 * MiB)).toFixed(2)} GiB`;
+  if (n >= 100 * MiB) return `${(n / MiB).toFixed(0)} MiB`;
   if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
   return `${(n / KiB).toFixed(1)} KiB`;
 }

@@ -96,7 +96,7 @@ export class MaintenanceGate {
    * The newest garbage collection run the gate has seen published (`""`
    * for none): read with the maintenance mode before writes and commits, so
    * that a writer applies a run before it deduplicates against what the run
-   * deletes (docs/FORMAT.md §8, G2).
+   * deletes (docs/FORMAT.md §8, G3).
    * @returns The run id.
    */
   get gcRun(): string {

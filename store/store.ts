@@ -218,7 +218,7 @@ export class Store {
   /**
    * The gate, then garbage collection: a put or commit on an index that has
    * not applied the newest gc run catches up first, so that it never
-   * deduplicates against what the run deletes (docs/FORMAT.md §8, G2).
+   * deduplicates against what the run deletes (docs/FORMAT.md §8, G3).
    */
   async #check(kind: GateKind): Promise<void> {
     await this.#gate.check(kind);

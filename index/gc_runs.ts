@@ -87,15 +87,19 @@ export function applyGcRun(index: StoreIndex, run: GcRun): void {
 }
 
 /**
- * Applies, in order, every gc run newer than the one `index` last applied.
- * Call it before the packs on the Location are listed and indexed: a blob a
- * doomed pack shares with a rescue pack is then found in the rescue pack. A
- * damaged run record stops here: it is reported in `problems`, and the runs
- * from it on are applied once it can be read.
+ * Applies, in order, every gc run newer than the one `index` last applied
+ * whose grace period has ended at `now`; a run still in its grace period is
+ * only marked (its objects stay readable, but are never deduplicated
+ * against: {@linkcode StoreIndex.markRetired}). Call it before the packs on
+ * the Location are listed and indexed: a blob a doomed pack shares with a
+ * rescue pack is then found in the rescue pack. A damaged run record stops
+ * here: it is reported in `problems`, and the runs from it on are applied
+ * once it can be read.
  * @param driver The Location.
  * @param index The index.
  * @param storeId The store.
  * @param problems Where a damaged record is reported.
+ * @param now The time (the Location's clock), or `undefined` to apply every run.
  * @returns How many runs were applied.
  */
 export async function applyGcRuns(
@@ -103,6 +107,7 @@ export async function applyGcRuns(
   index: StoreIndex,
   storeId: string,
   problems: string[] = [],
+  now?: number,
 ): Promise<number> {
   const applied = index.meta(GC_APPLIED_META) ?? "";
   let epoch: GcEpoch | undefined;
@@ -127,6 +132,12 @@ export async function applyGcRuns(
       }
       if (e instanceof NotFoundError) continue;
       throw e;
+    }
+    index.sawGcRun(run.runId);
+    if (now !== undefined && now < run.notBefore) {
+      // Still in its grace period: marked, applied once it has passed (runs apply in order).
+      index.markRetired(run.packs, run.looseBlobs);
+      break;
     }
     applyGcRun(index, run);
     count++;

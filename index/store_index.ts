@@ -219,6 +219,7 @@ export class StoreIndex {
   #db: Database;
   #stmts = new Map<string, Statement>();
   #bloom: BlobBloom | undefined;
+  #gcSeen = "";
   /** Writes so far, and their count when the host cache was last written from this index. */
   #changes = 0;
   #cachedAt = -1;
@@ -434,7 +435,7 @@ export class StoreIndex {
       const p = indexed.pack;
       // A pack garbage collection replaced is never indexed again (docs/FORMAT.md §8).
       if (this.isRetired(p.packId)) return 0;
-      if (indexed.supersedes && indexed.supersedes.length > 0) this.#retire(indexed.supersedes);
+      if (indexed.supersedes && indexed.supersedes.length > 0) this.#supersede(indexed.supersedes);
       this.#run(
         "INSERT OR IGNORE INTO packs (pack_id, size, blob_count, manifest_count) VALUES (?, ?, ?, ?)",
         [p.packId, p.size, p.blobCount, p.manifestCount],
@@ -462,6 +463,59 @@ export class StoreIndex {
   }
 
   /**
+   * Marks what a gc run still in its grace period will delete
+   * (docs/FORMAT.md §8, G4): the packs and loose blobs stay readable (their
+   * rows stay until the run is applied), but are never indexed again nor
+   * deduplicated against ({@linkcode StoreIndex.canDeduplicate}), and a blob
+   * row pointing at one of them gives way to a copy found elsewhere.
+   * @param packIds Pack ids the run deletes.
+   * @param looseBlobs Loose blob ids it deletes.
+   */
+  markRetired(packIds: readonly string[], looseBlobs: readonly string[]): void {
+    this.transaction(() => {
+      for (const id of packIds) {
+        this.#run("INSERT OR IGNORE INTO retired_packs (pack_id) VALUES (?)", [id]);
+      }
+      for (const id of looseBlobs) {
+        this.#run("INSERT OR IGNORE INTO retired_blobs (blob_id) VALUES (?)", [idBytes(id)]);
+      }
+    });
+  }
+
+  /**
+   * The newest gc run this index has seen: applied, or marked while in its grace period.
+   * @returns The run id, or `""`.
+   */
+  get gcSeen(): string {
+    const applied = this.meta("gc_applied") ?? "";
+    return this.#gcSeen > applied ? this.#gcSeen : applied;
+  }
+
+  /**
+   * Records that a gc run was seen (applied or marked), for {@linkcode StoreIndex.gcSeen}.
+   * @param runId The run id.
+   */
+  sawGcRun(runId: string): void {
+    if (runId > this.#gcSeen) this.#gcSeen = runId;
+  }
+
+  /**
+   * Whether a writer may name this blob instead of writing it again: the
+   * index knows where it is, and garbage collection is not removing that.
+   * @param blobId The blob id.
+   * @returns `true` when it may be deduplicated against.
+   */
+  canDeduplicate(blobId: string): boolean {
+    if (!this.hasBlob(blobId)) return false;
+    const row = this.#one(
+      "SELECT p.pack_id FROM blobs b LEFT JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?",
+      [idBytes(blobId)],
+    );
+    if (!row) return false;
+    return row[0] === null ? !this.isRetiredBlob(blobId) : !this.isRetired(str(row[0]));
+  }
+
+  /**
    * Whether garbage collection retired a pack: superseded by a pack this
    * index holds, or deleted by a gc run it applied.
    * @param packId The pack id.
@@ -482,6 +536,29 @@ export class StoreIndex {
   retirePacks(packIds: readonly string[], options: { nested?: boolean } = {}): void {
     if (options.nested) this.#retire(packIds);
     else this.transaction(() => this.#retire(packIds));
+  }
+
+  /**
+   * What indexing a superseding pack does to the packs it names: they are
+   * retired, their manifests give way to the copies (or are dropped), and
+   * their blob rows stay, for reads, until a run that deletes them is
+   * applied; the superseding pack's own blob rows replace them.
+   */
+  #supersede(packIds: readonly string[]): void {
+    const touched = new Map<string, [string, string]>();
+    for (const packId of packIds) {
+      this.#run("INSERT OR IGNORE INTO retired_packs (pack_id) VALUES (?)", [packId]);
+      const packNo = this.#packNo(packId);
+      if (packNo === null) continue;
+      for (
+        const [ns, key] of this.#all(
+          "SELECT DISTINCT namespace, key FROM manifests WHERE pack_no = ?",
+          [packNo],
+        )
+      ) touched.set(`${str(ns)}\u0000${str(key)}`, [str(ns), str(key)]);
+      this.#run("DELETE FROM manifests WHERE pack_no = ?", [packNo]);
+    }
+    for (const [ns, key] of touched.values()) this.#recomputeCurrent(ns, key);
   }
 
   #retire(packIds: readonly string[]): void {
@@ -622,9 +699,15 @@ export class StoreIndex {
           b.offset,
         );
       }
+      // A row pointing at what garbage collection retired gives way to this copy.
       this.#run(
-        "INSERT OR IGNORE INTO blobs (blob_id, kind, raw_size, stored_size, pack_no, offset) VALUES " +
-          rows(n, 6),
+        "INSERT INTO blobs (blob_id, kind, raw_size, stored_size, pack_no, offset) VALUES " +
+          rows(n, 6) +
+          " ON CONFLICT (blob_id) DO UPDATE SET kind = excluded.kind, raw_size = excluded.raw_size, " +
+          "stored_size = excluded.stored_size, pack_no = excluded.pack_no, offset = excluded.offset " +
+          "WHERE excluded.pack_no IS NOT NULL AND (" +
+          "blobs.pack_no IN (SELECT p.pack_no FROM packs p JOIN retired_packs r ON r.pack_id = p.pack_id) " +
+          "OR (blobs.pack_no IS NULL AND blobs.blob_id IN (SELECT blob_id FROM retired_blobs)))",
         params,
       );
     }
@@ -873,7 +956,8 @@ export class StoreIndex {
   /** Every indexed pack, in id order. @returns The packs. */
   packs(): PackRecord[] {
     return this.#all(
-      "SELECT pack_id, size, blob_count, manifest_count FROM packs ORDER BY pack_id",
+      "SELECT pack_id, size, blob_count, manifest_count FROM packs " +
+        "WHERE pack_id NOT IN (SELECT pack_id FROM retired_packs) ORDER BY pack_id",
       [],
     ).map((r) => ({
       packId: str(r[0]),

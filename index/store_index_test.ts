@@ -359,14 +359,24 @@ Deno.test("A superseding pack retires the packs it names, in whichever order the
     assert.equal(index.current("ns", "a")?.size, 20);
     assert.deepEqual(index.versions("ns", "gone"), []);
     assert.deepEqual(index.list("ns").map((m) => m.key), ["a", "x"]);
-    assert.equal(index.blob(b1), undefined);
+    // b1 (dropped) stays readable where it is until the run deleting P1 is applied (when P1 was
+    // indexed first), but is never deduplicated against; b2 (kept) is read from its copy.
+    assert.ok([undefined, "P1"].includes(index.blob(b1)?.packId ?? undefined));
+    assert.equal(index.canDeduplicate(b1), false);
     assert.equal(index.blob(b2)?.packId, "P9");
-    assert.equal(index.hasPack("P1"), false);
+    assert.equal(index.canDeduplicate(b2), true);
     assert.equal(index.isRetired("P1"), true);
+    assert.deepEqual(index.packs().map((p) => p.packId), ["P5", "P9"]);
     assert.deepEqual(index.namespaceStats(), [{ namespace: "ns", artifacts: 2, bytes: 23 }]);
     // Listed again (it is still on the Location until its grace period ends): a no-op.
     assert.equal(index.indexPack(old), 0);
+    assert.equal(index.blob(b2)?.packId, "P9");
+    // The run that deletes P1, applied: what only P1 held is gone.
+    index.retirePacks(["P1"]);
+    assert.equal(index.blob(b1), undefined);
+    assert.equal(index.blob(b2)?.packId, "P9");
     assert.equal(index.hasPack("P1"), false);
+    assert.deepEqual(index.versions("ns", "a").map((m) => m.id), ["M2"]);
     // The mark phase sees every remaining manifest, grouped by artifact, newest first.
     const seen: string[] = [];
     index.forEachManifest((m) => seen.push(`${m.key}:${m.id}:${m.packId}`));

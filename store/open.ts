@@ -113,7 +113,7 @@ export async function catchUp(
   const { driver, descriptor } = options;
   // Garbage collection's runs first: their packs are then skipped when listed, and what their
   // superseding and rescue packs hold is indexed after (docs/FORMAT.md §8, G4).
-  await applyGcRuns(driver, index, descriptor.storeId, problems);
+  await applyGcRuns(driver, index, descriptor.storeId, problems, options.now());
   const { missing, listedThrough } = await listPacksSinceMark(driver, index, options.now());
   if (missing.length > 0) {
     const result = await indexPacks(driver, index, missing, {

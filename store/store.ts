@@ -52,7 +52,6 @@ import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { EventBus, type StoreState } from "./events.ts";
 import { PackClock } from "./clock.ts";
 import { type GateKind, MaintenanceGate } from "./gate.ts";
-import { GC_APPLIED_META } from "../index/gc_runs.ts";
 import {
   catchUp,
   createOnLocation,
@@ -224,7 +223,7 @@ export class Store {
     await this.#gate.check(kind);
     if (kind === "read") return;
     const run = this.#gate.gcRun;
-    if (run !== "" && run > (this.#live().index.meta(GC_APPLIED_META) ?? "")) await this.refresh();
+    if (run !== "" && run > this.#live().index.gcSeen) await this.refresh();
   }
 
   #packWritten(config: StoreConfig): void {

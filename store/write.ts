@@ -198,7 +198,7 @@ export class Writer {
     bytes: Uint8Array,
   ): Promise<BlobHandle> {
     const { index, config } = this.#ctx.live();
-    if (index.hasBlob(id)) return undefined;
+    if (index.canDeduplicate(id)) return undefined;
     const committer = this.#commit();
     const pending = committer.pendingBlob(id);
     if (pending) return pending;

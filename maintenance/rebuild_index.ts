@@ -151,6 +151,8 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
   };
   #packsTotal = 0;
   #kit: Descriptor | undefined;
+  /** The descriptor replicas name another store than the one the packs hold (found in work()). */
+  #foreignDescriptors = false;
 
   constructor(store: Store, bus: EventBus, config: RebuildConfig) {
     super(store, bus, {
@@ -187,11 +189,9 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     }
     requireIntegers({ batchSize: [c.batchSize, 1], parallelism: [c.parallelism, 1] });
     if (c.recoveryKit !== undefined) {
+      // A descriptor naming another store is judged in work(): the packs and snapshots say
+      // whether the kit is foreign or the descriptors are (copied from another store).
       this.#kit = descriptorFromKit(parseRecoveryKit(c.recoveryKit));
-      const current = this.store.descriptor;
-      if (current && current.storeId !== this.#kit.storeId) {
-        throw new RecoveryKitMismatchError(this.#kit.storeId, current.storeId, DESCRIPTOR_KEY);
-      }
     } else if (!this.store.descriptor) {
       throw new RecoveryKitRequiredError();
     }
@@ -241,7 +241,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
           toWrite.push(r.where);
         } else throw r.result; // unreadable: unknown, never overwritten blindly
       } else if (descriptorChecksum(r.result) !== kitSum) {
-        if (r.result.storeId !== kit.storeId) {
+        if (r.result.storeId !== kit.storeId && !this.#foreignDescriptors) {
           throw new RecoveryKitMismatchError(kit.storeId, r.result.storeId, r.where);
         }
         toWrite.push(r.where);
@@ -267,27 +267,37 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     return kit;
   }
 
-  /** Looks for the store id on the Location; refuses a kit of another store before writing anything. */
+  /**
+   * Refuses a kit of another store before writing anything. The packs and
+   * index snapshots are the evidence: when a readable descriptor names
+   * another store but every pack and snapshot read names the kit's, the
+   * descriptors are the foreign ones (copied over from another store) and
+   * are rewritten from the kit; when a pack or snapshot names another store,
+   * the kit is refused.
+   */
   async #refuseForeignKit(kit: Descriptor): Promise<void> {
     const driver = this.store.driver;
+    let named: { storeId: string; key: string } | undefined;
     for (const key of [DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY]) {
       try {
         const d = decodeDescriptor(key, await driver.getRange(key, 0, MAX_DESCRIPTOR_BYTES + 1));
-        if (d.storeId !== kit.storeId) {
-          throw new RecoveryKitMismatchError(kit.storeId, d.storeId, key);
-        }
-        return;
-      } catch (e) {
-        if (e instanceof RecoveryKitMismatchError) throw e;
+        if (d.storeId !== kit.storeId) named ??= { storeId: d.storeId, key };
+        else return; // a replica of the kit's store: the kit is this store's
+      } catch {
+        // Unreadable: the packs and snapshots decide.
       }
     }
+    let matches = 0;
+    let checked = 0;
     for await (const info of driver.list(PACK_PREFIX)) {
+      if (checked >= 16) break;
       try {
         const toc = await readPackToc(driver, info.key, { size: info.size });
+        checked++;
         if (toc.storeId !== kit.storeId) {
           throw new RecoveryKitMismatchError(kit.storeId, toc.storeId, info.key);
         }
-        return;
+        matches++;
       } catch (e) {
         if (!(e instanceof CorruptObjectError)) throw e;
       }
@@ -295,13 +305,26 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     for (const key of await listSnapshots(driver)) {
       try {
         decodeSnapshot(key, await driver.get(key), kit.storeId);
-        return;
+        matches++;
+        break;
       } catch (e) {
         if (e instanceof ForeignSnapshotError) {
           throw new RecoveryKitMismatchError(kit.storeId, e.storeId, key);
         }
       }
     }
+    if (named === undefined) return;
+    if (matches === 0) throw new RecoveryKitMismatchError(kit.storeId, named.storeId, named.key);
+    // Every pack and snapshot read is the kit's store: the descriptors are foreign.
+    this.#foreignDescriptors = true;
+    this.bus.publish({
+      type: "warning",
+      at: this.store.clock(),
+      storeId: kit.storeId,
+      code: "foreign_descriptor",
+      message: `${named.key} names store ${named.storeId}, but the packs and index snapshots ` +
+        `belong to ${kit.storeId}, the kit's store: the descriptor replicas are rewritten from the kit`,
+    });
   }
 
   /** Resolves the config; repoints a dangling `system.config/current` at the newest valid version. */

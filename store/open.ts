@@ -247,6 +247,19 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
     loaded.index.close();
     throw e;
   }
+  // Every pack of another store, none of this one: the descriptor replicas are the foreign ones
+  // (copied from another store), and nothing this handle would answer could be trusted.
+  const foreign = opened.problems.map((p) => / belongs to store ([0-9a-f]{32}), expected /.exec(p))
+    .filter((m) => m !== null);
+  if (foreign.length > 0 && loaded.index.counts().packs === 0) {
+    opened.state = "Corrupted";
+    opened.problems.unshift(
+      `${DESCRIPTOR_KEY}: names store ${descriptor.storeId}, but the packs on the Location belong ` +
+        `to store ${foreign[0]![1]}: if the descriptor replicas were copied from another store, ` +
+        "rebuild with this store's Recovery Kit (capsa rebuild LOCATION --kit FILE)",
+    );
+    return opened;
+  }
   opened.state = opened.problems.length === 0 ? "Ready" : "Degraded";
   return opened;
 }

@@ -362,12 +362,10 @@ const KINDS: Kind[] = [
     after: assertRestored,
   },
   {
-    // KNOWN DEFECT: with every replica holding one other store's descriptor, the store opens as
-    // that (empty) store: reads answer not_found without naming the descriptor, and
-    // `capsa rebuild --kit` with this store's kit is refused (recovery_kit_mismatch, "use this
-    // store's kit") although every pack and snapshot matches the kit.
+    // Every replica holds one other store's descriptor while the packs are this store's: the
+    // store is Corrupted, its problem naming store.json; `rebuild --kit` with this store's kit
+    // rewrites the replicas (docs/OPERATIONS.md "Every descriptor replica lost").
     name: "every descriptor replica replaced by another store's",
-    ignore: true,
     ops: ["other"],
     damage: async (t, op) => {
       const out: Damage[] = [];

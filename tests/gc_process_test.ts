@@ -292,7 +292,10 @@ Deno.test("capsa gc while two other processes keep putting and reading: S3 test 
       AWS_SECRET_ACCESS_KEY: S3_TEST_CREDENTIALS.secretAccessKey,
     };
     for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
-    await concurrentWriters(`s3://gc-writers/store?endpoint=${server.endpoint}&create-only=true`, env);
+    await concurrentWriters(
+      `s3://gc-writers/store?endpoint=${server.endpoint}&create-only=true`,
+      env,
+    );
   } finally {
     await server.stop();
   }

@@ -295,7 +295,9 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
         const toc = await readPackToc(driver, info.key, { size: info.size });
         checked++;
         if (toc.storeId !== kit.storeId) {
-          throw new RecoveryKitMismatchError(kit.storeId, toc.storeId, info.key);
+          // The descriptor said so first, when it names the same store.
+          const where = named?.storeId === toc.storeId ? named.key : info.key;
+          throw new RecoveryKitMismatchError(kit.storeId, toc.storeId, where);
         }
         matches++;
       } catch (e) {
@@ -309,7 +311,8 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
         break;
       } catch (e) {
         if (e instanceof ForeignSnapshotError) {
-          throw new RecoveryKitMismatchError(kit.storeId, e.storeId, key);
+          const where = named?.storeId === e.storeId ? named.key : key;
+          throw new RecoveryKitMismatchError(kit.storeId, e.storeId, where);
         }
       }
     }

@@ -77,7 +77,11 @@ class PackSlot {
       packId,
       storeId: options.storeId,
       hash: options.hash,
-      sizeHint: Math.min(options.packTargetSize + 64 * 1024, 256 * 1024),
+      // A session's pack will be full: its buffer is taken at once, not grown by doubling.
+      sizeHint: Math.min(
+        options.packTargetSize + 64 * 1024,
+        options.fillPacks ? 64 * 1024 * 1024 : 256 * 1024,
+      ),
     });
     this.durable = new Promise<void>((res, rej) => {
       this.resolve = res;

@@ -57,6 +57,10 @@ export {
 export {
   type ArtifactInfo,
   type ArtifactPage,
+  type BatchItem,
+  type BatchOptions,
+  type BatchResult,
+  type BatchSummary,
   type Body,
   type GetOptions,
   type IndexSource,
@@ -71,6 +75,7 @@ export {
   Store,
   type StoreOptions,
   type StoreStatus,
+  WriteBatch,
 } from "./store/store.ts";
 export * from "./store/events.ts";
 export {

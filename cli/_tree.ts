@@ -1,8 +1,9 @@
 /**
  * The tree transfers behind `capsa put --from DIR` and `capsa get --to DIR`
- * (and the demo): every file under a directory into a namespace, and every
- * artifact of a namespace back into a directory, a bounded number at once
- * (`pool.ts`), each body streamed, each file written atomically.
+ * (and the demo): every file under a directory into a namespace through one
+ * write session (full packs), and every artifact of a namespace back into a
+ * directory, a bounded number at once (`pool.ts`), each file written
+ * atomically.
  *
  * @module
  */
@@ -10,13 +11,16 @@
 import { CapsaError, InvalidArgumentError } from "../errors.ts";
 import { validateArtifactKey } from "../format/manifest.ts";
 import { pool } from "../pool.ts";
-import type { ArtifactInfo, Store } from "../store/store.ts";
+import type { ArtifactInfo, Store, WriteBatch } from "../store/store.ts";
 import { writeFileAtomic } from "./_files.ts";
 import { bytesPayload, type Progress } from "./_progress.ts";
 import { listAll } from "./_store.ts";
 
 /** Default number of files moved at once by `put --from` and `get --to`. */
 export const DEFAULT_TREE_PARALLELISM = 32;
+
+/** Directories read, and files measured, at once per directory while listing. */
+const LIST_CONCURRENCY = 16;
 
 /** Re-throws `e` with `what` in front of its message, keeping its code. */
 function about(what: string, e: unknown): never {
@@ -61,18 +65,26 @@ export async function listTree(
   if (!info.isDirectory) throw new InvalidArgumentError(`${dir} is not a directory`);
   const files: TreeFile[] = [];
   const skipped: string[] = [];
+  // Directories are read, and their files' sizes taken, many at once: one at a
+  // time, the lstat round trips dominated listing many small files.
   const walk = async (abs: string, rel: string): Promise<void> => {
+    const subdirs: Array<[string, string]> = [];
+    const here: Array<[string, string]> = [];
     for await (const e of Deno.readDir(abs)) {
       const path = `${abs}/${e.name}`;
       const key = rel === "" ? e.name : `${rel}/${e.name}`;
       if (e.isSymlink) skipped.push(key);
-      else if (e.isDirectory) await walk(path, key);
-      else if (e.isFile) {
-        files.push({ path, key: prefix + key, size: (await Deno.lstat(path)).size });
-      } else skipped.push(key);
+      else if (e.isDirectory) subdirs.push([path, key]);
+      else if (e.isFile) here.push([path, key]);
+      else skipped.push(key);
     }
+    await pool(here, async ([path, key]) => {
+      files.push({ path, key: prefix + key, size: (await Deno.lstat(path)).size });
+    }, { concurrency: LIST_CONCURRENCY });
+    await pool(subdirs, ([path, key]) => walk(path, key), { concurrency: LIST_CONCURRENCY });
   };
   await walk(root, "");
+  skipped.sort();
   files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { files, skipped };
 }
@@ -98,10 +110,20 @@ export interface PutTreeResult {
 }
 
 /**
+ * Files up to this size are read whole with `Deno.readFile` (one call, no
+ * stream); larger ones are streamed.
+ */
+export const SMALL_FILE_BYTES = 1024 * 1024;
+
+/**
  * Stores every regular file under `dir` in `namespace`, keys being the
- * paths relative to `dir` with `/` (after `prefix`), streaming each file, a
- * bounded number at once. Every key is checked before the first put, so a
- * bad file name changes nothing. Flushes before returning.
+ * paths relative to `dir` with `/` (after `prefix`), through one write
+ * session (`Store.batch()`): the files fill packs of the store's target
+ * size. Small files are read whole, larger ones streamed, a bounded number
+ * at once. Every key is checked before the first put, so a bad file name
+ * changes nothing. A file that cannot be read or stored does not stop the
+ * others; the first such failure is thrown at the end (after every other
+ * file is durable), naming the file and how many failed.
  *
  * @param store The store.
  * @param namespace The namespace.
@@ -126,26 +148,85 @@ export async function putTree(
   const progress = options.progress;
   let done = 0;
   let bytes = 0;
+  const failures: Array<{ path: string; error: unknown }> = [];
+  let batch: WriteBatch;
+  try {
+    batch = store.batch({
+      onResult: (r, i) => {
+        if (r.ok) bytes += r.info.size;
+        else failures.push({ path: files[i]!.path, error: r.error });
+        progress?.update(++done, bytesPayload(bytes));
+      },
+    });
+  } catch (e) {
+    about(`${dir} (nothing was stored)`, e);
+  }
   progress?.start(files.length, bytesPayload(0));
   try {
-    await pool(files, async (f) => {
-      const file = await Deno.open(f.path, { read: true });
+    // The i-th put of the session is the i-th file: puts are made in file order.
+    let next = 0;
+    const turns = new Map<number, () => void>();
+    const waitTurn = (i: number) =>
+      i === next ? Promise.resolve() : new Promise<void>((r) => turns.set(i, r));
+    const passTurn = () => {
+      next++;
+      turns.get(next)?.();
+      turns.delete(next);
+    };
+    await pool(files.map((f, i) => ({ f, i })), async ({ f, i }) => {
+      // Reading overlaps across files; the puts are made in order.
+      let body: Uint8Array | Deno.FsFile | Error;
       try {
-        const info = await store.put(namespace, f.key, file.readable);
-        bytes += info.size;
+        body = f.size <= SMALL_FILE_BYTES
+          ? await Deno.readFile(f.path)
+          : await Deno.open(f.path, { read: true });
       } catch (e) {
-        try {
-          file.close();
-        } catch { /* the stream closed it */ }
-        about(f.path, e);
+        body = e instanceof Error ? e : new Error(String(e));
       }
-      progress?.update(++done, bytesPayload(bytes));
+      await waitTurn(i);
+      try {
+        if (body instanceof Error) {
+          // Keeps the session's numbering: a put that fails alone, with the read error.
+          await batch.put(namespace, f.key, errorStream(body));
+        } else if (body instanceof Uint8Array) {
+          await batch.put(namespace, f.key, body);
+        } else {
+          const file = body;
+          await batch.put(namespace, f.key, file.readable).catch((e) => {
+            try {
+              file.close();
+            } catch { /* the stream closed it */ }
+            throw e;
+          });
+        }
+      } finally {
+        passTurn();
+      }
     }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
-    await store.flush();
+    await batch.close();
   } finally {
+    await batch.close().catch(() => {});
     progress?.stop();
   }
+  if (failures.length > 0) {
+    const first = failures[0]!;
+    about(
+      failures.length === 1
+        ? first.path
+        : `${first.path} (and ${failures.length - 1} more files not stored; the others were)`,
+      first.error,
+    );
+  }
   return { files: files.length, bytes, skipped };
+}
+
+/** A body that fails at once with `error`. */
+function errorStream(error: Error): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      c.error(error);
+    },
+  });
 }
 
 /** The longest file name (one path segment) most file systems take, in bytes. */

@@ -51,6 +51,11 @@ export interface CommitterOptions {
   manifestsInToc: boolean;
   /** Sealed packs being written at once, at most (back-pressure; default 2). */
   maxInFlight?: number;
+  /**
+   * Seal packs only when they reach the target size (or on flush): no write
+   * on idle, no linger. A write session's mode; `false` (group commit) by default.
+   */
+  fillPacks?: boolean;
 }
 
 /** A pack being filled or written. */
@@ -72,7 +77,11 @@ class PackSlot {
       packId,
       storeId: options.storeId,
       hash: options.hash,
-      sizeHint: Math.min(options.packTargetSize + 64 * 1024, 256 * 1024),
+      // A session's pack will be full: its buffer is taken at once, not grown by doubling.
+      sizeHint: Math.min(
+        options.packTargetSize + 64 * 1024,
+        options.fillPacks ? 64 * 1024 * 1024 : 256 * 1024,
+      ),
     });
     this.durable = new Promise<void>((res, rej) => {
       this.resolve = res;
@@ -131,21 +140,61 @@ export class Committer {
   async addBlob(id: string, kind: BlobKind, bytes: Uint8Array): Promise<PackSlot> {
     const known = this.#pending.get(id);
     if (known) return known;
-    await this.#backPressure();
-    const again = this.#pending.get(id);
-    if (again) return again;
+    await this.backPressure();
+    for (;;) {
+      const again = this.#pending.get(id);
+      if (again) return again;
+      // Checked again after every wait: other puts may have filled the pack meanwhile.
+      if (!this.#options.fillPacks || !this.#open || !this.#full(this.#open)) break;
+      if (!this.#sealIfFull()) await this.#race();
+    }
     const slot = this.#slot();
     const writer = slot.writer!;
     slot.entries.push(writer.addBlob({ id, kind, bytes }));
     this.#pending.set(id, slot);
-    if (writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
+    if (!this.#options.fillPacks && this.#full(slot)) this.#seal(slot);
     return slot;
   }
 
-  async #backPressure(): Promise<void> {
-    const max = this.#options.maxInFlight ?? 2;
-    while (this.#inFlight.size >= max) {
-      await Promise.race([...this.#inFlight]).catch(() => {});
+  #full(slot: PackSlot): boolean {
+    return slot.writer!.estimatedSize >= this.#options.packTargetSize;
+  }
+
+  get #max(): number {
+    return this.#options.maxInFlight ?? 2;
+  }
+
+  /** Waits until one of the packs being written is done. */
+  async #race(): Promise<void> {
+    await Promise.race([...this.#inFlight]).catch(() => {});
+  }
+
+  /**
+   * A session's open pack is sealed once full, but only while fewer than
+   * `maxInFlight` packs are being written; otherwise it stays open (taking
+   * manifests, not blobs) until a write completes.
+   */
+  #sealIfFull(): boolean {
+    const open = this.#open;
+    if (!open || !this.#full(open) || this.#inFlight.size >= this.#max) return false;
+    this.#seal(open);
+    return true;
+  }
+
+  /**
+   * Waits while too many sealed packs are being written (bounded memory). A
+   * session (`fillPacks`) fills its open pack meanwhile and waits only once
+   * it is full: it seals a full pack before the next blob (not after the blob
+   * that filled it), so that the blob and manifest of a small artifact travel
+   * together.
+   */
+  async backPressure(): Promise<void> {
+    if (this.#options.fillPacks) {
+      while (this.#open && this.#full(this.#open)) {
+        if (!this.#sealIfFull()) await this.#race();
+      }
+    } else {
+      while (this.#inFlight.size >= this.#max) await this.#race();
     }
   }
 
@@ -157,6 +206,20 @@ export class Committer {
    * @param deps The slots returned for its blobs.
    */
   async commitManifest(manifest: Manifest, deps: Iterable<BlobHandle>): Promise<void> {
+    await (await this.joinManifest(manifest, deps)).durable;
+  }
+
+  /**
+   * {@linkcode Committer.commitManifest} in two steps: resolves once the
+   * manifest is in a pack, with the promise of that pack's durability.
+   * @param manifest The manifest.
+   * @param deps The slots returned for its blobs.
+   * @returns When the manifest is durable (wrapped: a bare promise would be awaited).
+   */
+  async joinManifest(
+    manifest: Manifest,
+    deps: Iterable<BlobHandle>,
+  ): Promise<{ durable: Promise<void> }> {
     const waits = new Set<PackSlot>();
     for (const d of deps) if (d) waits.add(d);
     for (;;) {
@@ -171,7 +234,10 @@ export class Committer {
     const writer = slot.writer!;
     if (this.#options.manifestsInToc) writer.addManifest(manifest);
     slot.manifests.push(manifest);
-    if (writer.estimatedSize >= this.#options.packTargetSize) this.#seal(slot);
+    if (this.#options.fillPacks) {
+      // A session's pack waits until it is full or the session flushes.
+      this.#sealIfFull();
+    } else if (this.#full(slot)) this.#seal(slot);
     else if (this.#inFlight.size === 0) {
       // Nothing being written: write now. Puts arriving meanwhile gather in the next
       // pack, which is sealed as soon as this write completes (natural group commit).
@@ -179,7 +245,7 @@ export class Committer {
     } else if (slot.timer === undefined) {
       slot.timer = setTimeout(() => this.#seal(slot), this.#options.lingerMs);
     }
-    await slot.durable;
+    return { durable: slot.durable };
   }
 
   #seal(slot: PackSlot): void {
@@ -219,7 +285,8 @@ export class Committer {
     write.finally(() => {
       this.#inFlight.delete(write);
       const open = this.#open;
-      if (open && open.manifests.length > 0 && this.#inFlight.size === 0) this.#seal(open);
+      if (this.#options.fillPacks) this.#sealIfFull();
+      else if (open && open.manifests.length > 0 && this.#inFlight.size === 0) this.#seal(open);
     });
   }
 

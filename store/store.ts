@@ -76,6 +76,13 @@ import {
   validateByteRange,
 } from "./read.ts";
 import { storeStatus } from "./status.ts";
+import {
+  type BatchItem,
+  type BatchOptions,
+  type BatchResult,
+  type BatchSummary,
+  WriteBatch,
+} from "./batch.ts";
 import type {
   ArtifactInfo,
   ArtifactPage,
@@ -92,6 +99,7 @@ import { DEFAULT_REFRESH_INTERVAL_MS, MISS_REFRESH_MS } from "./types.ts";
 import { type Live, Writer } from "./write.ts";
 
 export type * from "./types.ts";
+export { type BatchItem, type BatchOptions, type BatchResult, type BatchSummary, WriteBatch };
 export { readMaintenanceMode } from "./gate.ts";
 
 /**
@@ -124,6 +132,7 @@ export class Store {
   #caughtUpAt: number;
   #refreshIntervalMs = DEFAULT_REFRESH_INTERVAL_MS;
   #inFlight = new Set<Promise<unknown>>();
+  #batches = new Set<WriteBatch>();
 
   /**
    * Use {@linkcode openStore}.
@@ -265,6 +274,97 @@ export class Store {
    */
   put(namespace: string, key: string, body: Body, options: PutOptions = {}): Promise<ArtifactInfo> {
     return this.#track(() => this.#writer.put(namespace, key, body, options));
+  }
+
+  /**
+   * Opens a write session: many puts into packs sealed at the config's
+   * `packTargetSize`, for bulk loads. A put of the session resolves once it
+   * is accepted (body read, placed in a pack); each pack is a commit of its
+   * own, written when full; {@linkcode WriteBatch.close} seals the last one
+   * and resolves when every put is durable and indexed, with each put's
+   * outcome. Single puts keep group commit (small packs, low latency).
+   * Closing the store closes its open sessions.
+   *
+   * @param options A callback per outcome.
+   * @returns The session.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { initStore } from "./store.ts";
+   * import { MemoryDriver } from "../drivers/memory.ts";
+   * const { store } = await initStore(new MemoryDriver());
+   * const batch = store.batch();
+   * for (let i = 0; i < 100; i++) {
+   *   await batch.put("ns", `file-${i}`, new Uint8Array(2000).fill(i));
+   * }
+   * await batch.put("ns", "bad\u0000key", new Uint8Array(1)); // fails alone
+   * const { stored, failed, results } = await batch.close();
+   * assert.deepEqual([stored, failed], [100, 1]);
+   * assert.ok(results[0]!.ok && results[0]!.info.size === 2000);
+   * assert.deepEqual((await store.get("ns", "file-7"))[0], 7);
+   * assert.deepEqual((await store.status()).counts?.packs, 1); // one pack for the 100 puts
+   * await store.close();
+   * ```
+   */
+  batch(options: BatchOptions = {}): WriteBatch {
+    this.#writable();
+    const batch = new WriteBatch({
+      writer: this.#writer.session(),
+      track: (fn) => this.#track(fn),
+      closed: (b) => this.#batches.delete(b),
+    }, options);
+    this.#batches.add(batch);
+    return batch;
+  }
+
+  /**
+   * Stores many artifacts through one write session
+   * ({@linkcode Store.batch}), `concurrency` bodies read at once.
+   *
+   * @param items The artifacts (an array, or any iterable or async iterable:
+   *   it is read as the session goes, never all at once).
+   * @param options Concurrency (default 8), a callback per outcome.
+   * @returns Every put's outcome, in the order of `items`, and counts.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { initStore } from "./store.ts";
+   * import { MemoryDriver } from "../drivers/memory.ts";
+   * const { store } = await initStore(new MemoryDriver());
+   * const text = new TextEncoder();
+   * const summary = await store.putMany([
+   *   { namespace: "ns", key: "a", body: text.encode("alpha") },
+   *   { namespace: "ns", key: "b", body: text.encode("beta"), contentType: "text/plain" },
+   * ]);
+   * assert.deepEqual(summary.stored, 2);
+   * assert.deepEqual(new TextDecoder().decode(await store.get("ns", "b")), "beta");
+   * await store.close();
+   * ```
+   */
+  async putMany(
+    items: Iterable<BatchItem> | AsyncIterable<BatchItem>,
+    options: BatchOptions & { concurrency?: number } = {},
+  ): Promise<BatchSummary> {
+    const batch = this.batch(options);
+    const concurrency = options.concurrency ?? 8;
+    const running = new Set<Promise<void>>();
+    let summary: BatchSummary | undefined;
+    try {
+      for await (const item of items) {
+        const { namespace, key, body, ...rest } = item;
+        const p = batch.put(namespace, key, body, rest).catch(() => {});
+        running.add(p);
+        p.finally(() => running.delete(p));
+        if (running.size >= concurrency) await Promise.race(running);
+      }
+    } finally {
+      // Also when `items` throws: what was accepted is committed, then the error propagates.
+      await Promise.allSettled([...running]);
+      summary = await batch.close();
+    }
+    return summary;
   }
 
   /**
@@ -634,6 +734,8 @@ export class Store {
     if (this.#closed) return;
     this.#closing = true;
     try {
+      // Open write sessions seal their last pack and finish.
+      for (const b of [...this.#batches]) await b.close().catch(() => {});
       // Puts and deletes already started finish (or fail) before the committer closes.
       while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
       await this.#writer.close();

@@ -16,7 +16,9 @@ import {
   CorruptObjectError,
   InvalidArgumentError,
   StoreCorruptedError,
+  TransientError,
 } from "../errors.ts";
+import { FaultyDriver } from "../drivers/faulty.ts";
 import { type CapsaEvent, EventBus } from "./events.ts";
 import { createHasher, type HashAlgorithm, hashBytes } from "../format/hashing.ts";
 import { DEFAULT_TAIL_GUESS, PACK_TRAILER_BYTES, parsePackTrailer } from "../format/pack.ts";
@@ -1358,4 +1360,207 @@ Deno.test("Store.put() of a stream that fails part way rejects with its error an
   assert.deepEqual(await again.versions(NS, "partial"), []);
   assert.equal(again.index.counts().manifests, 0);
   await again.close();
+});
+
+// ---------------------------------------------------------------------------
+// Write sessions (Store.batch, Store.putMany)
+
+/** The sizes of the packs in `objects`, oldest first. */
+function packSizes(objects: Map<string, Uint8Array>): number[] {
+  return packKeys(objects).map((k) => objects.get(k)!.length);
+}
+
+Deno.test("Store.batch() fills packs to the target size: 3,000 sequential puts, every pack within 10 % but the last, all readable after reopen", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store } = await initStore(new MemoryDriver({ objects }), SMALL);
+  const bodies = Array.from({ length: 3000 }, (_, i) => randomBytes(40 + (i * 131) % 2000, i));
+  const key = (i: number) => `f/${String(i).padStart(4, "0")}`;
+  const batch = store.batch();
+  for (let i = 0; i < bodies.length; i++) await batch.put(NS, key(i), bodies[i]!);
+  const summary = await batch.close();
+  assert.deepEqual([summary.stored, summary.failed], [3000, 0]);
+  assert.equal(summary.bytes, bodies.reduce((n, b) => n + b.length, 0));
+  const sizes = packSizes(objects);
+  const target = SMALL.config!.packTargetSize!;
+  assert.ok(sizes.length >= 40 && sizes.length <= 70, `${sizes.length} packs`);
+  for (const s of sizes.slice(0, -1)) {
+    assert.ok(s >= target && s <= target * 1.1, `a pack of ${s} bytes (target ${target})`);
+  }
+  // Results in put order, each with its version.
+  assert.ok(
+    summary.results.every((r, i) => r.ok && r.key === key(i) && r.info.size === bodies[i]!.length),
+  );
+  await store.close();
+  const again = await reopen(objects);
+  assert.equal(again.index.counts().artifacts, 3000);
+  for (let i = 0; i < bodies.length; i += 7) {
+    assertBytes(await again.get(NS, key(i)), bodies[i]!, key(i));
+  }
+  await again.close();
+});
+
+Deno.test("Store.batch() fails a bad name or a failing body alone; the other puts are stored", async () => {
+  const { store } = await initStore(new MemoryDriver(), SMALL);
+  const seen: Array<[number, boolean]> = [];
+  const batch = store.batch({ onResult: (r, i) => seen.push([i, r.ok]) });
+  const failing = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(randomBytes(3000, 1));
+      c.error(new Error("disk went away"));
+    },
+  });
+  await batch.put(NS, "a", randomBytes(500, 2));
+  await batch.put(NS, "bad\u0000key", randomBytes(500, 3));
+  await batch.put(NS, "b", failing);
+  await batch.put("bad namespace!", "c", randomBytes(10, 4));
+  await batch.put(NS, "d", streamOf(randomBytes(9000, 5)), { contentType: "text/plain" });
+  const { results, stored, failed } = await batch.close();
+  assert.deepEqual([stored, failed], [2, 3]);
+  assert.deepEqual(results.map((r) => r.ok), [true, false, false, false, true]);
+  assert.ok(!results[1]!.ok && results[1]!.error instanceof InvalidArgumentError);
+  assert.ok(!results[2]!.ok && /disk went away/.test(results[2]!.error.message));
+  assert.deepEqual(seen.sort((a, b) => a[0] - b[0]).map(([, ok]) => ok), [
+    true,
+    false,
+    false,
+    false,
+    true,
+  ]);
+  assertBytes(await store.get(NS, "d"), randomBytes(9000, 5), "d");
+  assert.equal((await store.stat(NS, "d")).contentType, "text/plain");
+  await assert.rejects(store.get(NS, "b"), ArtifactNotFoundError);
+  // Closed: idempotent, and further puts are refused.
+  assert.equal((await batch.close()).stored, 2);
+  await assert.rejects(batch.put(NS, "e", randomBytes(10, 6)), ClosedError);
+  await store.close();
+});
+
+Deno.test("Store.batch() holds at most two sealed packs in flight: a put waits while they are written", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const releases: Array<() => void> = [];
+  let writing = 0;
+  let most = 0;
+  class SlowPacks extends MemoryDriver {
+    override async put(key: string, bytes: Uint8Array, o?: DriverPutOptions): Promise<void> {
+      if (key.startsWith(PACK_PREFIX)) {
+        writing++;
+        most = Math.max(most, writing);
+        await new Promise<void>((r) => releases.push(r));
+        writing--;
+      }
+      await super.put(key, bytes, o);
+    }
+  }
+  const { store } = await initStore(new SlowPacks({ objects }), SMALL);
+  const batch = store.batch();
+  let accepted = 0;
+  const puts: Promise<void>[] = [];
+  for (let i = 0; i < 200; i++) {
+    // 200 × 1.5 KiB: about five 64 KiB packs' worth.
+    puts.push(batch.put(NS, `k${i}`, randomBytes(1500, i)).then(() => void accepted++));
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(writing, 2, `two packs being written (${accepted} accepted)`);
+  assert.ok(
+    accepted < 200 && accepted >= 80,
+    `${accepted} puts accepted while two packs are stuck`,
+  );
+  const closing = batch.close();
+  while (writing > 0 || accepted < 200) {
+    releases.splice(0).forEach((r) => r());
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const drain = setInterval(() => releases.splice(0).forEach((r) => r()), 2);
+  try {
+    assert.equal((await closing).stored, 200);
+  } finally {
+    clearInterval(drain);
+  }
+  assert.equal(most, 2);
+  await store.close();
+});
+
+Deno.test("Store.batch(): a failed pack write fails the puts it carries; the session goes on", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const faulty = new FaultyDriver(new MemoryDriver({ objects }));
+  const { store } = await initStore(faulty, SMALL);
+  faulty.inject({ methods: ["put"], key: /^packs\//, nth: 2 });
+  const bodies = Array.from({ length: 200 }, (_, i) => randomBytes(1500, 100 + i));
+  const batch = store.batch();
+  for (let i = 0; i < bodies.length; i++) await batch.put(NS, `k${i}`, bodies[i]!);
+  const { results, stored, failed } = await batch.close();
+  assert.ok(failed > 20 && stored > 100, `${stored} stored, ${failed} failed`);
+  for (let i = 0; i < bodies.length; i++) {
+    const r = results[i]!;
+    if (r.ok) assertBytes(await store.get(NS, `k${i}`), bodies[i]!, `k${i}`);
+    else {
+      assert.ok(r.error instanceof TransientError, String(r.error));
+      await assert.rejects(store.get(NS, `k${i}`), ArtifactNotFoundError);
+    }
+  }
+  await store.close();
+});
+
+Deno.test("Store.batch(): chunked bodies span packs, a body repeated in the session is stored once", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store } = await initStore(new MemoryDriver({ objects }), SMALL);
+  const big = randomBytes(300 * KiB, 7);
+  const batch = store.batch();
+  await batch.put(NS, "big", big);
+  await batch.put(NS, "big-again", streamOf(big));
+  await batch.put(NS, "small", randomBytes(1000, 8));
+  await batch.put(NS, "small-again", randomBytes(1000, 8));
+  const { stored } = await batch.close();
+  assert.equal(stored, 4);
+  // As many blobs as a store holding each body once.
+  const { store: once } = await initStore(new MemoryDriver(), SMALL);
+  await once.put(NS, "big", big);
+  await once.put(NS, "small", randomBytes(1000, 8));
+  assert.equal(store.index.counts().blobs, once.index.counts().blobs);
+  await once.close();
+  assertBytes(await store.get(NS, "big-again"), big, "big-again");
+  assertBytes(await store.get(NS, "small-again"), randomBytes(1000, 8), "small-again");
+  await store.close();
+  const again = await reopen(objects);
+  assertBytes(await again.get(NS, "big"), big, "big after reopen");
+  await again.close();
+});
+
+Deno.test("Store.close() closes an open write session: its accepted puts become durable", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store } = await initStore(new MemoryDriver({ objects }), SMALL);
+  const batch = store.batch();
+  for (let i = 0; i < 10; i++) await batch.put(NS, `k${i}`, randomBytes(500, i));
+  assert.equal(packKeys(objects).length, 0, "nothing written before the pack is full");
+  await store.close();
+  await assert.rejects(batch.put(NS, "late", randomBytes(5, 1)), ClosedError);
+  assert.throws(() => store.batch(), ClosedError);
+  const again = await reopen(objects);
+  assert.equal(again.index.counts().artifacts, 10);
+  assert.equal(packKeys(objects).length, 1);
+  await again.close();
+});
+
+Deno.test("Store.putMany() reads an async iterable as it goes and reports per item", async () => {
+  const { store } = await initStore(new MemoryDriver(), SMALL);
+  let pulled = 0;
+  async function* items() {
+    for (let i = 0; i < 50; i++) {
+      pulled++;
+      yield { namespace: NS, key: i === 3 ? "" : `k${i}`, body: randomBytes(100 + i, i) };
+    }
+  }
+  const summary = await store.putMany(items(), { concurrency: 4 });
+  assert.equal(pulled, 50);
+  assert.deepEqual([summary.stored, summary.failed], [49, 1]);
+  assert.ok(!summary.results[3]!.ok);
+  assert.equal(store.index.counts().packs, 1);
+  // A failing iterable: what was accepted is committed, then its error propagates.
+  async function* broken() {
+    yield { namespace: NS, key: "x", body: randomBytes(10, 1) };
+    throw new Error("listing failed");
+  }
+  await assert.rejects(store.putMany(broken()), /listing failed/);
+  assert.equal((await store.stat(NS, "x")).size, 10);
+  await store.close();
 });

@@ -87,6 +87,22 @@ async function* chunksOf(body: Body): AsyncGenerator<Uint8Array> {
   }
 }
 
+/** A put whose blobs are stored, its manifest not yet committed. */
+export interface Prepared {
+  /** The manifest to commit. */
+  manifest: Manifest;
+  /** The packs its blobs wait in. */
+  deps: Set<BlobHandle>;
+}
+
+/** A write session's side of the pipeline (see `store/batch.ts`). */
+export interface SessionWriter {
+  /** The session's committer (packs sealed when full). */
+  committer: Committer;
+  /** Checks a put and stores its blobs in the session's packs. */
+  put(namespace: string, key: string, body: Body, options: PutOptions): Promise<Prepared>;
+}
+
 /** The put and delete pipeline of one store handle. */
 export class Writer {
   readonly #ctx: WriteContext;
@@ -114,21 +130,40 @@ export class Writer {
   }
 
   #commit(): Committer {
+    this.#committer ??= this.#newCommitter(false);
+    return this.#committer;
+  }
+
+  #newCommitter(fillPacks: boolean): Committer {
     const { descriptor, config } = this.#ctx.live();
-    this.#committer ??= new Committer(
+    return new Committer(
       {
         storeId: descriptor.storeId,
         hash: descriptor.hash,
         packTargetSize: config.packTargetSize,
         lingerMs: config.packLingerMs,
         manifestsInToc: config.manifestStorage !== "Local",
+        fillPacks,
       },
       {
         newPackId: () => this.#ctx.ids.next(),
         writePack: (sealed) => this.#writePack(sealed),
       },
     );
-    return this.#committer;
+  }
+
+  /**
+   * A write session: its own committer, whose packs are sealed only when
+   * full (or when the session closes).
+   * @returns The session's side of the pipeline.
+   */
+  session(): SessionWriter {
+    const committer = this.#newCommitter(true);
+    return {
+      committer,
+      put: (namespace, key, body, options) =>
+        this.#prepare(namespace, key, body, options, committer),
+    };
   }
 
   async #writePack(sealed: SealedPack): Promise<void> {
@@ -196,10 +231,10 @@ export class Writer {
     id: string,
     kind: "regular" | "chunk",
     bytes: Uint8Array,
+    committer: Committer,
   ): Promise<BlobHandle> {
     const { index, config } = this.#ctx.live();
     if (index.canDeduplicate(id)) return undefined;
-    const committer = this.#commit();
     const pending = committer.pendingBlob(id);
     if (pending) return pending;
     if (bytes.length <= config.packTargetSize) return await committer.addBlob(id, kind, bytes);
@@ -250,6 +285,23 @@ export class Writer {
     body: Body,
     options: PutOptions,
   ): Promise<ArtifactInfo> {
+    const committer = this.#commit();
+    const { manifest, deps } = await this.#prepare(namespace, key, body, options, committer);
+    await committer.commitManifest(manifest, deps);
+    return infoOf(manifest);
+  }
+
+  /**
+   * Checks a put, cuts its body into blobs and stores them through
+   * `committer`; the manifest is the caller's to commit.
+   */
+  async #prepare(
+    namespace: string,
+    key: string,
+    body: Body,
+    options: PutOptions,
+    committer: Committer,
+  ): Promise<Prepared> {
     const ctx = this.#ctx;
     const { descriptor, config } = ctx.live();
     validateNamespace(namespace);
@@ -272,7 +324,7 @@ export class Writer {
       for (const c of chunks) {
         const id = hashBytes(hash, c);
         blobs.push(id);
-        deps.add(await this.#storeBlob(id, "chunk", c));
+        deps.add(await this.#storeBlob(id, "chunk", c, committer));
       }
     };
 
@@ -308,7 +360,7 @@ export class Writer {
       if (bytes.length <= config.inlineThreshold) inline = bytes.slice();
       else {
         blobs.push(digest);
-        deps.add(await this.#storeBlob(digest, "regular", bytes));
+        deps.add(await this.#storeBlob(digest, "regular", bytes, committer));
       }
     }
 
@@ -326,8 +378,7 @@ export class Writer {
       blobs,
     };
     if (inline) manifest.inline = inline;
-    await this.#commit().commitManifest(manifest, deps);
-    return infoOf(manifest);
+    return { manifest, deps };
   }
 
   /**

@@ -395,6 +395,16 @@ Deno.test("capsa put --from and get --to move a tree (no progress output when pi
     assert.equal(put.doc["files"], files.size);
     assert.equal(put.doc["bytes"], [...files.values()].reduce((n, b) => n + b.length, 0));
     assert.deepEqual(put.doc["skipped"], ["link"]);
+    // One write session: the 41 files (1.8 MB) fill a single pack of the 16 MiB target.
+    const packs: string[] = [];
+    const walk = (d: string) => {
+      for (const e of Deno.readDirSync(d)) {
+        if (e.isDirectory) walk(`${d}/${e.name}`);
+        else packs.push(e.name);
+      }
+    };
+    walk(`${location}/packs`);
+    assert.equal(packs.length, 1, packs.join(", "));
     // Piped stderr: no progress bar, no control characters, only the note about the link.
     assert.ok(!hasBarControls(put.stderr), put.stderr);
     assert.equal(put.stderr, "capsa: skipped link: not a regular file\n");
@@ -871,6 +881,7 @@ Deno.test("capsa serve serves the store on loopback until SIGINT, then closes it
     assert.match(refused.stderr, /without a token/);
 
     await Deno.writeTextFile(`${s.dir}/token`, "0123456789abcdef-token\n");
+    await Deno.chmod(`${s.dir}/token`, 0o600); // a readable token file gets a warning
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",

@@ -57,6 +57,16 @@ class Model {
       // Unacknowledged: may or may not have landed (a lost acknowledgement).
     }
   }
+  /** Records a write whose acknowledgement comes later ({@linkcode Model.settle}). */
+  pend(key: string, value: Uint8Array | null): void {
+    this.#e(key).pending.push(value);
+  }
+  /** Acknowledges a pending write. */
+  settle(key: string, value: Uint8Array | null): void {
+    const e = this.#e(key);
+    e.settled = value;
+    e.pending = e.pending.filter((v) => v !== value);
+  }
   async check(store: Store, label: string): Promise<void> {
     for (const [key, e] of this.keys) {
       let got: Uint8Array | null;
@@ -206,6 +216,24 @@ const scenarios: Scenario[] = [
     },
   },
   {
+    name: "a write session over several packs (small, inline, chunked, an overwrite)",
+    setup: (st, m) => m.apply("old", body(1, 500), () => st.put("ns", "old", body(1, 500))),
+    op: async (st, m) => {
+      const items = Array.from({ length: 24 }, (_, i) => ({
+        key: i === 7 ? "old" : `s${i}`,
+        value: body(20 + i, i === 5 ? 40_000 : i % 4 === 0 ? 40 : 1500),
+      }));
+      for (const it of items) m.pend(it.key, it.value);
+      const batch = st.batch({
+        onResult: (r, i) => {
+          if (r.ok) m.settle(r.key, items[i]!.value);
+        },
+      });
+      for (const it of items) await batch.put("ns", it.key, it.value);
+      await batch.close();
+    },
+  },
+  {
     name: "delete()",
     setup: async (st, m) => {
       await m.apply("gone", body(1, 500), () => st.put("ns", "gone", body(1, 500)));
@@ -248,7 +276,7 @@ const scenarios: Scenario[] = [
 ];
 
 for (const manifestStorage of ["Local", "Replicated"] as const) {
-  for (const s of scenarios.slice(0, 5)) {
+  for (const s of scenarios.slice(0, 6)) {
     scenarios.push({
       ...s,
       name: `${s.name} (${manifestStorage} manifests)`,

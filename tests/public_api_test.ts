@@ -54,6 +54,7 @@ const PUBLIC_API: Record<string, readonly string[]> = {
     "validateListArgs",
     "validatePrefix",
     "validateRange",
+    "WriteBatch",
   ],
   "./drivers/localfs": [
     "CapsaError",

@@ -22,7 +22,9 @@ export const putCommand: Command = {
     `Stores FILE (stdin when FILE is absent or "-") as artifact KEY of NAMESPACE: a new version.
 With --from, stores every regular file under DIR (symbolic links are skipped), keys being the
 paths relative to DIR with "/", after P; several at once, with a progress bar on a terminal.
-Every key is checked before anything is stored. Bodies are streamed, never held whole.`,
+Every key is checked before anything is stored. The files go through one write session: they
+fill packs of the store's target size; files up to 1 MiB are read whole, larger ones streamed. A
+file that cannot be read or stored does not stop the others; the command then fails naming it.`,
   flags: {
     from: { type: "string" },
     prefix: { type: "string" },

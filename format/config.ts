@@ -80,6 +80,25 @@ export type ManifestStorage = "Remote" | "Local" | "Replicated";
 /** The values of {@linkcode ManifestStorage}. */
 export const MANIFEST_STORAGES: readonly ManifestStorage[] = ["Remote", "Local", "Replicated"];
 
+/**
+ * Which versions garbage collection keeps (docs/DESIGN.md §7.8); every field
+ * optional, durations in ms. With no field set every version is kept.
+ */
+export interface RetentionSettings {
+  /** Keep the newest N versions holding data (≥ 1). */
+  readonly keepVersions?: number;
+  /** Keep every version younger than this (ms). */
+  readonly keepWithin?: number;
+  /** An artifact deleted longer ago than this (ms) loses its whole history. */
+  readonly dropDeletedAfter?: number;
+}
+
+/** The retention policy of a store: one for all, and per-namespace overrides. */
+export interface RetentionConfig extends RetentionSettings {
+  /** Namespace → policy, each overriding the store's field by field. */
+  readonly namespaces?: Readonly<Record<string, RetentionSettings>>;
+}
+
 /** The tunables of a store: everything in a config version but its seq and date. */
 export interface ConfigSettings {
   /** Bodies of at most this many bytes are kept inside their manifest. */
@@ -98,6 +117,8 @@ export interface ConfigSettings {
   readonly snapshotsKept: number;
   /** Where manifests live. */
   readonly manifestStorage: ManifestStorage;
+  /** What garbage collection keeps (absent: every version). */
+  readonly retention?: RetentionConfig;
 }
 
 /** One version of the config history. */
@@ -110,7 +131,10 @@ export interface StoreConfig extends ConfigSettings {
 
 /** The inclusive range each numeric setting must lie in. */
 export const CONFIG_LIMITS: Readonly<
-  Record<Exclude<keyof ConfigSettings, "manifestStorage">, { min: number; max: number }>
+  Record<
+    Exclude<keyof ConfigSettings, "manifestStorage" | "retention">,
+    { min: number; max: number }
+  >
 > = Object.freeze({
   inlineThreshold: { min: 0, max: 64 * 1024 },
   chunkThreshold: { min: 0, max: 64 * 1024 * 1024 },
@@ -124,6 +148,42 @@ export const CONFIG_LIMITS: Readonly<
 const NUMERIC_SETTINGS = Object.keys(CONFIG_LIMITS) as Array<keyof typeof CONFIG_LIMITS>;
 const SETTINGS_FIELDS: readonly string[] = [...NUMERIC_SETTINGS, "manifestStorage"];
 const VERSION_FIELDS: readonly string[] = ["seq", "createdAt", ...SETTINGS_FIELDS];
+/** Optional settings: absent in configs written before them, and by default. */
+const OPTIONAL_FIELDS: readonly string[] = ["retention"];
+const MAX_DURATION_MS = 100 * 365 * 24 * 3600 * 1000;
+
+function retentionSettingsProblem(where: string, value: unknown): string | undefined {
+  if (!isPlainObject(value)) return `${where} must be an object, got ${shown(value)}`;
+  for (const [k, v] of Object.entries(value)) {
+    if (k === "keepVersions") {
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1 || v > 1_000_000_000) {
+        return `${where}.keepVersions must be an integer in [1, 1000000000], got ${shown(v)}`;
+      }
+    } else if (k === "keepWithin" || k === "dropDeletedAfter") {
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > MAX_DURATION_MS) {
+        return `${where}.${k} must be a duration in ms in [0, ${MAX_DURATION_MS}], got ${shown(v)}`;
+      }
+    } else if (!(k === "namespaces" && where === '"retention"')) {
+      return `unknown field "${k}" in ${where}`;
+    }
+  }
+  return undefined;
+}
+
+function retentionProblem(value: unknown): string | undefined {
+  const problem = retentionSettingsProblem('"retention"', value);
+  if (problem !== undefined) return problem;
+  const namespaces = (value as Record<string, unknown>).namespaces;
+  if (namespaces === undefined) return undefined;
+  if (!isPlainObject(namespaces)) {
+    return `"retention".namespaces must be an object, got ${shown(namespaces)}`;
+  }
+  for (const [ns, policy] of Object.entries(namespaces)) {
+    const p = retentionSettingsProblem(`"retention".namespaces[${JSON.stringify(ns)}]`, policy);
+    if (p !== undefined) return p;
+  }
+  return undefined;
+}
 
 /**
  * The settings of a new store unless told otherwise:
@@ -187,7 +247,11 @@ function configProblem(
   if (!isPlainObject(value)) return `a config must be an object, got ${shown(value)}`;
   for (const f of required) if (!Object.hasOwn(value, f)) return `missing field "${f}"`;
   for (const k of Object.keys(value)) {
-    if (!fields.includes(k)) return `unknown field "${k}"`;
+    if (!fields.includes(k) && !OPTIONAL_FIELDS.includes(k)) return `unknown field "${k}"`;
+  }
+  if (Object.hasOwn(value, "retention") && value.retention !== undefined) {
+    const problem = retentionProblem(value.retention);
+    if (problem !== undefined) return problem;
   }
   if (Object.hasOwn(value, "seq")) {
     const seq = value.seq;
@@ -266,6 +330,7 @@ function settingsOf(config: ConfigSettings): ConfigSettings {
     snapshotIntervalMs: config.snapshotIntervalMs,
     snapshotsKept: config.snapshotsKept,
     manifestStorage: config.manifestStorage,
+    ...(config.retention === undefined ? {} : { retention: config.retention }),
   };
 }
 

@@ -564,3 +564,37 @@ Deno.test("writeConfigVersion() writes each version twice; one damaged or lost c
   await driver.put(replica, sound);
   assert.equal((await writeConfigVersion(driver, defaultConfig())).seq, 2);
 });
+
+Deno.test("A config's retention policy is optional, round-trips, and is checked field by field", () => {
+  const v = (retention: unknown) =>
+    ({ seq: 2, createdAt: "2026-05-10T12:00:00.000Z", ...defaultConfig(), retention }) as never;
+  const good = {
+    keepVersions: 3,
+    keepWithin: 86_400_000,
+    namespaces: { logs: { dropDeletedAfter: 0 } },
+  };
+  const back = decodeConfig("system.config/0000000002.json", encodeConfig(v(good)));
+  assert.deepEqual(back.retention, good);
+  // Absent (every config written before it): every version kept.
+  assert.equal(
+    decodeConfig(
+      "system.config/0000000001.json",
+      encodeConfig({ seq: 1, createdAt: "2026-05-10T12:00:00.000Z", ...defaultConfig() }),
+    ).retention,
+    undefined,
+  );
+  for (
+    const [bad, reason] of [
+      [{ keepVersions: 0 }, /"retention".keepVersions must be an integer/],
+      [{ keepWithin: -1 }, /"retention".keepWithin must be a duration/],
+      [{ keep: 1 }, /unknown field "keep" in "retention"/],
+      [
+        { namespaces: { a: { namespaces: {} } } },
+        /unknown field "namespaces" in "retention".namespaces\["a"\]/,
+      ],
+      [[], /"retention" must be an object/],
+    ] as const
+  ) {
+    assert.throws(() => encodeConfig(v(bad)), reason);
+  }
+});

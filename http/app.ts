@@ -58,7 +58,7 @@
  * | `verify` | `data`, `subset` (`"n/m"` or `"P%"`), `seed` (with a percentage), `parallelism`, `leaseTTL`, `force` |
  * | `migrate` | `manifestStorage` (`Remote`, `Local`, `Replicated`), `leaseTTL`, `force` |
  * | `move` | `destination` (a Location URL, required), `parallelism`, `deleteSource`, `leaseTTL`, `force` |
- * | `gc` | `keepVersions`, `keepWithin`, `dropDeletedAfter`, `namespaces` (namespace → those three), `dryRun`, `maxUnused` (0–1 or `"5%"`), `repackSmall`, `grace`, `parallelism`, `leaseTTL`, `force` |
+ * | `gc` | `keepVersions`, `keepWithin`, `dropDeletedAfter`, `namespaces` (namespace → those three), `dryRun`, `maxUnused` (0–1 or `"5%"`), `repackSmall`, `grace`, `savePolicy`, `parallelism`, `leaseTTL`, `force` |
  *
  * A job answers 202 once its agent holds the maintenance lease; a bad
  * configuration (400) or a lease held by another (409) is answered at once,

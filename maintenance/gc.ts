@@ -32,6 +32,7 @@
 
 import { NotFoundError } from "../drivers/driver.ts";
 import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
+import { type RetentionConfig, writeConfigVersion } from "../format/config.ts";
 import { encodeGcEpoch, encodeGcRun } from "../format/gc.ts";
 import { hashBytes } from "../format/hashing.ts";
 import type { Manifest } from "../format/manifest.ts";
@@ -84,6 +85,12 @@ export interface GcConfig extends RetentionPolicy {
   leaseTTL?: number;
   /** Break a live lease held by someone else. */
   force?: boolean;
+  /**
+   * Store this run's policy (its fields over the store's) in the config
+   * history before collecting: later runs use it without being told
+   * (not with `dryRun`).
+   */
+  savePolicy?: boolean;
 }
 
 /** The defaults of {@linkcode GcConfig}. */
@@ -95,6 +102,7 @@ export const GC_DEFAULTS = Object.freeze({
   parallelism: 8,
   leaseTTL: 30 * 60_000,
   force: false,
+  savePolicy: false,
 });
 
 /** Statistics of a garbage collection; a progress snapshot while it runs. */
@@ -279,6 +287,7 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
       parallelism: config.parallelism ?? GC_DEFAULTS.parallelism,
       leaseTTL,
       force: config.force ?? GC_DEFAULTS.force,
+      savePolicy: config.savePolicy ?? GC_DEFAULTS.savePolicy,
       policy,
       namespaces: config.namespaces ?? {},
     };
@@ -309,8 +318,16 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
           "run capsa migrate --manifest-storage remote first",
       );
     }
-    if (typeof c.dryRun !== "boolean" || typeof c.repackSmall !== "boolean") {
-      throw new InvalidArgumentError("dryRun and repackSmall must be booleans");
+    if (
+      typeof c.dryRun !== "boolean" || typeof c.repackSmall !== "boolean" ||
+      typeof c.savePolicy !== "boolean"
+    ) {
+      throw new InvalidArgumentError("dryRun, repackSmall and savePolicy must be booleans");
+    }
+    if (c.savePolicy && c.dryRun) {
+      throw new InvalidArgumentError(
+        "savePolicy changes the store's config: run it without dryRun (preview with dryRun alone)",
+      );
     }
     if (typeof c.maxUnused !== "number" || !(c.maxUnused >= 0 && c.maxUnused <= 1)) {
       throw new InvalidArgumentError(
@@ -345,9 +362,42 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
     return this.#collect(ctx);
   }
 
+  /**
+   * The policy for a namespace: the store's (config), its namespace's, then
+   * this run's, then this run's for the namespace, each field over the last.
+   */
   #policyFor(namespace: string): RetentionPolicy {
-    const own = this.#config.namespaces[namespace];
-    return own ? { ...this.#config.policy, ...own } : this.#config.policy;
+    const stored = this.store.config?.retention;
+    const { namespaces: storedNs, ...storedBase } = stored ?? {};
+    return {
+      ...storedBase,
+      ...storedNs?.[namespace],
+      ...this.#config.policy,
+      ...this.#config.namespaces[namespace],
+    };
+  }
+
+  /** Writes the run's policy over the store's as a new config version, and adopts it. */
+  async #savePolicy(ctx: MaintenanceContext): Promise<void> {
+    const store = ctx.store;
+    const config = store.config!;
+    const stored = config.retention ?? {};
+    const namespaces: Record<string, RetentionPolicy> = { ...stored.namespaces };
+    for (const [ns, p] of Object.entries(this.#config.namespaces)) {
+      namespaces[ns] = { ...namespaces[ns], ...p };
+    }
+    const retention: RetentionConfig = {
+      ...stored,
+      ...this.#config.policy,
+      ...(Object.keys(namespaces).length > 0 ? { namespaces } : {}),
+    };
+    await ctx.lease.check();
+    const { seq: _seq, createdAt: _at, ...settings } = config;
+    const next = await writeConfigVersion(store.driver, { ...settings, retention }, {
+      chunking: store.descriptor!.chunking,
+      clock: store.clock,
+    });
+    store.adoptConfig(next);
   }
 
   /** Marks what the policy keeps, from every manifest of the index. */
@@ -386,6 +436,7 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
   async #collect(ctx: MaintenanceContext): Promise<void> {
     const { store, signal } = ctx;
     const driver = store.driver;
+    if (this.#config.savePolicy) await this.#savePolicy(ctx);
     await store.refresh();
     const index = store.index;
     const descriptor = store.descriptor!;

@@ -291,3 +291,43 @@ Deno.test("a writer idle through a whole gc run applies it before it deduplicate
   await store.close();
   await writer.close();
 });
+
+Deno.test("gc savePolicy stores the run's retention in the config history; later runs apply it unasked", async () => {
+  const w = world();
+  const { store } = await initStore(w.driver(), { clock: () => w.clock.now, ...CONFIG });
+  for (let i = 0; i < 4; i++) await putOne(store, "ns", "k", body(40 + i, 3 * KiB));
+  for (let i = 0; i < 4; i++) await putOne(store, "keep", "k", body(50 + i, 3 * KiB));
+  const seq = store.config!.seq;
+  const first = await collect(store, w.clock, {
+    keepVersions: 2,
+    namespaces: { keep: { keepVersions: 4 } },
+    savePolicy: true,
+    grace: 0,
+  });
+  assert.equal(first.stats().manifestsDropped, 2);
+  assert.equal(store.config!.seq, seq + 1);
+  assert.deepEqual(store.config!.retention, {
+    keepVersions: 2,
+    namespaces: { keep: { keepVersions: 4 } },
+  });
+  // A fresh handle reads the policy from the config; a run without flags applies it.
+  const other = await w.open();
+  assert.deepEqual(other.config!.retention?.keepVersions, 2);
+  await other.put("ns", "k", body(60, 3 * KiB));
+  await other.flush();
+  await collect(other, w.clock, { grace: 0 });
+  assert.equal((await other.versions("ns", "k")).length, 2);
+  assert.equal((await other.versions("keep", "k")).length, 4);
+  // A run's flag still overrides the stored policy, for that run only.
+  await collect(other, w.clock, { keepVersions: 1, grace: 0 });
+  assert.equal((await other.versions("ns", "k")).length, 1);
+  assert.equal((await other.versions("keep", "k")).length, 1);
+  assert.throws(
+    () =>
+      createGarbageCollectAgent(other, new EventBus(), { savePolicy: true, dryRun: true })
+        .validate(),
+    /savePolicy changes the store's config/,
+  );
+  await store.close();
+  await other.close();
+});

@@ -420,6 +420,7 @@ export const GC_OPTIONS = {
   maxUnused: fraction("max-unused"),
   repackSmall: boolean(),
   grace: duration(0, "grace"),
+  savePolicy: boolean("save-policy"),
   parallelism: PARALLELISM,
   leaseTTL: LEASE_TTL,
   force: FORCE,

@@ -700,6 +700,15 @@ export class Store {
   }
 
   /**
+   * Takes a config version an agent just committed as the one in force.
+   * @internal For maintenance agents.
+   * @param config The new version.
+   */
+  adoptConfig(config: StoreConfig): void {
+    this.#s = { ...this.#s, config };
+  }
+
+  /**
    * Replaces the index (after a rebuild) and the descriptor/config state.
    * @internal For maintenance agents.
    * @param next The new index, descriptor and config.

@@ -19,7 +19,7 @@ export const gcCommand: Command = {
   name: "gc",
   summary: "drop old versions by a retention policy, reclaim unused space, merge small packs",
   usage: "capsa gc LOCATION [--keep-versions N] [--keep-within 30d] [--drop-deleted-after 7d]\n" +
-    "                 [--dry-run] [--max-unused 5%] [--grace 15m] [--parallelism N]\n" +
+    "                 [--save-policy] [--dry-run] [--max-unused 5%] [--grace 15m] [--parallelism N]\n" +
     "                 [--lease-ttl 30m] [--force]",
   description:
     `Collects garbage (GarbageCollectAgent) holding the maintenance lease, while other processes keep
@@ -27,7 +27,8 @@ reading and writing. With no retention flag every version is kept and only what 
 reclaimed (space of deleted artifacts' history is kept until --drop-deleted-after says otherwise).
 --keep-versions N keeps the newest N versions of each artifact, --keep-within D every version
 younger than D; given both, a version either keeps is kept. The current version of a live artifact
-is never dropped. Packs more than --max-unused empty are rewritten, small packs merged, and what
+is never dropped. --save-policy stores the given retention flags (over the store's) in the config
+history, so that later runs apply them without being told; \`capsa status\` shows the policy. Packs more than --max-unused empty are rewritten, small packs merged, and what
 nothing live names is deleted once the grace period has passed (--grace, default 15m: writers that
 started before gc can still finish; it must stay well above the longest commit a writer may make).
 --dry-run prints the plan and the bytes it would free, and changes nothing. Durations: 90s, 30m,
@@ -37,6 +38,7 @@ started before gc can still finish; it must stay well above the longest commit a
     "keep-within": { type: "string" },
     "drop-deleted-after": { type: "string" },
     "dry-run": { type: "boolean" },
+    "save-policy": { type: "boolean" },
     "max-unused": { type: "string" },
     grace: { type: "string" },
     parallelism: { type: "string" },
@@ -46,6 +48,7 @@ started before gc can still finish; it must stay well above the longest commit a
   flagsHelp: `  --keep-versions N        keep the newest N versions of each artifact (default: all)
   --keep-within D          keep every version younger than D, e.g. 30d
   --drop-deleted-after D   an artifact deleted more than D ago loses its whole history
+  --save-policy            keep these retention flags as the store's policy (a new config version)
   --dry-run                print the plan and what it would free; change nothing
   --max-unused P           rewrite packs more than P unused (default 5%)
   --grace D                how long doomed objects stay before deletion (default 15m)

@@ -565,9 +565,7 @@ Deno.test("decodePackToc() refuses TOC fields that do not add up", async () => {
   );
 });
 
-// ---- Speed ----
-
-Deno.test("decodePackToc() decodes a TOC of 10,000 manifests quickly", () => {
+Deno.test("decodePackToc() decodes a TOC of 10,000 manifests, every one (its speed: bench/, not here)", () => {
   const w = new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3", sizeHint: 8 << 20 });
   for (let i = 0; i < 10_000; i++) {
     const b = blob(`artifact body ${i}`);
@@ -580,18 +578,10 @@ Deno.test("decodePackToc() decodes a TOC of 10,000 manifests quickly", () => {
   const bytes = w.finish();
   const trailer = parsePackTrailer(KEY, bytes);
   const tocBytes = bytes.subarray(trailer.tocOffset, trailer.tocOffset + trailer.tocLength);
-  decodePackToc(KEY, tocBytes, trailer); // warm up
-  const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const start = performance.now();
-    const toc = decodePackToc(KEY, tocBytes, trailer, { storeId: STORE });
-    times.push(performance.now() - start);
-    assert.equal(toc.manifests.length, 10_000);
-    assert.equal(toc.blobs.length, 10_000);
-  }
-  const best = Math.min(...times);
-  // The target is well under 50 ms; the bound leaves room for a loaded CI machine.
-  assert.ok(best < 150, `decoding took ${best.toFixed(1)} ms (${trailer.tocLength} TOC bytes)`);
+  const toc = decodePackToc(KEY, tocBytes, trailer, { storeId: STORE });
+  assert.equal(toc.manifests.length, 10_000);
+  assert.equal(toc.blobs.length, 10_000);
+  assert.equal(toc.manifests[9_999]!.key, "releases/app-9999/app.tar.gz");
 });
 
 Deno.test("a superseding pack names the packs it replaces in its TOC; malformed lists are refused", async () => {

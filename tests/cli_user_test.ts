@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { capsa, capsaOk, ROOT, runToEnd } from "./processes.ts";
+import { S3_TEST_CREDENTIALS, startS3Server } from "./s3_server.ts";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
@@ -85,3 +86,65 @@ Deno.test("deno task install installs a `capsa` command that runs --help and a p
     await s.dispose();
   }
 });
+
+// ------------------------------------------------------------ host cache
+
+Deno.test("capsa keys the host directory by the canonical Location: spellings and a symlink share one", async () => {
+  const s = await sandbox();
+  const server = await startS3Server({ createOnly: true });
+  try {
+    await s.ok(["init", "store1", "--kit", "store1.kit"]);
+    await Deno.symlink(`${s.dir}/store1`, `${s.dir}/link`);
+    const hostDirOf = async (location: string) => {
+      const r = await s.ok(["status", location, "--json"]);
+      return String(JSON.parse(r.stdout).hostDir);
+    };
+    const dirs = new Set<string>();
+    for (
+      const spelling of [
+        "store1",
+        "./store1/",
+        `${s.dir}/store1`,
+        "link",
+        `file://${s.dir}/store1/`,
+      ]
+    ) {
+      dirs.add(await hostDirOf(spelling));
+    }
+    assert.equal(dirs.size, 1, [...dirs].join(", "));
+    assert.equal((await s.hostDirs()).length, 1);
+
+    await server.createBucket("user-bucket");
+    const s3 = { ...s.env, ...s3Env() };
+    const ok = (args: string[]) => capsaOk(args, { env: s3, cwd: s.dir });
+    await ok([
+      "init",
+      `s3://user-bucket/team/store?endpoint=${server.endpoint}`,
+      "--kit",
+      "s3.kit",
+    ]);
+    const s3Dirs = new Set<string>();
+    for (
+      const spelling of [
+        `s3://user-bucket/team/store?endpoint=${server.endpoint}`,
+        `s3://user-bucket/team/store/?endpoint=${server.endpoint}/`,
+        `s3://user-bucket//team/store/?endpoint=${server.endpoint.toUpperCase()}`,
+      ]
+    ) {
+      s3Dirs.add(String(JSON.parse((await ok(["status", spelling, "--json"])).stdout).hostDir));
+    }
+    assert.equal(s3Dirs.size, 1, [...s3Dirs].join(", "));
+    assert.equal((await s.hostDirs()).length, 2);
+  } finally {
+    await server.stop();
+    await s.dispose();
+  }
+});
+
+/** The environment of a CLI process that reaches the S3 test server. */
+function s3Env(): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: S3_TEST_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3_TEST_CREDENTIALS.secretAccessKey,
+  };
+}

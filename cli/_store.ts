@@ -178,7 +178,7 @@ export async function openLocation(
 
 /** Options of {@linkcode withStore}. */
 export interface WithStoreOptions {
-  /** Open read-only: no healing, no host cache written (status). */
+  /** Open read-only: no healing, no host cache written (status, ls, stat, get: reads write nothing). */
   readOnly?: boolean;
   /** Hand over a Corrupted store instead of failing with exit code 5 (status, rebuild). */
   allowCorrupted?: boolean;

@@ -148,3 +148,71 @@ function s3Env(): Record<string, string> {
     AWS_SECRET_ACCESS_KEY: S3_TEST_CREDENTIALS.secretAccessKey,
   };
 }
+
+// ----------------------------------------------------------------- states
+
+/** Every file under a directory with its size and modification time, sorted. */
+async function treeState(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (path: string, rel: string) => {
+    for await (const e of Deno.readDir(path)) {
+      const info = await Deno.lstat(`${path}/${e.name}`);
+      if (info.isDirectory) await walk(`${path}/${e.name}`, `${rel}${e.name}/`);
+      else out.push(`${rel}${e.name} ${info.size} ${info.mtime?.getTime()}`);
+    }
+  };
+  await walk(dir, "");
+  return out.sort();
+}
+
+Deno.test("capsa status on a new host and right after move is Ready; ls, stat and get write nothing into the store", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    await s.ok(["put", "store", "ns", "a.txt"], enc.encode("hello"));
+    const statusWith = async (location: string, cache: string) => {
+      const r = await capsa(["status", location, "--json"], {
+        env: { XDG_CACHE_HOME: cache },
+        cwd: s.dir,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { state: string; problems: string[] };
+    };
+    // A host that never opened the store: sound, not Degraded.
+    const fresh = await statusWith("store", `${s.dir}/new-host-cache`);
+    assert.deepEqual([fresh.state, fresh.problems], ["Ready", []]);
+
+    // Read-only commands on a new host write nothing into the store, even with a lost replica.
+    await Deno.remove(`${s.dir}/store/system.state/descriptor/store.json`);
+    const before = await treeState(`${s.dir}/store`);
+    const other = { XDG_CACHE_HOME: `${s.dir}/third-host-cache` };
+    for (
+      const args of [["ls", "store", "ns"], ["ls", "store"], ["stat", "store", "ns", "a.txt"], [
+        "get",
+        "store",
+        "ns",
+        "a.txt",
+      ], ["get", "store", "ns", "--to", "restored"]]
+    ) {
+      await capsaOk(args, { env: other, cwd: s.dir });
+      assert.deepEqual(await treeState(`${s.dir}/store`), before, args.join(" "));
+    }
+    const degraded = await statusWith("store", `${s.dir}/third-host-cache`);
+    assert.equal(degraded.state, "Degraded", "a lost Location replica still is degradation");
+    // A writable open heals it, and writes this host's replica without a word.
+    const put = await capsaOk(["put", "store", "ns", "b.txt"], {
+      env: other,
+      cwd: s.dir,
+      stdin: enc.encode("b"),
+    });
+    assert.equal(put.stderr, "");
+    assert.deepEqual((await statusWith("store", `${s.dir}/third-host-cache`)).state, "Ready");
+
+    // Right after a move, on the host that moved it: Ready.
+    await s.ok(["move", "store", "moved"]);
+    const moved = await statusWith("moved", s.cache);
+    assert.deepEqual([moved.state, moved.problems], ["Ready", []]);
+  } finally {
+    await s.dispose();
+  }
+});

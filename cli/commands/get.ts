@@ -60,6 +60,7 @@ then a rename, so FILE is never half-written). With --to, restores every artifac
             ...(parallelism === undefined ? {} : { parallelism }),
             progress: createProgress(transferFormat("get"), ctx.out.quiet),
           }),
+        { readOnly: true },
       );
       const ms = Math.round(performance.now() - started);
       ctx.out.result(
@@ -100,7 +101,7 @@ then a rename, so FILE is never half-written). With --to, restores every artifac
         await writeFileAtomic(absolutePath(output!), body);
       }
       return info;
-    });
+    }, { readOnly: true });
     if (!toStdout) {
       const path = absolutePath(output!);
       ctx.out.result(

@@ -106,7 +106,7 @@ export const ERROR_CODES = {
     status: 500,
     exit: failed,
     description:
-      "the CLI's output was closed before everything was written: check the reading end of the pipe",
+      "a pipe or socket was closed by its other end before everything was written (a closed stdout, as in `capsa ls S ns | head -1`, is not an error: the command stops and exits 0)",
   },
   closed: {
     retryable: false,

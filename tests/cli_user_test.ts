@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { capsa, capsaOk, ROOT, runToEnd } from "./processes.ts";
+import { capsa, capsaOk, CLI, PROCESS_FLAGS, ROOT, runToEnd } from "./processes.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "./s3_server.ts";
 
 const dec = new TextDecoder();
@@ -212,6 +212,56 @@ Deno.test("capsa status on a new host and right after move is Ready; ls, stat an
     await s.ok(["move", "store", "moved"]);
     const moved = await statusWith("moved", s.cache);
     assert.deepEqual([moved.state, moved.problems], ["Ready", []]);
+  } finally {
+    await s.dispose();
+  }
+});
+
+// ------------------------------------------------------------ closed pipe
+
+Deno.test("capsa ls | head -1 and capsa get | head -c 1 end quietly with exit code 0", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    const tree = `${s.dir}/tree`;
+    await Deno.mkdir(`${tree}/a-directory-with-a-rather-long-name`, { recursive: true });
+    for (let i = 0; i < 3000; i++) {
+      const name = `file-${String(i).padStart(5, "0")}-with-padding-to-fill-the-pipe.txt`;
+      await Deno.writeTextFile(`${tree}/a-directory-with-a-rather-long-name/${name}`, `${i}`);
+    }
+    await s.ok(["put", "store", "ns", "--from", tree]);
+    await s.ok(["put", "store", "ns", "big.bin"], new Uint8Array(4 << 20).fill(7));
+    // A real shell pipe whose reader exits after its first line or byte; the writer's code is kept.
+    const piped = (args: string[], reader: string) =>
+      runToEnd(
+        new Deno.Command("bash", {
+          args: [
+            "-c",
+            `"$@" | ${reader} >/dev/null; exit \${PIPESTATUS[0]}`,
+            "bash",
+            Deno.execPath(),
+            "run",
+            ...PROCESS_FLAGS,
+            CLI,
+            ...args,
+          ],
+          cwd: s.dir,
+          env: { NO_COLOR: "1", ...s.env },
+          stdout: "piped",
+          stderr: "piped",
+        }),
+      );
+    for (
+      const [args, reader] of [
+        [["ls", "store", "ns"], "head -1"],
+        [["ls", "store", "ns", "-l"], "head -1"],
+        [["ls", "store", "ns", "--json"], "head -1"],
+        [["get", "store", "ns", "big.bin"], "head -c 1"],
+      ] as const
+    ) {
+      const r = await piped([...args], reader);
+      assert.deepEqual([r.code, r.stderr], [0, ""], `${args.join(" ")} | ${reader}`);
+    }
   } finally {
     await s.dispose();
   }

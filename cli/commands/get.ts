@@ -8,7 +8,7 @@
 
 import { intFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
-import { writeAll, writeFileAtomic } from "../_files.ts";
+import { writeFileAtomic } from "../_files.ts";
 import { EXIT, formatBytes, UsageError } from "../_output.ts";
 import { createProgress, transferFormat } from "../_progress.ts";
 import { absolutePath, type CommandContext, withStore } from "../_store.ts";
@@ -96,7 +96,7 @@ then a rename, so FILE is never half-written). With --to, restores every artifac
       const body = await store.getStream(namespace!, key!, { version: info.version });
       if (toStdout) {
         ctx.out.markEmitted();
-        for await (const chunk of body) await writeAll(Deno.stdout, chunk);
+        for await (const chunk of body) await ctx.out.stdoutBytes(chunk);
       } else {
         await writeFileAtomic(absolutePath(output!), body);
       }

@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import { capsa, capsaOk, CLI, PROCESS_FLAGS, ROOT, runToEnd } from "./processes.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "./s3_server.ts";
 
-const dec = new TextDecoder();
 const enc = new TextEncoder();
 
 /** A temporary directory with its own per-user cache (XDG_CACHE_HOME). */

@@ -216,6 +216,13 @@ export const ERROR_CODES = {
     description:
       "`get --to` found a key that is both a file and a directory of other keys: restore them separately",
   },
+  kit_inside_store: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "the Recovery Kit would be written inside the store's own directory: give `--kit FILE` outside it, or run `capsa init` from another directory",
+  },
   kit_not_written: {
     retryable: false,
     status: 500,
@@ -236,6 +243,13 @@ export const ERROR_CODES = {
     exit: failed,
     description:
       "the agent lost its lease (taken over, not renewed in time) and stopped; nothing more was written: run it again",
+  },
+  location_not_empty: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "`capsa init` or `capsa move` was given a directory that holds files which are not part of a store (whatever they are): choose a new or empty directory",
   },
   maintenance_mode: {
     retryable: true,

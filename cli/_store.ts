@@ -107,6 +107,18 @@ export function absolutePath(path: string): string {
   return `${workingDirectory().replace(/[/\\]+$/, "")}/${path}`;
 }
 
+/**
+ * The directory of a local Location (a path or `file:` URL) as typed, made
+ * absolute; `undefined` for other Locations.
+ * @param location The Location as typed.
+ * @returns The path, or `undefined`.
+ */
+export function localPath(location: string): string | undefined {
+  const withCwd = /^[A-Za-z][A-Za-z0-9+.-]+:/.test(location) ? location : absolutePath(location);
+  const url = parseLocation(withCwd);
+  return url.protocol === "file:" ? decodeURIComponent(url.pathname) : undefined;
+}
+
 /** The drivers of an opened Location. */
 export interface OpenedLocation {
   /** The Location's driver. */

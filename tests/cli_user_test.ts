@@ -12,12 +12,25 @@ import { S3_TEST_CREDENTIALS, startS3Server } from "./s3_server.ts";
 
 const enc = new TextEncoder();
 
+/**
+ * Deno's own cache directory: a CLI process whose XDG_CACHE_HOME points at a
+ * sandbox would move Deno's cache there too (and fetch every dependency
+ * again); DENO_DIR keeps it where the dependencies already are.
+ */
+const DENO_DIR: string = Deno.env.get("DENO_DIR") ??
+  JSON.parse(
+    new TextDecoder().decode(
+      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+        .output()).stdout,
+    ),
+  ).denoDir;
+
 /** A temporary directory with its own per-user cache (XDG_CACHE_HOME). */
 async function sandbox() {
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "capsa-user-" }));
   const cache = `${dir}/cache`;
   await Deno.mkdir(cache);
-  const env = { XDG_CACHE_HOME: cache };
+  const env = { XDG_CACHE_HOME: cache, DENO_DIR };
   return {
     dir,
     cache,
@@ -64,7 +77,12 @@ Deno.test("deno task install installs a `capsa` command that runs --help and a p
         new Deno.Command(`${root}/bin/capsa`, {
           args,
           cwd: s.dir,
-          env: { NO_COLOR: "1", XDG_CACHE_HOME: s.cache, PATH: `${denoDir}:/usr/bin:/bin` },
+          env: {
+            NO_COLOR: "1",
+            XDG_CACHE_HOME: s.cache,
+            DENO_DIR,
+            PATH: `${denoDir}:/usr/bin:/bin`,
+          },
           stdin: stdin ? "piped" : "null",
           stdout: "piped",
           stderr: "piped",
@@ -171,7 +189,7 @@ Deno.test("capsa status on a new host and right after move is Ready; ls, stat an
     await s.ok(["put", "store", "ns", "a.txt"], enc.encode("hello"));
     const statusWith = async (location: string, cache: string) => {
       const r = await capsa(["status", location, "--json"], {
-        env: { XDG_CACHE_HOME: cache },
+        env: { XDG_CACHE_HOME: cache, DENO_DIR },
         cwd: s.dir,
       });
       assert.equal(r.code, 0, r.stderr);
@@ -184,7 +202,7 @@ Deno.test("capsa status on a new host and right after move is Ready; ls, stat an
     // Read-only commands on a new host write nothing into the store, even with a lost replica.
     await Deno.remove(`${s.dir}/store/system.state/descriptor/store.json`);
     const before = await treeState(`${s.dir}/store`);
-    const other = { XDG_CACHE_HOME: `${s.dir}/third-host-cache` };
+    const other = { XDG_CACHE_HOME: `${s.dir}/third-host-cache`, DENO_DIR };
     for (
       const args of [["ls", "store", "ns"], ["ls", "store"], ["stat", "store", "ns", "a.txt"], [
         "get",
@@ -265,3 +283,61 @@ Deno.test("capsa ls | head -1 and capsa get | head -c 1 end quietly with exit co
     await s.dispose();
   }
 });
+
+// ---------------------------------------------------------------- targets
+
+/** The error code of a failed run's one error line. */
+function errorCode(r: { code: number; stderr: string }): string {
+  assert.equal(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  return /^capsa: ([a-z_]+): /.exec(lines[0]!)?.[1] ?? lines[0]!;
+}
+
+Deno.test("capsa init and move refuse a directory holding any file; init never writes the kit inside the store", async () => {
+  const s = await sandbox();
+  try {
+    // Files whose names a store could never have written: the localfs listing skips them.
+    const full = `${s.dir}/full`;
+    await Deno.mkdir(`${full}/Photos`, { recursive: true });
+    await Deno.writeTextFile(`${full}/Photos/IMG 0001.JPG`, "a photo");
+    const before = await treeState(full);
+    const init = await s.run(["init", "full", "--kit", "full.kit"]);
+    assert.equal(errorCode(init), "location_not_empty");
+    assert.match(init.stderr, /Photos\/IMG 0001\.JPG.*choose a new or empty one/);
+    assert.deepEqual(await treeState(full), before);
+    assert.equal(await exists(`${s.dir}/full.kit`), false);
+
+    // Run inside an empty directory, the default kit would land in the store.
+    await Deno.mkdir(`${s.dir}/here`);
+    const inside = await capsa(["init", "."], { env: s.env, cwd: `${s.dir}/here` });
+    assert.equal(errorCode(inside), "kit_inside_store");
+    assert.match(inside.stderr, /give --kit FILE outside it/);
+    assert.deepEqual(await treeState(`${s.dir}/here`), []);
+    const explicit = await s.run(["init", "here", "--kit", "here/sub/../kit.txt"]);
+    assert.equal(errorCode(explicit), "kit_inside_store");
+    assert.deepEqual(await treeState(`${s.dir}/here`), []);
+    await s.ok(["init", "here", "--kit", "here.kit"]);
+
+    // move: the same rule for its destination; the store stays where it is.
+    await s.ok(["put", "here", "ns", "a.txt"], enc.encode("a"));
+    const move = await s.run(["move", "here", "full"]);
+    assert.equal(errorCode(move), "location_not_empty");
+    assert.deepEqual(await treeState(full), before);
+    assert.equal((await s.ok(["get", "here", "ns", "a.txt"])).stdout, "a");
+    await s.ok(["move", "here", "new-home"]);
+    assert.equal((await s.ok(["get", "new-home", "ns", "a.txt"])).stdout, "a");
+  } finally {
+    await s.dispose();
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}

@@ -43,14 +43,52 @@ export interface TreeFile {
   key: string;
   /** Its size when listed. */
   size: number;
+  /** Whether it is a symbolic link (stored as the link, never followed). */
+  symlink?: boolean;
+}
+
+/** The metadata entry naming what an artifact restores as: `symlink` (absent: a file). */
+export const TYPE_META = "capsa.type";
+/** The metadata entry holding a file's permission bits, in octal (`755`). */
+export const MODE_META = "capsa.mode";
+/** The metadata entry holding a file's modification time, in ms since the epoch. */
+export const MTIME_META = "capsa.mtime";
+
+/**
+ * What `put --from` records about a file besides its bytes: its permission
+ * bits and modification time; for a symbolic link, that it is one (its
+ * body is the link's target; its own mode and time are not kept).
+ *
+ * @param info The file's `lstat` (a symbolic link's own, never its target's).
+ * @returns The artifact metadata.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fileMetadata } from "./_tree.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/run.sh`, "#!/bin/sh\n", { mode: 0o755 });
+ * await Deno.chmod(`${dir}/run.sh`, 0o755);
+ * await Deno.utime(`${dir}/run.sh`, 1_000_000, 1_000_000);
+ * const meta = fileMetadata(await Deno.lstat(`${dir}/run.sh`));
+ * assert.deepEqual(meta, { "capsa.mode": "755", "capsa.mtime": "1000000000" });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function fileMetadata(info: Deno.FileInfo): Record<string, string> {
+  if (info.isSymlink) return { [TYPE_META]: "symlink" };
+  const meta: Record<string, string> = {};
+  if (info.mode !== null) meta[MODE_META] = (info.mode & 0o7777).toString(8);
+  if (info.mtime !== null) meta[MTIME_META] = String(info.mtime.getTime());
+  return meta;
 }
 
 /**
- * Lists the regular files under `dir`, recursively, in key order. Symbolic
- * links are not followed (they are reported, not stored).
+ * Lists the regular files and symbolic links under `dir`, recursively, in
+ * key order. Symbolic links are never followed: each is one entry.
  * @param dir The directory.
  * @param prefix A key prefix.
- * @returns The files, and the symbolic links skipped.
+ * @returns The files, and the special files (FIFOs, sockets, devices) skipped.
  */
 export async function listTree(
   dir: string,
@@ -65,7 +103,7 @@ export async function listTree(
     for await (const e of Deno.readDir(abs)) {
       const path = `${abs}/${e.name}`;
       const key = rel === "" ? e.name : `${rel}/${e.name}`;
-      if (e.isSymlink) skipped.push(key);
+      if (e.isSymlink) files.push({ path, key: prefix + key, size: 0, symlink: true });
       else if (e.isDirectory) await walk(path, key);
       else if (e.isFile) {
         files.push({ path, key: prefix + key, size: (await Deno.lstat(path)).size });
@@ -93,7 +131,7 @@ export interface PutTreeResult {
   files: number;
   /** Bytes stored (bodies, before deduplication). */
   bytes: number;
-  /** Symbolic links and special files skipped, as relative paths. */
+  /** Special files skipped (FIFOs, sockets, devices), as relative paths. */
   skipped: string[];
 }
 
@@ -129,9 +167,19 @@ export async function putTree(
   progress?.start(files.length, bytesPayload(0));
   try {
     await pool(files, async (f) => {
+      if (f.symlink) {
+        try {
+          bytes += (await putSymlink(store, namespace, f)).size;
+        } catch (e) {
+          about(f.path, e);
+        }
+        progress?.update(++done, bytesPayload(bytes));
+        return;
+      }
       const file = await Deno.open(f.path, { read: true });
       try {
-        const info = await store.put(namespace, f.key, file.readable);
+        const metadata = fileMetadata(await file.stat());
+        const info = await store.put(namespace, f.key, file.readable, { metadata });
         bytes += info.size;
       } catch (e) {
         try {
@@ -146,6 +194,59 @@ export async function putTree(
     progress?.stop();
   }
   return { files: files.length, bytes, skipped };
+}
+
+/**
+ * Stores a symbolic link as an artifact: its body is the link's target as
+ * written (never followed), its metadata says it is a link.
+ * @param store The store.
+ * @param namespace The namespace.
+ * @param f The link.
+ * @returns What the put reports.
+ */
+async function putSymlink(store: Store, namespace: string, f: TreeFile): Promise<ArtifactInfo> {
+  const target = await Deno.readLink(f.path);
+  const metadata = fileMetadata(await Deno.lstat(f.path));
+  return await store.put(namespace, f.key, new TextEncoder().encode(target), { metadata });
+}
+
+/**
+ * Writes a symbolic link at `path` holding `target`, atomically (a link
+ * under a temporary name, renamed over `path`): the link is made, never
+ * followed, so a target outside the restored tree writes nothing there.
+ * @param path Where the link goes.
+ * @param target What it points to, as stored.
+ */
+async function writeSymlinkAtomic(path: string, target: string): Promise<void> {
+  const tmp = `${path.slice(0, path.lastIndexOf("/") + 1)}.capsa-link-${
+    crypto.randomUUID().slice(0, 8)
+  }.tmp`;
+  await Deno.symlink(target, tmp);
+  try {
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Gives a restored file what `put --from` recorded about it (see
+ * {@linkcode fileMetadata}): its permission bits and modification time.
+ * Artifacts stored otherwise carry neither and keep the defaults.
+ * @param path The restored file.
+ * @param info The artifact it was restored from.
+ */
+export async function restoreFileMetadata(path: string, info: ArtifactInfo): Promise<void> {
+  const mode = info.metadata[MODE_META];
+  if (mode !== undefined && /^[0-7]{1,4}$/.test(mode) && Deno.build.os !== "windows") {
+    await Deno.chmod(path, parseInt(mode, 8));
+  }
+  const mtime = info.metadata[MTIME_META];
+  if (mtime !== undefined && /^-?\d{1,15}$/.test(mtime)) {
+    const t = new Date(Number(mtime));
+    await Deno.utime(path, t, t);
+  }
 }
 
 /**
@@ -258,8 +359,15 @@ export async function getTree(
         const body = await store.getStream(namespace, item.info.key, {
           version: item.info.version,
         });
-        const written = await writeFileAtomic(`${root}/${rel}`, body);
-        bytes += written; // not `bytes += await …`: that reads `bytes` before the await
+        if (item.info.metadata[TYPE_META] === "symlink") {
+          const target = await new Response(body).text();
+          await writeSymlinkAtomic(`${root}/${rel}`, target);
+          bytes += item.info.size;
+        } else {
+          const written = await writeFileAtomic(`${root}/${rel}`, body);
+          await restoreFileMetadata(`${root}/${rel}`, item.info);
+          bytes += written; // not `bytes += await …`: that reads `bytes` before the await
+        }
       } catch (e) {
         about(`${namespace}/${item.info.key}`, e);
       }

@@ -388,16 +388,18 @@ Deno.test("capsa put --from and get --to move a tree (no progress output when pi
       await Deno.mkdir(`${src}/${k.slice(0, k.lastIndexOf("/") + 1)}`, { recursive: true });
       await Deno.writeFile(`${src}/${k}`, v);
     }
-    await Deno.symlink("/etc/passwd", `${src}/link`);
+    // A FIFO is no file to store (symbolic links are stored: tests/cli_user_test.ts).
+    const fifo = await new Deno.Command("mkfifo", { args: [`${src}/fifo`] }).output();
+    assert.ok(fifo.success, "mkfifo");
 
     const put = await s.json(["put", location, "tree", "--from", "src", "--parallelism", "4"]);
     assert.equal(put.code, 0, put.stderr);
     assert.equal(put.doc["files"], files.size);
     assert.equal(put.doc["bytes"], [...files.values()].reduce((n, b) => n + b.length, 0));
-    assert.deepEqual(put.doc["skipped"], ["link"]);
-    // Piped stderr: no progress bar, no control characters, only the note about the link.
+    assert.deepEqual(put.doc["skipped"], ["fifo"]);
+    // Piped stderr: no progress bar, no control characters, only the note about the FIFO.
     assert.ok(!hasBarControls(put.stderr), put.stderr);
-    assert.equal(put.stderr, "capsa: skipped link: not a regular file\n");
+    assert.equal(put.stderr, "capsa: skipped fifo: not a regular file or symbolic link\n");
 
     const prefixed = await s.capsa([
       "put",

@@ -341,3 +341,78 @@ async function exists(path: string): Promise<boolean> {
     throw e;
   }
 }
+
+// ------------------------------------------------------------ trees
+
+/** What `rsync -a` keeps of a tree: each entry's kind, mode, mtime, bytes or link target. */
+async function treeShape(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (path: string, rel: string) => {
+    for await (const e of Deno.readDir(path)) {
+      const p = `${path}/${e.name}`;
+      const info = await Deno.lstat(p);
+      if (info.isDirectory) await walk(p, `${rel}${e.name}/`);
+      else if (info.isSymlink) out.push(`${rel}${e.name} -> ${await Deno.readLink(p)}`);
+      else {
+        const mode = (info.mode! & 0o7777).toString(8);
+        const body = await Deno.readTextFile(p);
+        out.push(`${rel}${e.name} ${mode} ${info.mtime!.getTime()} ${JSON.stringify(body)}`);
+      }
+    }
+  };
+  await walk(dir, "");
+  return out.sort();
+}
+
+Deno.test("capsa put --from / get --to keep file modes, modification times and symbolic links (never followed)", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    const tree = `${s.dir}/tree`;
+    await Deno.mkdir(`${tree}/bin`, { recursive: true });
+    await Deno.writeTextFile(`${tree}/bin/run.sh`, "#!/bin/sh\necho hi\n");
+    await Deno.chmod(`${tree}/bin/run.sh`, 0o755);
+    await Deno.utime(`${tree}/bin/run.sh`, 978_307_200, 978_307_200.123);
+    await Deno.writeTextFile(`${tree}/secret.txt`, "s");
+    await Deno.chmod(`${tree}/secret.txt`, 0o600);
+    await Deno.utime(`${tree}/secret.txt`, 1_262_304_000, 1_262_304_000);
+    const outside = `${s.dir}/outside.txt`;
+    await Deno.writeTextFile(outside, "outside, untouched");
+    await Deno.symlink("bin/run.sh", `${tree}/link-in`);
+    await Deno.symlink("../outside.txt", `${tree}/link-out`);
+    await Deno.symlink(outside, `${tree}/link-abs`);
+    await Deno.symlink("nowhere", `${tree}/dangling`);
+    const outsideBefore = await treeState(s.dir).then((t) =>
+      t.find((l) => l.startsWith("outside"))
+    );
+
+    const put = await s.ok(["put", "store", "ns", "--from", "tree", "--json"]);
+    assert.equal(put.stderr, "", "no file is skipped");
+    assert.equal(JSON.parse(put.stdout).files, 6);
+    const stat = JSON.parse((await s.ok(["stat", "store", "ns", "bin/run.sh", "--json"])).stdout);
+    assert.deepEqual(stat.metadata, { "capsa.mode": "755", "capsa.mtime": "978307200123" });
+
+    await s.ok(["get", "store", "ns", "--to", "restored"]);
+    assert.deepEqual(await treeShape(`${s.dir}/restored`), await treeShape(tree));
+    assert.deepEqual(
+      await treeShape(`${s.dir}/restored`),
+      [
+        `dangling -> nowhere`,
+        `link-abs -> ${outside}`,
+        `link-in -> bin/run.sh`,
+        `link-out -> ../outside.txt`,
+        `bin/run.sh 755 978307200123 "#!/bin/sh\\necho hi\\n"`,
+        `secret.txt 600 1262304000000 "s"`,
+      ].sort(),
+    );
+    // Restoring again over the links writes the links, never through them.
+    await s.ok(["get", "store", "ns", "--to", "restored"]);
+    assert.equal(await Deno.readTextFile(outside), "outside, untouched");
+    assert.equal(
+      (await treeState(s.dir)).find((l) => l.startsWith("outside")),
+      outsideBefore,
+    );
+  } finally {
+    await s.dispose();
+  }
+});

@@ -24,7 +24,9 @@ export const getCommand: Command = {
     `Writes artifact KEY of NAMESPACE to stdout, or with -o to FILE (atomically: a temporary file,
 then a rename, so FILE is never half-written). With --to, restores every artifact of NAMESPACE
 (under P) into DIR, each at its key as a relative path; if any key would land outside DIR
-("../x", "/x", "a//b"), nothing is written. Every blob is checked against its hash on the way.`,
+("../x", "/x", "a//b"), nothing is written. Files stored by put --from get back their mode and
+modification time, and symbolic links come back as the same links (made, never followed).
+Every blob is checked against its hash on the way.`,
   flags: {
     output: { type: "string", short: "o" },
     version: { type: "string" },

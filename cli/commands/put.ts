@@ -20,8 +20,11 @@ export const putCommand: Command = {
        capsa put LOCATION NAMESPACE --from DIR [--prefix P] [--parallelism N]`,
   description:
     `Stores FILE (stdin when FILE is absent or "-") as artifact KEY of NAMESPACE: a new version.
-With --from, stores every regular file under DIR (symbolic links are skipped), keys being the
-paths relative to DIR with "/", after P; several at once, with a progress bar on a terminal.
+With --from, stores every regular file and symbolic link under DIR, keys being the paths
+relative to DIR with "/", after P; several at once, with a progress bar on a terminal. Each
+file's mode and modification time are kept as metadata (capsa.mode, capsa.mtime) and a link is
+stored as the link itself (capsa.type=symlink, its target as the body), never followed;
+\`get --to\` restores them. FIFOs, sockets and devices are skipped, each named on stderr.
 Every key is checked before anything is stored. Bodies are streamed, never held whole.`,
   flags: {
     from: { type: "string" },
@@ -57,7 +60,9 @@ Every key is checked before anything is stored. Bodies are streamed, never held 
           progress: createProgress(transferFormat("put"), ctx.out.quiet),
         }));
       const ms = Math.round(performance.now() - started);
-      for (const s of result.skipped) ctx.out.note(`skipped ${s}: not a regular file`);
+      for (const s of result.skipped) {
+        ctx.out.note(`skipped ${s}: not a regular file or symbolic link`);
+      }
       ctx.out.result(
         {
           namespace,

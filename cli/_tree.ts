@@ -7,7 +7,8 @@
  * @module
  */
 
-import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { CapsaError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { createHasher } from "../format/hashing.ts";
 import { validateArtifactKey } from "../format/manifest.ts";
 import { pool } from "../pool.ts";
 import type { ArtifactInfo, Store } from "../store/store.ts";
@@ -123,14 +124,31 @@ export interface PutTreeOptions {
   parallelism?: number;
   /** A progress bar (files; bytes as payload). */
   progress?: Progress;
+  /** Store every file, even one whose current version is the same (default false). */
+  force?: boolean;
+  /**
+   * Stops the transfer: no file is started after it aborts, the files being
+   * stored finish, and the result says `interrupted`.
+   */
+  signal?: AbortSignal;
 }
 
 /** What {@linkcode putTree} reports. */
 export interface PutTreeResult {
-  /** Files stored. */
+  /** Files and links found (new versions plus unchanged; on interruption, those handled). */
   files: number;
-  /** Bytes stored (bodies, before deduplication). */
+  /** Files and links found under the directory. */
+  total: number;
+  /** New versions written. */
+  newVersions: number;
+  /** Files whose current version already has the same size, metadata and digest: not written. */
+  unchanged: number;
+  /** Bytes of the new versions (bodies, before deduplication). */
   bytes: number;
+  /** Bytes the store grew by (new packs, after deduplication and compression). */
+  newBytes: number;
+  /** Whether the signal stopped it before every file was handled. */
+  interrupted: boolean;
   /** Special files skipped (FIFOs, sockets, devices), as relative paths. */
   skipped: string[];
 }
@@ -164,9 +182,17 @@ export async function putTree(
   const progress = options.progress;
   let done = 0;
   let bytes = 0;
+  let unchanged = 0;
+  const packBytesBefore = (await store.status()).counts?.packBytes ?? 0;
+  let interrupted = false;
   progress?.start(files.length, bytesPayload(0));
   try {
     await pool(files, async (f) => {
+      if (!options.force && await isUnchanged(store, namespace, f)) {
+        unchanged++;
+        progress?.update(++done, bytesPayload(bytes));
+        return;
+      }
       if (f.symlink) {
         try {
           bytes += (await putSymlink(store, namespace, f)).size;
@@ -188,12 +214,63 @@ export async function putTree(
         about(f.path, e);
       }
       progress?.update(++done, bytesPayload(bytes));
-    }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
+    }, {
+      concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM,
+      signal: options.signal,
+    }).catch((e) => {
+      if (options.signal?.aborted !== true) throw e;
+      interrupted = true;
+    });
     await store.flush();
   } finally {
     progress?.stop();
   }
-  return { files: files.length, bytes, skipped };
+  const newBytes = ((await store.status()).counts?.packBytes ?? 0) - packBytesBefore;
+  return {
+    files: done,
+    total: files.length,
+    newVersions: done - unchanged,
+    unchanged,
+    bytes,
+    newBytes,
+    interrupted,
+    skipped,
+  };
+}
+
+/**
+ * Whether the current version of a file's key already holds it: the same
+ * size, the same recorded mode, time and kind ({@linkcode fileMetadata}),
+ * and the same digest (the file is read and hashed, nothing is written).
+ * @param store The store.
+ * @param namespace The namespace.
+ * @param f The file or link.
+ * @returns `true` when storing it again would only repeat the current version.
+ */
+export async function isUnchanged(store: Store, namespace: string, f: TreeFile): Promise<boolean> {
+  let current: ArtifactInfo;
+  try {
+    current = await store.stat(namespace, f.key);
+  } catch (e) {
+    if (e instanceof NotFoundError) return false;
+    throw e;
+  }
+  const info = await Deno.lstat(f.path);
+  const meta = fileMetadata(info);
+  for (const name of [TYPE_META, MODE_META, MTIME_META]) {
+    if (meta[name] !== current.metadata[name]) return false;
+  }
+  const hash = store.descriptor?.hash;
+  if (hash === undefined) return false;
+  const hasher = createHasher(hash);
+  if (f.symlink) {
+    hasher.update(new TextEncoder().encode(await Deno.readLink(f.path)));
+  } else {
+    if (info.size !== current.size) return false;
+    const file = await Deno.open(f.path, { read: true });
+    for await (const piece of file.readable) hasher.update(piece); // closes the file at its end
+  }
+  return hasher.digestHex() === current.digest;
 }
 
 /**

@@ -416,3 +416,115 @@ Deno.test("capsa put --from / get --to keep file modes, modification times and s
     await s.dispose();
   }
 });
+
+Deno.test("capsa put --from skips unchanged files (--force writes them) and reports new versions and new bytes", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    const tree = `${s.dir}/tree`;
+    await Deno.mkdir(tree);
+    for (let i = 0; i < 5; i++) {
+      await Deno.writeFile(`${tree}/f${i}.bin`, crypto.getRandomValues(new Uint8Array(20_000)));
+    }
+    await Deno.symlink("f0.bin", `${tree}/link`);
+    const put = async (...extra: string[]) =>
+      JSON.parse((await s.ok(["put", "store", "ns", "--from", "tree", "--json", ...extra])).stdout);
+    const first = await put();
+    assert.deepEqual([first.files, first.newVersions, first.unchanged], [6, 6, 0]);
+    assert.ok(first.newBytes >= 100_000, `new bytes ${first.newBytes}`);
+
+    const again = await put();
+    assert.deepEqual([again.files, again.newVersions, again.unchanged, again.newBytes], [
+      6,
+      0,
+      6,
+      0,
+    ]);
+    const versions = JSON.parse(
+      (await s.ok(["stat", "store", "ns", "f1.bin", "--versions", "--json"])).stdout,
+    );
+    assert.equal(versions.versions.length, 1, "no second version of an unchanged file");
+
+    // Same bytes, new time: a new version (its metadata changed), but no new bytes.
+    await Deno.utime(`${tree}/f1.bin`, 1_000_000, 1_000_000);
+    // Same size and time, other bytes: a new version.
+    const f2 = await Deno.stat(`${tree}/f2.bin`);
+    await Deno.writeFile(`${tree}/f2.bin`, crypto.getRandomValues(new Uint8Array(20_000)));
+    await Deno.utime(`${tree}/f2.bin`, f2.atime!, f2.mtime!);
+    const third = await put();
+    assert.deepEqual([third.newVersions, third.unchanged], [2, 4]);
+    const human = await s.ok(["put", "store", "ns", "--from", "tree"]);
+    assert.match(human.stdout, /: 0 new versions \(0 B\), 6 unchanged, 0 B new in the store/);
+    const forced = await put("--force");
+    assert.deepEqual([forced.newVersions, forced.unchanged], [6, 0]);
+    assert.ok(forced.newBytes < 20_000, `deduplicated: ${forced.newBytes} new bytes`);
+  } finally {
+    await s.dispose();
+  }
+});
+
+Deno.test("Ctrl-C during capsa put --from says what was stored; running it again completes it", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    const tree = `${s.dir}/tree`;
+    await Deno.mkdir(tree);
+    const count = 1500;
+    for (let i = 0; i < count; i++) {
+      await Deno.writeFile(
+        `${tree}/f${String(i).padStart(4, "0")}.bin`,
+        crypto.getRandomValues(new Uint8Array(40_000)),
+      );
+    }
+    assert.equal(await exists(`${s.dir}/store/packs`), false, "no pack before the put starts");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...PROCESS_FLAGS,
+        CLI,
+        "put",
+        "store",
+        "ns",
+        "--from",
+        "tree",
+        "--parallelism",
+        "2",
+      ],
+      cwd: s.dir,
+      env: { NO_COLOR: "1", ...s.env },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    // Interrupt once packs are being written.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const packs = await Array.fromAsync(Deno.readDir(`${s.dir}/store`)).then(
+        (es) => es.some((e) => e.name === "packs"),
+      );
+      if (packs || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill("SIGINT");
+    const r = await output;
+    const stderr = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 1, stderr);
+    const m =
+      /capsa: aborted: put stopped by Ctrl-C after (\d+) of 1500 files: (\d+) new versions .*run the same command again to store the rest/
+        .exec(stderr);
+    assert.ok(m, stderr);
+    const stored = Number(m[2]);
+    assert.ok(stored > 0 && stored < count, `stored ${stored}`);
+    const listed = (await s.ok(["ls", "store", "ns"])).stdout.trim().split("\n").filter((l) => l);
+    assert.equal(listed.length, stored, "what the message says was stored is there");
+
+    const rerun = JSON.parse(
+      (await s.ok(["put", "store", "ns", "--from", "tree", "--json"])).stdout,
+    );
+    assert.deepEqual([rerun.unchanged, rerun.newVersions], [stored, count - stored]);
+    const all = (await s.ok(["ls", "store", "ns"])).stdout.trim().split("\n");
+    assert.equal(all.length, count);
+  } finally {
+    await s.dispose();
+  }
+});

@@ -106,7 +106,7 @@ export const ERROR_CODES = {
     status: 500,
     exit: failed,
     description:
-      "the CLI's output was closed before everything was written: check the reading end of the pipe",
+      "a pipe or socket was closed by its other end before everything was written (a closed stdout, as in `capsa ls S ns | head -1`, is not an error: the command stops and exits 0)",
   },
   closed: {
     retryable: false,
@@ -223,6 +223,13 @@ export const ERROR_CODES = {
     description:
       "`get --to` skipped a key that is both a file and the directory of other keys: restore it with `-o FILE`",
   },
+  kit_inside_store: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "the Recovery Kit would be written inside the store's own directory: give `--kit FILE` outside it, or run `capsa init` from another directory",
+  },
   kit_not_written: {
     retryable: false,
     status: 500,
@@ -243,6 +250,13 @@ export const ERROR_CODES = {
     exit: failed,
     description:
       "the agent lost its lease (taken over, not renewed in time) and stopped; nothing more was written: run it again",
+  },
+  location_not_empty: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "`capsa init` or `capsa move` was given a directory that holds files which are not part of a store (whatever they are): choose a new or empty directory",
   },
   maintenance_mode: {
     retryable: true,

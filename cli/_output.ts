@@ -118,6 +118,26 @@ export function describeError(error: unknown): { code: string; message: string }
 const enc = new TextEncoder();
 
 /**
+ * Stdout was closed by its reader (`capsa ls S ns | head -1`): the command
+ * stops writing and exits 0 without a word, as every Unix filter does. Only
+ * {@linkcode Output} throws it, so a closed pipe elsewhere is still an error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { OutputClosed } from "./_output.ts";
+ * assert.ok(new OutputClosed() instanceof Error);
+ * ```
+ */
+export class OutputClosed extends Error {
+  /** Creates the signal. */
+  constructor() {
+    super("stdout was closed by its reader");
+    this.name = "OutputClosed";
+  }
+}
+
+/**
  * Writes all of `bytes` to a Deno writer (stdout or stderr), synchronously,
  * so output is never lost when the process exits right after.
  * @param w The writer.
@@ -197,9 +217,33 @@ export class Output {
     this.#emitted = true;
   }
 
-  /** Writes text to stdout. @param text The text. */
+  /**
+   * Writes text to stdout.
+   * @param text The text.
+   * @throws {OutputClosed} when the reader closed stdout.
+   */
   stdout(text: string): void {
-    writeAllSync(Deno.stdout, enc.encode(text));
+    try {
+      writeAllSync(Deno.stdout, enc.encode(text));
+    } catch (e) {
+      if (e instanceof Deno.errors.BrokenPipe) throw new OutputClosed();
+      throw e;
+    }
+  }
+
+  /**
+   * Writes bytes to stdout (a body streamed by `capsa get`).
+   * @param bytes The bytes.
+   * @throws {OutputClosed} when the reader closed stdout.
+   */
+  async stdoutBytes(bytes: Uint8Array): Promise<void> {
+    try {
+      let at = 0;
+      while (at < bytes.length) at += await Deno.stdout.write(bytes.subarray(at));
+    } catch (e) {
+      if (e instanceof Deno.errors.BrokenPipe) throw new OutputClosed();
+      throw e;
+    }
   }
 
   /** Writes a line to stderr, unless `--quiet`. @param message The note. */

@@ -23,20 +23,40 @@ export interface CommandContext {
 }
 
 /**
- * The default host directory of a Location:
- * `$XDG_CACHE_HOME/capsa/<first 16 hex of sha256(Location URL)>`, with
- * `~/.cache` when `XDG_CACHE_HOME` is unset (`%LOCALAPPDATA%` on Windows).
- * `memory:` Locations get none: their data dies with the process.
+ * The canonical Location of an opened driver: the one spelling of the store
+ * whatever the user typed. A local directory is the `file:` URL of its real
+ * path (symbolic links resolved, no trailing slash: `./store/`, `store` and
+ * a link to it are one Location); an S3 Location is the driver's normalised
+ * URL (prefix with one trailing slash, endpoint as a bare origin, parameters
+ * in a fixed order).
  *
- * @param location The Location as typed.
+ * @param driver The opened Location.
+ * @returns The canonical Location URL.
+ */
+export function canonicalLocation(driver: Driver): string {
+  const location = driver.location;
+  if (location.startsWith("/") || /^[A-Za-z]:[\\/]/.test(location)) {
+    const url = new URL("file://");
+    url.pathname = location;
+    return url.href;
+  }
+  return location;
+}
+
+/**
+ * The default host directory of a Location:
+ * `$XDG_CACHE_HOME/capsa/<first 16 hex of sha256(canonical Location URL)>`,
+ * with `~/.cache` when `XDG_CACHE_HOME` is unset (`%LOCALAPPDATA%` on
+ * Windows). `memory:` Locations get none: their data dies with the process.
+ *
+ * @param location The canonical Location (see {@linkcode canonicalLocation}).
  * @returns The directory, or `undefined` for `memory:`.
  * @throws {UsageError} when no cache directory can be found (give `--host-dir`).
  */
 export async function defaultHostDir(location: string): Promise<string | undefined> {
-  const url = parseLocation(location);
-  if (url.protocol === "memory:") return undefined;
+  if (location.startsWith("memory:")) return undefined;
   const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url.href)),
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(location)),
   );
   const id = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
   let base: string | undefined;
@@ -87,6 +107,18 @@ export function absolutePath(path: string): string {
   return `${workingDirectory().replace(/[/\\]+$/, "")}/${path}`;
 }
 
+/**
+ * The directory of a local Location (a path or `file:` URL) as typed, made
+ * absolute; `undefined` for other Locations.
+ * @param location The Location as typed.
+ * @returns The path, or `undefined`.
+ */
+export function localPath(location: string): string | undefined {
+  const withCwd = /^[A-Za-z][A-Za-z0-9+.-]+:/.test(location) ? location : absolutePath(location);
+  const url = parseLocation(withCwd);
+  return url.protocol === "file:" ? decodeURIComponent(url.pathname) : undefined;
+}
+
 /** The drivers of an opened Location. */
 export interface OpenedLocation {
   /** The Location's driver. */
@@ -112,9 +144,6 @@ export async function openLocation(
   options: { create?: boolean } = {},
 ): Promise<OpenedLocation> {
   const withCwd = /^[A-Za-z][A-Za-z0-9+.-]+:/.test(location) ? location : absolutePath(location);
-  const hostDir = ctx.hostDir !== undefined
-    ? absolutePath(ctx.hostDir)
-    : await defaultHostDir(withCwd);
   const url = parseLocation(withCwd);
   if (url.protocol === "file:" && !options.create) {
     const path = decodeURIComponent(url.pathname);
@@ -134,7 +163,11 @@ export async function openLocation(
     durable: true,
   });
   let host: Driver | undefined;
+  let hostDir: string | undefined;
   try {
+    hostDir = ctx.hostDir !== undefined
+      ? absolutePath(ctx.hostDir)
+      : await defaultHostDir(canonicalLocation(driver));
     if (hostDir !== undefined) {
       // Private to this user: the host directory holds the index (every key name).
       await Deno.mkdir(hostDir, { recursive: true, mode: 0o700 });
@@ -157,7 +190,7 @@ export async function openLocation(
 
 /** Options of {@linkcode withStore}. */
 export interface WithStoreOptions {
-  /** Open read-only: no healing, no host cache written (status). */
+  /** Open read-only: no healing, no host cache written (status, ls, stat, get: reads write nothing). */
   readOnly?: boolean;
   /** Hand over a Corrupted store instead of failing with exit code 5 (status, rebuild). */
   allowCorrupted?: boolean;

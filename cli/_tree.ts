@@ -8,7 +8,8 @@
  * @module
  */
 
-import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { CapsaError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { createHasher } from "../format/hashing.ts";
 import { validateArtifactKey } from "../format/manifest.ts";
 import { pool } from "../pool.ts";
 import type { ArtifactInfo, Store, WriteBatch } from "../store/store.ts";
@@ -47,14 +48,52 @@ export interface TreeFile {
   key: string;
   /** Its size when listed. */
   size: number;
+  /** Whether it is a symbolic link (stored as the link, never followed). */
+  symlink?: boolean;
+}
+
+/** The metadata entry naming what an artifact restores as: `symlink` (absent: a file). */
+export const TYPE_META = "capsa.type";
+/** The metadata entry holding a file's permission bits, in octal (`755`). */
+export const MODE_META = "capsa.mode";
+/** The metadata entry holding a file's modification time, in ms since the epoch. */
+export const MTIME_META = "capsa.mtime";
+
+/**
+ * What `put --from` records about a file besides its bytes: its permission
+ * bits and modification time; for a symbolic link, that it is one (its
+ * body is the link's target; its own mode and time are not kept).
+ *
+ * @param info The file's `lstat` (a symbolic link's own, never its target's).
+ * @returns The artifact metadata.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fileMetadata } from "./_tree.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/run.sh`, "#!/bin/sh\n", { mode: 0o755 });
+ * await Deno.chmod(`${dir}/run.sh`, 0o755);
+ * await Deno.utime(`${dir}/run.sh`, 1_000_000, 1_000_000);
+ * const meta = fileMetadata(await Deno.lstat(`${dir}/run.sh`));
+ * assert.deepEqual(meta, { "capsa.mode": "755", "capsa.mtime": "1000000000" });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function fileMetadata(info: Deno.FileInfo): Record<string, string> {
+  if (info.isSymlink) return { [TYPE_META]: "symlink" };
+  const meta: Record<string, string> = {};
+  if (info.mode !== null) meta[MODE_META] = (info.mode & 0o7777).toString(8);
+  if (info.mtime !== null) meta[MTIME_META] = String(info.mtime.getTime());
+  return meta;
 }
 
 /**
- * Lists the regular files under `dir`, recursively, in key order. Symbolic
- * links are not followed (they are reported, not stored).
+ * Lists the regular files and symbolic links under `dir`, recursively, in
+ * key order. Symbolic links are never followed: each is one entry.
  * @param dir The directory.
  * @param prefix A key prefix.
- * @returns The files, and the symbolic links skipped.
+ * @returns The files, and the special files (FIFOs, sockets, devices) skipped.
  */
 export async function listTree(
   dir: string,
@@ -73,7 +112,7 @@ export async function listTree(
     for await (const e of Deno.readDir(abs)) {
       const path = `${abs}/${e.name}`;
       const key = rel === "" ? e.name : `${rel}/${e.name}`;
-      if (e.isSymlink) skipped.push(key);
+      if (e.isSymlink) files.push({ path, key: prefix + key, size: 0, symlink: true });
       else if (e.isDirectory) subdirs.push([path, key]);
       else if (e.isFile) here.push([path, key]);
       else skipped.push(key);
@@ -97,15 +136,32 @@ export interface PutTreeOptions {
   parallelism?: number;
   /** A progress bar (files; bytes as payload). */
   progress?: Progress;
+  /** Store every file, even one whose current version is the same (default false). */
+  force?: boolean;
+  /**
+   * Stops the transfer: no file is started after it aborts, the files being
+   * stored finish, and the result says `interrupted`.
+   */
+  signal?: AbortSignal;
 }
 
 /** What {@linkcode putTree} reports. */
 export interface PutTreeResult {
-  /** Files stored. */
+  /** Files and links found (new versions plus unchanged; on interruption, those handled). */
   files: number;
-  /** Bytes stored (bodies, before deduplication). */
+  /** Files and links found under the directory. */
+  total: number;
+  /** New versions written. */
+  newVersions: number;
+  /** Files whose current version already has the same size, metadata and digest: not written. */
+  unchanged: number;
+  /** Bytes of the new versions (bodies, before deduplication). */
   bytes: number;
-  /** Symbolic links and special files skipped, as relative paths. */
+  /** Bytes the store grew by (new packs, after deduplication and compression). */
+  newBytes: number;
+  /** Whether the signal stopped it before every file was handled. */
+  interrupted: boolean;
+  /** Special files skipped (FIFOs, sockets, devices), as relative paths. */
   skipped: string[];
 }
 
@@ -149,12 +205,19 @@ export async function putTree(
   let done = 0;
   let bytes = 0;
   const failures: Array<{ path: string; error: unknown }> = [];
+  const putPaths: string[] = [];
+  let unchanged = 0;
+  let stored = 0;
+  let interrupted = false;
+  const packBytesBefore = (await store.status()).counts?.packBytes ?? 0;
   let batch: WriteBatch;
   try {
     batch = store.batch({
       onResult: (r, i) => {
-        if (r.ok) bytes += r.info.size;
-        else failures.push({ path: files[i]!.path, error: r.error });
+        if (r.ok) {
+          bytes += r.info.size;
+          stored++;
+        } else failures.push({ path: putPaths[i]!, error: r.error });
         progress?.update(++done, bytesPayload(bytes));
       },
     });
@@ -163,7 +226,7 @@ export async function putTree(
   }
   progress?.start(files.length, bytesPayload(0));
   try {
-    // The i-th put of the session is the i-th file: puts are made in file order.
+    // The puts of the session are made in file order (so are their results).
     let next = 0;
     const turns = new Map<number, () => void>();
     const waitTurn = (i: number) =>
@@ -173,26 +236,40 @@ export async function putTree(
       turns.get(next)?.();
       turns.delete(next);
     };
-    await pool(files.map((f, i) => ({ f, i })), async ({ f, i }) => {
-      // Reading overlaps across files; the puts are made in order.
-      let body: Uint8Array | Deno.FsFile | Error;
+    await pool(files, async (f, i) => {
+      // Reading (and comparing with the current version) overlaps across files.
+      let body: Uint8Array | Deno.FsFile | Error | "unchanged";
+      let metadata: Record<string, string> = {};
       try {
-        body = f.size <= SMALL_FILE_BYTES
-          ? await Deno.readFile(f.path)
-          : await Deno.open(f.path, { read: true });
+        if (!options.force && await isUnchanged(store, namespace, f)) body = "unchanged";
+        else if (f.symlink) {
+          metadata = fileMetadata(await Deno.lstat(f.path));
+          body = new TextEncoder().encode(await Deno.readLink(f.path));
+        } else {
+          metadata = fileMetadata(await Deno.stat(f.path));
+          body = f.size <= SMALL_FILE_BYTES
+            ? await Deno.readFile(f.path)
+            : await Deno.open(f.path, { read: true });
+        }
       } catch (e) {
         body = e instanceof Error ? e : new Error(String(e));
       }
       await waitTurn(i);
       try {
+        if (body === "unchanged") {
+          unchanged++;
+          progress?.update(++done, bytesPayload(bytes));
+          return;
+        }
+        putPaths.push(f.path);
         if (body instanceof Error) {
-          // Keeps the session's numbering: a put that fails alone, with the read error.
+          // A put that fails alone, with the read error.
           await batch.put(namespace, f.key, errorStream(body));
         } else if (body instanceof Uint8Array) {
-          await batch.put(namespace, f.key, body);
+          await batch.put(namespace, f.key, body, { metadata });
         } else {
           const file = body;
-          await batch.put(namespace, f.key, file.readable).catch((e) => {
+          await batch.put(namespace, f.key, file.readable, { metadata }).catch((e) => {
             try {
               file.close();
             } catch { /* the stream closed it */ }
@@ -202,7 +279,13 @@ export async function putTree(
       } finally {
         passTurn();
       }
-    }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
+    }, {
+      concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM,
+      signal: options.signal,
+    }).catch((e) => {
+      if (options.signal?.aborted !== true) throw e;
+      interrupted = true;
+    });
     await batch.close();
   } finally {
     await batch.close().catch(() => {});
@@ -217,7 +300,91 @@ export async function putTree(
       first.error,
     );
   }
-  return { files: files.length, bytes, skipped };
+  const newBytes = ((await store.status()).counts?.packBytes ?? 0) - packBytesBefore;
+  return {
+    files: stored + unchanged,
+    total: files.length,
+    newVersions: stored,
+    unchanged,
+    bytes,
+    newBytes,
+    interrupted,
+    skipped,
+  };
+}
+
+/**
+ * Whether the current version of a file's key already holds it: the same
+ * size, the same recorded mode, time and kind ({@linkcode fileMetadata}),
+ * and the same digest (the file is read and hashed, nothing is written).
+ * @param store The store.
+ * @param namespace The namespace.
+ * @param f The file or link.
+ * @returns `true` when storing it again would only repeat the current version.
+ */
+export async function isUnchanged(store: Store, namespace: string, f: TreeFile): Promise<boolean> {
+  let current: ArtifactInfo;
+  try {
+    current = await store.stat(namespace, f.key);
+  } catch (e) {
+    if (e instanceof NotFoundError) return false;
+    throw e;
+  }
+  const info = await Deno.lstat(f.path);
+  const meta = fileMetadata(info);
+  for (const name of [TYPE_META, MODE_META, MTIME_META]) {
+    if (meta[name] !== current.metadata[name]) return false;
+  }
+  const hash = store.descriptor?.hash;
+  if (hash === undefined) return false;
+  const hasher = createHasher(hash);
+  if (f.symlink) {
+    hasher.update(new TextEncoder().encode(await Deno.readLink(f.path)));
+  } else {
+    if (info.size !== current.size) return false;
+    const file = await Deno.open(f.path, { read: true });
+    for await (const piece of file.readable) hasher.update(piece); // closes the file at its end
+  }
+  return hasher.digestHex() === current.digest;
+}
+
+/**
+ * Writes a symbolic link at `path` holding `target`, atomically (a link
+ * under a temporary name, renamed over `path`): the link is made, never
+ * followed, so a target outside the restored tree writes nothing there.
+ * @param path Where the link goes.
+ * @param target What it points to, as stored.
+ */
+async function writeSymlinkAtomic(path: string, target: string): Promise<void> {
+  const tmp = `${path.slice(0, path.lastIndexOf("/") + 1)}.capsa-link-${
+    crypto.randomUUID().slice(0, 8)
+  }.tmp`;
+  await Deno.symlink(target, tmp);
+  try {
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Gives a restored file what `put --from` recorded about it (see
+ * {@linkcode fileMetadata}): its permission bits and modification time.
+ * Artifacts stored otherwise carry neither and keep the defaults.
+ * @param path The restored file.
+ * @param info The artifact it was restored from.
+ */
+export async function restoreFileMetadata(path: string, info: ArtifactInfo): Promise<void> {
+  const mode = info.metadata[MODE_META];
+  if (mode !== undefined && /^[0-7]{1,4}$/.test(mode) && Deno.build.os !== "windows") {
+    await Deno.chmod(path, parseInt(mode, 8));
+  }
+  const mtime = info.metadata[MTIME_META];
+  if (mtime !== undefined && /^-?\d{1,15}$/.test(mtime)) {
+    const t = new Date(Number(mtime));
+    await Deno.utime(path, t, t);
+  }
 }
 
 /** A body that fails at once with `error`. */
@@ -415,8 +582,15 @@ export async function getTree(
         const body = await store.getStream(namespace, item.info.key, {
           version: item.info.version,
         });
-        const written = await writeFileAtomic(`${root}/${rel}`, body);
-        bytes += written; // not `bytes += await …`: that reads `bytes` before the await
+        if (item.info.metadata[TYPE_META] === "symlink") {
+          const target = await new Response(body).text();
+          await writeSymlinkAtomic(`${root}/${rel}`, target);
+          bytes += item.info.size;
+        } else {
+          const written = await writeFileAtomic(`${root}/${rel}`, body);
+          await restoreFileMetadata(`${root}/${rel}`, item.info);
+          bytes += written; // not `bytes += await …`: that reads `bytes` before the await
+        }
         restored++;
       } catch (e) {
         if (isArtifactFailure(e)) report(problemOf(item.info.key, e));

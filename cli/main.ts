@@ -13,7 +13,7 @@
 
 import { boolFlag, GLOBAL_HELP, parseCommandLine, splitCommand, stringFlag } from "./_args.ts";
 import { type Command, commandHelp } from "./_command.ts";
-import { EXIT, EXIT_CODES_HELP, Output, UsageError } from "./_output.ts";
+import { EXIT, EXIT_CODES_HELP, Output, OutputClosed, UsageError } from "./_output.ts";
 import { getCommand } from "./commands/get.ts";
 import { initCommand } from "./commands/init.ts";
 import { kitCommand } from "./commands/kit.ts";
@@ -85,6 +85,16 @@ export function mainHelp(): string {
  * @returns The exit code.
  */
 export async function main(argv: string[]): Promise<number> {
+  try {
+    return await runCommandLine(argv);
+  } catch (e) {
+    // A reader that stopped reading (`capsa ls S ns | head -1`) got what it wanted.
+    if (e instanceof OutputClosed) return EXIT.ok;
+    throw e;
+  }
+}
+
+async function runCommandLine(argv: string[]): Promise<number> {
   const { command: name, rest } = splitCommand(argv);
   const wantsJson = rest.includes("--json");
   const out0 = new Output({ json: wantsJson });
@@ -124,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await command.run({ out, hostDir: stringFlag(args.values, "host-dir") }, args);
   } catch (e) {
+    if (e instanceof OutputClosed) throw e;
     return out.error(e);
   }
 }

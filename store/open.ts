@@ -44,7 +44,7 @@ import {
 import type { EventBus, StoreState } from "./events.ts";
 import { readMovedTo } from "./gate.ts";
 import { loadIndex } from "./persistence.ts";
-import { readDescriptorReplicas, writeDescriptorReplicas } from "./replicas.ts";
+import { HOST_REPLICA, readDescriptorReplicas, writeDescriptorReplicas } from "./replicas.ts";
 import type { IndexSource, InitStoreOptions } from "./types.ts";
 
 /** What opening found: the state a `Store` handle starts from. */
@@ -146,9 +146,15 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
   if (movedTo !== undefined) throw new StoreMovedError(movedTo);
 
   const rec = reconcileDescriptors(await readDescriptorReplicas(driver, host));
+  // A host without its replica (a new host, a new host directory after a move, a deleted cache)
+  // is not a degraded store: the replica is written quietly on the first writable open.
+  // With no replica left at all, every missing one is reported (the store is Corrupted).
+  const hostMissing = rec.descriptor !== undefined &&
+    rec.problems.some((p) => p.where === HOST_REPLICA && p.kind === "missing");
+  const problems = rec.problems.filter((p) => !(hostMissing && p.where === HOST_REPLICA));
   const opened: OpenedStore = {
-    state: rec.state,
-    problems: rec.problems.map((p) => `${p.where}: ${p.kind}: ${p.detail}`),
+    state: rec.state === "Degraded" && problems.length === 0 ? "Ready" : rec.state,
+    problems: problems.map((p) => `${p.where}: ${p.kind}: ${p.detail}`),
     descriptor: undefined,
     config: undefined,
     pointer: "ok",
@@ -186,12 +192,15 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
 
   if (rec.toHeal.length > 0 && !context.readOnly) {
     await writeDescriptorReplicas(driver, host, descriptor, rec.toHeal);
-    bus.publish({
-      type: "descriptor.healed",
-      at: clock(),
-      storeId: descriptor.storeId,
-      replicas: [...rec.toHeal],
-    });
+    const healed = rec.toHeal.filter((w) => !(hostMissing && w === HOST_REPLICA));
+    if (healed.length > 0) {
+      bus.publish({
+        type: "descriptor.healed",
+        at: clock(),
+        storeId: descriptor.storeId,
+        replicas: healed,
+      });
+    }
     opened.problems = opened.problems.filter((p) => !rec.toHeal.some((w) => p.startsWith(`${w}:`)));
   }
 

@@ -8,7 +8,7 @@
 
 import { intFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
-import { writeAll, writeFileAtomic } from "../_files.ts";
+import { writeFileAtomic } from "../_files.ts";
 import { EXIT, formatBytes, UsageError } from "../_output.ts";
 import { createProgress, transferFormat } from "../_progress.ts";
 import { absolutePath, type CommandContext, withStore } from "../_store.ts";
@@ -26,8 +26,9 @@ then a rename, so FILE is never half-written). With --to, restores every artifac
 (under P) into DIR, each at its key as a relative path. Everything that can be restored safely
 is: a key that would land outside DIR ("../x", "/x", "a//b") or cannot be a file name here, a
 key that is also the directory of other keys, and an artifact whose bytes are damaged are each
-named on stderr and skipped, and the command then exits 1. Every blob is checked against its
-hash on the way.`,
+named on stderr and skipped, and the command then exits 1. Files stored by put --from get back
+their mode and modification time, and symbolic links come back as the same links (made, never
+followed). Every blob is checked against its hash on the way.`,
   flags: {
     output: { type: "string", short: "o" },
     version: { type: "string" },
@@ -64,6 +65,7 @@ hash on the way.`,
             progress: createProgress(transferFormat("get"), ctx.out.quiet),
             onProblem: (p) => ctx.out.warn(p.code, `${namespace}/${p.key}: ${p.message}`),
           }),
+        { readOnly: true },
       );
       const ms = Math.round(performance.now() - started);
       ctx.out.result(
@@ -105,12 +107,12 @@ hash on the way.`,
       const body = await store.getStream(namespace!, key!, { version: info.version });
       if (toStdout) {
         ctx.out.markEmitted();
-        for await (const chunk of body) await writeAll(Deno.stdout, chunk);
+        for await (const chunk of body) await ctx.out.stdoutBytes(chunk);
       } else {
         await writeFileAtomic(absolutePath(output!), body);
       }
       return info;
-    });
+    }, { readOnly: true });
     if (!toStdout) {
       const path = absolutePath(output!);
       ctx.out.result(

@@ -11,7 +11,8 @@ import { namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { dirname, pathExists, reserveFile } from "../_files.ts";
 import { EXIT, UsageError } from "../_output.ts";
-import { absolutePath, type CommandContext, openLocation } from "../_store.ts";
+import { absolutePath, type CommandContext, localPath, openLocation } from "../_store.ts";
+import { refuseForeignEntries, refuseKitInsideStore } from "../_target.ts";
 
 const enc = new TextEncoder();
 
@@ -40,9 +41,11 @@ export const initCommand: Command = {
   summary: "create a store and write its Recovery Kit",
   usage: "capsa init LOCATION [--kit FILE] [--hash blake3|sha256]",
   description:
-    `Creates a store on LOCATION: a directory (created if missing; it must be empty), file://…,
+    `Creates a store on LOCATION: a directory (created if missing; it must be empty: any file in it
+is refused, whatever it is), file://…,
 s3://bucket/prefix?endpoint=…&region=…, or memory:. Writes the store's Recovery Kit to FILE
-(mode 0600; default ./capsa-recovery-kit-<store id>.txt); an existing file is never replaced.
+(mode 0600; default ./capsa-recovery-kit-<store id>.txt), never inside the store's directory;
+an existing file is never replaced.
 Keep the kit offline: \`capsa rebuild LOCATION --kit FILE\` rewrites a lost descriptor from it.`,
   flags: {
     kit: { type: "string" },
@@ -61,14 +64,15 @@ Keep the kit offline: \`capsa rebuild LOCATION --kit FILE\` rewrites a lost desc
     const explicitKit = stringFlag(args.values, "kit");
     const kitPath = explicitKit === undefined ? undefined : absolutePath(explicitKit);
     if (kitPath !== undefined) await refuseExisting(kitPath);
+    const kitDir = kitPath === undefined ? absolutePath(".") : dirname(kitPath);
+    await refuseKitInsideStore(kitDir, localPath(location!));
     // Reserve the kit's file first: the store is created only once its kit can be written.
-    const reserved = await reserveFile(
-      kitPath === undefined ? absolutePath(".") : dirname(kitPath),
-    );
+    const reserved = await reserveFile(kitDir);
     let committed = false;
     try {
       const opened = await openLocation(ctx, location!, { create: true });
       try {
+        await refuseForeignEntries(opened.driver, "init");
         // A host cache left by an earlier store at this Location is stale: drop it.
         await opened.host?.delete(HOST_CACHE_KEY).catch((e) => {
           if (!(e instanceof NotFoundError)) throw e;

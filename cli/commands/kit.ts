@@ -55,7 +55,7 @@ Use it when the kit written at init is lost, while a descriptor replica is still
             KIT_NOTICE,
           ],
         );
-      }, { allowCorrupted: true });
+      }, { allowCorrupted: true, readOnly: true });
       return EXIT.ok;
     } finally {
       if (!committed) await reserved.discard();

@@ -71,7 +71,7 @@ its live artifacts in key order (under P); -l adds size, time and version.`,
       }
       flush();
       if (out.json) out.stdout("\n]}\n");
-    });
+    }, { readOnly: true });
     return EXIT.ok;
   },
 };

@@ -13,6 +13,7 @@ import { asUsage, namePositionals, type ParsedArgs } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { EXIT } from "../_output.ts";
 import { type CommandContext, openLocation } from "../_store.ts";
+import { refuseForeignEntries } from "../_target.ts";
 
 /** `capsa move`. */
 export const moveCommand: Command = {
@@ -27,7 +28,7 @@ back and checked by digest; a rerun after an interruption copies only what is mi
 differs. The destination's descriptor is written last (the commit point), then SOURCE is marked
 as moved: opening it afterwards names DESTINATION. --delete-source removes the source's data
 after everything was verified (the moved marker stays). A destination holding anything that is
-not part of this store is refused.`,
+not part of this store (any file, whatever it is) is refused.`,
   flags: {
     parallelism: { type: "string" },
     "delete-source": { type: "boolean" },
@@ -46,6 +47,12 @@ not part of this store is refused.`,
     ]);
     const options = asUsage(() => parseMoveOptions(args.values, "flags"));
     const dest = await openLocation(ctx, destination!, { create: true });
+    try {
+      await refuseForeignEntries(dest.driver, "move");
+    } catch (e) {
+      await dest.close();
+      throw e;
+    }
     const config: MoveConfig = {
       ...options,
       destination: dest.driver,

@@ -5,7 +5,16 @@
  * @module
  */
 
-import { intFlag, namePositionals, type ParsedArgs, stringFlag, stringsFlag } from "../_args.ts";
+import { CapsaError } from "../../errors.ts";
+import { withInterrupt } from "../_agent.ts";
+import {
+  boolFlag,
+  intFlag,
+  namePositionals,
+  type ParsedArgs,
+  stringFlag,
+  stringsFlag,
+} from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { EXIT, formatBytes, UsageError } from "../_output.ts";
 import { createProgress, transferFormat } from "../_progress.ts";
@@ -20,13 +29,20 @@ export const putCommand: Command = {
        capsa put LOCATION NAMESPACE --from DIR [--prefix P] [--parallelism N]`,
   description:
     `Stores FILE (stdin when FILE is absent or "-") as artifact KEY of NAMESPACE: a new version.
-With --from, stores every regular file under DIR (symbolic links are skipped), keys being the
-paths relative to DIR with "/", after P; several at once, with a progress bar on a terminal.
-Every key is checked before anything is stored. The files go through one write session: they
-fill packs of the store's target size; files up to 1 MiB are read whole, larger ones streamed. A
-file that cannot be read or stored does not stop the others; the command then fails naming it.`,
+With --from, stores every regular file and symbolic link under DIR, keys being the paths
+relative to DIR with "/", after P; several at once, with a progress bar on a terminal. Each
+file's mode and modification time are kept as metadata (capsa.mode, capsa.mtime) and a link is
+stored as the link itself (capsa.type=symlink, its target as the body), never followed;
+\`get --to\` restores them. FIFOs, sockets and devices are skipped, each named on stderr.
+A file whose current version has the same size, mode, modification time and digest is not
+stored again (--force stores it anyway). Ctrl-C stops after the files being stored: what was
+stored is kept, and running the same command again completes it. Every key is checked before
+anything is stored. The files go through one write session: they fill packs of the store's
+target size; files up to 1 MiB are read whole, larger ones streamed. A file that cannot be read
+or stored does not stop the others; the command then fails naming it.`,
   flags: {
     from: { type: "string" },
+    force: { type: "boolean" },
     prefix: { type: "string" },
     parallelism: { type: "string" },
     "content-type": { type: "string" },
@@ -35,6 +51,7 @@ file that cannot be read or stored does not stop the others; the command then fa
   flagsHelp: `  --from DIR           store every file under DIR
   --prefix P           with --from: put P before every key
   --parallelism N      with --from: files stored at once (default ${DEFAULT_TREE_PARALLELISM})
+  --force              with --from: store every file, even one whose current version is the same
   --content-type TYPE  the media type of a single put
   --meta NAME=VALUE    user metadata of a single put (repeatable)`,
   example: "capsa put /srv/capsa photos 2024/cat.jpg ./cat.jpg",
@@ -52,32 +69,57 @@ file that cannot be read or stored does not stop the others; the command then fa
       const prefix = stringFlag(args.values, "prefix") ?? "";
       const dir = absolutePath(from);
       const started = performance.now();
-      const result = await withStore(ctx, location!, (store) =>
-        putTree(store, namespace!, dir, {
-          prefix,
-          ...(parallelism === undefined ? {} : { parallelism }),
-          progress: createProgress(transferFormat("put"), ctx.out.quiet),
-        }));
+      const force = boolFlag(args.values, "force");
+      const result = await withInterrupt(
+        ctx,
+        "put",
+        (signal) =>
+          withStore(ctx, location!, (store) =>
+            putTree(store, namespace!, dir, {
+              prefix,
+              force,
+              signal,
+              ...(parallelism === undefined ? {} : { parallelism }),
+              progress: createProgress(transferFormat("put"), ctx.out.quiet),
+            })),
+      );
       const ms = Math.round(performance.now() - started);
-      for (const s of result.skipped) ctx.out.note(`skipped ${s}: not a regular file`);
+      for (const s of result.skipped) {
+        ctx.out.note(`skipped ${s}: not a regular file or symbolic link`);
+      }
+      const summary = `${result.newVersions} new versions (${formatBytes(result.bytes)}), ` +
+        `${result.unchanged} unchanged, ${formatBytes(result.newBytes)} new in the store`;
+      if (result.interrupted) {
+        throw new CapsaError(
+          "aborted",
+          `put stopped by Ctrl-C after ${result.files} of ${result.total} files: ${summary}; ` +
+            `what was stored is kept: run the same command again to store the rest`,
+        );
+      }
       ctx.out.result(
         {
           namespace,
           from: dir,
           prefix,
           files: result.files,
+          newVersions: result.newVersions,
+          unchanged: result.unchanged,
           bytes: result.bytes,
+          newBytes: result.newBytes,
           skipped: result.skipped,
           durationMs: ms,
         },
         () =>
-          `stored ${result.files} files (${formatBytes(result.bytes)}) from ${dir} ` +
-          `into namespace ${namespace} in ${(ms / 1000).toFixed(1)} s`,
+          `stored ${result.files} files from ${dir} into namespace ${namespace}: ${summary}, ` +
+          `in ${(ms / 1000).toFixed(1)} s`,
       );
       return EXIT.ok;
     }
-    if (args.values["prefix"] !== undefined || args.values["parallelism"] !== undefined) {
-      throw new UsageError("--prefix and --parallelism apply to put --from DIR");
+    if (
+      args.values["prefix"] !== undefined || args.values["parallelism"] !== undefined ||
+      args.values["force"] !== undefined
+    ) {
+      throw new UsageError("--prefix, --parallelism and --force apply to put --from DIR");
     }
     const { location, namespace, key, file } = namePositionals("put", args.positionals, [
       "LOCATION",

@@ -68,7 +68,7 @@ lists every version, newest first, deletions included.`,
       }
       const info = await store.stat(namespace!, key!, version === undefined ? {} : { version });
       ctx.out.result({ ...info, hash }, () => infoLines(info, hash), { essential: true });
-    });
+    }, { readOnly: true });
     return EXIT.ok;
   },
 };

@@ -82,6 +82,8 @@ export {
   type ConfigSettings,
   defaultConfig,
   type ManifestStorage,
+  type RetentionConfig,
+  type RetentionSettings,
   type StoreConfig,
 } from "./format/config.ts";
 export type { Descriptor, EncryptionParams, KdfParams } from "./format/descriptor.ts";

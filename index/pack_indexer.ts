@@ -11,7 +11,7 @@
  */
 
 import type { Driver, ObjectInfo } from "../drivers/driver.ts";
-import { CorruptObjectError } from "../errors.ts";
+import { CorruptObjectError, NotFoundError } from "../errors.ts";
 import { retry } from "../drivers/retrying.ts";
 import type { HashAlgorithm } from "../format/hashing.ts";
 import type { IndexedPack, StoreIndex } from "./store_index.ts";
@@ -196,6 +196,8 @@ export async function indexPacks(
       result.problems.push({ key: info.key, reason: "not a pack id" });
       return;
     }
+    // Garbage collection retired it: never indexed again, and it may be deleted by now.
+    if (index.isRetired(packId)) return;
     let manifests: Manifest[];
     let indexed: IndexedPack;
     try {
@@ -243,6 +245,9 @@ export async function indexPacks(
         result.problems.push({ key: e.key, reason: e.reason });
         return;
       }
+      // Listed, then gone: only garbage collection deletes a pack (docs/FORMAT.md §8), after
+      // publishing a run that the next catch-up applies.
+      if (e instanceof NotFoundError) return;
       throw e;
     }
     result.packsIndexed++;

@@ -94,7 +94,16 @@ export interface GcConfig extends RetentionPolicy {
 }
 
 /** The defaults of {@linkcode GcConfig}. */
-export const GC_DEFAULTS = Object.freeze({
+export const GC_DEFAULTS: Readonly<{
+  dryRun: boolean;
+  maxUnused: number;
+  repackSmall: boolean;
+  grace: number;
+  parallelism: number;
+  leaseTTL: number;
+  force: boolean;
+  savePolicy: boolean;
+}> = Object.freeze({
   dryRun: false,
   maxUnused: 0.05,
   repackSmall: true,

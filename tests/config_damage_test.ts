@@ -44,6 +44,8 @@ Deno.test("capsa on a store whose config file has a flipped bit: reads work, a w
     const host = s.host();
     const read = await capsaOk(["get", s.store, "ns", "a.txt", "--host-dir", host]);
     assert.equal(read.stdout, "survives");
+    // `get` opens read-only and writes nothing into the store; a writing command heals.
+    await capsaOk(["snapshot", s.store, "--host-dir", host]);
     assert.deepEqual(
       await Deno.readFile(`${s.store}/${PRIMARY}`),
       sound,

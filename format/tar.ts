@@ -1,7 +1,7 @@
 /**
  * A streaming reader of tar archives (POSIX ustar, with pax extended headers
- * and GNU long names), for the HTTP batch upload (docs/FORMAT.md, "Tar
- * bodies"). It reads a `ReadableStream` once, front to back, and holds at
+ * and GNU long names), for the HTTP batch upload (docs/OPERATIONS.md,
+ * "Batch upload"). It reads a `ReadableStream` once, front to back, and holds at
  * most one 512-byte header, one pax or long-name record (at most
  * {@linkcode MAX_TAR_META_BYTES}) and the chunk the stream handed over:
  * an entry's body is read by the caller, whole ({@linkcode TarEntry.bytes})

@@ -223,6 +223,32 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * @throws {InvalidArgumentError} when `token` is empty or holds a space, a control or a non-ASCII
  *   character, or a batch limit is not a positive integer.
  *
+ * @example Upload many files as one tar (one pack)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createApp } from "./app.ts";
+ * import { initStore } from "../store/store.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { writeTarForTest } from "../tests/tar.ts"; // or the output of `tar -cf`
+ *
+ * const { store } = await initStore(new MemoryDriver());
+ * const app = createApp(store, { batchMaxEntries: 1000 });
+ * const files = Array.from({ length: 200 }, (_, i) => ({
+ *   path: `docs/page-${i}.html`,
+ *   body: new TextEncoder().encode(`<p>page ${i}</p>`),
+ * }));
+ * const res = await app.request("/v1/objects/site?batch&prefix=v1/", {
+ *   method: "POST",
+ *   headers: { "Content-Type": "application/x-tar" },
+ *   body: writeTarForTest(files),
+ * });
+ * const { stored, failed } = await res.json();
+ * assert.deepEqual([res.status, stored, failed], [200, 200, 0]);
+ * assert.deepEqual(new TextDecoder().decode(await store.get("site", "v1/docs/page-7.html")), "<p>page 7</p>");
+ * assert.deepEqual((await store.status()).counts?.packs, 1);
+ * await store.close();
+ * ```
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";

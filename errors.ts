@@ -174,7 +174,7 @@ export const ERROR_CODES = {
     status: 400,
     exit: failed,
     description:
-      "an HTTP request body ended before it was complete (the client disconnected): nothing was stored; send it again",
+      "an HTTP request body ended before it was complete (the client disconnected): a PUT stored nothing, a batch upload only the entries before the cut; send it again",
   },
   internal: {
     retryable: false,
@@ -182,6 +182,13 @@ export const ERROR_CODES = {
     exit: failed,
     description:
       "an unexpected error (a bug): report it with the command or request and the server's log",
+  },
+  invalid_archive: {
+    retryable: false,
+    status: 400,
+    exit: failed,
+    description:
+      "an HTTP batch upload's tar body is corrupt or truncated at the byte offset the message names: the entries before it were stored (the answer lists them); send the rest again",
   },
   invalid_argument: {
     retryable: false,

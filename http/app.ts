@@ -9,6 +9,7 @@
  * | GET | `/v1/health` | 200 `{ ok: true }`, no token needed | `routes/health.ts` |
  * | GET | `/v1/objects` | `{ namespaces }` | `routes/objects.ts` |
  * | GET, HEAD | `/v1/objects/:namespace?prefix&after&limit` | `{ items, cursor? }` (an `ArtifactPage`); other methods 405 | `routes/objects.ts` |
+ * | POST | `/v1/objects/:namespace?batch&prefix=` | a tar body (`application/x-tar`): 200 `{ stored, failed, items }` (207 when some failed) once its packs are durable | `routes/batch.ts` |
  * | GET, HEAD | `/v1/objects/:namespace/:key?version=` | the body (200, or 206 for a `Range`; 304, 416) | `routes/objects.ts` |
  * | GET | `/v1/objects/:namespace/:key?versions` | `{ items }`: every version, newest first, deletions included | `routes/objects.ts` |
  * | PUT | `/v1/objects/:namespace/:key` | 201 and the `ArtifactInfo` | `routes/objects.ts` |
@@ -45,6 +46,17 @@
  * `incomplete_body`, logged as one line; a read that fails after its
  * response started (a damaged blob further in) ends the body short of its
  * `Content-Length`, so the client sees it cut, and is logged as one line.
+ *
+ * Batch upload: `POST /v1/objects/:namespace?batch` with a tar body
+ * (ustar, pax, GNU long names) stores each regular file under its path
+ * (after `prefix`, prepended as is) through one write session, so small
+ * files fill packs; it answers once the last pack is durable, with one item
+ * per entry (directories skipped; links, devices and bad paths are failed
+ * items). It is not all-or-nothing: a tar found corrupt or cut short (400
+ * `invalid_archive`, naming the entry's byte offset), or a limit passed
+ * while reading (413 `payload_too_large`: `batchMaxBytes`,
+ * `batchMaxEntries`), keeps the entries before that point and lists them in
+ * the error body. `routes/batch.ts` has the rules.
  *
  * Maintenance: `POST /v1/maintenance/<kind>` takes a JSON object (at most
  * 256 KiB; every field optional unless said), read by the parser the CLI
@@ -106,6 +118,11 @@ import { JobRegistry } from "./jobs.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { maintenanceRoutes, refuseWritesDuringJobs } from "./routes/maintenance.ts";
+import {
+  type BatchLimits,
+  DEFAULT_BATCH_MAX_BYTES,
+  DEFAULT_BATCH_MAX_ENTRIES,
+} from "./routes/batch.ts";
 import { objectRoutes } from "./routes/objects.ts";
 import { statusRoutes } from "./routes/status.ts";
 
@@ -133,6 +150,14 @@ export interface AppOptions {
    * response had started (the body is cut short).
    */
   log?: (line: string, request: Request) => void;
+  /**
+   * The most bytes of a batch upload's tar body (default 1 GiB); a
+   * `Content-Length` over it is refused at once, a longer chunked body when
+   * reading passes it (413 `payload_too_large`).
+   */
+  batchMaxBytes?: number;
+  /** The most entries of a batch upload's tar, directories included (default 100,000). */
+  batchMaxEntries?: number;
 }
 
 /**
@@ -180,6 +205,14 @@ function unauthorized(message: string, invalidToken: boolean): HttpError {
   });
 }
 
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
 /**
  * Builds the HTTP endpoint of a store (routes in the module doc).
  *
@@ -187,7 +220,34 @@ function unauthorized(message: string, invalidToken: boolean): HttpError {
  * @param options The bearer token, the event bus, the job registry, a
  *   shutdown signal.
  * @returns The Hono app: pass `app.fetch` to a server, or call `app.request()` in tests.
- * @throws {InvalidArgumentError} when `token` is empty or holds a space, a control or a non-ASCII character.
+ * @throws {InvalidArgumentError} when `token` is empty or holds a space, a control or a non-ASCII
+ *   character, or a batch limit is not a positive integer.
+ *
+ * @example Upload many files as one tar (one pack)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createApp } from "./app.ts";
+ * import { initStore } from "../store/store.ts";
+ * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { writeTarForTest } from "../tests/tar.ts"; // or the output of `tar -cf`
+ *
+ * const { store } = await initStore(new MemoryDriver());
+ * const app = createApp(store, { batchMaxEntries: 1000 });
+ * const files = Array.from({ length: 200 }, (_, i) => ({
+ *   path: `docs/page-${i}.html`,
+ *   body: new TextEncoder().encode(`<p>page ${i}</p>`),
+ * }));
+ * const res = await app.request("/v1/objects/site?batch&prefix=v1/", {
+ *   method: "POST",
+ *   headers: { "Content-Type": "application/x-tar" },
+ *   body: writeTarForTest(files),
+ * });
+ * const { stored, failed } = await res.json();
+ * assert.deepEqual([res.status, stored, failed], [200, 200, 0]);
+ * assert.deepEqual(new TextDecoder().decode(await store.get("site", "v1/docs/page-7.html")), "<p>page 7</p>");
+ * assert.deepEqual((await store.status()).counts?.packs, 1);
+ * await store.close();
+ * ```
  *
  * @example
  * ```ts
@@ -212,6 +272,14 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
         "no client could send it in an Authorization header",
     );
   }
+  const batchLimits: BatchLimits = {
+    maxBytes: positiveInteger("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES),
+    maxEntries: positiveInteger(
+      "batchMaxEntries",
+      options.batchMaxEntries,
+      DEFAULT_BATCH_MAX_ENTRIES,
+    ),
+  };
   const bus = options.bus ?? store.bus;
   const jobs = options.jobs ?? new JobRegistry(store, { bus });
   const keepAliveMs = (options.keepAliveSeconds ?? 15) * 1000;
@@ -246,7 +314,7 @@ export function createApp(store: Store, options: AppOptions = {}): HttpApp {
     return await next();
   });
 
-  objectRoutes(app, store, refuseWritesDuringJobs(store, jobs), log);
+  objectRoutes(app, store, refuseWritesDuringJobs(store, jobs), log, batchLimits);
   statusRoutes(app, store);
   maintenanceRoutes(app, jobs);
   eventRoutes(app, bus, { closing: options.signal, keepAliveMs });

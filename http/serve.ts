@@ -59,6 +59,10 @@ export interface ServeOptions {
   bus?: EventBus;
   /** The kinds of maintenance job offered (default: `DEFAULT_JOB_KINDS`). */
   jobKinds?: JobKinds;
+  /** The most bytes of a batch upload's tar body (default 1 GiB; see `createApp`). */
+  batchMaxBytes?: number;
+  /** The most entries of a batch upload's tar (default 100,000; see `createApp`). */
+  batchMaxEntries?: number;
 }
 
 /** A running server, from {@linkcode serve}. */
@@ -147,6 +151,8 @@ export function serve(store: Store, options: ServeOptions = {}): CapsaServer {
     jobs,
     signal: stop.signal,
     ...(token === undefined ? {} : { token }),
+    ...(options.batchMaxBytes === undefined ? {} : { batchMaxBytes: options.batchMaxBytes }),
+    ...(options.batchMaxEntries === undefined ? {} : { batchMaxEntries: options.batchMaxEntries }),
   });
   const server = Deno.serve({
     hostname,

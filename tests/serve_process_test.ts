@@ -227,3 +227,87 @@ Deno.test("capsa serve: %0A and a non-UTF-8 escape in a path are 400; a token no
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("capsa serve: curl --data-binary @files.tar to POST ?batch fills one pack; a tar cut off by the client keeps the files before the cut", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "capsa-serve-batch-" });
+  const store = `${dir}/store`;
+  const host = ["--host-dir", `${dir}/host`];
+  const countPacks = async () => {
+    let n = 0;
+    if (!(await Deno.stat(`${store}/packs`).then(() => true, () => false))) return 0;
+    for await (const d of Deno.readDir(`${store}/packs`)) {
+      for await (const _ of Deno.readDir(`${store}/packs/${d.name}`)) n++;
+    }
+    return n;
+  };
+  try {
+    await capsaOk(["init", store, "--kit", `${dir}/kit`, ...host]);
+    await Deno.mkdir(`${dir}/files/sub`, { recursive: true });
+    for (let i = 0; i < 300; i++) {
+      await Deno.writeFile(`${dir}/files/${i % 2 ? "sub/" : ""}f${i}`, body(i, 1000 + i * 7));
+    }
+    await Deno.symlink("f0", `${dir}/files/link`);
+    const tar = await new Deno.Command("tar", {
+      args: ["-cf", `${dir}/files.tar`, "-C", `${dir}/files`, "."],
+    }).output();
+    assert.equal(tar.code, 0);
+    const server = await startServe(store, dir);
+    let stderr: string;
+    try {
+      const packs = await countPacks();
+      const curl = await new Deno.Command("curl", {
+        args: [
+          "-sS",
+          "-H",
+          `Authorization: Bearer ${TOKEN}`,
+          "-H",
+          "Content-Type: application/x-tar",
+          "--data-binary",
+          `@${dir}/files.tar`,
+          "-w",
+          "\n%{http_code}",
+          `${server.url}/v1/objects/site?batch&prefix=v1/`,
+        ],
+      }).output();
+      assert.equal(curl.code, 0, dec.decode(curl.stderr));
+      const [json, status] = dec.decode(curl.stdout).split("\n");
+      const answer = JSON.parse(json!);
+      // The symbolic link is a failed item; the 300 files are stored.
+      assert.deepEqual([status, answer.stored, answer.failed], ["207", 300, 1]);
+      assert.match(
+        answer.items.find((i: { key: string }) => i.key === "v1/link").error.message,
+        /symbolic link/,
+      );
+      assert.equal((await countPacks()) - packs, 1, "one pack for 300 files");
+      const got = await fetch(`${server.url}/v1/objects/site/v1/sub/f299`, { headers: AUTH });
+      assert.deepEqual(new Uint8Array(await got.arrayBuffer()), body(299, 1000 + 299 * 7));
+
+      // The client announces the whole tar, sends its first 20 KiB and stops sending.
+      const bytes = await Deno.readFile(`${dir}/files.tar`);
+      const head = `POST /v1/objects/cut?batch HTTP/1.1\r\nHost: x\r\n` +
+        `Authorization: Bearer ${TOKEN}\r\nContent-Type: application/x-tar\r\n` +
+        `Content-Length: ${bytes.length}\r\n\r\n`;
+      const raw = await rawExchange(
+        server.port,
+        new Uint8Array([...enc.encode(head), ...bytes.subarray(0, 20_000)]),
+        true,
+      );
+      assert.match(raw, /^HTTP\/1\.1 400 /, raw);
+      const cut = JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4));
+      assert.equal(cut.code, "incomplete_body");
+      const listed = await (await fetch(`${server.url}/v1/objects/cut`, { headers: AUTH })).json();
+      assert.ok(cut.stored > 0);
+      assert.deepEqual(
+        listed.items.map((i: { key: string }) => i.key).sort(),
+        cut.items.filter((i: { version?: string }) => i.version).map((i: { key: string }) => i.key)
+          .sort(),
+        "exactly the entries the answer lists as stored are visible",
+      );
+    } finally {
+      stderr = await server.stop();
+    }
+    assert.match(stderr, /POST http:\/\/[^ ]+\/v1\/objects\/cut\?batch: 400 incomplete_body: /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

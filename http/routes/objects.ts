@@ -1,7 +1,7 @@
 /**
  * The object routes: list namespaces and keys, read (with `Range`,
- * `If-Range`, `If-None-Match`), write (streamed), delete, and list the
- * versions of a key. `http/app.ts` lists every route and its answers.
+ * `If-Range`, `If-None-Match`), write (streamed), delete, list the
+ * versions of a key, and upload a tar of many (`./batch.ts`). `http/app.ts` lists every route and its answers.
  *
  * @module
  */
@@ -11,6 +11,7 @@ import { ArtifactNotFoundError, CapsaError, InvalidArgumentError } from "../../e
 import type { ArtifactInfo, ArtifactPage, GetOptions, Store } from "../../store/store.ts";
 import { parseRange } from "../_range.ts";
 import { HttpError } from "../errors.ts";
+import { type BatchLimits, batchUpload } from "./batch.ts";
 
 const META_PREFIX = "x-capsa-meta-";
 const OBJECT_ROUTE = "/v1/objects/:namespace/:key{.+}";
@@ -248,12 +249,14 @@ function requestBody(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Arra
  * @param store The store served.
  * @param refuseWrites Throws while writes through this app are refused (a job holds the store).
  * @param log Where one-line notes go (a read that failed after its response started).
+ * @param batchLimits The limits of a batch upload (`routes/batch.ts`).
  */
 export function objectRoutes(
   app: Hono,
   store: Store,
   refuseWrites: () => Promise<void>,
   log: (line: string, request: Request) => void,
+  batchLimits: BatchLimits,
 ): void {
   // Before routing: a path Hono would route oddly or decode leniently is the client's error.
   app.use("/v1/objects/*", async (c, next) => {
@@ -274,8 +277,9 @@ export function objectRoutes(
     });
     return c.json(page);
   });
+  app.post("/v1/objects/:namespace", (c) => batchUpload(c, store, refuseWrites, batchLimits, log));
   app.all("/v1/objects/:namespace", () => {
-    throw methodNotAllowed("GET, HEAD");
+    throw methodNotAllowed("GET, HEAD, POST");
   });
 
   app.get(OBJECT_ROUTE, async (c) => {

@@ -12,8 +12,9 @@
  * @module
  */
 
-import { type Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
-import { CorruptObjectError } from "../errors.ts";
+import { Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
+import { stampFile, workPath } from "./_cache_file.ts";
+import { CapsaError, CorruptObjectError } from "../errors.ts";
 import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, schemaVersionOf } from "./schema.ts";
 import type { Manifest } from "../format/manifest.ts";
 import type { BlobKind } from "../format/pack.ts";
@@ -158,6 +159,14 @@ function prefixEnd(prefix: string): string | undefined {
   return prefix.slice(0, -1) + String.fromCharCode(last + 1);
 }
 
+/** The first 100 bytes of a file (a SQLite header), hex. */
+function headOf(path: string): string {
+  using f = Deno.openSync(path);
+  const b = new Uint8Array(100);
+  f.readSync(b);
+  return b.toHex();
+}
+
 /**
  * A Bloom filter of blob ids: 10 bits per id and 7 probes (about 1% false
  * positives). The probes come from the id's own hex digits.
@@ -217,6 +226,13 @@ class BlobBloom {
  */
 export class StoreIndex {
   #db: Database;
+  /**
+   * File mode: the directory working copies go to, and whether the database
+   * is a published host cache opened read-only (the first write copies it).
+   */
+  #file: { workDir: string; published: boolean } | undefined;
+  /** The first 100 bytes (hex) of the published file, as opened. */
+  #head = "";
   #stmts = new Map<string, Statement>();
   #bloom: BlobBloom | undefined;
   /** Writes so far, and their count when the host cache was last written from this index. */
@@ -227,14 +243,26 @@ export class StoreIndex {
   /** The store this index belongs to. */
   readonly storeId: string;
 
-  private constructor(db: Database, storeId: string) {
-    // The database lives in memory and is persisted by export: a rollback
-    // journal in memory is enough, and there is no file to sync.
+  private constructor(
+    db: Database,
+    storeId: string,
+    file?: { workDir: string; published: boolean },
+  ) {
+    StoreIndex.#tune(db);
+    this.#db = db;
+    this.#file = file;
+    this.storeId = storeId;
+  }
+
+  static #tune(db: Database): void {
+    // In memory the database is persisted by export; in a file it is a private working copy
+    // until published by a rename (docs/DESIGN.md §5.3): a torn one is never used, so a
+    // rollback journal in memory is enough and nothing is synced.
     db.run("PRAGMA journal_mode = MEMORY");
     db.run("PRAGMA synchronous = OFF");
     db.run("PRAGMA temp_store = MEMORY");
-    this.#db = db;
-    this.storeId = storeId;
+    // A bounded page cache (64 MiB): a file-backed index never holds all its pages in memory.
+    if (db.file) db.run("PRAGMA cache_size = -65536");
   }
 
   /**
@@ -242,12 +270,151 @@ export class StoreIndex {
    * @param storeId The store it belongs to.
    * @returns The index.
    */
-  static async create(storeId: string): Promise<StoreIndex> {
+  static async create(storeId: string, options: { dir?: string } = {}): Promise<StoreIndex> {
     const SQL = await loadSqlite();
-    const db = new SQL.Database();
-    migrate(db);
-    db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
-    return new StoreIndex(db, storeId);
+    const dir = options.dir;
+    const db = dir === undefined ? new SQL.Database() : new SQL.Database({ path: workPath(dir) });
+    try {
+      migrate(db);
+      db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
+    } catch (e) {
+      StoreIndex.#discard(db);
+      throw e;
+    }
+    return new StoreIndex(
+      db,
+      storeId,
+      dir === undefined ? undefined : { workDir: dir, published: false },
+    );
+  }
+
+  /** Closes a database and deletes its file when it is a working copy. */
+  static #discard(db: Database): void {
+    db.close();
+    if (db.file && !db.file.readOnly) {
+      try {
+        Deno.removeSync(db.file.path);
+      } catch {
+        // Already gone, or left to the orphan sweep.
+      }
+    }
+  }
+
+  /**
+   * Opens an index file in place and checks it belongs to `storeId`; an older
+   * schema is migrated (in a working copy when the file is published).
+   *
+   * @param path The database file.
+   * @param options The expected store id, a name for errors, the directory
+   *   for working copies, and whether the file is a published host cache
+   *   (opened read-only; the first write copies it) or a working copy of this
+   *   process (deleted when the index closes without publishing it).
+   * @returns The index.
+   * @throws {CorruptObjectError} when the file is not a usable index of this store.
+   * @throws {IndexTooNewError} when it was written by a newer capsa.
+   */
+  static async openFile(
+    path: string,
+    options: { storeId: string; key: string; workDir: string; published: boolean },
+  ): Promise<StoreIndex> {
+    const SQL = await loadSqlite();
+    let db: Database;
+    try {
+      db = new SQL.Database({ path, readOnly: options.published });
+      db.exec("PRAGMA schema_version");
+    } catch (cause) {
+      throw new CorruptObjectError(options.key, "the database is damaged", { cause });
+    }
+    const file = { workDir: options.workDir, published: options.published };
+    const index = StoreIndex.#checked(db, options, () => new StoreIndex(db, options.storeId, file));
+    if (options.published) index.#head = headOf(path);
+    if (schemaVersionOf(index.#db) < INDEX_SCHEMA_VERSION) {
+      try {
+        index.#writable();
+        migrate(index.#db);
+      } catch (e) {
+        index.close();
+        throw e instanceof CapsaError
+          ? e
+          : new CorruptObjectError(options.key, "the database could not be migrated", { cause: e });
+      }
+    }
+    return index;
+  }
+
+  /** Checks a database's schema and owner, then makes the index; closes the database on failure. */
+  static #checked(
+    db: Database,
+    options: { storeId: string; key: string },
+    make: () => StoreIndex,
+  ): StoreIndex {
+    const { key } = options;
+    try {
+      const version = schemaVersionOf(db);
+      if (version === 0) throw new CorruptObjectError(key, "no capsa schema in the database");
+      if (version > INDEX_SCHEMA_VERSION) throw new IndexTooNewError(version, INDEX_SCHEMA_VERSION);
+      const owner = db.exec("SELECT value FROM meta WHERE name = 'store_id'")[0]?.values[0]?.[0];
+      if (owner !== options.storeId) {
+        throw new CorruptObjectError(
+          key,
+          `belongs to store ${String(owner)}, expected ${options.storeId}`,
+        );
+      }
+      return make();
+    } catch (e) {
+      if (db.file?.readOnly) db.close();
+      else StoreIndex.#discard(db);
+      if (e instanceof CorruptObjectError) throw e;
+      if (e instanceof IndexTooNewError) throw e;
+      throw new CorruptObjectError(key, "the database does not hold a readable capsa index", {
+        cause: e,
+      });
+    }
+  }
+
+  /**
+   * The file the database lives in (`undefined` in memory). Between
+   * transactions it holds every committed change, so it can be read as the
+   * bytes of the database.
+   */
+  get file(): string | undefined {
+    return this.#db.file?.path;
+  }
+
+  /** Whether the database is the published host cache, opened read-only. */
+  get published(): boolean {
+    return this.#file?.published ?? false;
+  }
+
+  /**
+   * Before a write: a published cache is copied to a private working copy
+   * (a file copy in the kernel, not through memory) and the copy opened in
+   * its place. When the host directory cannot take the copy, the database
+   * moves to memory instead.
+   */
+  #writable(): void {
+    const file = this.#file;
+    if (!file?.published) return;
+    const from = this.#db.file!.path;
+    const to = workPath(file.workDir);
+    this.#stmts.clear();
+    let next: Database;
+    try {
+      Deno.copyFileSync(from, to);
+      // The cache may have been replaced (renamed over) since it was opened: copy the same one.
+      if (headOf(to) !== this.#head) throw new Error("the host cache was replaced meanwhile");
+      next = new Database({ path: to });
+      this.#file = { workDir: file.workDir, published: false };
+    } catch {
+      try {
+        Deno.removeSync(to);
+      } catch { /* not made */ }
+      next = new Database(this.#db.native.serialize());
+      this.#file = undefined;
+    }
+    this.#db.close();
+    StoreIndex.#tune(next);
+    this.#db = next;
   }
 
   /**
@@ -259,10 +426,12 @@ export class StoreIndex {
    * transaction leaves the index unusable: a bulk index is discarded on any
    * error.
    * @param storeId The store it belongs to.
+   * @param options `dir`: build it in a working copy in this directory
+   *   (published later by {@linkcode StoreIndex.publish}) instead of in memory.
    * @returns The index, in bulk mode.
    */
-  static async createBulk(storeId: string): Promise<StoreIndex> {
-    const index = await StoreIndex.create(storeId);
+  static async createBulk(storeId: string, options: { dir?: string } = {}): Promise<StoreIndex> {
+    const index = await StoreIndex.create(storeId, options);
     const db = index.#db;
     const deferred = db.exec(
       "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL " +
@@ -327,26 +496,16 @@ export class StoreIndex {
     } catch (cause) {
       throw new CorruptObjectError(key, "the database is damaged", { cause });
     }
+    const index = StoreIndex.#checked(db, options, () => new StoreIndex(db, options.storeId));
     try {
-      const version = schemaVersionOf(db);
-      if (version === 0) throw new CorruptObjectError(key, "no capsa schema in the database");
-      const owner = db.exec("SELECT value FROM meta WHERE name = 'store_id'")[0]?.values[0]?.[0];
-      if (owner !== options.storeId) {
-        throw new CorruptObjectError(
-          key,
-          `belongs to store ${String(owner)}, expected ${options.storeId}`,
-        );
-      }
       migrate(db);
-      return new StoreIndex(db, options.storeId);
     } catch (e) {
-      db.close();
-      if (e instanceof CorruptObjectError) throw e;
-      if (e instanceof IndexTooNewError) throw e;
-      throw new CorruptObjectError(key, "the database does not hold a readable capsa index", {
-        cause: e,
-      });
+      index.close();
+      throw e instanceof CapsaError
+        ? e
+        : new CorruptObjectError(key, "the database could not be migrated", { cause: e });
     }
+    return index;
   }
 
   #stmt(sql: string): Statement {
@@ -371,6 +530,7 @@ export class StoreIndex {
   }
 
   #run(sql: string, params: SqlValue[]): void {
+    this.#writable();
     this.#changes++;
     this.#stmt(sql).run(...params);
   }
@@ -411,6 +571,7 @@ export class StoreIndex {
    * @returns What `fn` returns.
    */
   transaction<T>(fn: () => T): T {
+    this.#writable();
     this.#db.run("BEGIN");
     try {
       const out = fn();
@@ -1076,10 +1237,46 @@ export class StoreIndex {
     return this.#db.export();
   }
 
-  /** Releases the database. */
-  close(): void {
+  /**
+   * Publishes a file-backed index as the host cache: closes its working
+   * copy, stamps it ({@linkcode stampFile}) and renames it to `path`, then
+   * goes on reading it there, read-only (the next write copies it again).
+   * Does nothing for an in-memory index or one already published.
+   * @param path Where the host cache lives.
+   * @param durable Flush the file (and its directory) to the disk first.
+   * @returns Whether it published.
+   */
+  async publish(path: string, durable: boolean): Promise<boolean> {
+    const file = this.#file;
+    if (!file || file.published || this.#deferred !== undefined) return false;
+    const work = this.#db.file!.path;
     this.#stmts.clear();
     this.#db.close();
+    try {
+      await stampFile(work, durable);
+      await Deno.rename(work, path);
+    } catch (e) {
+      this.#db = new Database({ path: work });
+      StoreIndex.#tune(this.#db);
+      throw e;
+    }
+    if (durable) {
+      try {
+        using dir = await Deno.open(path.slice(0, path.lastIndexOf("/")) || "/");
+        await dir.sync();
+      } catch { /* a directory that cannot be synced here is synced by the OS later */ }
+    }
+    this.#db = new Database({ path, readOnly: true });
+    StoreIndex.#tune(this.#db);
+    this.#file = { workDir: file.workDir, published: true };
+    this.#head = headOf(path);
+    return true;
+  }
+
+  /** Releases the database (a working copy never published is deleted). */
+  close(): void {
+    this.#stmts.clear();
+    StoreIndex.#discard(this.#db);
   }
 }
 

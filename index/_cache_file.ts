@@ -9,7 +9,8 @@
  * published by a rename after it was closed and stamped, so a reader sees a
  * whole cache or none; a torn or damaged one fails the stamp and is ignored.
  * Working copies (`,tmp.work-<pid>-<random>` beside the cache) belong to one
- * process; one left by a process that no longer runs is deleted.
+ * process, which holds a lock on each; one nobody holds (its process
+ * crashed) is deleted.
  *
  * @module
  */
@@ -127,23 +128,39 @@ export function workPath(dir: string): string {
 }
 
 /**
- * Deletes working copies whose process no longer runs (where `/proc` tells;
- * elsewhere none is deleted).
+ * Marks a working copy as in use: an exclusive advisory lock (`flock`, which
+ * SQLite's own POSIX locks do not touch) held until the returned file is
+ * closed. {@linkcode removeOrphans} deletes only copies nobody holds.
+ * @param path The working copy.
+ * @returns The open file holding the lock.
+ */
+export function holdWorkCopy(path: string): Deno.FsFile {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    file.lockSync(true);
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+  return file;
+}
+
+/**
+ * Deletes working copies no process holds ({@linkcode holdWorkCopy}): those
+ * left by a process that crashed.
  * @param dir The directory.
  */
 export async function removeOrphans(dir: string): Promise<void> {
   try {
-    await Deno.stat("/proc/self");
-  } catch {
-    return;
-  }
-  try {
     for await (const e of Deno.readDir(dir)) {
       if (!e.isFile || !e.name.startsWith(WORK_PREFIX)) continue;
-      const pid = Number(e.name.slice(WORK_PREFIX.length).split("-")[0]);
-      if (!Number.isSafeInteger(pid) || pid === Deno.pid) continue;
-      const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
-      if (!alive) await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+      const path = `${dir}/${e.name}`;
+      try {
+        using file = await Deno.open(path, { read: true });
+        if (await file.tryLock(true)) await Deno.remove(path);
+      } catch {
+        // Gone meanwhile, or not ours to delete.
+      }
     }
   } catch {
     // A directory that cannot be listed holds nothing to clean.

@@ -13,7 +13,7 @@
  */
 
 import { Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
-import { stampFile, workPath } from "./_cache_file.ts";
+import { holdWorkCopy, stampFile, workPath } from "./_cache_file.ts";
 import { CapsaError, CorruptObjectError } from "../errors.ts";
 import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, schemaVersionOf } from "./schema.ts";
 import type { Manifest } from "../format/manifest.ts";
@@ -159,6 +159,28 @@ function prefixEnd(prefix: string): string | undefined {
   return prefix.slice(0, -1) + String.fromCharCode(last + 1);
 }
 
+/** The lock held on each working copy ({@linkcode holdWorkCopy}), by its database. */
+const HELD = new WeakMap<Database, Deno.FsFile>();
+
+/** Opens a working copy read-write and holds its lock. */
+function openWorkCopy(path: string): Database {
+  const lock = holdWorkCopy(path);
+  try {
+    const db = new Database({ path });
+    HELD.set(db, lock);
+    return db;
+  } catch (e) {
+    lock.close();
+    throw e;
+  }
+}
+
+/** Releases a working copy's lock (after it was published or deleted). */
+function release(db: Database): void {
+  HELD.get(db)?.close();
+  HELD.delete(db);
+}
+
 /** The first 100 bytes of a file (a SQLite header), hex. */
 function headOf(path: string): string {
   using f = Deno.openSync(path);
@@ -233,6 +255,8 @@ export class StoreIndex {
   #file: { workDir: string; published: boolean } | undefined;
   /** The first 100 bytes (hex) of the published file, as opened. */
   #head = "";
+  /** A high-water mark not yet written (the database is a published cache). */
+  #pendingMark = "";
   #stmts = new Map<string, Statement>();
   #bloom: BlobBloom | undefined;
   /** Writes so far, and their count when the host cache was last written from this index. */
@@ -273,7 +297,13 @@ export class StoreIndex {
   static async create(storeId: string, options: { dir?: string } = {}): Promise<StoreIndex> {
     const SQL = await loadSqlite();
     const dir = options.dir;
-    const db = dir === undefined ? new SQL.Database() : new SQL.Database({ path: workPath(dir) });
+    let db: Database;
+    if (dir === undefined) db = new SQL.Database();
+    else {
+      const path = workPath(dir);
+      Deno.writeFileSync(path, new Uint8Array(0));
+      db = openWorkCopy(path);
+    }
     try {
       migrate(db);
       db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
@@ -298,6 +328,7 @@ export class StoreIndex {
         // Already gone, or left to the orphan sweep.
       }
     }
+    release(db);
   }
 
   /**
@@ -320,9 +351,10 @@ export class StoreIndex {
     const SQL = await loadSqlite();
     let db: Database;
     try {
-      db = new SQL.Database({ path, readOnly: options.published });
+      db = options.published ? new SQL.Database({ path, readOnly: true }) : openWorkCopy(path);
       db.exec("PRAGMA schema_version");
     } catch (cause) {
+      if (!options.published) Deno.removeSync(path);
       throw new CorruptObjectError(options.key, "the database is damaged", { cause });
     }
     const file = { workDir: options.workDir, published: options.published };
@@ -403,7 +435,7 @@ export class StoreIndex {
       Deno.copyFileSync(from, to);
       // The cache may have been replaced (renamed over) since it was opened: copy the same one.
       if (headOf(to) !== this.#head) throw new Error("the host cache was replaced meanwhile");
-      next = new Database({ path: to });
+      next = openWorkCopy(to);
       this.#file = { workDir: file.workDir, published: false };
     } catch {
       try {
@@ -415,6 +447,11 @@ export class StoreIndex {
     this.#db.close();
     StoreIndex.#tune(next);
     this.#db = next;
+    if (this.#pendingMark !== "") {
+      const mark = this.#pendingMark;
+      this.#pendingMark = "";
+      this.setMeta(HIGH_WATER_MARK, mark);
+    }
   }
 
   /**
@@ -1175,16 +1212,22 @@ export class StoreIndex {
    * @returns The pack id, or `""`.
    */
   highWaterMark(): string {
-    return this.meta(HIGH_WATER_MARK) ?? "";
+    const stored = this.meta(HIGH_WATER_MARK) ?? "";
+    return this.#pendingMark > stored ? this.#pendingMark : stored;
   }
 
   /**
    * Moves the high-water mark forward after a listing; a mark behind the
-   * current one is ignored.
+   * current one is ignored. On a published host cache (read-only) the mark is
+   * kept in memory and written with the first other change: a listing that
+   * found nothing new copies no file, and a mark lost with it only makes the
+   * next listing start earlier.
    * @param packId The new mark: the last pack id listed, clamped by the lister's clock.
    */
   setHighWaterMark(packId: string): void {
-    if (packId > this.highWaterMark()) this.setMeta(HIGH_WATER_MARK, packId);
+    if (packId <= this.highWaterMark()) return;
+    if (this.#file?.published) this.#pendingMark = packId;
+    else this.setMeta(HIGH_WATER_MARK, packId);
   }
 
   /** Counts and sizes. @returns The counts. */
@@ -1256,10 +1299,13 @@ export class StoreIndex {
       await stampFile(work, durable);
       await Deno.rename(work, path);
     } catch (e) {
+      const lock = HELD.get(this.#db);
       this.#db = new Database({ path: work });
+      if (lock) HELD.set(this.#db, lock);
       StoreIndex.#tune(this.#db);
       throw e;
     }
+    release(this.#db);
     if (durable) {
       try {
         using dir = await Deno.open(path.slice(0, path.lastIndexOf("/")) || "/");

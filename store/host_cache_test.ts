@@ -193,8 +193,10 @@ Deno.test("a working copy left by a process that died is deleted at the next ope
     const held = await workCopies(w);
     assert.equal(held.length, 1);
     assert.ok(!held.includes(orphan.slice(orphan.lastIndexOf("/") + 1)));
+    // (This handle indexes the writer's new pack into a working copy of its own.)
     const { store } = await w.open({ readOnly: true });
-    assert.deepEqual(await workCopies(w), held);
+    const now = await workCopies(w);
+    assert.ok(held.every((n) => now.includes(n)), `${held} kept in ${now}`);
     await readsBack(store);
     await store.close();
     await writer.store.close();

@@ -104,7 +104,7 @@ function num(v: SqlValue | undefined): number {
 }
 
 /** Rows per multi-row statement: a few fixed sizes, so a few prepared statements serve all. */
-const BATCH_SIZES = [64, 16, 4, 1];
+const BATCH_SIZES = [256, 64, 16, 4, 1];
 
 /** Splits `n` rows into `[offset, count]` batches of the sizes in {@linkcode BATCH_SIZES}. */
 function batches(n: number): Array<[number, number]> {
@@ -263,7 +263,7 @@ export class StoreIndex {
   #changes = 0;
   #cachedAt = -1;
   /** In bulk mode: the SQL of the indexes and triggers to create when it ends. */
-  #deferred: string[] | undefined;
+  #deferred: Array<{ type: string; sql: string }> | undefined;
   /** The store this index belongs to. */
   readonly storeId: string;
 
@@ -471,12 +471,15 @@ export class StoreIndex {
     const index = await StoreIndex.create(storeId, options);
     const db = index.#db;
     const deferred = db.exec(
+      // The by-pack indexes stay: rows arrive in pack order (cheap to keep), and retiring a
+      // pack (garbage collection's superseding packs) finds its rows through them.
       "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL " +
+        "AND name NOT IN ('blobs_by_pack', 'manifests_by_pack') " +
         "ORDER BY type, name",
     )[0]?.values ?? [];
     for (const [type, name] of deferred) db.run(`DROP ${str(type).toUpperCase()} ${str(name)}`);
     db.run("PRAGMA journal_mode = OFF");
-    index.#deferred = deferred.map((r) => str(r[2]));
+    index.#deferred = deferred.map((r) => ({ type: str(r[0]), sql: str(r[2]) }));
     return index;
   }
 
@@ -490,7 +493,16 @@ export class StoreIndex {
     const deferred = this.#deferred;
     if (deferred === undefined) return;
     this.transaction(() => {
-      for (const sql of deferred) this.#db.run(sql);
+      for (const d of deferred) if (d.type === "index") this.#db.run(d.sql);
+      // The current version of each artifact: its greatest manifest id (SQLite takes the other
+      // columns from the row holding the max), read in key order through manifests_by_key.
+      this.#db.run("DELETE FROM artifacts");
+      this.#db.run(
+        "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) " +
+          "SELECT namespace, key, max(manifest_id), seq, deleted, CASE WHEN deleted THEN 0 ELSE size END " +
+          "FROM manifests GROUP BY namespace, key",
+      );
+      for (const d of deferred) if (d.type !== "index") this.#db.run(d.sql);
       this.#db.run("DELETE FROM namespace_stats");
       this.#db.run(
         "INSERT INTO namespace_stats (namespace, artifacts, bytes) " +
@@ -699,6 +711,8 @@ export class StoreIndex {
       this.#run("DELETE FROM packs WHERE pack_no = ?", [packNo]);
     }
     // The Bloom filter keeps the forgotten ids: a false positive costs one query, no more.
+    // A bulk load computes every current version at its end.
+    if (this.#deferred !== undefined) return;
     for (const [ns, key] of touched.values()) this.#recomputeCurrent(ns, key);
   }
 
@@ -854,8 +868,18 @@ export class StoreIndex {
           packNo,
         );
       }
-      // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
       this.#changes++;
+      if (this.#deferred !== undefined) {
+        // Bulk load: the current versions are computed once at finishBulk, so only the rows
+        // go in here; a manifest already indexed (same id) is ignored and not counted.
+        const r = this.#stmt(
+          "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) VALUES " +
+            rows(n, 12),
+        ).run(...params);
+        added += Number(r.changes);
+        continue;
+      }
+      // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
       const inserted = new Map<string, number>();
       for (
         const r of this.#all(

@@ -132,10 +132,15 @@ export function workPath(dir: string): string {
  * SQLite's own POSIX locks do not touch) held until the returned file is
  * closed. {@linkcode removeOrphans} deletes only copies nobody holds.
  * @param path The working copy.
+ * @param create Create it (it must not exist): the lock is then taken as it
+ *   is made, before anything is written to it.
  * @returns The open file holding the lock.
  */
-export function holdWorkCopy(path: string): Deno.FsFile {
-  const file = Deno.openSync(path, { read: true });
+export function holdWorkCopy(path: string, create = false): Deno.FsFile {
+  const file = Deno.openSync(
+    path,
+    create ? { read: true, write: true, createNew: true } : { read: true },
+  );
   try {
     file.lockSync(true);
   } catch (e) {
@@ -145,9 +150,12 @@ export function holdWorkCopy(path: string): Deno.FsFile {
   return file;
 }
 
+/** Working copies younger than this are never deleted (their process may not hold them yet). */
+const ORPHAN_AGE_MS = 60_000;
+
 /**
- * Deletes working copies no process holds ({@linkcode holdWorkCopy}): those
- * left by a process that crashed.
+ * Deletes working copies no process holds ({@linkcode holdWorkCopy}) and
+ * older than a minute: those left by a process that crashed.
  * @param dir The directory.
  */
 export async function removeOrphans(dir: string): Promise<void> {
@@ -156,6 +164,8 @@ export async function removeOrphans(dir: string): Promise<void> {
       if (!e.isFile || !e.name.startsWith(WORK_PREFIX)) continue;
       const path = `${dir}/${e.name}`;
       try {
+        const age = Date.now() - ((await Deno.lstat(path)).mtime?.getTime() ?? Date.now());
+        if (age < ORPHAN_AGE_MS) continue;
         using file = await Deno.open(path, { read: true });
         if (await file.tryLock(true)) await Deno.remove(path);
       } catch {

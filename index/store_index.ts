@@ -162,9 +162,9 @@ function prefixEnd(prefix: string): string | undefined {
 /** The lock held on each working copy ({@linkcode holdWorkCopy}), by its database. */
 const HELD = new WeakMap<Database, Deno.FsFile>();
 
-/** Opens a working copy read-write and holds its lock. */
-function openWorkCopy(path: string): Database {
-  const lock = holdWorkCopy(path);
+/** Opens a working copy read-write and holds its lock (`held`: taken already). */
+function openWorkCopy(path: string, held?: Deno.FsFile): Database {
+  const lock = held ?? holdWorkCopy(path);
   try {
     const db = new Database({ path });
     HELD.set(db, lock);
@@ -301,8 +301,7 @@ export class StoreIndex {
     if (dir === undefined) db = new SQL.Database();
     else {
       const path = workPath(dir);
-      Deno.writeFileSync(path, new Uint8Array(0));
-      db = openWorkCopy(path);
+      db = openWorkCopy(path, holdWorkCopy(path, true));
     }
     try {
       migrate(db);
@@ -346,15 +345,26 @@ export class StoreIndex {
    */
   static async openFile(
     path: string,
-    options: { storeId: string; key: string; workDir: string; published: boolean },
+    options: {
+      storeId: string;
+      key: string;
+      workDir: string;
+      published: boolean;
+      held?: Deno.FsFile;
+    },
   ): Promise<StoreIndex> {
     const SQL = await loadSqlite();
     let db: Database;
     try {
-      db = options.published ? new SQL.Database({ path, readOnly: true }) : openWorkCopy(path);
+      db = options.published
+        ? new SQL.Database({ path, readOnly: true })
+        : openWorkCopy(path, options.held);
       db.exec("PRAGMA schema_version");
     } catch (cause) {
-      if (!options.published) Deno.removeSync(path);
+      if (!options.published) {
+        options.held?.close();
+        Deno.removeSync(path);
+      }
       throw new CorruptObjectError(options.key, "the database is damaged", { cause });
     }
     const file = { workDir: options.workDir, published: options.published };
@@ -431,13 +441,16 @@ export class StoreIndex {
     const to = workPath(file.workDir);
     this.#stmts.clear();
     let next: Database;
+    let lock: Deno.FsFile | undefined;
     try {
+      lock = holdWorkCopy(to, true);
       Deno.copyFileSync(from, to);
       // The cache may have been replaced (renamed over) since it was opened: copy the same one.
       if (headOf(to) !== this.#head) throw new Error("the host cache was replaced meanwhile");
-      next = openWorkCopy(to);
+      next = openWorkCopy(to, lock);
       this.#file = { workDir: file.workDir, published: false };
     } catch {
+      lock?.close();
       try {
         Deno.removeSync(to);
       } catch { /* not made */ }

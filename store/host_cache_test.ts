@@ -187,6 +187,9 @@ Deno.test("a working copy left by a process that died is deleted at the next ope
     await dead.status;
     const orphan = `${w.dir}/host/index/,tmp.work-${dead.pid}-00`;
     await Deno.writeFile(orphan, await Deno.readFile(w.cache));
+    // Older than a minute: a younger file may be one its process has not locked yet.
+    const past = new Date(Date.now() - 120_000);
+    await Deno.utime(orphan, past, past);
     // The next open deletes it; a live handle's working copy is held: another open leaves it alone.
     const writer = await w.open();
     await writer.store.put("ns", "during", enc.encode("x"));

@@ -29,6 +29,7 @@ import { Database } from "../index/_sqlite.ts";
 import { schemaVersionOf } from "../index/schema.ts";
 import {
   checkStampedFile,
+  holdWorkCopy,
   isSqliteHeader,
   removeOrphans,
   stampFile,
@@ -205,17 +206,19 @@ export async function indexFromSnapshot(
   }
   const { header, version, body } = openSnapshot(key, bytes, storeId);
   const path = workPath(dir);
+  const held = holdWorkCopy(path, true);
   try {
     if (version === 1) await Deno.writeFile(path, body);
     else await decompressToFile(key, body, header.dbBytes, path);
     const head = body.length === 0 ? new Uint8Array() : await readHead(path);
     if (!isSqliteHeader(head)) throw new CorruptObjectError(key, "not a SQLite database");
   } catch (e) {
+    held.close();
     await Deno.remove(path).catch(() => {});
     throw e;
   }
   // openFile deletes the working copy when it refuses it.
-  return await StoreIndex.openFile(path, { storeId, key, workDir: dir, published: false });
+  return await StoreIndex.openFile(path, { storeId, key, workDir: dir, published: false, held });
 }
 
 async function readHead(path: string): Promise<Uint8Array> {

@@ -208,3 +208,40 @@ Deno.test("a working copy left by a process that died is deleted at the next ope
     await Deno.remove(w.dir, { recursive: true });
   }
 });
+
+Deno.test("a damaged snapshot decompressed into a working copy is refused with CorruptObjectError and leaves no file", async () => {
+  const { StoreIndex } = await import("../index/store_index.ts");
+  const { indexFromSnapshot } = await import("./persistence.ts");
+  const { CorruptObjectError } = await import("../errors.ts");
+  const dir = await Deno.makeTempDir({ prefix: "capsa-snapshot-file-" });
+  try {
+    const index = await StoreIndex.create("S");
+    for (let i = 0; i < 200; i++) index.setMeta(`m${i}`, `value ${i}`.repeat(20));
+    const good = encodeSnapshot(
+      { storeId: "S", schemaVersion: index.schemaVersion, highWaterMark: "", createdAt: 1 },
+      index.export(),
+    );
+    index.close();
+    const back = await indexFromSnapshot("snap", good, "S", dir);
+    assert.equal(back.meta("m7"), "value 7".repeat(20));
+    assert.ok(back.file?.startsWith(dir));
+    back.close();
+    const damaged: Array<[string, Uint8Array]> = [
+      [
+        "a byte of the body flipped",
+        (() => {
+          const b = good.slice();
+          b[b.length - 20]! ^= 0x10;
+          return b;
+        })(),
+      ],
+      ["the body cut short", good.slice(0, good.length - 50)],
+    ];
+    for (const [what, bytes] of damaged) {
+      await assert.rejects(indexFromSnapshot("snap", bytes, "S", dir), CorruptObjectError, what);
+    }
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), [], "no working copy left");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

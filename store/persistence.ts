@@ -160,12 +160,16 @@ async function decompressToFile(
     }
   };
   for (let at = 0; at < body.length && failure === undefined; at += PIECE) {
-    await new Promise<void>((resolve) =>
-      z.write(body.subarray(at, Math.min(body.length, at + PIECE)), () => resolve())
-    );
+    // After an error the stream never calls back: the error ends the wait too.
+    await Promise.race([
+      new Promise<void>((resolve) =>
+        z.write(body.subarray(at, Math.min(body.length, at + PIECE)), () => resolve())
+      ),
+      ended,
+    ]);
     await drain();
   }
-  z.end();
+  if (failure === undefined) z.end();
   await ended;
   await drain();
   if (failure !== undefined) {

@@ -1271,7 +1271,11 @@ export class StoreIndex {
   counts(): IndexCounts {
     const c = (sql: string) => num(this.#one(sql, [])?.[0]);
     return {
-      artifacts: c("SELECT count(*) FROM artifacts WHERE deleted = 0"),
+      // Kept exact by the statistics triggers (and computed at the end of a bulk load): a
+      // count over the artifacts table would read all of it (0.4 s for a million, from a file).
+      artifacts: this.#deferred !== undefined
+        ? c("SELECT count(*) FROM artifacts WHERE deleted = 0")
+        : c("SELECT coalesce(sum(artifacts), 0) FROM namespace_stats"),
       manifests: c("SELECT count(*) FROM manifests"),
       blobs: c("SELECT count(*) FROM blobs"),
       packs: c("SELECT count(*) FROM packs"),

@@ -81,15 +81,32 @@ export function encodeSnapshot(
   header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes">,
   db: Uint8Array,
 ): Uint8Array {
-  const body = zstdCompressSync(db, {
-    params: {
-      [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL,
-      [constants.ZSTD_c_checksumFlag]: 1,
-    },
-  });
+  const body = zstdCompressSync(db, { params: SNAPSHOT_ZSTD_PARAMS });
+  return frameSnapshot(header, db.length, body);
+}
+
+/** The zstd parameters of a snapshot's body (level and content checksum). */
+export const SNAPSHOT_ZSTD_PARAMS: Record<number, number> = {
+  [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL,
+  [constants.ZSTD_c_checksumFlag]: 1,
+};
+
+/**
+ * Frames a snapshot (version 2) around a body compressed elsewhere (a writer
+ * that compresses a database file piece by piece).
+ * @param header Everything but the sizes.
+ * @param dbBytes The database's size, decompressed.
+ * @param body The zstd frame (with {@linkcode SNAPSHOT_ZSTD_PARAMS}).
+ * @returns The snapshot's bytes.
+ */
+export function frameSnapshot(
+  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes">,
+  dbBytes: number,
+  body: Uint8Array,
+): Uint8Array {
   const full: SnapshotHeader = {
     ...header,
-    dbBytes: db.length,
+    dbBytes,
     compression: "zstd",
     bodyBytes: body.length,
   };
@@ -135,19 +152,21 @@ export class ForeignSnapshotError extends CorruptObjectError {
 }
 
 /**
- * Decodes and checks a snapshot.
+ * Checks a snapshot's frame, header and store id, and (version 1) its
+ * checksum, without decompressing the database: a reader that decompresses
+ * it piece by piece checks the zstd frame's checksum and the length itself.
  * @param key The snapshot's key, for errors.
  * @param bytes Its bytes.
  * @param expectedStoreId The store it must belong to.
- * @returns The header and the database bytes.
+ * @returns The header, the encoding version, and the stored database (zstd in version 2).
  * @throws {ForeignSnapshotError} for a snapshot of another store.
  * @throws {CorruptObjectError} for anything else wrong.
  */
-export function decodeSnapshot(
+export function openSnapshot(
   key: string,
   bytes: Uint8Array,
   expectedStoreId: string,
-): { header: SnapshotHeader; db: Uint8Array } {
+): { header: SnapshotHeader; version: number; body: Uint8Array } {
   if (bytes.length < FIXED) {
     throw new CorruptObjectError(
       key,
@@ -202,11 +221,28 @@ export function decodeSnapshot(
     if (hashBytes("sha256", body) !== header.dbSha256) {
       throw new CorruptObjectError(key, "database checksum mismatch");
     }
-    return { header, db: body };
-  }
-  if (header.dbBytes > MAX_SNAPSHOT_BYTES) {
+  } else if (header.dbBytes > MAX_SNAPSHOT_BYTES) {
     throw new CorruptObjectError(key, `${header.dbBytes} database bytes is more than any index`);
   }
+  return { header, version, body };
+}
+
+/**
+ * Decodes and checks a snapshot.
+ * @param key The snapshot's key, for errors.
+ * @param bytes Its bytes.
+ * @param expectedStoreId The store it must belong to.
+ * @returns The header and the database bytes.
+ * @throws {ForeignSnapshotError} for a snapshot of another store.
+ * @throws {CorruptObjectError} for anything else wrong.
+ */
+export function decodeSnapshot(
+  key: string,
+  bytes: Uint8Array,
+  expectedStoreId: string,
+): { header: SnapshotHeader; db: Uint8Array } {
+  const { header, version, body } = openSnapshot(key, bytes, expectedStoreId);
+  if (version === 1) return { header, db: body };
   let db: Uint8Array;
   try {
     // The frame's content checksum is checked by the decompressor.

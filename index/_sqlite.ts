@@ -2,10 +2,11 @@
  * SQLite for the StoreIndex: the runtime's built-in native SQLite
  * (`node:sqlite`, in Deno since 2.2), behind the small API capsa uses.
  *
- * Every database lives in memory (`:memory:`) and is persisted by
- * {@linkcode Database.export} (SQLite's serialize: the bytes of a SQLite file);
- * a saved one is loaded by passing those bytes to the constructor (deserialize).
- * No file permission is needed. capsa used sql.js (SQLite compiled to
+ * A database lives in memory (`:memory:`, persisted by
+ * {@linkcode Database.export}, SQLite's serialize, and loaded again by passing
+ * those bytes to the constructor) or in a file SQLite opens in place (the
+ * host cache, docs/DESIGN.md §5.3): opening a file reads nothing but the
+ * pages a query touches. capsa used sql.js (SQLite compiled to
  * WebAssembly) before; the native library builds a large index faster, because
  * sql.js copies every page written through its emulated file system
  * (docs/DESIGN.md, "The index engine").
@@ -29,18 +30,35 @@ export interface QueryExecResult {
 /** A prepared statement whose rows are arrays (column order). */
 export type Statement = StatementSync;
 
-/** An in-memory SQLite database. */
+/** Where a database lives: a file opened in place (created when absent, unless read-only). */
+export interface DatabaseFile {
+  /** The file's path. */
+  path: string;
+  /** Open it read-only (default `false`). */
+  readOnly?: boolean;
+}
+
+/** A SQLite database, in memory or in a file. */
 export class Database {
   /** The native handle, for hot paths that prepare their own statements. */
   readonly native: DatabaseSync;
+  /** The file the database lives in, or `undefined` in memory. */
+  readonly file: DatabaseFile | undefined;
 
   /**
-   * Opens an empty database, or one from the bytes of a SQLite file.
-   * @param bytes A serialized database (copied).
+   * Opens an empty in-memory database, one from the bytes of a SQLite file,
+   * or a database file in place.
+   * @param from A serialized database (copied), or a file to open.
    */
-  constructor(bytes?: Uint8Array) {
+  constructor(from?: Uint8Array | DatabaseFile) {
+    if (from !== undefined && !(from instanceof Uint8Array)) {
+      this.file = { path: from.path, readOnly: from.readOnly ?? false };
+      this.native = new DatabaseSync(from.path, { readOnly: from.readOnly ?? false });
+      return;
+    }
+    this.file = undefined;
     this.native = new DatabaseSync(":memory:");
-    if (bytes !== undefined) this.native.deserialize(bytes);
+    if (from !== undefined) this.native.deserialize(from);
   }
 
   /**

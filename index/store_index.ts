@@ -12,8 +12,9 @@
  * @module
  */
 
-import { type Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
-import { CorruptObjectError } from "../errors.ts";
+import { Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
+import { holdWorkCopy, stampFile, workPath } from "./_cache_file.ts";
+import { CapsaError, CorruptObjectError } from "../errors.ts";
 import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, schemaVersionOf } from "./schema.ts";
 import type { Manifest } from "../format/manifest.ts";
 import type { BlobKind } from "../format/pack.ts";
@@ -103,7 +104,7 @@ function num(v: SqlValue | undefined): number {
 }
 
 /** Rows per multi-row statement: a few fixed sizes, so a few prepared statements serve all. */
-const BATCH_SIZES = [64, 16, 4, 1];
+const BATCH_SIZES = [256, 64, 16, 4, 1];
 
 /** Splits `n` rows into `[offset, count]` batches of the sizes in {@linkcode BATCH_SIZES}. */
 function batches(n: number): Array<[number, number]> {
@@ -156,6 +157,36 @@ function prefixEnd(prefix: string): string | undefined {
   if (last >= 0xd800 && last <= 0xdfff) return undefined;
   if (last === 0xffff) return undefined;
   return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
+
+/** The lock held on each working copy ({@linkcode holdWorkCopy}), by its database. */
+const HELD = new WeakMap<Database, Deno.FsFile>();
+
+/** Opens a working copy read-write and holds its lock (`held`: taken already). */
+function openWorkCopy(path: string, held?: Deno.FsFile): Database {
+  const lock = held ?? holdWorkCopy(path);
+  try {
+    const db = new Database({ path });
+    HELD.set(db, lock);
+    return db;
+  } catch (e) {
+    lock.close();
+    throw e;
+  }
+}
+
+/** Releases a working copy's lock (after it was published or deleted). */
+function release(db: Database): void {
+  HELD.get(db)?.close();
+  HELD.delete(db);
+}
+
+/** The first 100 bytes of a file (a SQLite header), hex. */
+function headOf(path: string): string {
+  using f = Deno.openSync(path);
+  const b = new Uint8Array(100);
+  f.readSync(b);
+  return b.toHex();
 }
 
 /**
@@ -217,6 +248,15 @@ class BlobBloom {
  */
 export class StoreIndex {
   #db: Database;
+  /**
+   * File mode: the directory working copies go to, and whether the database
+   * is a published host cache opened read-only (the first write copies it).
+   */
+  #file: { workDir: string; published: boolean } | undefined;
+  /** The first 100 bytes (hex) of the published file, as opened. */
+  #head = "";
+  /** A high-water mark not yet written (the database is a published cache). */
+  #pendingMark = "";
   #stmts = new Map<string, Statement>();
   #bloom: BlobBloom | undefined;
   #gcSeen = "";
@@ -224,18 +264,30 @@ export class StoreIndex {
   #changes = 0;
   #cachedAt = -1;
   /** In bulk mode: the SQL of the indexes and triggers to create when it ends. */
-  #deferred: string[] | undefined;
+  #deferred: Array<{ type: string; sql: string }> | undefined;
   /** The store this index belongs to. */
   readonly storeId: string;
 
-  private constructor(db: Database, storeId: string) {
-    // The database lives in memory and is persisted by export: a rollback
-    // journal in memory is enough, and there is no file to sync.
+  private constructor(
+    db: Database,
+    storeId: string,
+    file?: { workDir: string; published: boolean },
+  ) {
+    StoreIndex.#tune(db);
+    this.#db = db;
+    this.#file = file;
+    this.storeId = storeId;
+  }
+
+  static #tune(db: Database): void {
+    // In memory the database is persisted by export; in a file it is a private working copy
+    // until published by a rename (docs/DESIGN.md §5.3): a torn one is never used, so a
+    // rollback journal in memory is enough and nothing is synced.
     db.run("PRAGMA journal_mode = MEMORY");
     db.run("PRAGMA synchronous = OFF");
     db.run("PRAGMA temp_store = MEMORY");
-    this.#db = db;
-    this.storeId = storeId;
+    // A bounded page cache (64 MiB): a file-backed index never holds all its pages in memory.
+    if (db.file) db.run("PRAGMA cache_size = -65536");
   }
 
   /**
@@ -243,12 +295,177 @@ export class StoreIndex {
    * @param storeId The store it belongs to.
    * @returns The index.
    */
-  static async create(storeId: string): Promise<StoreIndex> {
+  static async create(storeId: string, options: { dir?: string } = {}): Promise<StoreIndex> {
     const SQL = await loadSqlite();
-    const db = new SQL.Database();
-    migrate(db);
-    db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
-    return new StoreIndex(db, storeId);
+    const dir = options.dir;
+    let db: Database;
+    if (dir === undefined) db = new SQL.Database();
+    else {
+      const path = workPath(dir);
+      db = openWorkCopy(path, holdWorkCopy(path, true));
+    }
+    try {
+      migrate(db);
+      db.run("INSERT INTO meta (name, value) VALUES ('store_id', ?)", [storeId]);
+    } catch (e) {
+      StoreIndex.#discard(db);
+      throw e;
+    }
+    return new StoreIndex(
+      db,
+      storeId,
+      dir === undefined ? undefined : { workDir: dir, published: false },
+    );
+  }
+
+  /** Closes a database and deletes its file when it is a working copy. */
+  static #discard(db: Database): void {
+    db.close();
+    if (db.file && !db.file.readOnly) {
+      try {
+        Deno.removeSync(db.file.path);
+      } catch {
+        // Already gone, or left to the orphan sweep.
+      }
+    }
+    release(db);
+  }
+
+  /**
+   * Opens an index file in place and checks it belongs to `storeId`; an older
+   * schema is migrated (in a working copy when the file is published).
+   *
+   * @param path The database file.
+   * @param options The expected store id, a name for errors, the directory
+   *   for working copies, and whether the file is a published host cache
+   *   (opened read-only; the first write copies it) or a working copy of this
+   *   process (deleted when the index closes without publishing it).
+   * @returns The index.
+   * @throws {CorruptObjectError} when the file is not a usable index of this store.
+   * @throws {IndexTooNewError} when it was written by a newer capsa.
+   */
+  static async openFile(
+    path: string,
+    options: {
+      storeId: string;
+      key: string;
+      workDir: string;
+      published: boolean;
+      held?: Deno.FsFile;
+    },
+  ): Promise<StoreIndex> {
+    const SQL = await loadSqlite();
+    let db: Database;
+    try {
+      db = options.published
+        ? new SQL.Database({ path, readOnly: true })
+        : openWorkCopy(path, options.held);
+      db.exec("PRAGMA schema_version");
+    } catch (cause) {
+      if (!options.published) {
+        options.held?.close();
+        Deno.removeSync(path);
+      }
+      throw new CorruptObjectError(options.key, "the database is damaged", { cause });
+    }
+    const file = { workDir: options.workDir, published: options.published };
+    const index = StoreIndex.#checked(db, options, () => new StoreIndex(db, options.storeId, file));
+    if (options.published) index.#head = headOf(path);
+    if (schemaVersionOf(index.#db) < INDEX_SCHEMA_VERSION) {
+      try {
+        index.#writable();
+        migrate(index.#db);
+      } catch (e) {
+        index.close();
+        throw e instanceof CapsaError
+          ? e
+          : new CorruptObjectError(options.key, "the database could not be migrated", { cause: e });
+      }
+    }
+    return index;
+  }
+
+  /** Checks a database's schema and owner, then makes the index; closes the database on failure. */
+  static #checked(
+    db: Database,
+    options: { storeId: string; key: string },
+    make: () => StoreIndex,
+  ): StoreIndex {
+    const { key } = options;
+    try {
+      const version = schemaVersionOf(db);
+      if (version === 0) throw new CorruptObjectError(key, "no capsa schema in the database");
+      if (version > INDEX_SCHEMA_VERSION) throw new IndexTooNewError(version, INDEX_SCHEMA_VERSION);
+      const owner = db.exec("SELECT value FROM meta WHERE name = 'store_id'")[0]?.values[0]?.[0];
+      if (owner !== options.storeId) {
+        throw new CorruptObjectError(
+          key,
+          `belongs to store ${String(owner)}, expected ${options.storeId}`,
+        );
+      }
+      return make();
+    } catch (e) {
+      if (db.file?.readOnly) db.close();
+      else StoreIndex.#discard(db);
+      if (e instanceof CorruptObjectError) throw e;
+      if (e instanceof IndexTooNewError) throw e;
+      throw new CorruptObjectError(key, "the database does not hold a readable capsa index", {
+        cause: e,
+      });
+    }
+  }
+
+  /**
+   * The file the database lives in (`undefined` in memory). Between
+   * transactions it holds every committed change, so it can be read as the
+   * bytes of the database.
+   */
+  get file(): string | undefined {
+    return this.#db.file?.path;
+  }
+
+  /** Whether the database is the published host cache, opened read-only. */
+  get published(): boolean {
+    return this.#file?.published ?? false;
+  }
+
+  /**
+   * Before a write: a published cache is copied to a private working copy
+   * (a file copy in the kernel, not through memory) and the copy opened in
+   * its place. When the host directory cannot take the copy, the database
+   * moves to memory instead.
+   */
+  #writable(): void {
+    const file = this.#file;
+    if (!file?.published) return;
+    const from = this.#db.file!.path;
+    const to = workPath(file.workDir);
+    this.#stmts.clear();
+    let next: Database;
+    let lock: Deno.FsFile | undefined;
+    try {
+      lock = holdWorkCopy(to, true);
+      Deno.copyFileSync(from, to);
+      // The cache may have been replaced (renamed over) since it was opened: copy the same one.
+      if (headOf(to) !== this.#head) throw new Error("the host cache was replaced meanwhile");
+      next = openWorkCopy(to, lock);
+      this.#file = { workDir: file.workDir, published: false };
+    } catch {
+      lock?.close();
+      try {
+        Deno.removeSync(to);
+      } catch { /* not made */ }
+      next = new Database(this.#db.native.serialize());
+      this.#file = undefined;
+    }
+    this.#db.close();
+    StoreIndex.#tune(next);
+    this.#db = next;
+    if (this.#pendingMark !== "") {
+      const mark = this.#pendingMark;
+      this.#pendingMark = "";
+      this.setMeta(HIGH_WATER_MARK, mark);
+    }
   }
 
   /**
@@ -260,18 +477,23 @@ export class StoreIndex {
    * transaction leaves the index unusable: a bulk index is discarded on any
    * error.
    * @param storeId The store it belongs to.
+   * @param options `dir`: build it in a working copy in this directory
+   *   (published later by {@linkcode StoreIndex.publish}) instead of in memory.
    * @returns The index, in bulk mode.
    */
-  static async createBulk(storeId: string): Promise<StoreIndex> {
-    const index = await StoreIndex.create(storeId);
+  static async createBulk(storeId: string, options: { dir?: string } = {}): Promise<StoreIndex> {
+    const index = await StoreIndex.create(storeId, options);
     const db = index.#db;
     const deferred = db.exec(
+      // The by-pack indexes stay: rows arrive in pack order (cheap to keep), and retiring a
+      // pack (garbage collection's superseding packs) finds its rows through them.
       "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL " +
+        "AND name NOT IN ('blobs_by_pack', 'manifests_by_pack') " +
         "ORDER BY type, name",
     )[0]?.values ?? [];
     for (const [type, name] of deferred) db.run(`DROP ${str(type).toUpperCase()} ${str(name)}`);
     db.run("PRAGMA journal_mode = OFF");
-    index.#deferred = deferred.map((r) => str(r[2]));
+    index.#deferred = deferred.map((r) => ({ type: str(r[0]), sql: str(r[2]) }));
     return index;
   }
 
@@ -285,7 +507,16 @@ export class StoreIndex {
     const deferred = this.#deferred;
     if (deferred === undefined) return;
     this.transaction(() => {
-      for (const sql of deferred) this.#db.run(sql);
+      for (const d of deferred) if (d.type === "index") this.#db.run(d.sql);
+      // The current version of each artifact: its greatest manifest id (SQLite takes the other
+      // columns from the row holding the max), read in key order through manifests_by_key.
+      this.#db.run("DELETE FROM artifacts");
+      this.#db.run(
+        "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) " +
+          "SELECT namespace, key, max(manifest_id), seq, deleted, CASE WHEN deleted THEN 0 ELSE size END " +
+          "FROM manifests GROUP BY namespace, key",
+      );
+      for (const d of deferred) if (d.type !== "index") this.#db.run(d.sql);
       this.#db.run("DELETE FROM namespace_stats");
       this.#db.run(
         "INSERT INTO namespace_stats (namespace, artifacts, bytes) " +
@@ -328,26 +559,16 @@ export class StoreIndex {
     } catch (cause) {
       throw new CorruptObjectError(key, "the database is damaged", { cause });
     }
+    const index = StoreIndex.#checked(db, options, () => new StoreIndex(db, options.storeId));
     try {
-      const version = schemaVersionOf(db);
-      if (version === 0) throw new CorruptObjectError(key, "no capsa schema in the database");
-      const owner = db.exec("SELECT value FROM meta WHERE name = 'store_id'")[0]?.values[0]?.[0];
-      if (owner !== options.storeId) {
-        throw new CorruptObjectError(
-          key,
-          `belongs to store ${String(owner)}, expected ${options.storeId}`,
-        );
-      }
       migrate(db);
-      return new StoreIndex(db, options.storeId);
     } catch (e) {
-      db.close();
-      if (e instanceof CorruptObjectError) throw e;
-      if (e instanceof IndexTooNewError) throw e;
-      throw new CorruptObjectError(key, "the database does not hold a readable capsa index", {
-        cause: e,
-      });
+      index.close();
+      throw e instanceof CapsaError
+        ? e
+        : new CorruptObjectError(key, "the database could not be migrated", { cause: e });
     }
+    return index;
   }
 
   #stmt(sql: string): Statement {
@@ -372,6 +593,7 @@ export class StoreIndex {
   }
 
   #run(sql: string, params: SqlValue[]): void {
+    this.#writable();
     this.#changes++;
     this.#stmt(sql).run(...params);
   }
@@ -412,6 +634,7 @@ export class StoreIndex {
    * @returns What `fn` returns.
    */
   transaction<T>(fn: () => T): T {
+    this.#writable();
     this.#db.run("BEGIN");
     try {
       const out = fn();
@@ -578,6 +801,8 @@ export class StoreIndex {
       this.#run("DELETE FROM packs WHERE pack_no = ?", [packNo]);
     }
     // The Bloom filter keeps the forgotten ids: a false positive costs one query, no more.
+    // A bulk load computes every current version at its end.
+    if (this.#deferred !== undefined) return;
     for (const [ns, key] of touched.values()) this.#recomputeCurrent(ns, key);
   }
 
@@ -739,8 +964,18 @@ export class StoreIndex {
           packNo,
         );
       }
-      // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
       this.#changes++;
+      if (this.#deferred !== undefined) {
+        // Bulk load: the current versions are computed once at finishBulk, so only the rows
+        // go in here; a manifest already indexed (same id) is ignored and not counted.
+        const r = this.#stmt(
+          "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) VALUES " +
+            rows(n, 12),
+        ).run(...params);
+        added += Number(r.changes);
+        continue;
+      }
+      // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
       const inserted = new Map<string, number>();
       for (
         const r of this.#all(
@@ -1098,23 +1333,33 @@ export class StoreIndex {
    * @returns The pack id, or `""`.
    */
   highWaterMark(): string {
-    return this.meta(HIGH_WATER_MARK) ?? "";
+    const stored = this.meta(HIGH_WATER_MARK) ?? "";
+    return this.#pendingMark > stored ? this.#pendingMark : stored;
   }
 
   /**
    * Moves the high-water mark forward after a listing; a mark behind the
-   * current one is ignored.
+   * current one is ignored. On a published host cache (read-only) the mark is
+   * kept in memory and written with the first other change: a listing that
+   * found nothing new copies no file, and a mark lost with it only makes the
+   * next listing start earlier.
    * @param packId The new mark: the last pack id listed, clamped by the lister's clock.
    */
   setHighWaterMark(packId: string): void {
-    if (packId > this.highWaterMark()) this.setMeta(HIGH_WATER_MARK, packId);
+    if (packId <= this.highWaterMark()) return;
+    if (this.#file?.published) this.#pendingMark = packId;
+    else this.setMeta(HIGH_WATER_MARK, packId);
   }
 
   /** Counts and sizes. @returns The counts. */
   counts(): IndexCounts {
     const c = (sql: string) => num(this.#one(sql, [])?.[0]);
     return {
-      artifacts: c("SELECT count(*) FROM artifacts WHERE deleted = 0"),
+      // Kept exact by the statistics triggers (and computed at the end of a bulk load): a
+      // count over the artifacts table would read all of it (0.4 s for a million, from a file).
+      artifacts: this.#deferred !== undefined
+        ? c("SELECT count(*) FROM artifacts WHERE deleted = 0")
+        : c("SELECT coalesce(sum(artifacts), 0) FROM namespace_stats"),
       manifests: c("SELECT count(*) FROM manifests"),
       blobs: c("SELECT count(*) FROM blobs"),
       packs: c("SELECT count(*) FROM packs"),
@@ -1160,10 +1405,49 @@ export class StoreIndex {
     return this.#db.export();
   }
 
-  /** Releases the database. */
-  close(): void {
+  /**
+   * Publishes a file-backed index as the host cache: closes its working
+   * copy, stamps it ({@linkcode stampFile}) and renames it to `path`, then
+   * goes on reading it there, read-only (the next write copies it again).
+   * Does nothing for an in-memory index or one already published.
+   * @param path Where the host cache lives.
+   * @param durable Flush the file (and its directory) to the disk first.
+   * @returns Whether it published.
+   */
+  async publish(path: string, durable: boolean): Promise<boolean> {
+    const file = this.#file;
+    if (!file || file.published || this.#deferred !== undefined) return false;
+    const work = this.#db.file!.path;
     this.#stmts.clear();
     this.#db.close();
+    try {
+      await stampFile(work, durable);
+      await Deno.rename(work, path);
+    } catch (e) {
+      const lock = HELD.get(this.#db);
+      this.#db = new Database({ path: work });
+      if (lock) HELD.set(this.#db, lock);
+      StoreIndex.#tune(this.#db);
+      throw e;
+    }
+    release(this.#db);
+    if (durable) {
+      try {
+        using dir = await Deno.open(path.slice(0, path.lastIndexOf("/")) || "/");
+        await dir.sync();
+      } catch { /* a directory that cannot be synced here is synced by the OS later */ }
+    }
+    this.#db = new Database({ path, readOnly: true });
+    StoreIndex.#tune(this.#db);
+    this.#file = { workDir: file.workDir, published: true };
+    this.#head = headOf(path);
+    return true;
+  }
+
+  /** Releases the database (a working copy never published is deleted). */
+  close(): void {
+    this.#stmts.clear();
+    StoreIndex.#discard(this.#db);
   }
 }
 

@@ -44,9 +44,10 @@ import { encodeManifestLogEntry } from "../format/manifest_log.ts";
 import { readManifestLogEntry } from "../index/manifest_log.ts";
 import { PackWriter, readPackToc } from "../format/pack.ts";
 import {
+  hostCacheFileVersion,
   listSnapshots,
   pruneSnapshots,
-  writeHostCache,
+  saveHostCache,
   writeIndexSnapshot,
 } from "../store/persistence.ts";
 import type { Store } from "../store/store.ts";
@@ -251,7 +252,12 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
         this.counters.snapshotsMigrated++;
       }
       await pruneSnapshots(store.driver, newConfig.snapshotsKept, fresh.key);
-      if (this.#host && !store.readOnly) await writeHostCache(this.#host, fresh.bytes);
+      if (this.#host && !store.readOnly) {
+        await saveHostCache(this.#host, next, {
+          storeId: descriptor.storeId,
+          createdAt: store.clock(),
+        });
+      }
       store.adoptRebuild({ index: next, descriptor, config: newConfig, pointer: "ok" });
     } catch (e) {
       next.close();
@@ -269,7 +275,12 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
       const version = await this.#headerVersion(store.driver, key);
       if (version !== undefined) snapshots.push({ key, version });
     }
-    const host = this.#host ? await this.#headerVersion(this.#host, HOST_CACHE_KEY) : undefined;
+    let host: number | undefined;
+    if (this.#host) {
+      // A cache kept as a SQLite file (a local host directory) has its version in its meta table.
+      host = await hostCacheFileVersion(this.#host) ??
+        await this.#headerVersion(this.#host, HOST_CACHE_KEY);
+    }
     return { host, snapshots };
   }
 

@@ -34,9 +34,10 @@ import { indexPacks, listPacksSinceMark } from "../index/pack_indexer.ts";
 import { applyGcRuns } from "../index/gc_runs.ts";
 import { decodeSnapshot, ForeignSnapshotError } from "../format/snapshot.ts";
 import {
+  hostIndexDir,
   listSnapshots,
   loadNewestIndex,
-  writeHostCache,
+  saveHostCache,
   writeIndexSnapshot,
 } from "../store/persistence.ts";
 import { readDescriptorReplicas, writeDescriptorReplicas } from "../store/replicas.ts";
@@ -388,7 +389,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     let index: StoreIndex | undefined;
     const source = this.#config.source;
     if (source !== "FullScan") {
-      const found = await loadNewestIndex(driver, descriptor.storeId);
+      const found = await loadNewestIndex(driver, descriptor.storeId, await hostIndexDir(host));
       if (found.index && found.key) {
         index = found.index;
         this.counters.snapshotUsed = found.key.slice(SNAPSHOT_PREFIX.length);
@@ -397,7 +398,11 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     }
     this.counters.source = index ? "Snapshot" : "FullScan";
     // A full scan fills a fresh index: a bulk load (secondary indexes built at the end).
-    index ??= await StoreIndex.createBulk(descriptor.storeId);
+    // In a local host directory it is built in a file there, published as the host cache at the end.
+    if (!index) {
+      const dir = await hostIndexDir(host);
+      index = await StoreIndex.createBulk(descriptor.storeId, dir === undefined ? {} : { dir });
+    }
     this.counters.manifestsSkipped = index.counts().manifests;
 
     try {
@@ -470,7 +475,6 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
    */
   async #persist(index: StoreIndex, descriptor: Descriptor, config: StoreConfig): Promise<void> {
     const store = this.store;
-    const changes = index.changes;
     const written = await writeIndexSnapshot(store.driver, index, {
       storeId: descriptor.storeId,
       config,
@@ -482,8 +486,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       // holds the rebuilt index, so a host directory that cannot take it (full, read-only) costs
       // the next open a snapshot load, not the rebuild.
       try {
-        await writeHostCache(host, written.bytes);
-        index.markHostCacheCurrent(changes);
+        await saveHostCache(host, index, { storeId: descriptor.storeId, createdAt: store.clock() });
       } catch (e) {
         if (!(e instanceof CapsaError)) throw e;
         this.bus.publish({

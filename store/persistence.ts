@@ -15,31 +15,221 @@
 import { type Driver, NotFoundError } from "../drivers/driver.ts";
 import { CapsaError, CorruptObjectError } from "../errors.ts";
 import type { StoreConfig } from "../format/config.ts";
-import { decodeSnapshot, encodeSnapshot, MAX_SNAPSHOT_BYTES } from "../format/snapshot.ts";
+import {
+  decodeSnapshot,
+  encodeSnapshot,
+  frameSnapshot,
+  MAX_SNAPSHOT_BYTES,
+  openSnapshot,
+  SNAPSHOT_ZSTD_PARAMS,
+} from "../format/snapshot.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import { StoreIndex } from "../index/store_index.ts";
+import { Database } from "../index/_sqlite.ts";
+import { schemaVersionOf } from "../index/schema.ts";
+import {
+  checkStampedFile,
+  holdWorkCopy,
+  isSqliteHeader,
+  removeOrphans,
+  stampFile,
+  workPath,
+} from "../index/_cache_file.ts";
+import { createZstdCompress, createZstdDecompress } from "node:zlib";
+import { fsError } from "../drivers/localfs/errors.ts";
 import { HOST_CACHE_KEY, SNAPSHOT_PREFIX } from "../layout.ts";
 import type { EventBus } from "./events.ts";
 import type { IndexSource } from "./types.ts";
 
+/** How much of a database file is read, or a snapshot body fed, at once. */
+const PIECE = 4 * 1024 * 1024;
+
 /**
- * Encodes an index as a snapshot (the host cache uses the same encoding).
+ * Encodes an index as a snapshot (and as the host cache of a host storage
+ * that is not a local directory). A file-backed index is read and compressed
+ * piece by piece, so memory stays bounded by the compressed size.
  * @param index The index.
  * @param storeId The store.
  * @param createdAt When (ms).
  * @returns The snapshot's bytes.
  */
-export function encodeIndexSnapshot(
+export async function encodeIndexSnapshot(
   index: StoreIndex,
   storeId: string,
   createdAt: number,
-): Uint8Array {
-  return encodeSnapshot({
+): Promise<Uint8Array> {
+  const header = {
     storeId,
     schemaVersion: index.schemaVersion,
     highWaterMark: index.highWaterMark(),
     createdAt,
-  }, index.export());
+  };
+  const file = index.file;
+  if (file === undefined) return encodeSnapshot(header, index.export());
+  const z = createZstdCompress({ params: SNAPSHOT_ZSTD_PARAMS, chunkSize: 1 << 20 });
+  const out: Uint8Array[] = [];
+  z.on("data", (c: Uint8Array) => out.push(c));
+  const ended = new Promise<void>((resolve, reject) => {
+    z.on("end", resolve);
+    z.on("error", reject);
+  });
+  let dbBytes = 0;
+  {
+    using f = await Deno.open(file, { read: true });
+    for (;;) {
+      const buffer = new Uint8Array(PIECE);
+      const n = await f.read(buffer);
+      if (n === null) break;
+      dbBytes += n;
+      await new Promise<void>((resolve, reject) =>
+        z.write(buffer.subarray(0, n), (e) => (e ? reject(e) : resolve()))
+      );
+    }
+  }
+  z.end();
+  await ended;
+  let size = 0;
+  for (const c of out) size += c.length;
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const c of out) {
+    body.set(c, at);
+    at += c.length;
+  }
+  return frameSnapshot(header, dbBytes, body);
+}
+
+/**
+ * The local directory of a host storage's index files (`<host>/index`),
+ * made when missing: the host cache lives there as a SQLite file opened in
+ * place (docs/FORMAT.md §3). `undefined` when the host storage is not a local
+ * directory, or its `index` entry is not a real directory: the index then
+ * lives in memory and the host cache is kept in the snapshot encoding.
+ * @param host The host storage.
+ * @returns The directory's path, or `undefined`.
+ */
+export async function hostIndexDir(host: Driver | undefined): Promise<string | undefined> {
+  if (host === undefined || host.kind !== "localfs") return undefined;
+  const dir = `${host.location}/${HOST_CACHE_KEY.slice(0, HOST_CACHE_KEY.lastIndexOf("/"))}`;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    const info = await Deno.lstat(dir);
+    return info.isDirectory && !info.isSymlink ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The path of the host cache file in a host index directory. */
+function cacheFile(dir: string): string {
+  return `${dir}/${HOST_CACHE_KEY.slice(HOST_CACHE_KEY.lastIndexOf("/") + 1)}`;
+}
+
+/**
+ * Decompresses a version 2 snapshot's body into a file, piece by piece,
+ * checking the zstd frame's checksum and the announced length.
+ */
+async function decompressToFile(
+  key: string,
+  body: Uint8Array,
+  dbBytes: number,
+  path: string,
+): Promise<void> {
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const z = createZstdDecompress({ chunkSize: 1 << 20 });
+  let written = 0;
+  let failure: unknown;
+  const pending: Uint8Array[] = [];
+  z.on("data", (c: Uint8Array) => pending.push(c));
+  const ended = new Promise<void>((resolve) => {
+    z.on("end", resolve);
+    z.on("error", (e: unknown) => {
+      failure = e;
+      resolve();
+    });
+  });
+  const drain = async () => {
+    while (pending.length > 0) {
+      const c = pending.shift()!;
+      written += c.length;
+      if (written > dbBytes) {
+        throw new CorruptObjectError(key, "more database bytes than announced");
+      }
+      let at = 0;
+      while (at < c.length) at += await file.write(c.subarray(at));
+    }
+  };
+  for (let at = 0; at < body.length && failure === undefined; at += PIECE) {
+    // After an error the stream never calls back: the error ends the wait too.
+    await Promise.race([
+      new Promise<void>((resolve) =>
+        z.write(body.subarray(at, Math.min(body.length, at + PIECE)), () => resolve())
+      ),
+      ended,
+    ]);
+    await drain();
+  }
+  if (failure === undefined) z.end();
+  await ended;
+  await drain();
+  if (failure !== undefined) {
+    throw new CorruptObjectError(
+      key,
+      `the compressed database is damaged (zstd: ${(failure as Error).message})`,
+      { cause: failure },
+    );
+  }
+  if (written !== dbBytes) {
+    throw new CorruptObjectError(
+      key,
+      `length mismatch: ${written} database bytes decompressed, the header announces ${dbBytes}`,
+    );
+  }
+}
+
+/**
+ * Loads an index from a snapshot's bytes (or a host cache in the snapshot
+ * encoding): into a working copy in `dir` when given (decompressed straight
+ * into the file), else in memory.
+ * @param key The object's name, for errors.
+ * @param bytes Its bytes.
+ * @param storeId The store.
+ * @param dir The host index directory, if any.
+ * @returns The index.
+ * @throws {CorruptObjectError} when it fails a check.
+ */
+export async function indexFromSnapshot(
+  key: string,
+  bytes: Uint8Array,
+  storeId: string,
+  dir: string | undefined,
+): Promise<StoreIndex> {
+  if (dir === undefined) {
+    const { db } = decodeSnapshot(key, bytes, storeId);
+    return await StoreIndex.load(db, { storeId, key });
+  }
+  const { header, version, body } = openSnapshot(key, bytes, storeId);
+  const path = workPath(dir);
+  const held = holdWorkCopy(path, true);
+  try {
+    if (version === 1) await Deno.writeFile(path, body);
+    else await decompressToFile(key, body, header.dbBytes, path);
+    const head = body.length === 0 ? new Uint8Array() : await readHead(path);
+    if (!isSqliteHeader(head)) throw new CorruptObjectError(key, "not a SQLite database");
+  } catch (e) {
+    held.close();
+    await Deno.remove(path).catch(() => {});
+    throw e;
+  }
+  // openFile deletes the working copy when it refuses it.
+  return await StoreIndex.openFile(path, { storeId, key, workDir: dir, published: false, held });
+}
+
+async function readHead(path: string): Promise<Uint8Array> {
+  using f = await Deno.open(path, { read: true });
+  const b = new Uint8Array(16);
+  const n = await f.read(b);
+  return b.subarray(0, n ?? 0);
 }
 
 /**
@@ -103,6 +293,8 @@ export interface WrittenSnapshot {
  * import assert from "node:assert/strict";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * import { StoreIndex } from "../index/store_index.ts";
+import { Database } from "../index/_sqlite.ts";
+import { schemaVersionOf } from "../index/schema.ts";
  * import { listSnapshots, writeIndexSnapshot } from "./persistence.ts";
  *
  * const driver = new MemoryDriver();
@@ -122,7 +314,7 @@ export async function writeIndexSnapshot(
   const ids = options.ids ?? new UlidGenerator({ clock: options.clock });
   const key = SNAPSHOT_PREFIX + ids.next();
   const highWaterMark = index.highWaterMark();
-  const bytes = encodeIndexSnapshot(index, options.storeId, options.clock());
+  const bytes = await encodeIndexSnapshot(index, options.storeId, options.clock());
   await driver.put(key, bytes);
   if (options.prune ?? true) await pruneSnapshots(driver, options.config.snapshotsKept, key);
   return { key, bytes, highWaterMark };
@@ -144,9 +336,15 @@ export interface IndexFound {
  * reported; an I/O failure is thrown, never treated as "absent".
  * @param driver The Location.
  * @param storeId The store.
+ * @param dir A host index directory ({@linkcode hostIndexDir}): the snapshot
+ *   is decompressed into a working copy there instead of into memory.
  * @returns The index and its snapshot key, or none, with the rejected snapshots.
  */
-export async function loadNewestIndex(driver: Driver, storeId: string): Promise<IndexFound> {
+export async function loadNewestIndex(
+  driver: Driver,
+  storeId: string,
+  dir?: string,
+): Promise<IndexFound> {
   const rejected: Array<{ key: string; reason: string }> = [];
   for (const key of await listSnapshots(driver)) {
     let bytes: Uint8Array;
@@ -162,8 +360,7 @@ export async function loadNewestIndex(driver: Driver, storeId: string): Promise<
       throw e;
     }
     try {
-      const { db } = decodeSnapshot(key, bytes, storeId);
-      return { key, index: await StoreIndex.load(db, { storeId, key }), rejected };
+      return { key, index: await indexFromSnapshot(key, bytes, storeId, dir), rejected };
     } catch (e) {
       if (!(e instanceof CorruptObjectError)) throw e;
       rejected.push({ key, reason: e.reason });
@@ -198,13 +395,15 @@ export async function loadIndex(
   const { storeId, bus, clock } = context;
   const warn = (code: string, message: string) =>
     bus.publish({ type: "warning", at: clock(), storeId, code, message });
+  const dir = await hostIndexDir(host);
   if (host) {
     const where = `host:${HOST_CACHE_KEY}`;
     try {
-      const { header, db } = decodeSnapshot(where, await host.get(HOST_CACHE_KEY), storeId);
-      const index = await StoreIndex.load(db, { storeId, key: where });
-      // Unchanged (not migrated): closing need not write the cache again.
-      if (index.schemaVersion === header.schemaVersion) index.markHostCacheCurrent();
+      const index = dir === undefined
+        ? await hostCacheFromDriver(host, storeId, where)
+        : await hostCacheFromFile(dir, storeId, where).catch((e) => {
+          throw fsError(e, HOST_CACHE_KEY, "read");
+        });
       return { index, source: "host-cache", loadedFrom: where };
     } catch (e) {
       if (!(e instanceof NotFoundError)) {
@@ -217,21 +416,124 @@ export async function loadIndex(
       }
     }
   }
-  const found = await loadNewestIndex(driver, storeId);
+  const found = await loadNewestIndex(driver, storeId, dir);
   for (const r of found.rejected) {
     warn("snapshot_rejected", `index snapshot ${r.key} is unusable: ${r.reason}`);
   }
   if (found.index) return { index: found.index, source: "snapshot", loadedFrom: found.key };
-  return { index: await StoreIndex.create(storeId), source: "empty", loadedFrom: undefined };
+  return {
+    index: await StoreIndex.create(storeId, dir === undefined ? {} : { dir }),
+    source: "empty",
+    loadedFrom: undefined,
+  };
 }
 
 /**
- * Writes the host cache of the index (atomically: the host driver's put is).
+ * The schema version of a host cache kept as a SQLite file, read from its
+ * meta table (read-only, in place).
  * @param host The host storage.
- * @param bytes The encoded index ({@linkcode encodeIndexSnapshot}).
+ * @returns The version, or `undefined` when there is no such file (absent,
+ *   in the snapshot encoding, unreadable, or a host that is not a local directory).
  */
-export async function writeHostCache(host: Driver, bytes: Uint8Array): Promise<void> {
-  await host.put(HOST_CACHE_KEY, bytes);
+export async function hostCacheFileVersion(host: Driver): Promise<number | undefined> {
+  if (host.kind !== "localfs") return undefined;
+  const path = `${host.location}/${HOST_CACHE_KEY}`;
+  try {
+    if (!isSqliteHeader(await readHead(path))) return undefined;
+    const db = new Database({ path, readOnly: true });
+    try {
+      const v = schemaVersionOf(db);
+      return v === 0 ? undefined : v;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** The host cache kept in the snapshot encoding through the host driver. */
+async function hostCacheFromDriver(host: Driver, storeId: string, where: string) {
+  const { header, db } = decodeSnapshot(where, await host.get(HOST_CACHE_KEY), storeId);
+  const index = await StoreIndex.load(db, { storeId, key: where });
+  // Unchanged (not migrated): closing need not write the cache again.
+  if (index.schemaVersion === header.schemaVersion) index.markHostCacheCurrent();
+  return index;
+}
+
+/**
+ * The host cache kept as a SQLite file: checked (stamp, whole pages) and
+ * opened in place, read-only. A cache still in the snapshot encoding (an
+ * older capsa wrote it) is decompressed into a working copy.
+ */
+async function hostCacheFromFile(dir: string, storeId: string, where: string) {
+  await removeOrphans(dir);
+  const path = cacheFile(dir);
+  if (!isSqliteHeader(await readHead(path))) {
+    return await indexFromSnapshot(where, await Deno.readFile(path), storeId, dir);
+  }
+  await checkStampedFile(path, where);
+  const index = await StoreIndex.openFile(path, {
+    storeId,
+    key: where,
+    workDir: dir,
+    published: true,
+  });
+  // Unchanged (not migrated): closing need not write the cache again.
+  if (index.published) index.markHostCacheCurrent();
+  return index;
+}
+
+/**
+ * Writes the host cache of an index, unless it already holds the index as it
+ * is. In a local host directory the cache is a SQLite file: a file-backed
+ * index is published in place ({@linkcode StoreIndex.publish}: stamp, then
+ * rename), an in-memory one written to a working copy first; elsewhere the
+ * snapshot encoding is written with the host driver's atomic put.
+ * @param host The host storage.
+ * @param index The index.
+ * @param context The store and the time for the snapshot encoding.
+ */
+export async function saveHostCache(
+  host: Driver,
+  index: StoreIndex,
+  context: { storeId: string; createdAt: number },
+): Promise<void> {
+  if (index.hostCacheCurrent) return;
+  const changes = index.changes;
+  const dir = await hostIndexDir(host);
+  if (dir === undefined) {
+    await host.put(
+      HOST_CACHE_KEY,
+      await encodeIndexSnapshot(index, context.storeId, context.createdAt),
+    );
+    index.markHostCacheCurrent(changes);
+    return;
+  }
+  try {
+    await saveCacheFile(dir, index, host.capabilities.durable);
+  } catch (e) {
+    throw fsError(e, HOST_CACHE_KEY, "write");
+  }
+  index.markHostCacheCurrent(changes);
+}
+
+/** Publishes an index as the cache file of a host index directory. */
+async function saveCacheFile(dir: string, index: StoreIndex, durable: boolean): Promise<void> {
+  const file = index.file;
+  if (file !== undefined && file.startsWith(`${dir}/`)) {
+    if (!index.published) await index.publish(cacheFile(dir), durable);
+    return;
+  }
+  const work = workPath(dir);
+  try {
+    await Deno.writeFile(work, index.export());
+    await stampFile(work, durable);
+    await Deno.rename(work, cacheFile(dir));
+  } catch (e) {
+    await Deno.remove(work).catch(() => {});
+    throw e;
+  }
 }
 
 /**

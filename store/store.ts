@@ -59,12 +59,7 @@ import {
   type OpenedStore,
   openLocation,
 } from "./open.ts";
-import {
-  encodeIndexSnapshot,
-  SnapshotSchedule,
-  writeHostCache,
-  writeIndexSnapshot,
-} from "./persistence.ts";
+import { saveHostCache, SnapshotSchedule, writeIndexSnapshot } from "./persistence.ts";
 import {
   findManifest,
   infoOf,
@@ -681,10 +676,10 @@ export class Store {
     if (!this.hostStorage || this.#readOnly || !this.#s.index || !this.#s.descriptor) return;
     const index = this.#s.index;
     if (index.hostCacheCurrent) return;
-    const changes = index.changes;
-    const bytes = encodeIndexSnapshot(index, this.#s.descriptor.storeId, this.clock());
-    await writeHostCache(this.hostStorage, bytes);
-    index.markHostCacheCurrent(changes);
+    await saveHostCache(this.hostStorage, index, {
+      storeId: this.#s.descriptor.storeId,
+      createdAt: this.clock(),
+    });
   }
 
   // ------------------------------------------------------- for agents only

@@ -46,10 +46,13 @@ const CAPSA = [
   `${ROOT}/cli.ts`,
 ];
 
+let lastStdout = "";
+
 async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<number> {
   const start = performance.now();
   const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
   const ms = performance.now() - start;
+  lastStdout = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     throw new Error(
       `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}`,
@@ -116,7 +119,12 @@ async function floor(files: Array<[string, number]>, out: string): Promise<numbe
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const results = { capsa: [] as number[], restic: [] as number[], floor: [] as number[] };
+const results = {
+  capsa: [] as number[],
+  capsaAgent: [] as number[],
+  restic: [] as number[],
+  floor: [] as number[],
+};
 const sizes = { capsaBefore: 0, capsaAfter: 0, resticBefore: 0, resticAfter: 0 };
 const haveRestic = await has("restic");
 const base = values.dir || await Deno.makeTempDir({ prefix: "capsa-gc-bench-" });
@@ -185,9 +193,10 @@ for (let r = 0; r < RUNS; r++) {
           "0s",
           "--host-dir",
           host,
-          "-q",
+          "--json",
         ]),
       );
+      results.capsaAgent.push(JSON.parse(lastStdout).stats.duration);
     } else if (haveRestic) {
       results.restic.push(
         await run("restic", ["-r", repo, "forget", "--keep-last", "1", "--prune", "-q"], env),
@@ -209,7 +218,9 @@ console.log(`gc of ${MIB} MiB (half dead), ${RUNS} run(s), medians\n`);
 console.log("| measure | capsa gc | restic forget --prune | floor (read+write live half once) |");
 console.log("| --- | --- | --- | --- |");
 console.log(
-  `| time | ${s(c)} (${(c / f).toFixed(2)}× floor) | ${
+  `| time | ${s(c)} (${(c / f).toFixed(2)}× floor; the agent's own run ${
+    s(median(results.capsaAgent))
+  }) | ${
     haveRestic
       ? `${s(median(results.restic))} (capsa/restic ${(c / median(results.restic)).toFixed(2)})`
       : "restic not installed"

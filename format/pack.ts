@@ -569,7 +569,10 @@ export function encodePack(pack: {
   manifests: readonly Manifest[];
   supersedes?: readonly string[];
 }): Uint8Array {
-  let size = PACK_HEADER_BYTES + PACK_TRAILER_BYTES + 4096;
+  // Room for the TOC too (entries, manifests, superseded ids): the buffer is allocated once.
+  let size = PACK_HEADER_BYTES + PACK_TRAILER_BYTES + 64 * 1024 +
+    pack.blobs.length * PACK_BLOB_ENTRY_BYTES + pack.manifests.length * 1024 +
+    (pack.supersedes?.length ?? 0) * ULID_LENGTH;
   for (const b of pack.blobs) size += b.bytes?.length ?? 0;
   const writer = new PackWriter({
     packId: pack.packId,

@@ -746,7 +746,8 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
         }
         for (let k = i; k < j; k++) {
           const b = live[k]!;
-          const raw = bytes.slice(b.offset - start, b.offset - start + b.storedLength);
+          // A view: the pack writer copies it once, into the new pack.
+          const raw = bytes.subarray(b.offset - start, b.offset - start + b.storedLength);
           if (hashBytes(descriptor.hash, raw) !== b.id) {
             throw new CorruptObjectError(key, `blob ${b.id} does not match its id`);
           }

@@ -324,10 +324,26 @@ export async function runExclusive<T>(
 export interface AgentLeaseSettings {
   /** What other handles may do while the agent runs (`"none"`: everything). */
   mode: MaintenanceMode["mode"] | "none";
-  /** The lease's hold time in ms (checked by `validate()`: at least 1 s). */
-  leaseTTL: number;
+  /**
+   * The lease's hold time: ms, or a duration like the CLI's (`"30m"`, `"90s"`)
+   * (checked by `validate()`: at least 1 s).
+   */
+  leaseTTL: number | string;
   /** Break a live lease held by someone else (loudly: a warning event). */
   force: boolean;
+}
+
+/**
+ * A lease TTL in ms from ms or a duration text (`"30m"`); `NaN` when it is neither.
+ * @param value The TTL.
+ * @returns Milliseconds.
+ */
+function leaseTtlMs(value: number | string): number {
+  if (typeof value === "number") return value;
+  const m = /^([0-9]{1,12})(ms|s|m|h|d)$/.exec(value.trim());
+  if (!m) return NaN;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms"];
+  return Number(m[1]) * unit;
 }
 
 /**
@@ -355,7 +371,7 @@ export abstract class AgentBase<S extends { duration: number }, P extends object
   /** Where the agent publishes its events. */
   protected readonly bus: EventBus;
   /** How the agent holds the store. */
-  protected readonly lease: AgentLeaseSettings;
+  protected readonly lease: AgentLeaseSettings & { leaseTTL: number };
   /** The statistics, updated by the work as it goes; read through `stats()`. */
   protected readonly counters: S;
   /** The problems found so far; read through `problems()`. */
@@ -373,7 +389,7 @@ export abstract class AgentBase<S extends { duration: number }, P extends object
   protected constructor(store: Store, bus: EventBus, lease: AgentLeaseSettings, stats: S) {
     this.store = store;
     this.bus = bus;
-    this.lease = lease;
+    this.lease = { ...lease, leaseTTL: leaseTtlMs(lease.leaseTTL) };
     this.counters = stats;
   }
 

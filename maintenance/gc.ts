@@ -82,7 +82,7 @@ export interface GcConfig extends RetentionPolicy {
   /** Objects read or deleted at once (default 8). */
   parallelism?: number;
   /** Lease TTL in ms (default 30 min; renewed while the agent runs). */
-  leaseTTL?: number;
+  leaseTTL?: number | string;
   /** Break a live lease held by someone else. */
   force?: boolean;
   /**

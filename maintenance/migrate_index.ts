@@ -74,7 +74,7 @@ export interface MigrateConfig {
    */
   hostStorage?: Driver;
   /** The lease's hold time in ms. Default 30 minutes. */
-  leaseTTL?: number;
+  leaseTTL?: number | string;
   /** Break a live lease held by someone else (loudly: a warning event). Default `false`. */
   force?: boolean;
 }

@@ -89,7 +89,7 @@ export interface MoveConfig {
   /** Objects copied in parallel. Default 8. */
   parallelism?: number;
   /** The lease's hold time in ms. Default 30 minutes. */
-  leaseTTL?: number;
+  leaseTTL?: number | string;
   /** Break a live lease held by someone else (loudly: a warning event). Default `false`. */
   force?: boolean;
   /**

@@ -69,13 +69,17 @@ export type RebuildSource = "Auto" | "Snapshot" | "FullScan";
 
 /** Configures the RebuildIndexAgent. */
 export interface RebuildConfig {
-  /** The strategy: `"Auto"` (default), `"Snapshot"` or `"FullScan"`. */
-  source?: RebuildSource;
   /**
-   * The Recovery Kit's content. Required when the store is Corrupted because
-   * every descriptor replica was lost; otherwise omitted.
+   * The strategy: `"Auto"` (default), `"Snapshot"` or `"FullScan"`, or the
+   * CLI's spellings `"auto"`, `"snapshot"`, `"full-scan"`.
    */
-  recoveryKit?: Uint8Array;
+  source?: RebuildSource | "auto" | "snapshot" | "full-scan";
+  /**
+   * The Recovery Kit's content: its text (as `initStore` returns it) or its
+   * bytes (as read from the file). Required when the store is Corrupted
+   * because every descriptor replica was lost; otherwise omitted.
+   */
+  recoveryKit?: Uint8Array | string;
   /**
    * The host storage, when `ManifestStorage` is `Local` or `Replicated`
    * (default: the store's). Without it: `Local` → {@linkcode HostStorageRequiredError}
@@ -87,7 +91,7 @@ export interface RebuildConfig {
   /** Workers reading TOCs in parallel. Default 8 (16–32 for S3, 4–8 for localfs). */
   parallelism?: number;
   /** The lease's hold time in ms. Default 30 minutes. */
-  leaseTTL?: number;
+  leaseTTL?: number | string;
   /** Break a live lease held by someone else (loudly: a warning event). Default `false`. */
   force?: boolean;
 }
@@ -139,6 +143,17 @@ export const REBUILD_DEFAULTS = {
 } as const;
 
 const SOURCES: readonly RebuildSource[] = ["Auto", "Snapshot", "FullScan"];
+const SOURCE_ALIASES: Readonly<Record<string, RebuildSource>> = {
+  auto: "Auto",
+  snapshot: "Snapshot",
+  "full-scan": "FullScan",
+};
+
+/** The strategy named by a config (either spelling); an unknown one is kept for `validate()`. */
+function sourceOf(source: RebuildConfig["source"]): RebuildSource {
+  if (source === undefined) return REBUILD_DEFAULTS.source;
+  return SOURCE_ALIASES[source] ?? (source as RebuildSource);
+}
 
 class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reason: string }>
   implements RebuildIndexAgent {
@@ -161,7 +176,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       leaseTTL: config.leaseTTL ?? REBUILD_DEFAULTS.leaseTTL,
       force: config.force ?? false,
     }, {
-      source: config.source ?? REBUILD_DEFAULTS.source,
+      source: sourceOf(config.source),
       snapshotUsed: "",
       manifestsScanned: 0,
       manifestsIndexed: 0,
@@ -173,8 +188,10 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       duration: 0,
     });
     this.#config = {
-      source: config.source ?? REBUILD_DEFAULTS.source,
-      recoveryKit: config.recoveryKit,
+      source: sourceOf(config.source),
+      recoveryKit: typeof config.recoveryKit === "string"
+        ? new TextEncoder().encode(config.recoveryKit)
+        : config.recoveryKit,
       hostStorage: config.hostStorage ?? store.hostStorage,
       batchSize: config.batchSize ?? REBUILD_DEFAULTS.batchSize,
       parallelism: config.parallelism ?? REBUILD_DEFAULTS.parallelism,

@@ -143,3 +143,27 @@ Deno.test("RebuildIndexAgent succeeds with a warning naming the host directory w
   assert.deepEqual(new TextDecoder().decode(await store.get("ns", "k")), "v");
   await store.close(); // the host cache write at close fails quietly too
 });
+
+Deno.test("RebuildConfig takes what a library user has: the kit as initStore returns it, the CLI's source spelling, a TTL like 30m", async () => {
+  const driver = new MemoryDriver();
+  const { store: first, recoveryKit } = await initStore(driver);
+  await first.put("ns", "k", new TextEncoder().encode("v"));
+  await first.close();
+  await driver.delete("store.json");
+  await driver.delete("system.state/descriptor/store.json");
+  const store = await openStore(driver);
+  const agent = createRebuildIndexAgent(store, new EventBus(), {
+    source: "full-scan",
+    recoveryKit, // a string, straight from initStore
+    leaseTTL: "30m",
+  });
+  agent.validate();
+  await agent.run();
+  assert.equal(agent.stats().source, "FullScan");
+  assert.equal(new TextDecoder().decode(await store.get("ns", "k")), "v");
+  assert.throws(
+    () => createRebuildIndexAgent(store, new EventBus(), { leaseTTL: "soon" }).validate(),
+    /leaseTTL must be/,
+  );
+  await store.close();
+});

@@ -65,7 +65,7 @@ export interface VerifyConfig {
   /** Objects checked in parallel. Default 8. */
   parallelism?: number;
   /** The lease's hold time in ms. Default 30 minutes. */
-  leaseTTL?: number;
+  leaseTTL?: number | string;
   /** Break a live lease held by someone else (loudly: a warning event). Default `false`. */
   force?: boolean;
 }

@@ -37,7 +37,8 @@ import { encodeGcEpoch, encodeGcRun } from "../format/gc.ts";
 import { hashBytes } from "../format/hashing.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { encodePack, type PackBlobInput, readPackToc } from "../format/pack.ts";
-import { ulidFloor, ulidTime } from "../format/ulid.ts";
+import { isUlid, ulidFloor, ulidTime } from "../format/ulid.ts";
+import { readGcEpoch } from "../index/gc_runs.ts";
 import type { BlobRecord, PackRecord, StoreIndex } from "../index/store_index.ts";
 import {
   GC_EPOCH_KEY,
@@ -602,7 +603,12 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
     // 4. Publish the run, then the epoch.
     this.counters.phase = "publish";
     await ctx.lease.check();
-    const runId = await store.newId();
+    // Runs are ordered by id: after the newest published one, whatever the clocks say.
+    let runId = await store.newId();
+    const previous = (await readGcEpoch(driver).catch(() => undefined))?.runId ?? "";
+    if (previous >= runId && isUlid(previous)) {
+      runId = ulidFloor(ulidTime(previous) + 1).slice(0, 10) + runId.slice(10);
+    }
     const notBefore = store.locationNow() + this.#config.grace;
     const run = {
       storeId: descriptor.storeId,

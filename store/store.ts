@@ -252,7 +252,7 @@ export class Store {
    *
    * @param namespace The namespace (`[A-Za-z0-9._-]`, 1–128 chars).
    * @param key The artifact key (1–1024 UTF-8 bytes, no control characters).
-   * @param body The body: bytes, or a stream (never held whole in memory).
+   * @param body The body: bytes, a stream (never held whole in memory), or a string (its UTF-8 bytes).
    * @param options Content type and metadata.
    * @returns The new version.
    *
@@ -531,6 +531,43 @@ export class Store {
    */
   async list(namespace: string, options: ListArtifactsOptions = {}): Promise<ArtifactPage> {
     return listPage(await this.#readable(namespace), namespace, options);
+  }
+
+  /**
+   * Every live artifact of a namespace (under a prefix), in key order, page
+   * after page: nothing is cut at a page size.
+   * @param namespace The namespace.
+   * @param options Only keys starting with `prefix`.
+   * @returns The artifacts.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { initStore } from "./store.ts";
+   * import { MemoryDriver } from "../drivers/memory.ts";
+   * const { store } = await initStore(new MemoryDriver());
+   * for (let i = 0; i < 3; i++) await store.put("ns", `k${i}`, `body ${i}`);
+   * const keys: string[] = [];
+   * for await (const a of store.iterate("ns")) keys.push(a.key);
+   * assert.deepEqual(keys, ["k0", "k1", "k2"]);
+   * await store.close();
+   * ```
+   */
+  async *iterate(
+    namespace: string,
+    options: { prefix?: string } = {},
+  ): AsyncIterableIterator<ArtifactInfo> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.list(namespace, {
+        limit: 1000,
+        ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+        ...(after === undefined ? {} : { after }),
+      });
+      yield* page.items;
+      if (page.cursor === undefined) return;
+      after = page.cursor;
+    }
   }
 
   /**

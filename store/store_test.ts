@@ -1564,3 +1564,21 @@ Deno.test("Store.putMany() reads an async iterable as it goes and reports per it
   assert.equal((await store.stat(NS, "x")).size, 10);
   await store.close();
 });
+
+Deno.test("Store.put() takes a string as its UTF-8 bytes; Store.iterate() walks a whole namespace past any page size", async () => {
+  const { store } = await initStore(new MemoryDriver(), { config: { packLingerMs: 1 } });
+  const info = await store.put("ns", "greeting", "héllo");
+  assert.equal(info.size, 6);
+  assert.equal(new TextDecoder().decode(await store.get("ns", "greeting")), "héllo");
+  const batch = store.batch();
+  for (let i = 0; i < 2500; i++) await batch.put("many", `k${String(i).padStart(4, "0")}`, `v${i}`);
+  await batch.close();
+  const keys: string[] = [];
+  for await (const a of store.iterate("many")) keys.push(a.key);
+  assert.equal(keys.length, 2500, "not cut at the 1,000-item page");
+  assert.deepEqual(keys.slice(0, 2), ["k0000", "k0001"]);
+  const some: string[] = [];
+  for await (const a of store.iterate("many", { prefix: "k24" })) some.push(a.key);
+  assert.equal(some.length, 100);
+  await store.close();
+});

@@ -17,7 +17,7 @@ import type { Store } from "./store.ts";
 export type { MaintenanceMode } from "../format/markers.ts";
 
 /** A body: bytes, or a stream of bytes (never held whole in memory). */
-export type Body = Uint8Array | ReadableStream<Uint8Array>;
+export type Body = Uint8Array | ReadableStream<Uint8Array> | string;
 
 /** Options of {@linkcode Store.put}. */
 export interface PutOptions {

@@ -68,6 +68,10 @@ export interface WriteContext {
 }
 
 async function* chunksOf(body: Body): AsyncGenerator<Uint8Array> {
+  if (typeof body === "string") {
+    yield new TextEncoder().encode(body); // a string is its UTF-8 bytes
+    return;
+  }
   if (body instanceof Uint8Array) {
     yield body;
     return;

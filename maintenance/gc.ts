@@ -33,9 +33,15 @@
 import { NotFoundError } from "../drivers/driver.ts";
 import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import { encodeGcEpoch, encodeGcRun } from "../format/gc.ts";
-import { hashBytes } from "../format/hashing.ts";
+import { compressionLevelOf } from "../format/config.ts";
 import type { Manifest } from "../format/manifest.ts";
-import { encodePack, type PackBlobInput, readPackToc } from "../format/pack.ts";
+import {
+  type BlobCompression,
+  decodeStoredBlob,
+  encodePack,
+  type PackBlobInput,
+  readPackToc,
+} from "../format/pack.ts";
 import { ulidFloor, ulidTime } from "../format/ulid.ts";
 import type { BlobRecord, PackRecord, StoreIndex } from "../index/store_index.ts";
 import {
@@ -227,6 +233,8 @@ interface DeadEntry {
   kind: PackBlobInput["kind"];
   offset: number;
   storedLength: number;
+  rawLength: number;
+  compression: BlobCompression;
 }
 
 /** What a planned pack holds that is live. */
@@ -588,15 +596,26 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
       const hash = descriptor.hash;
       batch = { blobs: [], manifests: [], supersedes: [], bytes: 0 };
       for (const [id, at] of rescue) {
-        const bytes = await driver.getRange(packKey(at.packId), at.offset, at.storedLength);
-        if (bytes.length !== at.storedLength || hashBytes(hash, bytes) !== id) {
+        const key = packKey(at.packId);
+        const bytes = await driver.getRange(key, at.offset, at.storedLength);
+        try {
+          // Decompressed (bounded by the raw length) and checked; the stored bytes are copied.
+          decodeStoredBlob({ key, id, ...at }, bytes, { hash });
+        } catch (cause) {
           throw new CorruptObjectError(
-            packKey(at.packId),
+            key,
             `blob ${id}, named by a manifest written during garbage collection, cannot be read back`,
+            { cause },
           );
         }
         if (batch.bytes > 0 && batch.bytes + bytes.length > target) await seal(false);
-        batch.blobs.push({ id, kind: at.kind, bytes });
+        batch.blobs.push({
+          id,
+          kind: at.kind,
+          bytes,
+          compression: at.compression,
+          rawLength: at.rawLength,
+        });
         batch.bytes += bytes.length;
         this.counters.blobsRescued++;
       }
@@ -666,6 +685,8 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
             kind: b.kind,
             offset: b.offset,
             storedLength: b.storedLength,
+            rawLength: b.rawLength,
+            compression: b.compression,
           });
         }
       }
@@ -686,11 +707,17 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
         }
         for (let k = i; k < j; k++) {
           const b = live[k]!;
-          const raw = bytes.slice(b.offset - start, b.offset - start + b.storedLength);
-          if (hashBytes(descriptor.hash, raw) !== b.id) {
-            throw new CorruptObjectError(key, `blob ${b.id} does not match its id`);
-          }
-          blobs.push({ id: b.id, kind: b.kind, bytes: raw });
+          const stored = bytes.slice(b.offset - start, b.offset - start + b.storedLength);
+          // The raw bytes are checked against the id; the stored bytes are copied
+          // with their compression, never recompressed.
+          decodeStoredBlob({ key, ...b }, stored, { hash: descriptor.hash });
+          blobs.push({
+            id: b.id,
+            kind: b.kind,
+            bytes: stored,
+            compression: b.compression,
+            rawLength: b.rawLength,
+          });
         }
         i = j;
       }
@@ -729,6 +756,7 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
       blobs: batch.blobs,
       manifests: batch.manifests,
       ...(supersedes ? { supersedes: batch.supersedes } : {}),
+      compressionLevel: compressionLevelOf(store.config!),
     });
     await ctx.lease.check();
     await store.driver.put(packKey(packId), bytes, {
@@ -761,7 +789,7 @@ function packBlobRecords(
     const rec: BlobRecord = {
       blobId: b.id,
       kind: b.kind,
-      rawSize: b.bytes.length,
+      rawSize: b.rawLength ?? b.bytes.length,
       storedSize: b.bytes.length,
       packId,
       offset,

@@ -23,7 +23,7 @@
  */
 
 import { CorruptObjectError } from "../errors.ts";
-import { compressIfWorthIt, decompressExactly } from "./compression.ts";
+import { compressIfWorthIt, decompressExactly, maxCompressedLength } from "./compression.ts";
 import { hashBytes } from "./hashing.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 
@@ -74,7 +74,12 @@ export function encodeManifestLogEntry(
   const json = enc.encode(JSON.stringify({ ...b, checksum }));
   if (compressionLevel === undefined || json.length > MAX_MANIFEST_LOG_ENTRY_BYTES) return json;
   const packed = compressIfWorthIt(json, compressionLevel);
-  if (packed === undefined || packed.length + ZSTD_HEADER_BYTES > json.length) return json;
+  // The 1/16 saving counts the header.
+  if (
+    packed === undefined || packed.length + ZSTD_HEADER_BYTES > maxCompressedLength(json.length)
+  ) {
+    return json;
+  }
   const out = new Uint8Array(ZSTD_HEADER_BYTES + packed.length);
   out.set(ZSTD_HEADER, 0);
   new DataView(out.buffer).setUint32(ZSTD_HEADER.length, json.length, true);

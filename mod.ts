@@ -79,6 +79,7 @@ export {
 } from "./store/store.ts";
 export * from "./store/events.ts";
 export {
+  type Compression,
   type ConfigSettings,
   defaultConfig,
   type ManifestStorage,

@@ -48,11 +48,18 @@ export type { ChunkingParams } from "./chunker.ts";
 /** The value of the `format` field of every config version. */
 export const CONFIG_FORMAT = "capsa-config";
 
-/** The config format version this code writes. */
-export const CONFIG_FORMAT_VERSION = 1;
+/**
+ * The config format version this code writes: 2 adds `compression` and
+ * `compressionLevel` (docs/FORMAT.md §6.4).
+ */
+export const CONFIG_FORMAT_VERSION = 2;
 
-/** Every config format version this code reads. */
-export const KNOWN_CONFIG_FORMAT_VERSIONS: readonly number[] = [1];
+/**
+ * Every config format version this code reads. A version 1 config has no
+ * compression fields and reads as `compression: "none"`, `compressionLevel: 3`,
+ * so a store made before compression keeps writing what it always wrote.
+ */
+export const KNOWN_CONFIG_FORMAT_VERSIONS: readonly number[] = [1, 2];
 
 /** The largest config version accepted, in bytes; checked before anything is parsed. */
 export const MAX_CONFIG_BYTES: number = 64 * 1024;
@@ -99,6 +106,17 @@ export interface RetentionConfig extends RetentionSettings {
   readonly namespaces?: Readonly<Record<string, RetentionSettings>>;
 }
 
+/**
+ * How a store compresses what it writes (docs/FORMAT.md §5.5.7): `zstd`
+ * (blobs, TOCs and manifest log entries, each kept compressed only when that
+ * saves at least 1/16) or `none`. Readers honour what each object says,
+ * whatever the config, so the setting may change at any time.
+ */
+export type Compression = "zstd" | "none";
+
+/** The values of {@linkcode Compression}. */
+export const COMPRESSIONS: readonly Compression[] = ["zstd", "none"];
+
 /** The tunables of a store: everything in a config version but its seq and date. */
 export interface ConfigSettings {
   /** Bodies of at most this many bytes are kept inside their manifest. */
@@ -117,6 +135,10 @@ export interface ConfigSettings {
   readonly snapshotsKept: number;
   /** Where manifests live. */
   readonly manifestStorage: ManifestStorage;
+  /** How new blobs, TOCs and manifest log entries are compressed. */
+  readonly compression: Compression;
+  /** The zstd level (1–19) when `compression` is `zstd`. */
+  readonly compressionLevel: number;
   /** What garbage collection keeps (absent: every version). */
   readonly retention?: RetentionConfig;
 }
@@ -132,7 +154,7 @@ export interface StoreConfig extends ConfigSettings {
 /** The inclusive range each numeric setting must lie in. */
 export const CONFIG_LIMITS: Readonly<
   Record<
-    Exclude<keyof ConfigSettings, "manifestStorage" | "retention">,
+    Exclude<keyof ConfigSettings, "manifestStorage" | "compression" | "retention">,
     { min: number; max: number }
   >
 > = Object.freeze({
@@ -143,10 +165,24 @@ export const CONFIG_LIMITS: Readonly<
   snapshotEveryPacks: { min: 0, max: 1_000_000_000 },
   snapshotIntervalMs: { min: 0, max: 30 * 24 * 3600 * 1000 },
   snapshotsKept: { min: 1, max: 1000 },
+  compressionLevel: { min: 1, max: 19 },
 });
 
 const NUMERIC_SETTINGS = Object.keys(CONFIG_LIMITS) as Array<keyof typeof CONFIG_LIMITS>;
-const SETTINGS_FIELDS: readonly string[] = [...NUMERIC_SETTINGS, "manifestStorage"];
+const SETTINGS_FIELDS: readonly string[] = [
+  ...NUMERIC_SETTINGS.filter((f) => f !== "compressionLevel"),
+  "manifestStorage",
+  "compression",
+  "compressionLevel",
+];
+// A version 1 config has neither compression field.
+const V1_VERSION_FIELDS: readonly string[] = [
+  "seq",
+  "createdAt",
+  ...SETTINGS_FIELDS.filter((f) => f !== "compression" && f !== "compressionLevel"),
+];
+/** What a version 1 config (written before compression existed) means. */
+const V1_COMPRESSION = { compression: "none", compressionLevel: 3 } as const;
 const VERSION_FIELDS: readonly string[] = ["seq", "createdAt", ...SETTINGS_FIELDS];
 /** Optional settings: absent in configs written before them, and by default. */
 const OPTIONAL_FIELDS: readonly string[] = ["retention"];
@@ -198,6 +234,8 @@ function retentionProblem(value: unknown): string | undefined {
  * | `snapshotIntervalMs` | 1 h | bounds it for slow writers too |
  * | `snapshotsKept` | 2 | a corrupt newest snapshot still leaves one; older ones are deleted only after the new one is written |
  * | `manifestStorage` | `Remote` | the Location alone is enough to rebuild |
+ * | `compression` | `zstd` | text and other redundant data shrink; data that does not is stored as it is |
+ * | `compressionLevel` | 3 | zstd's default: fast enough for ingest at disk speed, most of the gain of higher levels |
  *
  * @returns A fresh object with the defaults.
  *
@@ -218,7 +256,31 @@ export function defaultConfig(): ConfigSettings {
     snapshotIntervalMs: 3600 * 1000,
     snapshotsKept: 2,
     manifestStorage: "Remote",
+    compression: "zstd",
+    compressionLevel: 3,
   };
+}
+
+/**
+ * The zstd level a store's writers compress with, or `undefined` when its
+ * config says `compression: "none"`: what a `PackWriter`'s
+ * `compressionLevel` takes.
+ *
+ * @param config The config in force.
+ * @returns The level, or `undefined` for no compression.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compressionLevelOf, defaultConfig } from "./config.ts";
+ * assert.deepEqual(compressionLevelOf(defaultConfig()), 3);
+ * assert.deepEqual(compressionLevelOf({ ...defaultConfig(), compression: "none" }), undefined);
+ * ```
+ */
+export function compressionLevelOf(
+  config: Pick<ConfigSettings, "compression" | "compressionLevel">,
+): number | undefined {
+  return config.compression === "zstd" ? config.compressionLevel : undefined;
 }
 
 // ---------------------------------------------------------------------------
@@ -277,6 +339,11 @@ function configProblem(
       shown(value.manifestStorage)
     }`;
   }
+  if (!COMPRESSIONS.includes(value.compression as Compression)) {
+    return `"compression" must be one of ${COMPRESSIONS.join(", ")}, got ${
+      shown(value.compression)
+    }`;
+  }
   const s = value as unknown as ConfigSettings;
   if (s.inlineThreshold > s.chunkThreshold) {
     return `"inlineThreshold" (${s.inlineThreshold}) must not exceed "chunkThreshold" (${s.chunkThreshold})`;
@@ -330,6 +397,8 @@ function settingsOf(config: ConfigSettings): ConfigSettings {
     snapshotIntervalMs: config.snapshotIntervalMs,
     snapshotsKept: config.snapshotsKept,
     manifestStorage: config.manifestStorage,
+    compression: config.compression,
+    compressionLevel: config.compressionLevel,
     ...(config.retention === undefined ? {} : { retention: config.retention }),
   };
 }
@@ -418,7 +487,14 @@ export function decodeConfig(
   });
   // Checked exactly even under a good checksum: a well-typed writer is not
   // assumed, and a value of the wrong type is refused, never defaulted.
-  const { format: _format, formatVersion: _version, ...fields } = rest;
+  const { format: _format, formatVersion: version, ...fields } = rest;
+  if (version === 1) {
+    // Checked as written (no compression field allowed), then read as "none".
+    for (const k of Object.keys(fields)) {
+      if (!V1_VERSION_FIELDS.includes(k)) throw corrupt(`unknown field "${k}"`);
+    }
+    Object.assign(fields, V1_COMPRESSION);
+  }
   const problem = configProblem(fields, VERSION_FIELDS, VERSION_FIELDS, options);
   if (problem !== undefined) throw corrupt(problem);
   return versionOf(fields as unknown as StoreConfig);

@@ -105,6 +105,8 @@ Deno.test("defaultConfig() is valid, also against the default chunking", () => {
     snapshotIntervalMs: 3_600_000,
     snapshotsKept: 2,
     manifestStorage: "Remote",
+    compression: "zstd",
+    compressionLevel: 3,
   });
   assert.notEqual(defaultConfig(), defaultConfig());
 });
@@ -264,8 +266,48 @@ Deno.test("decodeConfig() refuses a missing field and an unknown field", () => {
   delete missing.chunkThreshold;
   assert.match(corruptReason(bytesOf(missing)), /missing field "chunkThreshold"/);
   assert.match(
-    corruptReason(bytesOf({ ...jsonOf(v(1)), compression: "zstd" })),
+    corruptReason(bytesOf({ ...jsonOf(v(1)), compresion: "zstd" })),
+    /unknown field "compresion"/,
+  );
+  const noLevel = jsonOf(v(1));
+  delete noLevel.compressionLevel;
+  assert.match(corruptReason(bytesOf(noLevel)), /missing field "compressionLevel"/);
+});
+
+Deno.test("config format 2 carries compression; a format 1 config reads as compression none", () => {
+  const json = jsonOf(v(1));
+  assert.deepEqual(
+    [json.formatVersion, json.compression, json.compressionLevel],
+    [2, "zstd", 3],
+  );
+  // A config written before compression existed: format 1, no compression fields.
+  const old: Record<string, unknown> = { ...json, formatVersion: 1 };
+  delete old.compression;
+  delete old.compressionLevel;
+  const read = decodeConfig(KEY1, bytesOf(old));
+  assert.deepEqual([read.compression, read.compressionLevel], ["none", 3]);
+  // Re-encoding it writes format 2 and keeps "none".
+  const again = jsonOf(read);
+  assert.deepEqual([again.formatVersion, again.compression], [2, "none"]);
+  // Format 1 never had the fields: one there is refused, not read.
+  assert.match(
+    corruptReason(bytesOf({ ...old, compression: "zstd" })),
     /unknown field "compression"/,
+  );
+  for (
+    const [field, value] of [["compression", "gzip"], ["compressionLevel", 20], [
+      "compressionLevel",
+      0,
+    ], ["compression", 1]] as const
+  ) {
+    assert.match(
+      corruptReason(bytesOf({ ...json, [field]: value })),
+      new RegExp(`"${field}" must`),
+    );
+  }
+  assert.throws(
+    () => validateConfig({ ...defaultConfig(), compression: "lz4" as "zstd" }),
+    InvalidArgumentError,
   );
 });
 

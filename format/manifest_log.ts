@@ -10,6 +10,12 @@
  * where `checksum` is the SHA-256 (hex) of the same JSON without the
  * `checksum` field, and `manifests` are manifests in their JSON form.
  *
+ * A store that compresses writes the entry compressed when that saves at
+ * least 1/16: the 8 ASCII bytes `CAPSAMLZ`, the JSON's length as a `u32`
+ * (little-endian), then one zstd frame of the JSON. A reader tells the two
+ * apart by the first byte (`{` or `C`) and never decompresses past the
+ * recorded length (docs/FORMAT.md §2.3).
+ *
  * This module is the pure codec; `index/manifest_log.ts` reads entries from
  * the host storage.
  *
@@ -17,6 +23,7 @@
  */
 
 import { CorruptObjectError } from "../errors.ts";
+import { compressIfWorthIt, decompressExactly, maxCompressedLength } from "./compression.ts";
 import { hashBytes } from "./hashing.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 
@@ -25,6 +32,11 @@ export const MAX_MANIFEST_LOG_ENTRY_BYTES = 256 * 1024 * 1024;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
+
+/** The magic of a compressed entry (8 ASCII bytes). */
+export const MANIFEST_LOG_ZSTD_MAGIC = "CAPSAMLZ";
+const ZSTD_HEADER = enc.encode(MANIFEST_LOG_ZSTD_MAGIC);
+const ZSTD_HEADER_BYTES = ZSTD_HEADER.length + 4;
 
 function body(storeId: string, packId: string, manifests: readonly Manifest[]) {
   return {
@@ -37,18 +49,61 @@ function body(storeId: string, packId: string, manifests: readonly Manifest[]) {
 }
 
 /**
- * Encodes an entry.
+ * Encodes an entry, compressed when a level is given and that saves 1/16.
  * @param storeId The store. @param packId The pack. @param manifests Its manifests.
+ * @param compressionLevel The zstd level (`undefined`: plain JSON).
  * @returns The bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeManifestLogEntry, encodeManifestLogEntry } from "./manifest_log.ts";
+ * const storeId = "0123456789abcdef0123456789abcdef";
+ * const bytes = encodeManifestLogEntry(storeId, "01arz3ndektsv4rrffq69g5fav", [], 3);
+ * assert.deepEqual(decodeManifestLogEntry("manifest-log/x", bytes, storeId).manifests, []);
+ * ```
  */
 export function encodeManifestLogEntry(
   storeId: string,
   packId: string,
   manifests: readonly Manifest[],
+  compressionLevel?: number,
 ): Uint8Array {
   const b = body(storeId, packId, manifests);
   const checksum = hashBytes("sha256", enc.encode(JSON.stringify(b)));
-  return enc.encode(JSON.stringify({ ...b, checksum }));
+  const json = enc.encode(JSON.stringify({ ...b, checksum }));
+  if (compressionLevel === undefined || json.length > MAX_MANIFEST_LOG_ENTRY_BYTES) return json;
+  const packed = compressIfWorthIt(json, compressionLevel);
+  // The 1/16 saving counts the header.
+  if (
+    packed === undefined || packed.length + ZSTD_HEADER_BYTES > maxCompressedLength(json.length)
+  ) {
+    return json;
+  }
+  const out = new Uint8Array(ZSTD_HEADER_BYTES + packed.length);
+  out.set(ZSTD_HEADER, 0);
+  new DataView(out.buffer).setUint32(ZSTD_HEADER.length, json.length, true);
+  out.set(packed, ZSTD_HEADER_BYTES);
+  return out;
+}
+
+function unpack(key: string, bytes: Uint8Array): Uint8Array {
+  if (bytes[0] !== ZSTD_HEADER[0]) return bytes;
+  if (bytes.length < ZSTD_HEADER_BYTES) {
+    throw new CorruptObjectError(key, `compressed entry truncated to ${bytes.length} bytes`);
+  }
+  for (let i = 0; i < ZSTD_HEADER.length; i++) {
+    if (bytes[i] !== ZSTD_HEADER[i]) throw new CorruptObjectError(key, "not a manifest log entry");
+  }
+  const rawLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .getUint32(ZSTD_HEADER.length, true);
+  if (rawLength > MAX_MANIFEST_LOG_ENTRY_BYTES) {
+    throw new CorruptObjectError(
+      key,
+      `compressed entry's raw length ${rawLength} exceeds ${MAX_MANIFEST_LOG_ENTRY_BYTES}`,
+    );
+  }
+  return decompressExactly(key, bytes.subarray(ZSTD_HEADER_BYTES), rawLength, "entry");
 }
 
 /**
@@ -57,16 +112,18 @@ export function encodeManifestLogEntry(
  * @param bytes Its bytes.
  * @param storeId The store it must belong to.
  * @returns The pack id and its manifests.
- * @throws {CorruptObjectError} when anything is wrong.
+ * @throws {CorruptObjectError} when anything is wrong, including a compressed
+ *   entry that does not decompress to exactly its recorded length.
  */
 export function decodeManifestLogEntry(
   key: string,
   bytes: Uint8Array,
   storeId: string,
 ): { packId: string; manifests: Manifest[] } {
+  const json = unpack(key, bytes);
   let v: Record<string, unknown>;
   try {
-    v = JSON.parse(dec.decode(bytes));
+    v = JSON.parse(dec.decode(json));
   } catch (cause) {
     throw new CorruptObjectError(key, "not valid UTF-8 JSON", { cause });
   }

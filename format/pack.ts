@@ -52,6 +52,16 @@ import { blobIdToBytes, type HashAlgorithm, hashBytes, isBlobId } from "./hashin
 import { isStoreId } from "./fields.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 import { isUlid, ULID_LENGTH } from "./ulid.ts";
+import {
+  type BlobCompression,
+  compressIfWorthIt,
+  COMPRESSION_IDS,
+  decompressExactly,
+  maxCompressedLength,
+  ZSTD_LEVELS,
+} from "./compression.ts";
+
+export type { BlobCompression } from "./compression.ts";
 
 /** The pack format version this code writes and the only one it reads. */
 export const PACK_FORMAT_VERSION = 1;
@@ -83,7 +93,9 @@ const HASH_BY_ID: readonly (HashAlgorithm | undefined)[] = [undefined, "blake3",
 const KIND_IDS: Record<BlobKind, number> = { regular: 1, chunk: 2 };
 const KIND_BY_ID: readonly (BlobKind | undefined)[] = [undefined, "regular", "chunk"];
 const CIPHER_NONE = 0;
-const COMPRESSION_NONE = 0;
+const COMPRESSION_BY_ID: readonly (BlobCompression | undefined)[] = ["none", "zstd"];
+/** Trailer flag bit 0: the TOC is stored as one zstd frame (docs/FORMAT.md §5.5.3). */
+const FLAG_TOC_ZSTD = 1;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -103,8 +115,10 @@ export interface PackBlobEntry {
   offset: number;
   /** How many bytes it occupies in the pack. */
   storedLength: number;
-  /** Its length once decrypted and decompressed (equal to `storedLength` in this version). */
+  /** Its length once decompressed (equal to `storedLength` when not compressed). */
   rawLength: number;
+  /** How its stored bytes are encoded: `"none"` (the raw bytes) or `"zstd"`. */
+  compression: BlobCompression;
 }
 
 /** A blob handed to {@linkcode PackWriter.addBlob}. */
@@ -113,9 +127,19 @@ export interface PackBlobInput {
   id: string;
   /** Its kind. */
   kind: BlobKind;
-  /** The bytes to store. */
+  /**
+   * The bytes: raw bytes when `compression` is not given (the writer then
+   * compresses them if it was given a level), else the stored bytes, copied
+   * as they are.
+   */
   bytes: Uint8Array;
-  /** The raw length; defaults to (and in this version must equal) `bytes.length`. */
+  /**
+   * How `bytes` are already encoded, for a copy of a stored blob (garbage
+   * collection): `"none"` stores them as they are even in a compressing
+   * writer; `"zstd"` needs `rawLength`. Omitted: `bytes` are raw.
+   */
+  compression?: BlobCompression;
+  /** The raw length: required with `"zstd"`, else it must equal `bytes.length`. */
   rawLength?: number;
 }
 
@@ -125,9 +149,13 @@ export interface PackTrailer {
   version: number;
   /** The cipher of blob bodies and TOC: 0 = none (the only one this version reads). */
   cipher: number;
+  /** Flags: bit 0 set when the TOC is stored zstd-compressed (the only flag). */
+  flags: number;
+  /** The TOC's decompressed length when it is compressed, else 0. */
+  tocRawLength: number;
   /** Where the TOC starts. */
   tocOffset: number;
-  /** The TOC's length in bytes. */
+  /** The TOC's length in bytes, as stored. */
   tocLength: number;
   /** SHA-256 of the TOC followed by the trailer's first 32 bytes, hex. */
   checksum: string;
@@ -186,6 +214,12 @@ export interface PackWriterOptions {
    * ULIDs, each smaller than `packId`, at most {@linkcode MAX_SUPERSEDED}.
    */
   supersedes?: readonly string[];
+  /**
+   * Compress blobs given raw, and the TOC, with zstd at this level
+   * ({@linkcode ZSTD_LEVELS}), each only when that saves at least 1/16.
+   * Omitted: nothing is compressed (a store whose config says `"none"`).
+   */
+  compressionLevel?: number | undefined;
 }
 
 /** The most packs one pack may supersede (the TOC counts them in a `u16`). */
@@ -201,6 +235,14 @@ export interface PackBlobRef {
   offset: number;
   /** How many bytes it occupies. */
   storedLength: number;
+  /** Its raw length; omitted means equal to `storedLength`. */
+  rawLength?: number;
+  /**
+   * How it is stored. Omitted: inferred from the lengths (`"zstd"` when
+   * `storedLength < rawLength`, the only case where they differ without
+   * encryption, docs/FORMAT.md §5.5.7).
+   */
+  compression?: BlobCompression;
 }
 
 /**
@@ -260,7 +302,8 @@ function encodeTrailerPrefix(t: Omit<PackTrailer, "checksum">): Uint8Array {
   out.set(TRAILER_MAGIC_BYTES, 0);
   view.setUint16(8, t.version, true);
   out[10] = t.cipher;
-  // 11: flags, 12..16: reserved — zero in this version.
+  out[11] = t.flags;
+  view.setUint32(12, t.tocRawLength, true);
   writeU64(view, 16, t.tocOffset);
   writeU64(view, 24, t.tocLength);
   return out;
@@ -300,6 +343,7 @@ export class PackWriter {
   readonly #storeId: string;
   readonly #hash: HashAlgorithm;
   readonly #supersedes: readonly string[];
+  readonly #level: number | undefined;
   #buffer: Uint8Array;
   #length = PACK_HEADER_BYTES;
   readonly #entries: PackBlobEntry[] = [];
@@ -351,6 +395,16 @@ export class PackWriter {
     this.#packId = options.packId;
     this.#storeId = options.storeId;
     this.#hash = options.hash;
+    const level = options.compressionLevel;
+    if (
+      level !== undefined &&
+      (!Number.isSafeInteger(level) || level < ZSTD_LEVELS.min || level > ZSTD_LEVELS.max)
+    ) {
+      throw new InvalidArgumentError(
+        `compressionLevel must be an integer in [${ZSTD_LEVELS.min}, ${ZSTD_LEVELS.max}], got ${level}`,
+      );
+    }
+    this.#level = level;
     this.#supersedes = supersedes;
     this.#buffer = new Uint8Array(Math.max(hint, 4096));
   }
@@ -422,26 +476,49 @@ export class PackWriter {
     if (!(blob.bytes instanceof Uint8Array)) {
       throw new InvalidArgumentError("blob bytes must be a Uint8Array");
     }
-    const rawLength = blob.rawLength ?? blob.bytes.length;
-    if (rawLength !== blob.bytes.length) {
+    if (blob.compression !== undefined && !(blob.compression in COMPRESSION_IDS)) {
       throw new InvalidArgumentError(
-        `blob ${blob.id}: raw length ${rawLength} differs from its ${blob.bytes.length} bytes, ` +
-          "which needs compression or encryption (not in this format version)",
+        `unknown blob compression ${JSON.stringify(blob.compression)}`,
+      );
+    }
+    const rawLength = blob.rawLength ?? blob.bytes.length;
+    if (blob.compression === "zstd") {
+      // A copy of a compressed blob: the format's rule must hold for it too.
+      if (
+        !Number.isSafeInteger(rawLength) || blob.rawLength === undefined ||
+        blob.bytes.length > maxCompressedLength(rawLength)
+      ) {
+        throw new InvalidArgumentError(
+          `blob ${blob.id}: a zstd blob needs a raw length at least 1/16 above its ` +
+            `${blob.bytes.length} stored bytes, got ${blob.rawLength}`,
+        );
+      }
+    } else if (rawLength !== blob.bytes.length) {
+      throw new InvalidArgumentError(
+        `blob ${blob.id}: raw length ${rawLength} differs from its ${blob.bytes.length} bytes ` +
+          "without compression",
       );
     }
     if (this.#ids.has(blob.id)) {
       throw new InvalidArgumentError(`blob ${blob.id} is already in this pack`);
     }
-    this.#reserve(blob.bytes.length);
-    this.#buffer.set(blob.bytes, this.#length);
+    let stored = blob.bytes;
+    let compression: BlobCompression = blob.compression ?? "none";
+    if (blob.compression === undefined && this.#level !== undefined) {
+      const packed = compressIfWorthIt(blob.bytes, this.#level);
+      if (packed !== undefined) [stored, compression] = [packed, "zstd"];
+    }
+    this.#reserve(stored.length);
+    this.#buffer.set(stored, this.#length);
     const entry: PackBlobEntry = {
       id: blob.id,
       kind: blob.kind,
       offset: this.#length,
-      storedLength: blob.bytes.length,
+      storedLength: stored.length,
       rawLength,
+      compression,
     };
-    this.#length += blob.bytes.length;
+    this.#length += stored.length;
     this.#entries.push(entry);
     this.#ids.add(blob.id);
     return { ...entry };
@@ -520,7 +597,7 @@ export class PackWriter {
     for (const e of this.#entries) {
       buf.set(blobIdToBytes(e.id), at);
       buf[at + 32] = KIND_IDS[e.kind];
-      buf[at + 33] = COMPRESSION_NONE;
+      buf[at + 33] = COMPRESSION_IDS[e.compression];
       writeU64(view, at + 40, e.offset);
       writeU64(view, at + 48, e.storedLength);
       writeU64(view, at + 56, e.rawLength);
@@ -528,13 +605,28 @@ export class PackWriter {
     }
     buf.set(manifestsJson, at);
 
+    // The TOC is compressed as a whole when that saves 1/16 (blob ids do not
+    // compress; manifests, mostly JSON, do).
+    let storedTocLength = tocLength;
+    let flags = 0;
+    if (this.#level !== undefined) {
+      const packed = compressIfWorthIt(buf.subarray(t, t + tocLength), this.#level);
+      // Never below the smallest TOC, so that one size rule bounds every pack.
+      if (packed !== undefined && packed.length >= MIN_TOC_BYTES) {
+        buf.set(packed, t);
+        storedTocLength = packed.length;
+        flags = FLAG_TOC_ZSTD;
+      }
+    }
     const prefix = encodeTrailerPrefix({
       version: PACK_FORMAT_VERSION,
       cipher: CIPHER_NONE,
+      flags,
+      tocRawLength: flags === 0 ? 0 : tocLength,
       tocOffset,
-      tocLength,
+      tocLength: storedTocLength,
     });
-    const trailerAt = tocOffset + tocLength;
+    const trailerAt = tocOffset + storedTocLength;
     buf.set(prefix, trailerAt);
     const checksum = tocChecksum(buf.subarray(tocOffset, trailerAt), prefix);
     buf.set(Uint8Array.fromHex(checksum), trailerAt + CHECKSUMMED_TRAILER_BYTES);
@@ -568,6 +660,7 @@ export function encodePack(pack: {
   blobs: readonly PackBlobInput[];
   manifests: readonly Manifest[];
   supersedes?: readonly string[];
+  compressionLevel?: number | undefined;
 }): Uint8Array {
   // Room for the TOC too (entries, manifests, superseded ids): the buffer is allocated once.
   let size = PACK_HEADER_BYTES + PACK_TRAILER_BYTES + 64 * 1024 +
@@ -580,6 +673,7 @@ export function encodePack(pack: {
     hash: pack.hash,
     sizeHint: size,
     ...(pack.supersedes ? { supersedes: pack.supersedes } : {}),
+    compressionLevel: pack.compressionLevel,
   });
   for (const b of pack.blobs) writer.addBlob(b);
   for (const m of pack.manifests) writer.addManifest(m);
@@ -672,11 +766,33 @@ export function parsePackTrailer(key: string, bytes: Uint8Array): PackTrailer {
       `pack is sealed with cipher ${cipher}, which this version of capsa cannot read`,
     );
   }
-  if (!allZero(t.subarray(11, 16))) {
-    throw new CorruptObjectError(key, "trailer flags or reserved bytes are not zero");
+  const flags = t[11]!;
+  if ((flags & ~FLAG_TOC_ZSTD) !== 0) {
+    throw new CorruptObjectError(
+      key,
+      `trailer flags ${flags} set bits this version of capsa does not know`,
+    );
   }
+  const tocRawLength = view.getUint32(12, true);
   const tocOffset = readU64(view, 16);
   const tocLength = readU64(view, 24);
+  if (flags === 0 && tocRawLength !== 0) {
+    throw new CorruptObjectError(key, "trailer reserved bytes are not zero");
+  }
+  if (flags !== 0) {
+    if (tocRawLength < MIN_TOC_BYTES || tocRawLength > MAX_TOC_BYTES) {
+      throw new CorruptObjectError(
+        key,
+        `compressed TOC's raw length ${tocRawLength} is outside [${MIN_TOC_BYTES}, ${MAX_TOC_BYTES}]`,
+      );
+    }
+    if (tocLength > maxCompressedLength(tocRawLength)) {
+      throw new CorruptObjectError(
+        key,
+        `compressed TOC of ${tocLength} bytes does not save 1/16 of its raw ${tocRawLength}`,
+      );
+    }
+  }
   if (tocLength < 0 || tocLength > MAX_TOC_BYTES) {
     throw new CorruptObjectError(
       key,
@@ -696,6 +812,8 @@ export function parsePackTrailer(key: string, bytes: Uint8Array): PackTrailer {
   return {
     version,
     cipher,
+    flags,
+    tocRawLength,
     tocOffset,
     tocLength,
     checksum: t.subarray(CHECKSUMMED_TRAILER_BYTES).toHex(),
@@ -742,6 +860,10 @@ export function decodePackToc(
   }
   const prefix = encodeTrailerPrefix(trailer);
   if (tocChecksum(toc, prefix) !== trailer.checksum) bad("TOC checksum mismatch");
+  if ((trailer.flags & FLAG_TOC_ZSTD) !== 0) {
+    // Bounded by the trailer's raw length, itself bounded by MAX_TOC_BYTES.
+    toc = decompressExactly(key, toc, trailer.tocRawLength, "TOC");
+  }
 
   const view = new DataView(toc.buffer, toc.byteOffset, toc.byteLength);
   const hash = HASH_BY_ID[toc[0]!] ?? bad(`unknown hash algorithm id ${toc[0]}`);
@@ -803,10 +925,8 @@ export function decodePackToc(
     const id = toc.subarray(at, at + 32).toHex();
     const kind = KIND_BY_ID[toc[at + 32]!] ??
       bad(`blob entry ${i} has unknown kind ${toc[at + 32]}`);
-    const compression = toc[at + 33]!;
-    if (compression !== COMPRESSION_NONE) {
-      bad(`blob entry ${i} uses unknown compression ${compression}`);
-    }
+    const compression = COMPRESSION_BY_ID[toc[at + 33]!] ??
+      bad(`blob entry ${i} uses unknown compression ${toc[at + 33]}`);
     if (!allZero(toc.subarray(at + 34, at + 40))) {
       bad(`blob entry ${i} has non-zero reserved bytes`);
     }
@@ -826,15 +946,20 @@ export function decodePackToc(
         `blob entry ${i} extends past the TOC start (${offset} + ${storedLength} > ${trailer.tocOffset})`,
       );
     }
-    if (rawLength !== storedLength) {
+    if (compression === "none" && rawLength !== storedLength) {
       bad(
-        `blob entry ${i}: stored length ${storedLength} ≠ raw length ${rawLength} without compression or encryption`,
+        `blob entry ${i}: stored length ${storedLength} ≠ raw length ${rawLength} without compression`,
+      );
+    }
+    if (compression === "zstd" && storedLength > maxCompressedLength(rawLength)) {
+      bad(
+        `blob entry ${i}: zstd stored length ${storedLength} does not save 1/16 of raw length ${rawLength}`,
       );
     }
     if (ids.has(id)) bad(`blob entry ${i} repeats blob ${id}`);
     ids.add(id);
     end = offset + storedLength;
-    blobs[i] = { id, kind, offset, storedLength, rawLength };
+    blobs[i] = { id, kind, offset, storedLength, rawLength, compression };
   }
 
   let parsed: unknown;
@@ -952,14 +1077,74 @@ async function readExactly(
 }
 
 /**
- * Reads one blob from a pack with one ranged read and checks that its bytes
- * hash to its id.
+ * Turns a blob's stored bytes, already read, into its raw bytes: decompresses
+ * them as its entry says (never past its raw length) and checks that the raw
+ * bytes hash to its id. Readers that fetch many blobs in one ranged read
+ * (verification, garbage collection) use this; {@linkcode readBlobFromPack}
+ * is this after one read.
+ *
+ * @param ref The pack's key and the blob's id, offset and lengths (its compression
+ *   is inferred from them when not given).
+ * @param stored Its stored bytes (exactly `storedLength`).
+ * @param options The store's hash algorithm.
+ * @returns The raw bytes.
+ * @throws {CorruptObjectError} naming the pack and the blob when the bytes do
+ *   not decompress to exactly the raw length or do not match the id.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hashBytes } from "./hashing.ts";
+ * import { decodeStoredBlob } from "./pack.ts";
+ * const raw = new TextEncoder().encode("as it is");
+ * const id = hashBytes("blake3", raw);
+ * const ref = { key: "packs/p", id, offset: 16, storedLength: raw.length };
+ * assert.deepEqual(decodeStoredBlob(ref, raw, { hash: "blake3" }), raw);
+ * ```
+ */
+export function decodeStoredBlob(
+  ref: PackBlobRef,
+  stored: Uint8Array,
+  options: ReadBlobOptions,
+): Uint8Array {
+  const rawLength = ref.rawLength ?? ref.storedLength;
+  const compression = ref.compression ?? (ref.storedLength < rawLength ? "zstd" : "none");
+  if (stored.length !== ref.storedLength) {
+    throw new CorruptObjectError(
+      ref.key,
+      `blob ${ref.id} at offset ${ref.offset}: ${stored.length} stored bytes, expected ${ref.storedLength}`,
+    );
+  }
+  if (compression === "none" && rawLength !== ref.storedLength) {
+    throw new CorruptObjectError(
+      ref.key,
+      `blob ${ref.id} at offset ${ref.offset}: raw length ${rawLength} ≠ stored length ${ref.storedLength} without compression`,
+    );
+  }
+  const raw = compression === "zstd"
+    ? decompressExactly(ref.key, stored, rawLength, `blob ${ref.id} at offset ${ref.offset}`)
+    : stored;
+  const actual = hashBytes(options.hash, raw);
+  if (actual !== ref.id) {
+    throw new CorruptObjectError(
+      ref.key,
+      `blob ${ref.id} at offset ${ref.offset} does not match its id (its ${options.hash} is ${actual})`,
+    );
+  }
+  return raw;
+}
+
+/**
+ * Reads one blob from a pack with one ranged read, decompresses it when it
+ * is stored compressed (never past its raw length) and checks that its raw
+ * bytes hash to its id.
  *
  * @param driver The Location's driver.
- * @param ref The pack's key and the blob's id, offset and stored length.
+ * @param ref The pack's key and the blob's id, offset and lengths.
  * @param options The store's hash algorithm.
- * @returns The blob's bytes.
- * @throws {CorruptObjectError} when fewer bytes come back or they do not match the id.
+ * @returns The blob's raw bytes.
+ * @throws {CorruptObjectError} when fewer bytes come back, they do not
+ *   decompress to the raw length, or they do not match the id.
  *
  * @example
  * ```ts
@@ -988,12 +1173,5 @@ export async function readBlobFromPack(
 ): Promise<Uint8Array> {
   if (!isBlobId(ref.id)) throw new InvalidArgumentError(`not a blob id: ${JSON.stringify(ref.id)}`);
   const bytes = await readExactly(driver, ref.key, ref.offset, ref.storedLength);
-  const actual = hashBytes(options.hash, bytes);
-  if (actual !== ref.id) {
-    throw new CorruptObjectError(
-      ref.key,
-      `blob ${ref.id} at offset ${ref.offset} does not match its id (its ${options.hash} is ${actual})`,
-    );
-  }
-  return bytes;
+  return decodeStoredBlob(ref, bytes, options);
 }

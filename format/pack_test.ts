@@ -159,7 +159,14 @@ function buildToc(t: {
 function sealPack(
   blobArea: Uint8Array,
   toc: Uint8Array,
-  t: { version?: number; cipher?: number; tocOffset?: number; tocLength?: number } = {},
+  t: {
+    version?: number;
+    cipher?: number;
+    flags?: number;
+    tocRawLength?: number;
+    tocOffset?: number;
+    tocLength?: number;
+  } = {},
 ): Uint8Array {
   const tocOffset = 16 + blobArea.length;
   const out = new Uint8Array(tocOffset + toc.length + 64);
@@ -172,6 +179,8 @@ function sealPack(
   out.set(text("CAPSATOC"), tr);
   view.setUint16(tr + 8, t.version ?? 1, true);
   out[tr + 10] = t.cipher ?? 0;
+  out[tr + 11] = t.flags ?? 0;
+  view.setUint32(tr + 12, t.tocRawLength ?? 0, true);
   u64(view, tr + 16, t.tocOffset ?? tocOffset);
   u64(view, tr + 24, t.tocLength ?? toc.length);
   const sum = nobleSha256(new Uint8Array([...toc, ...out.subarray(tr, tr + 32)]));
@@ -211,6 +220,7 @@ Deno.test("encodePack() round-trips through readPackToc() and readBlobFromPack()
         offset,
         storedLength: blobs[i]!.bytes.length,
         rawLength: blobs[i]!.bytes.length,
+        compression: "none",
       });
       offset += e.storedLength;
     });
@@ -232,6 +242,7 @@ Deno.test("PackWriter writes exactly the layout docs/FORMAT.md (§5) describes",
     offset: 16,
     storedLength: 5,
     rawLength: 5,
+    compression: "none",
   });
   w.addBlob(b);
   w.addManifest(m);
@@ -511,7 +522,8 @@ Deno.test("decodePackToc() refuses malformed blob entries", async () => {
     [[{ ...e1, offset: 15 }], /blob entry 0 starts at 15, inside the header/],
     [[e1, { ...e2, kind: 3 }], /blob entry 1 has unknown kind 3/],
     [[e1, { ...e2, kind: 0 }], /blob entry 1 has unknown kind 0/],
-    [[{ ...e1, compression: 1 }], /blob entry 0 uses unknown compression 1/],
+    [[{ ...e1, compression: 2 }], /blob entry 0 uses unknown compression 2/],
+    [[{ ...e1, compression: 1 }], /blob entry 0: zstd stored length 5 does not save 1\/16/],
     [[{ ...e1, reserved: 1 }], /blob entry 0 has non-zero reserved bytes/],
     [[{ ...e1, raw: 9 }], /blob entry 0: stored length 5 ≠ raw length 9/],
     [[e1, { ...e2, id: e1.id }], /blob entry 1 repeats blob/],
@@ -653,3 +665,251 @@ function resealed(pack: Uint8Array): Uint8Array {
   out.set(sum, trailerAt + 32);
   return out;
 }
+
+// ---- Compression (docs/FORMAT.md §5.5.7) ----
+
+/** The known-answer vector of docs/FORMAT.md §5.5.7. */
+const KAT_RAW = text("capsa stores blobs; ".repeat(8));
+const KAT_ID = "a2ec7103b8127ecf1c76ef293793f1d0a7e04524907369c9b488dda6ac07b239";
+const KAT_STORED = "28b52ffd0058dd0000a063617073612073746f72657320626c6f62733b20010012474d26";
+
+Deno.test("compression known-answer vector: a tiny fixed blob gives fixed TOC entry fields", async () => {
+  assert.equal(hashBytes("blake3", KAT_RAW), KAT_ID, "the id is the digest of the raw bytes");
+  const w = new PackWriter({
+    packId: PACK_ID,
+    storeId: STORE,
+    hash: "blake3",
+    compressionLevel: 3,
+  });
+  const e = w.addBlob({ id: KAT_ID, kind: "regular", bytes: KAT_RAW });
+  assert.deepEqual(e, {
+    id: KAT_ID,
+    kind: "regular",
+    offset: 16,
+    storedLength: 36,
+    rawLength: 160,
+    compression: "zstd",
+  });
+  const pack = w.finish();
+  // The bytes zstd level 3 produces today; a reader depends only on them decompressing.
+  assert.equal(pack.subarray(16, 16 + 36).toHex(), KAT_STORED);
+  // The TOC is compressed too: trailer flags bit 0, its raw length at trailer bytes 12–15.
+  const trailer = parsePackTrailer(KEY, pack);
+  assert.deepEqual([trailer.flags, trailer.tocRawLength, trailer.tocLength], [1, 140, 123]);
+  // Entry byte 33 is the compression id 1, lengths as the entry says.
+  const toc = await read(pack);
+  assert.deepEqual(toc.blobs, [e]);
+
+  // An independent encoder from the spec: the vector's stored bytes in an
+  // entry (compression 1), a TOC stored plainly — it reads back the raw bytes.
+  const handMade = sealPack(
+    Uint8Array.fromHex(KAT_STORED),
+    buildToc({
+      entries: [{
+        id: Uint8Array.fromHex(KAT_ID),
+        kind: 1,
+        compression: 1,
+        offset: 16,
+        stored: 36,
+        raw: 160,
+      }],
+    }),
+  );
+  const src = new ArraySource(handMade);
+  const [entry0] = (await read(handMade)).blobs;
+  assert.deepEqual(entry0?.compression, "zstd");
+  assert.deepEqual(
+    await readBlobFromPack(src, { key: KEY, ...entry0! }, { hash: "blake3" }),
+    KAT_RAW,
+  );
+});
+
+Deno.test("a compressed TOC made by an independent encoder reads; damaged flags or lengths are refused", async () => {
+  const { zstdCompressSync } = await import("node:zlib");
+  const m = JSON.stringify(manifestToJson(manifest([], { size: 5, inline: text("small") })));
+  const plain = buildToc({
+    manifestsJson: `[${m},${m.replace(/"id":"[^"]+"/, `"id":"${ids.next()}"`)}]`,
+  });
+  const packed = new Uint8Array(zstdCompressSync(plain));
+  assert.ok(packed.length <= plain.length - plain.length / 16, "the sample compresses");
+  const good = sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length });
+  assert.equal((await read(good)).manifests.length, 2);
+  // The same TOC stored plainly (flags 0) still reads: old packs stay readable.
+  assert.equal((await read(sealPack(new Uint8Array(0), plain))).manifests.length, 2);
+
+  const cases: [Uint8Array, RegExp][] = [
+    [
+      sealPack(new Uint8Array(0), packed, { flags: 2, tocRawLength: plain.length }),
+      /trailer flags 2/,
+    ],
+    [sealPack(new Uint8Array(0), plain, { tocRawLength: 7 }), /reserved bytes are not zero/],
+    [
+      sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length - 1 }),
+      /TOC: zstd stream decompresses to more than its raw length/,
+    ],
+    [
+      sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length + 100 }),
+      /TOC: zstd stream decompresses to \d+ bytes, its raw length is/,
+    ],
+    [
+      sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: packed.length }),
+      /does not save 1\/16/,
+    ],
+    [sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: 200 << 20 }), /outside/],
+  ];
+  for (const [pack, reason] of cases) await assertCorrupt(read(pack), reason, String(reason));
+  const flipped = new Uint8Array(packed);
+  flipped[flipped.length - 3]! ^= 0x10;
+  await assertCorrupt(
+    read(sealPack(new Uint8Array(0), flipped, { flags: 1, tocRawLength: plain.length })),
+    /TOC/,
+  );
+});
+
+Deno.test("incompressible blobs stay uncompressed (compression 0) in a compressing writer", async () => {
+  const random = randomBytes(64 * 1024);
+  const tiny = text("x".repeat(20));
+  const w = new PackWriter({
+    packId: PACK_ID,
+    storeId: STORE,
+    hash: "blake3",
+    compressionLevel: 3,
+  });
+  const a = w.addBlob({ id: hashBytes("blake3", random), kind: "chunk", bytes: random });
+  const b = w.addBlob({ id: hashBytes("blake3", tiny), kind: "regular", bytes: tiny });
+  assert.deepEqual([a.compression, a.storedLength], ["none", random.length]);
+  assert.deepEqual([b.compression, b.storedLength], ["none", tiny.length], "under 32 bytes");
+  const pack = w.finish();
+  const toc = await read(pack);
+  assert.deepEqual(toc.blobs.map((e) => e.compression), ["none", "none"]);
+  assert.deepEqual(pack.subarray(16, 16 + random.length), random);
+});
+
+Deno.test("a flipped bit inside a compressed blob is CorruptObjectError naming the pack, never wrong bytes", async () => {
+  const raw = text("lorem ipsum dolor sit amet ".repeat(400));
+  const id = hashBytes("blake3", raw);
+  const pack = encodePack({
+    packId: PACK_ID,
+    storeId: STORE,
+    hash: "blake3",
+    blobs: [{ id, kind: "regular", bytes: raw }],
+    manifests: [],
+    compressionLevel: 3,
+  });
+  const [e] = (await read(pack)).blobs;
+  assert.equal(e!.compression, "zstd");
+  let refused = 0;
+  // Every bit of the stored bytes: each flip is refused, or (a bit zstd
+  // ignores) still yields exactly the raw bytes — never other bytes.
+  for (let at = 0; at < e!.storedLength; at++) {
+    for (let bit = 1; bit < 256; bit <<= 1) {
+      const bad = new Uint8Array(pack);
+      bad[16 + at]! ^= bit;
+      try {
+        const back = await readBlobFromPack(new ArraySource(bad), { key: KEY, ...e! }, {
+          hash: "blake3",
+        });
+        assert.deepEqual(back, raw, `bit ${bit} of byte ${at}`);
+      } catch (err) {
+        assert.ok(err instanceof CorruptObjectError, `bit ${bit} of byte ${at}: ${err}`);
+        assert.equal(err.key, KEY);
+        assert.match(err.reason, new RegExp(`blob ${e!.id} at offset 16`));
+        refused++;
+      }
+    }
+  }
+  assert.ok(refused > e!.storedLength * 8 * 0.9, `${refused} of ${e!.storedLength * 8} refused`);
+});
+
+Deno.test("a zstd bomb (a stream decompressing past its raw length) is refused before it is inflated", async () => {
+  const { zstdCompressSync } = await import("node:zlib");
+  // 64 MiB of zeros in a few KiB, announced as a 5000-byte blob.
+  const bomb = new Uint8Array(zstdCompressSync(new Uint8Array(64 << 20)));
+  assert.ok(bomb.length < 4096, `${bomb.length}`);
+  const fakeId = hashBytes("blake3", new Uint8Array(5000));
+  const pack = sealPack(
+    bomb,
+    buildToc({
+      entries: [{
+        id: Uint8Array.fromHex(fakeId),
+        kind: 1,
+        compression: 1,
+        offset: 16,
+        stored: bomb.length,
+        raw: 5000,
+      }],
+    }),
+  );
+  const [e] = (await read(pack)).blobs;
+  const before = Deno.memoryUsage().rss;
+  await assertCorrupt(
+    readBlobFromPack(new ArraySource(pack), { key: KEY, ...e! }, { hash: "blake3" }),
+    /decompresses to more than its raw length 5000/,
+  );
+  assert.ok(Deno.memoryUsage().rss - before < 32 << 20, "the 64 MiB were never allocated");
+});
+
+Deno.test("PackWriter copies stored blobs with their compression (garbage collection's path)", async () => {
+  const raw = text("copy me as I am stored. ".repeat(64));
+  const id = hashBytes("blake3", raw);
+  const first = encodePack({
+    packId: PACK_ID,
+    storeId: STORE,
+    hash: "blake3",
+    blobs: [{ id, kind: "chunk", bytes: raw }],
+    manifests: [],
+    compressionLevel: 3,
+  });
+  const [e] = (await read(first)).blobs;
+  const stored = first.slice(e!.offset, e!.offset + e!.storedLength);
+  // Copied into a writer that does not compress: the entry keeps zstd and its raw length.
+  const w = new PackWriter({
+    packId: "01arz3ndektsv4rrffq69g5fbb",
+    storeId: STORE,
+    hash: "blake3",
+  });
+  const copy = w.addBlob({
+    id,
+    kind: "chunk",
+    bytes: stored,
+    compression: "zstd",
+    rawLength: raw.length,
+  });
+  assert.deepEqual(
+    [copy.compression, copy.storedLength, copy.rawLength],
+    ["zstd", e!.storedLength, raw.length],
+  );
+  // An uncompressed blob copied into a compressing writer stays as it is.
+  const plain = text("plain plain plain plain plain plain plain plain");
+  const w2 = new PackWriter({
+    packId: PACK_ID,
+    storeId: STORE,
+    hash: "blake3",
+    compressionLevel: 3,
+  });
+  const kept = w2.addBlob({
+    id: hashBytes("blake3", plain),
+    kind: "regular",
+    bytes: plain,
+    compression: "none",
+  });
+  assert.deepEqual([kept.compression, kept.storedLength], ["none", plain.length]);
+  // A zstd copy without a raw length that saves 1/16 is refused.
+  for (const rawLength of [undefined, stored.length]) {
+    assert.throws(
+      () =>
+        new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3" }).addBlob({
+          id,
+          kind: "chunk",
+          bytes: stored,
+          compression: "zstd",
+          ...(rawLength === undefined ? {} : { rawLength }),
+        }),
+      InvalidArgumentError,
+    );
+  }
+  assert.throws(
+    () => new PackWriter({ packId: PACK_ID, storeId: STORE, hash: "blake3", compressionLevel: 20 }),
+    InvalidArgumentError,
+  );
+});

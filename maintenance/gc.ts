@@ -8,7 +8,8 @@
  *    ({@linkcode retainedVersions}); the kept manifests and the blobs they name.
  * 2. **Plan**: packs to rewrite (live fraction below `1 − maxUnused`, or
  *    smaller than a quarter of the target size when at least two such can be
- *    merged), packs and loose blobs with nothing live (delete). A dry run
+ *    merged; any pack holding a version the policy drops), packs and loose
+ *    blobs with nothing live (delete). A dry run
  *    stops here.
  * 3. **Rewrite**: the live blobs and kept manifests of the planned packs are
  *    copied (each blob checked against its id) into full packs whose TOC
@@ -34,9 +35,15 @@ import { NotFoundError } from "../drivers/driver.ts";
 import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import { type RetentionConfig, writeConfigVersion } from "../format/config.ts";
 import { encodeGcEpoch, encodeGcRun } from "../format/gc.ts";
-import { hashBytes } from "../format/hashing.ts";
+import { compressionLevelOf } from "../format/config.ts";
 import type { Manifest } from "../format/manifest.ts";
-import { encodePack, type PackBlobInput, readPackToc } from "../format/pack.ts";
+import {
+  type BlobCompression,
+  decodeStoredBlob,
+  encodePack,
+  type PackBlobInput,
+  readPackToc,
+} from "../format/pack.ts";
 import { isUlid, ulidFloor, ulidTime } from "../format/ulid.ts";
 import { readGcEpoch } from "../index/gc_runs.ts";
 import type { BlobRecord, PackRecord, StoreIndex } from "../index/store_index.ts";
@@ -245,6 +252,8 @@ interface DeadEntry {
   kind: PackBlobInput["kind"];
   offset: number;
   storedLength: number;
+  rawLength: number;
+  compression: BlobCompression;
 }
 
 /** What a planned pack holds that is live. */
@@ -495,7 +504,8 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
       if (liveBytes === 0 && counts.live === 0) {
         dead.push(p);
         freed += p.size;
-      } else if ((p.size - live) / p.size > this.#config.maxUnused) {
+      } else if (counts.dropped > 0 || (p.size - live) / p.size > this.#config.maxUnused) {
+        // A version the policy drops leaves only when its pack is rewritten, however small.
         rewrite.push(p);
         freed += Math.max(0, p.size - live);
       } else if (this.#config.repackSmall && p.size < target / 4) small.push(p);
@@ -654,15 +664,26 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
       const hash = descriptor.hash;
       batch = { blobs: [], manifests: [], supersedes: [], bytes: 0 };
       for (const [id, at] of rescue) {
-        const bytes = await driver.getRange(packKey(at.packId), at.offset, at.storedLength);
-        if (bytes.length !== at.storedLength || hashBytes(hash, bytes) !== id) {
+        const key = packKey(at.packId);
+        const bytes = await driver.getRange(key, at.offset, at.storedLength);
+        try {
+          // Decompressed (bounded by the raw length) and checked; the stored bytes are copied.
+          decodeStoredBlob({ key, id, ...at }, bytes, { hash });
+        } catch (cause) {
           throw new CorruptObjectError(
-            packKey(at.packId),
+            key,
             `blob ${id}, named by a manifest written during garbage collection, cannot be read back`,
+            { cause },
           );
         }
         if (batch.bytes > 0 && batch.bytes + bytes.length > target) await seal(false);
-        batch.blobs.push({ id, kind: at.kind, bytes });
+        batch.blobs.push({
+          id,
+          kind: at.kind,
+          bytes,
+          compression: at.compression,
+          rawLength: at.rawLength,
+        });
         batch.bytes += bytes.length;
         this.counters.blobsRescued++;
       }
@@ -732,6 +753,8 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
             kind: b.kind,
             offset: b.offset,
             storedLength: b.storedLength,
+            rawLength: b.rawLength,
+            compression: b.compression,
           });
         }
       }
@@ -752,12 +775,17 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
         }
         for (let k = i; k < j; k++) {
           const b = live[k]!;
-          // A view: the pack writer copies it once, into the new pack.
-          const raw = bytes.subarray(b.offset - start, b.offset - start + b.storedLength);
-          if (hashBytes(descriptor.hash, raw) !== b.id) {
-            throw new CorruptObjectError(key, `blob ${b.id} does not match its id`);
-          }
-          blobs.push({ id: b.id, kind: b.kind, bytes: raw });
+          // A view: the pack writer copies it once, into the new pack. The raw bytes are
+          // checked against the id; the stored bytes are copied with their compression.
+          const stored = bytes.subarray(b.offset - start, b.offset - start + b.storedLength);
+          decodeStoredBlob({ key, ...b }, stored, { hash: descriptor.hash });
+          blobs.push({
+            id: b.id,
+            kind: b.kind,
+            bytes: stored,
+            compression: b.compression,
+            rawLength: b.rawLength,
+          });
         }
         i = j;
       }
@@ -796,6 +824,7 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
       blobs: batch.blobs,
       manifests: batch.manifests,
       ...(supersedes ? { supersedes: batch.supersedes } : {}),
+      compressionLevel: compressionLevelOf(store.config!),
     });
     await ctx.lease.check();
     await store.driver.put(packKey(packId), bytes, {
@@ -828,7 +857,7 @@ function packBlobRecords(
     const rec: BlobRecord = {
       blobId: b.id,
       kind: b.kind,
-      rawSize: b.bytes.length,
+      rawSize: b.rawLength ?? b.bytes.length,
       storedSize: b.bytes.length,
       packId,
       offset,

@@ -29,6 +29,7 @@
 
 import type { Driver, ObjectInfo } from "../drivers/driver.ts";
 import {
+  compressionLevelOf,
   MANIFEST_STORAGES,
   type ManifestStorage,
   type StoreConfig,
@@ -365,7 +366,12 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
         await ctx.lease.check();
         await host.put(
           manifestLogKey(p.packId),
-          encodeManifestLogEntry(descriptor.storeId, p.packId, merged),
+          encodeManifestLogEntry(
+            descriptor.storeId,
+            p.packId,
+            merged,
+            compressionLevelOf(config),
+          ),
         );
         this.counters.manifestsMoved += p.manifests.length;
       }
@@ -418,6 +424,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
         storeId: descriptor.storeId,
         hash: descriptor.hash,
         sizeHint: 64 * 1024,
+        compressionLevel: compressionLevelOf(config),
       });
       const batch: Manifest[] = [];
       while (

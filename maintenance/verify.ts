@@ -34,7 +34,7 @@ import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.
 import type { EventBus } from "../store/events.ts";
 import { createHasher, type HashAlgorithm, hashBytes, isBlobId } from "../format/hashing.ts";
 import type { PackRecord, StoreIndex } from "../index/store_index.ts";
-import { type PackSource, type PackToc, readPackToc } from "../format/pack.ts";
+import { decodeStoredBlob, type PackSource, type PackToc, readPackToc } from "../format/pack.ts";
 import type { Store } from "../store/store.ts";
 import { isUlid } from "../format/ulid.ts";
 import { retry } from "../drivers/retrying.ts";
@@ -582,7 +582,11 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
     return diffs;
   }
 
-  /** Re-hashes every blob of a pack, reading runs of adjacent blobs together. */
+  /**
+   * Re-hashes every blob of a pack, reading runs of adjacent blobs together;
+   * a compressed blob is decompressed (never past its raw length) and its raw
+   * bytes hashed.
+   */
   async #checkPackData(
     key: string,
     toc: PackToc,
@@ -612,16 +616,17 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
       });
       for (let k = i; k < j; k++) {
         const b = blobs[k]!;
-        const actual = hashBytes(
-          hash,
-          bytes.subarray(b.offset - start, b.offset - start + b.storedLength),
-        );
+        const stored = bytes.subarray(b.offset - start, b.offset - start + b.storedLength);
         this.counters.blobsChecked++;
-        if (actual !== b.id) {
+        try {
+          decodeStoredBlob({ key, ...b }, stored, { hash });
+        } catch (e) {
+          if (!(e instanceof CorruptObjectError)) throw e;
           this.#reportDamagedBlob(
             b.id,
             key,
-            `blob ${b.id} at offset ${b.offset} (${b.storedLength} bytes) hashes to ${actual} (${hash})`,
+            `blob ${b.id} at offset ${b.offset} (${b.storedLength} bytes stored, ${b.rawLength} raw, ` +
+              `${b.compression}): ${e.reason}`,
           );
         }
       }

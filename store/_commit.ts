@@ -45,6 +45,8 @@ export interface CommitterOptions {
   hash: "blake3" | "sha256";
   /** Seal a pack once it holds this many bytes. */
   packTargetSize: number;
+  /** The zstd level of blobs and TOCs (`undefined`: stored as they are). */
+  compressionLevel?: number | undefined;
   /** How long a pack with manifests waits for more before sealing (ms). */
   lingerMs: number;
   /** Carry manifests in the pack TOCs (`false` for `Local` manifest storage). */
@@ -77,6 +79,7 @@ class PackSlot {
       packId,
       storeId: options.storeId,
       hash: options.hash,
+      compressionLevel: options.compressionLevel,
       // A session's pack will be full: its buffer is taken at once, not grown by doubling.
       sizeHint: Math.min(
         options.packTargetSize + 64 * 1024,

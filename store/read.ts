@@ -101,6 +101,8 @@ export async function readBlob(
       id: blobId,
       offset: rec.offset,
       storedLength: rec.storedSize,
+      // The index keeps both sizes; they differ only for a zstd blob (FORMAT.md §5.5.7).
+      rawLength: rec.rawSize,
     }, { hash });
   }
   // Loose blobs live at a key derived from their id, indexed or not.

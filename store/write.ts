@@ -12,7 +12,7 @@
 import { type Driver, NotFoundError } from "../drivers/driver.ts";
 import { InvalidArgumentError, TransientError } from "../errors.ts";
 import { Chunker } from "../format/chunker.ts";
-import type { StoreConfig } from "../format/config.ts";
+import { compressionLevelOf, type StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
 import { createHasher, hashBytes } from "../format/hashing.ts";
 import { encodeManifestLogEntry } from "../format/manifest_log.ts";
@@ -145,6 +145,7 @@ export class Writer {
         storeId: descriptor.storeId,
         hash: descriptor.hash,
         packTargetSize: config.packTargetSize,
+        compressionLevel: compressionLevelOf(config),
         lingerMs: config.packLingerMs,
         manifestsInToc: config.manifestStorage !== "Local",
         fillPacks,
@@ -198,7 +199,12 @@ export class Writer {
     if (logged) {
       await ctx.host!.put(
         manifestLogKey(sealed.packId),
-        encodeManifestLogEntry(descriptor.storeId, sealed.packId, sealed.manifests),
+        encodeManifestLogEntry(
+          descriptor.storeId,
+          sealed.packId,
+          sealed.manifests,
+          compressionLevelOf(config),
+        ),
       );
     }
     index.indexPack({

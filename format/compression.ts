@@ -1,0 +1,155 @@
+/**
+ * zstd compression of stored bytes (docs/FORMAT.md §5.5.7): blob bodies in
+ * packs, pack TOCs and manifest log entries. zstd comes from `node:zlib`
+ * (built into Deno), so there is no dependency.
+ *
+ * Two rules hold everywhere:
+ *
+ * - bytes are stored compressed only when that saves at least 1/16 of their
+ *   raw size ({@linkcode compressIfWorthIt}), so incompressible data costs
+ *   nothing but the attempt;
+ * - a reader always knows the raw length before it decompresses, and
+ *   {@linkcode decompressExactly} never produces more than that many bytes:
+ *   a stream that would decompress larger (a "zstd bomb"), that is damaged,
+ *   or that comes out shorter is a {@linkcode CorruptObjectError}.
+ *
+ * @example Round trip
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compressIfWorthIt, decompressExactly } from "./compression.ts";
+ *
+ * const raw = new TextEncoder().encode("abc ".repeat(100));
+ * const stored = compressIfWorthIt(raw, 3)!;
+ * assert.ok(stored.length < raw.length);
+ * assert.deepEqual(decompressExactly("packs/p", stored, raw.length, "blob"), raw);
+ * ```
+ *
+ * @module
+ */
+
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
+
+/** How a stored blob's bytes are encoded: as they are, or one zstd frame. */
+export type BlobCompression = "none" | "zstd";
+
+/** The compression ids of a pack's blob entries (docs/FORMAT.md §5.5.4). */
+export const COMPRESSION_IDS: Readonly<Record<BlobCompression, number>> = Object.freeze({
+  none: 0,
+  zstd: 1,
+});
+
+/** The zstd levels a store may be configured with. */
+export const ZSTD_LEVELS: { readonly min: number; readonly max: number } = Object.freeze({
+  min: 1,
+  max: 19,
+});
+
+/** The four bytes every zstd frame starts with (`28 B5 2F FD`). */
+export const ZSTD_MAGIC: Uint8Array = Uint8Array.of(0x28, 0xb5, 0x2f, 0xfd);
+
+/**
+ * Tells whether bytes start with the zstd frame magic.
+ *
+ * @param bytes Any bytes.
+ * @returns `true` when their first four bytes are `28 B5 2F FD`.
+ */
+export function hasZstdMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x28 && bytes[1] === 0xb5 && bytes[2] === 0x2f &&
+    bytes[3] === 0xfd;
+}
+
+/**
+ * The largest stored size at which compression is kept: it must save at
+ * least 1/16 of the raw size, i.e. `stored ≤ raw − ceil(raw / 16)`.
+ *
+ * @param rawLength The raw size.
+ * @returns The largest acceptable compressed size (−1 when none is).
+ */
+export function maxCompressedLength(rawLength: number): number {
+  return rawLength - Math.ceil(rawLength / 16);
+}
+
+/**
+ * Compresses bytes with zstd at `level` and keeps the result only when it
+ * saves at least 1/16 of the raw size.
+ *
+ * @param raw The raw bytes.
+ * @param level The zstd level ({@linkcode ZSTD_LEVELS}).
+ * @returns The zstd frame, or `undefined` when the bytes should be stored as they are.
+ * @throws {InvalidArgumentError} for a level out of range.
+ *
+ * @example Random bytes stay as they are
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compressIfWorthIt } from "./compression.ts";
+ * const random = crypto.getRandomValues(new Uint8Array(4096));
+ * assert.deepEqual(compressIfWorthIt(random, 3), undefined);
+ * ```
+ */
+export function compressIfWorthIt(raw: Uint8Array, level: number): Uint8Array | undefined {
+  if (!Number.isSafeInteger(level) || level < ZSTD_LEVELS.min || level > ZSTD_LEVELS.max) {
+    throw new InvalidArgumentError(
+      `zstd level must be an integer in [${ZSTD_LEVELS.min}, ${ZSTD_LEVELS.max}], got ${level}`,
+    );
+  }
+  // Nothing this small can save 1/16 once the frame header is paid for.
+  if (raw.length < 32) return undefined;
+  const out = zstdCompressSync(raw, {
+    params: {
+      [constants.ZSTD_c_compressionLevel]: level,
+      [constants.ZSTD_c_checksumFlag]: 0,
+      [constants.ZSTD_c_contentSizeFlag]: 1,
+    },
+  });
+  if (out.length > maxCompressedLength(raw.length)) return undefined;
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
+/**
+ * Decompresses a zstd stream that must yield exactly `rawLength` bytes.
+ * Never allocates more than `rawLength` bytes of output: a stream that would
+ * decompress larger is refused as soon as it passes the bound.
+ *
+ * @param key The object's key, named in errors.
+ * @param stored The stored (compressed) bytes.
+ * @param rawLength The raw length the format recorded.
+ * @param what What the bytes are, for errors (e.g. "blob 1f2e… at offset 16").
+ * @returns The raw bytes.
+ * @throws {CorruptObjectError} when the stream is damaged, larger or smaller than `rawLength`.
+ *
+ * @example A stream that decompresses larger than announced is refused
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compressIfWorthIt, decompressExactly } from "./compression.ts";
+ * import { CorruptObjectError } from "../errors.ts";
+ * const bomb = compressIfWorthIt(new Uint8Array(1 << 20), 3)!;
+ * assert.throws(() => decompressExactly("packs/p", bomb, 100, "blob"), CorruptObjectError);
+ * ```
+ */
+export function decompressExactly(
+  key: string,
+  stored: Uint8Array,
+  rawLength: number,
+  what: string,
+): Uint8Array {
+  let out: Uint8Array;
+  try {
+    // maxOutputLength must be ≥ 1; a zero-length raw never is stored compressed anyway.
+    const b = zstdDecompressSync(stored, { maxOutputLength: Math.max(1, rawLength) });
+    out = new Uint8Array(b.buffer, b.byteOffset, b.length);
+  } catch (cause) {
+    const code = (cause as { code?: string }).code;
+    const reason = code === "ERR_BUFFER_TOO_LARGE"
+      ? `decompresses to more than its raw length ${rawLength}`
+      : `does not decompress (${(cause as Error).message})`;
+    throw new CorruptObjectError(key, `${what}: zstd stream ${reason}`, { cause });
+  }
+  if (out.length !== rawLength) {
+    throw new CorruptObjectError(
+      key,
+      `${what}: zstd stream decompresses to ${out.length} bytes, its raw length is ${rawLength}`,
+    );
+  }
+  return out;
+}

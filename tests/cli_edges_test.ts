@@ -76,3 +76,50 @@ Deno.test("capsa serve refuses a token shorter than 16 characters (usage error, 
     await s.dispose();
   }
 });
+
+Deno.test("capsa stat and get of a deleted key say it was deleted and point to --versions", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    await s.ok(["put", "store", "ns", "a.txt"], enc.encode("one"));
+    await s.ok(["put", "store", "ns", "a.txt"], enc.encode("two"));
+    await s.ok(["rm", "store", "ns", "a.txt"]);
+    for (const command of ["stat", "get"]) {
+      const r = await s.run([command, "store", "ns", "a.txt"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /^capsa: not_found: artifact "a\.txt" in namespace "ns" was deleted \(\d{4}-\d\d-\d\dT[^)]*Z\); 2 earlier version\(s\) are still stored: capsa stat store ns a\.txt --versions/,
+      );
+    }
+    // A key that never existed keeps the plain message.
+    const never = await s.run(["stat", "store", "ns", "b.txt"]);
+    assert.equal(never.code, 1);
+    assert.match(never.stderr, /^capsa: not_found: no artifact "b\.txt" in namespace "ns"\n$/);
+  } finally {
+    await s.dispose();
+  }
+});
+
+Deno.test("capsa get --to of a namespace that does not exist fails (not_found, exit 1) and leaves DIR alone", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    await s.ok(["put", "store", "photos", "a.txt"], enc.encode("one"));
+    const r = await s.run(["get", "store", "fotos", "--to", "out"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^capsa: not_found: no namespace "fotos" in the store .*; its namespaces: photos\n$/,
+    );
+    await assert.rejects(Deno.lstat(`${s.dir}/out`), Deno.errors.NotFound);
+    const json = await s.run(["get", "store", "fotos", "--to", "out", "--json"]);
+    assert.equal(json.code, 1);
+    assert.equal(JSON.parse(json.stdout).error.code, "not_found");
+    // The namespace that exists restores as before.
+    const ok = await s.ok(["get", "store", "photos", "--to", "out"]);
+    assert.match(ok.stdout, /restored 1 files/);
+  } finally {
+    await s.dispose();
+  }
+});

@@ -123,3 +123,30 @@ Deno.test("capsa get --to of a namespace that does not exist fails (not_found, e
     await s.dispose();
   }
 });
+
+Deno.test("capsa status of a moved store reports Moved and where it went (exit 1)", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    await s.ok(["put", "store", "ns", "a.txt"], enc.encode("one"));
+    await s.ok(["move", "store", `${s.dir}/moved`]);
+    const r = await s.run(["status", "store"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.match(r.stdout, /^state +Moved$/m);
+    assert.match(r.stdout, new RegExp(`^moved to +${s.dir}/moved$`, "m"));
+    assert.match(r.stdout, /^moved at +\d{4}-\d\d-\d\dT[\d:.]+Z$/m);
+    assert.match(r.stdout, /^next: the store lives at .*moved.* now: capsa status /m);
+    const json = await s.run(["status", "store", "--json"]);
+    assert.equal(json.code, 1);
+    const report = JSON.parse(json.stdout);
+    assert.equal(report.state, "Moved");
+    assert.match(report.movedTo, /moved\/?$/);
+    assert.match(report.storeId, /./);
+    // The destination is the store.
+    const there = await s.ok(["status", report.movedTo, "--json"]);
+    assert.equal(JSON.parse(there.stdout).state, "Ready");
+  } finally {
+    await s.dispose();
+  }
+});

@@ -150,3 +150,45 @@ Deno.test("capsa status of a moved store reports Moved and where it went (exit 1
     await s.dispose();
   }
 });
+
+Deno.test("capsa prints durations and byte counts with units, and dates as ISO text in --json too", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    const put = JSON.parse(
+      (await s.ok(["put", "store", "ns", "a.txt", "--json"], enc.encode("one"))).stdout,
+    );
+    const iso = new Date(put.created).toISOString();
+    assert.equal(typeof put.created, "number"); // milliseconds, as in the library and over HTTP
+    assert.equal(put.createdAt, iso);
+    const stat = JSON.parse((await s.ok(["stat", "store", "ns", "a.txt", "--json"])).stdout);
+    assert.equal(stat.createdAt, iso);
+    const versions = JSON.parse(
+      (await s.ok(["stat", "store", "ns", "a.txt", "--versions", "--json"])).stdout,
+    );
+    assert.equal(versions.versions[0].createdAt, iso);
+    const ls = JSON.parse((await s.ok(["ls", "store", "ns", "--json"])).stdout);
+    assert.equal(ls.items[0].createdAt, iso);
+    assert.match(
+      (await s.ok(["stat", "store", "ns", "a.txt"])).stdout,
+      new RegExp(`created +${iso}`),
+    );
+
+    for (
+      const args of [["verify", "store", "--data"], ["rebuild", "store"], [
+        "gc",
+        "store",
+        "--grace",
+        "0s",
+      ]]
+    ) {
+      const r = await s.ok(args);
+      assert.match(r.stdout, /^ +duration +\d+(\.\d)? (ms|s)$/m, `${args[0]}: ${r.stdout}`);
+      assert.doesNotMatch(r.stdout, /duration +\d+$/m);
+    }
+    const verify = await s.ok(["verify", "store", "--data"]);
+    assert.match(verify.stdout, /^ +bytesRead +\d+ \(\d+(\.\d)? (B|KiB)\)$/m, verify.stdout);
+  } finally {
+    await s.dispose();
+  }
+});

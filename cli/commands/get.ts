@@ -10,7 +10,7 @@ import { CapsaError } from "../../errors.ts";
 import { intFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { writeFileAtomic } from "../_files.ts";
-import { EXIT, formatBytes, UsageError } from "../_output.ts";
+import { EXIT, formatBytes, UsageError, withCreatedAt } from "../_output.ts";
 import { createProgress, transferFormat } from "../_progress.ts";
 import { absolutePath, type CommandContext, withStore } from "../_store.ts";
 import { DEFAULT_TREE_PARALLELISM, getTree } from "../_tree.ts";
@@ -133,7 +133,7 @@ followed). Every blob is checked against its hash on the way.`,
     if (!toStdout) {
       const path = absolutePath(output!);
       ctx.out.result(
-        { ...info, path },
+        { ...withCreatedAt(info), path },
         () =>
           `wrote ${namespace}/${key} (${
             formatBytes(info.size)

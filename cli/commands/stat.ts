@@ -8,7 +8,7 @@ import { ArtifactNotFoundError, CapsaError } from "../../errors.ts";
 import type { ArtifactInfo, Store } from "../../store/store.ts";
 import { boolFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
-import { EXIT, formatBytes } from "../_output.ts";
+import { EXIT, formatBytes, withCreatedAt } from "../_output.ts";
 import { type CommandContext, withStore } from "../_store.ts";
 
 function infoLines(info: ArtifactInfo, hash: string): string[] {
@@ -93,7 +93,7 @@ lists every version, newest first, deletions included.`,
           );
         }
         ctx.out.result(
-          { namespace, key, hash, versions },
+          { namespace, key, hash, versions: versions.map(withCreatedAt) },
           () =>
             versions.map((v) =>
               `${v.version}  ${new Date(v.created).toISOString()}  ${
@@ -106,7 +106,9 @@ lists every version, newest first, deletions included.`,
       }
       const info = await store.stat(namespace!, key!, version === undefined ? {} : { version })
         .catch((e) => explainMissing(store, location!, namespace!, key!, version, e));
-      ctx.out.result({ ...info, hash }, () => infoLines(info, hash), { essential: true });
+      ctx.out.result({ ...withCreatedAt(info), hash }, () => infoLines(info, hash), {
+        essential: true,
+      });
     }, { readOnly: true });
     return EXIT.ok;
   },

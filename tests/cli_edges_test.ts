@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { capsa, capsaOk, CLI, denoRun } from "./processes.ts";
+import { capsa, capsaOk, CLI, denoRun, PROCESS_FLAGS } from "./processes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -188,6 +188,38 @@ Deno.test("capsa prints durations and byte counts with units, and dates as ISO t
     }
     const verify = await s.ok(["verify", "store", "--data"]);
     assert.match(verify.stdout, /^ +bytesRead +\d+ \(\d+(\.\d)? (B|KiB)\)$/m, verify.stdout);
+  } finally {
+    await s.dispose();
+  }
+});
+
+Deno.test("capsa's maintenance progress bars (on a terminal) name the command and its unit, with no NF ETA", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    await s.ok(["put", "store", "ns", "a.txt"], enc.encode("one"));
+    // `script` gives the process a terminal, so the bar is drawn.
+    const onTerminal = async (args: string[]) => {
+      const line = [Deno.execPath(), "run", ...PROCESS_FLAGS, CLI, ...args, ...s.host]
+        .map((a) => `'${a}'`).join(" ");
+      const r = await new Deno.Command("script", {
+        args: ["-qec", line, "/dev/null"],
+        cwd: s.dir,
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(r.code, 0, dec.decode(r.stderr));
+      return dec.decode(r.stdout);
+    };
+    const rebuild = await onTerminal(["rebuild", "store"]);
+    assert.match(rebuild, /rebuild [^\n]*\d+\/1 packs \| [^\n]*manifests indexed/);
+    const verify = await onTerminal(["verify", "store"]);
+    assert.match(verify, /verify [^\n]*\d+\/1 packs and loose blobs \|[^\n]* read/);
+    for (const out of [rebuild, verify]) {
+      assert.doesNotMatch(out, /RebuildIndex|Verify |NF|ETA 0s/);
+    }
   } finally {
     await s.dispose();
   }

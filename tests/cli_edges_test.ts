@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { capsa, capsaOk, CLI, denoRun, PROCESS_FLAGS } from "./processes.ts";
+import { capsa, capsaOk, CLI, denoRun, PROCESS_FLAGS, ROOT } from "./processes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -220,6 +220,54 @@ Deno.test("capsa's maintenance progress bars (on a terminal) name the command an
     for (const out of [rebuild, verify]) {
       assert.doesNotMatch(out, /RebuildIndex|Verify |NF|ETA 0s/);
     }
+  } finally {
+    await s.dispose();
+  }
+});
+
+Deno.test("capsa's unknown-flag errors are its own one-line usage errors; deno task demo --help prints help", async () => {
+  const s = await sandbox();
+  try {
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    const rm = await s.run(["rm", "store", "ns", "a.txt", "--prefix", "x"]);
+    assert.equal(rm.code, 2);
+    assert.equal(
+      rm.stderr,
+      "capsa: usage: unknown flag --prefix; this command has none of its own (see: capsa rm --help)\n",
+    );
+    const ls = await s.run(["ls", "store", "--bogus"]);
+    assert.equal(ls.code, 2);
+    assert.match(ls.stderr, /^capsa: usage: unknown flag --bogus; its flags: --prefix, .*\n$/);
+    const missing = await s.run(["kit", "store", "--out"]);
+    assert.equal(missing.code, 2);
+    // (--host-dir follows it on this command line)
+    assert.equal(
+      missing.stderr,
+      "capsa: usage: --out needs a value (a value starting with - is given as --out=-VALUE) " +
+        "(see: capsa kit --help)\n",
+    );
+    const value = await s.run(["ls", "store", "--json=yes"]);
+    assert.equal(value.code, 2);
+    assert.equal(value.stderr, "capsa: usage: --json takes no value (see: capsa ls --help)\n");
+
+    const demo = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["task", "--quiet", "demo", ...args],
+        cwd: ROOT,
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const help = await demo(["--help"]);
+    assert.equal(help.code, 0, dec.decode(help.stderr));
+    assert.match(dec.decode(help.stdout), /^usage: deno task demo \[--files N\]/);
+    assert.doesNotMatch(dec.decode(help.stderr), /at |Error/);
+    const bad = await demo(["--bogus"]);
+    assert.equal(bad.code, 2);
+    assert.equal(
+      dec.decode(bad.stderr),
+      "capsa demo: usage: unknown flag --bogus; its flags: --files, --keep, --json, --quiet, --help (see: deno task demo --help)\n",
+    );
   } finally {
     await s.dispose();
   }

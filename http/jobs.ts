@@ -40,6 +40,7 @@
  */
 
 import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { httpAdvice } from "./errors.ts";
 import { EventBus } from "../store/events.ts";
 import type { Store } from "../store/store.ts";
 import type { MaintenanceAgent } from "../maintenance/agent.ts";
@@ -327,7 +328,7 @@ interface Job {
 }
 
 function errorOf(e: unknown, aborted: boolean): { code: string; message: string } {
-  if (e instanceof CapsaError) return { code: e.code, message: e.message };
+  if (e instanceof CapsaError) return { code: e.code, message: httpAdvice(e.message) };
   if (aborted) return { code: "aborted", message: "the job was aborted" };
   return { code: "internal", message: "internal error: see the server's log" };
 }

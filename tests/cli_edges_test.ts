@@ -272,3 +272,16 @@ Deno.test("capsa's unknown-flag errors are its own one-line usage errors; deno t
     await s.dispose();
   }
 });
+
+Deno.test("capsa snapshot --help says it is an index snapshot, not a backup snapshot", async () => {
+  const r = await capsaOk(["snapshot", "--help"]);
+  assert.match(r.stdout, /^Writes a snapshot of the store's INDEX/m);
+  assert.match(r.stdout, /not a backup snapshot in the restic or borg sense/);
+  const top = await capsaOk(["--help"]);
+  assert.match(
+    top.stdout,
+    /snapshot +write an index snapshot \(a copy of the index, not of your data\)/,
+  );
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  assert.match(readme, /"Snapshot" in capsa means an \*\*index snapshot\*\*/);
+});

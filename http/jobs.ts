@@ -57,6 +57,7 @@ import {
   parseVerifyOptions,
 } from "../maintenance/options.ts";
 import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
+import "../drivers/s3_lazy.ts";
 
 /** A maintenance agent that can run as a job: it reports live stats. */
 export interface JobAgent extends MaintenanceAgent {

@@ -10,7 +10,7 @@
 import { CapsaError } from "../errors.ts";
 import type { MaintenanceAgent } from "../maintenance/mod.ts";
 import type { Store } from "../store/store.ts";
-import { type Output, table } from "./_output.ts";
+import { formatBytes, formatDuration, type Output, table } from "./_output.ts";
 import { maintenanceProgress } from "./_progress.ts";
 import { type CommandContext, withStore } from "./_store.ts";
 
@@ -120,10 +120,20 @@ export async function withInterrupt<T>(
 }
 
 /**
- * An agent's stats as indented `name  value` lines.
+ * An agent's stats as indented `name  value` lines, with units for people:
+ * `duration` (milliseconds in the stats and in `--json`) as `1.6 s`, a byte
+ * count (`bytes…`, `…Bytes`) as `1048576 (1.0 MiB)`.
  * @param stats The stats.
  * @returns The lines.
  */
 export function statsLines(stats: object): string[] {
-  return table(Object.entries(stats).map(([k, v]) => [k, String(v)] as const), 2);
+  return table(Object.entries(stats).map(([k, v]) => [k, statValue(k, v)] as const), 2);
+}
+
+/** One stat as text. @param name Its name. @param value Its value. @returns The text. */
+function statValue(name: string, value: unknown): string {
+  if (typeof value !== "number") return String(value);
+  if (name === "duration" || /^duration|Ms$/.test(name)) return formatDuration(value);
+  if (/^bytes|Bytes$/.test(name)) return `${value} (${formatBytes(value)})`;
+  return String(value);
 }

@@ -68,9 +68,37 @@ export function parseCommandLine(
     });
     return { values: values as ParsedArgs["values"], positionals };
   } catch (e) {
-    const message = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
-    throw new UsageError(`${message} (see: capsa ${command} --help)`);
+    throw new UsageError(`${flagMistake(e, flags)} (see: capsa ${command} --help)`);
   }
+}
+
+/**
+ * What `parseArgs` found wrong, in capsa's words (its own text is long,
+ * spans lines and quotes unevenly).
+ * @param error What `parseArgs` threw.
+ * @param flags The command's own flags.
+ * @returns One line naming the flag.
+ */
+export function flagMistake(error: unknown, flags: Record<string, FlagSpec>): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown }).code;
+  const flag = /'(-{1,2}[^'\s<]+)/.exec(message)?.[1];
+  if (flag !== undefined) {
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      const own = Object.keys(flags).map((f) => `--${f}`);
+      return `unknown flag ${flag}; ${
+        own.length === 0 ? "this command has none of its own" : `its flags: ${own.join(", ")}`
+      }`;
+    }
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      if (/does not take an argument/.test(message)) return `${flag} takes no value`;
+      if (/ambiguous/.test(message)) {
+        return `${flag} needs a value (a value starting with - is given as ${flag}=-VALUE)`;
+      }
+      return `${flag} needs a value`;
+    }
+  }
+  return message.replace(/\s*\n\s*/g, " ");
 }
 
 /**

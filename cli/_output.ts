@@ -316,3 +316,22 @@ export function table(rows: ReadonlyArray<readonly [string, string]>, indent = 0
   const pad = " ".repeat(indent);
   return rows.map(([k, v]) => `${pad}${k.padEnd(width)}  ${v}`);
 }
+
+/**
+ * A version as the CLI prints it in `--json`: the library's fields
+ * unchanged (`created` in milliseconds since the epoch, as in the library and
+ * over HTTP, so scripts can compare and sort it) plus `createdAt`, the same
+ * instant as ISO 8601 text, as the plain output shows it.
+ * @param info A version (anything with `created`).
+ * @returns The same fields plus `createdAt`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withCreatedAt } from "./_output.ts";
+ * assert.deepEqual(withCreatedAt({ created: 0 }).createdAt, "1970-01-01T00:00:00.000Z");
+ * ```
+ */
+export function withCreatedAt<T extends { created: number }>(info: T): T & { createdAt: string } {
+  return { ...info, createdAt: new Date(info.created).toISOString() };
+}

@@ -10,7 +10,7 @@
 import cliProgress from "cli-progress";
 import process from "node:process";
 import type { EventBus } from "../store/events.ts";
-import { formatBytes } from "./_output.ts";
+import { formatBytes, formatDuration } from "./_output.ts";
 
 /** A progress bar; every method is a no-op when no bar is drawn. */
 export interface Progress {
@@ -105,10 +105,84 @@ export function createProgress(format: string, quiet: boolean): Progress {
   };
 }
 
+/** How the bar names an agent's work: the command, the unit counted, what else it shows. */
+const AGENT_BARS: Record<string, { label: string; unit: string; extra?: (s: Stats) => string }> = {
+  RebuildIndex: {
+    label: "rebuild",
+    unit: "packs",
+    extra: (s) => `${Number(s["manifestsIndexed"] ?? 0)} manifests indexed`,
+  },
+  Verify: {
+    label: "verify",
+    unit: "packs and loose blobs",
+    extra: (s) => `${formatBytes(Number(s["bytesRead"] ?? 0))} read`,
+  },
+  GarbageCollect: {
+    label: "gc",
+    unit: "packs rewritten",
+    extra: (s) => (typeof s["phase"] === "string" ? `phase ${s["phase"]}` : ""),
+  },
+  MigrateIndex: { label: "migrate", unit: "packs" },
+  MoveStore: {
+    label: "move",
+    unit: "objects",
+    extra: (s) => `${formatBytes(Number(s["bytesCopied"] ?? 0))} copied`,
+  },
+};
+
+type Stats = Record<string, unknown>;
+
+/**
+ * The text of a maintenance bar after the bar itself, from one
+ * `maintenance.progress` event: `done/total unit`, the rate, what else the
+ * agent counts, and the ETA. The total is shown only once known (not
+ * `0/1`), the rate once something is done, and the ETA only once there is a
+ * rate to base it on (never `ETA NFs`).
+ *
+ * @param e The event's agent, stats, done and total.
+ * @param elapsedMs Time since the agent started.
+ * @returns The bar's label, its total (at least 1) and the text.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maintenanceBarText } from "./_progress.ts";
+ * const first = maintenanceBarText({ agent: "RebuildIndex", stats: {}, done: 0, total: 0 }, 10);
+ * assert.deepEqual(first.text, "0 packs | 0 manifests indexed");
+ * const later = maintenanceBarText(
+ *   { agent: "RebuildIndex", stats: { manifestsIndexed: 40 }, done: 4, total: 8 },
+ *   2000,
+ * );
+ * assert.deepEqual(later.text, "4/8 packs | 2.0 packs/s | 40 manifests indexed | ETA 2.0 s");
+ * ```
+ */
+export function maintenanceBarText(
+  e: { agent: string; stats: Stats; done?: number; total?: number },
+  elapsedMs: number,
+): { label: string; total: number; text: string } {
+  const how = AGENT_BARS[e.agent] ?? { label: e.agent.toLowerCase(), unit: "steps" };
+  const done = e.done ?? 0;
+  const total = e.total ?? 0;
+  const parts = [total > 0 ? `${done}/${total} ${how.unit}` : `${done} ${how.unit}`];
+  const secs = elapsedMs / 1000;
+  const unitWord = how.unit.split(" ")[0];
+  if (done > 0 && secs >= 0.5) {
+    const rate = done / secs;
+    parts.push(`${rate.toFixed(rate >= 100 ? 0 : 1)} ${unitWord}/s`);
+  }
+  const extra = how.extra?.(e.stats) ?? "";
+  if (extra !== "") parts.push(extra);
+  if (done > 0 && total > done && secs >= 1) {
+    parts.push(`ETA ${formatDuration((elapsedMs * (total - done)) / done)}`);
+  }
+  return { label: how.label, total: Math.max(total, done, 1), text: parts.join(" | ") };
+}
+
 /**
  * Drives a bar from a maintenance agent's `maintenance.progress` events
- * (published at least once a second with `done` and `total`): packs done and
- * to do, the rate, the ETA, and the manifests indexed so far.
+ * (published at least once a second with `done` and `total`): labelled with
+ * the command (`rebuild`, `verify`, `gc`, `migrate`, `move`), counting what
+ * the agent counts (see {@linkcode maintenanceBarText}).
  *
  * @param bus The bus the agent publishes on.
  * @param quiet The `--quiet` flag.
@@ -116,10 +190,7 @@ export function createProgress(format: string, quiet: boolean): Progress {
  */
 export function maintenanceProgress(bus: EventBus, quiet: boolean): () => void {
   if (!progressEnabled(quiet)) return () => {};
-  const bar = createProgress(
-    "{agent} {bar} {value}/{total} packs | {rate} packs/s | {manifests} manifests | ETA {eta_formatted}",
-    quiet,
-  );
+  const bar = createProgress("{label} {bar} {text}", quiet);
   let startedAt = 0;
   let shown = false;
   const off = bus.subscribe((e) => {
@@ -128,19 +199,12 @@ export function maintenanceProgress(bus: EventBus, quiet: boolean): () => void {
       return;
     }
     if (e.type !== "maintenance.progress") return;
-    const done = e.done ?? 0;
-    const total = e.total ?? 0;
-    const secs = Math.max((e.at - (startedAt || e.at)) / 1000, 0.001);
-    const payload = {
-      agent: e.agent,
-      rate: (done / secs).toFixed(done / secs >= 100 ? 0 : 1),
-      manifests: Number(e.stats["manifestsIndexed"] ?? 0),
-    };
+    const { label, total, text } = maintenanceBarText(e, e.at - (startedAt || e.at));
     if (!shown) {
-      bar.start(Math.max(total, 1), payload);
+      bar.start(total, { label, text });
       shown = true;
-    } else bar.setTotal(Math.max(total, 1));
-    bar.update(done, payload);
+    } else bar.setTotal(total);
+    bar.update(e.done ?? 0, { label, text });
   }, { types: ["maintenance.started", "maintenance.progress"] });
   return () => {
     off();

@@ -10,6 +10,7 @@ import { CapsaError, StoreCorruptedError } from "../errors.ts";
 import { EventBus } from "../store/events.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
+import "../drivers/s3_lazy.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { type ArtifactInfo, openStore, type Store } from "../store/store.ts";
 import { type Output, UsageError } from "./_output.ts";

@@ -21,6 +21,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { flagMistake } from "./_args.ts";
 import { defaultConfig } from "../format/config.ts";
 import { initStore, openStore } from "../store/store.ts";
 import { type CommandContext, listAll, openLocation } from "./_store.ts";
@@ -325,16 +326,41 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   }
 }
 
+/** What `deno task demo --help` prints. */
+export const DEMO_HELP = `usage: deno task demo [--files N] [--keep] [--json] [-q]
+
+Runs capsa's main job end to end on a local store in a temporary directory: generates N files,
+creates a store and its Recovery Kit, stores every file (put --from), destroys the index and every
+descriptor replica, rebuilds with the Recovery Kit, and checks every file byte for byte.
+
+flags:
+  --files N    how many files to generate (default 3000, at most 1000000)
+  --keep       keep the temporary directory (its path is printed)
+  --json       print the report as one JSON document
+  -q, --quiet  no progress bars or notes
+  -h, --help   show this help
+
+exit codes: 0 every file came back, 1 a mismatch or a failure, 2 usage error`;
+
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      files: { type: "string" },
-      keep: { type: "boolean" },
-      json: { type: "boolean" },
-      quiet: { type: "boolean", short: "q" },
-    },
-  });
+  const options = {
+    files: { type: "string" },
+    keep: { type: "boolean" },
+    json: { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
+    help: { type: "boolean", short: "h" },
+  } as const;
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options }>>["values"];
+  try {
+    values = parseArgs({ args: Deno.args, options }).values;
+  } catch (e) {
+    console.error(`capsa demo: usage: ${flagMistake(e, options)} (see: deno task demo --help)`);
+    Deno.exit(EXIT.usage);
+  }
+  if (values.help) {
+    console.log(DEMO_HELP);
+    Deno.exit(EXIT.ok);
+  }
   const files = values.files === undefined ? 3000 : Number(values.files);
   if (!Number.isSafeInteger(files) || files < 1 || files > 1_000_000) {
     console.error("capsa demo: usage: --files N (1 to 1000000)");

@@ -155,7 +155,11 @@ export class LocationRegistry {
 /**
  * Creates a registry that knows the built-in drivers: `file` (paths too),
  * `memory` and `s3`. `memory:NAME` Locations with the same name share one
- * map within this registry; `memory:` alone is always fresh.
+ * map within this registry; `memory:` alone is always fresh. An `s3:`
+ * Location opens once the S3 driver is loaded (`import
+ * "@capsa/capsa/drivers/s3"`); until then it is refused with an
+ * `invalid_argument` error saying so, and the AWS SDK is never loaded by a
+ * program that does not import it.
  *
  * @returns The registry.
  *
@@ -189,9 +193,34 @@ export function createLocationRegistry(): LocationRegistry {
       durable: options.durable ?? true,
     });
   });
-  registry.register("s3", async (url, options) => {
-    const { openS3 } = await import("./s3/mod.ts");
-    return openS3(url.href, { create: options.create ?? false });
+  registry.register("s3", (url, options) => {
+    if (s3Opener === undefined) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          `s3: Locations need the S3 driver, which is not loaded: import "@capsa/capsa/drivers/s3" ` +
+            "once (it registers itself), or open the driver with its openS3()",
+        ),
+      );
+    }
+    return s3Opener(url, options);
   });
   return registry;
+}
+
+/**
+ * How `s3:` Locations are opened, once the S3 driver (or a loader of it) has
+ * said so; `undefined` until then. Kept out of this module's imports so
+ * that a program using only local stores never loads the AWS SDK.
+ */
+let s3Opener: LocationOpener | undefined;
+
+/**
+ * Makes every registry open `s3:` Locations with `opener`. Called by
+ * `drivers/s3/mod.ts` when it is imported, and by `drivers/s3_lazy.ts`
+ * (the CLI and the HTTP server), which imports the driver only when an
+ * `s3:` Location is opened. Internal: not part of the public API.
+ * @param opener Opens an S3 driver for a URL.
+ */
+export function provideS3Opener(opener: LocationOpener): void {
+  s3Opener = opener;
 }

@@ -20,7 +20,7 @@ import { RecoveryKitInvalidError } from "../format/kit.ts";
 import { runExclusive } from "../maintenance/agent.ts";
 import { parseRange } from "./_range.ts";
 import { type AppOptions, createApp, type HttpApp } from "./app.ts";
-import { ERROR_STATUS, HttpError, statusOf, toHttpError } from "./errors.ts";
+import { ERROR_STATUS, httpAdvice, HttpError, statusOf, toHttpError } from "./errors.ts";
 import { DEFAULT_JOB_KINDS, type JobAgent, JobRegistry, type JobView } from "./jobs.ts";
 import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY, LEASE_KEY } from "../layout.ts";
 
@@ -1002,7 +1002,7 @@ Deno.test("toHttpError() maps each error code to its status, with Retry-After wh
     const body = await res.json();
     assert.deepEqual(Object.keys(body).sort(), ["code", "message"]);
     if (code === "internal") assert.doesNotMatch(body.message, /boom|string/);
-    else assert.equal(body.message, (error as Error).message);
+    else assert.equal(body.message, httpAdvice((error as Error).message));
   }
   const own = new HttpError("unauthorized", "short and stout");
   assert.equal(toHttpError(own), own);

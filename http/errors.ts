@@ -139,6 +139,33 @@ export function statusOf(code: string, retryable: boolean): number {
 }
 
 /**
+ * A message written for the CLI, with its advice said the way an HTTP client
+ * follows it: `--force` is the `force` parameter of the maintenance request
+ * (`{"force": true}` in the body of `POST /v1/maintenance/…`), and
+ * `capsa status` is `GET /v1/status`.
+ *
+ * @param message The error's message.
+ * @returns The message for an HTTP client.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { httpAdvice } from "./errors.ts";
+ * assert.deepEqual(
+ *   httpAdvice("held by X: wait for it to finish, or use --force if that holder is gone"),
+ *   'held by X: wait for it to finish, or start the job with the parameter "force": true ' +
+ *     "if that holder is gone",
+ * );
+ * ```
+ */
+export function httpAdvice(message: string): string {
+  return message
+    .replace(/\b(?:use|with) --force\b/g, 'start the job with the parameter "force": true')
+    .replace(/(^|[\s(])--force\b/g, '$1the job parameter "force": true')
+    .replace(/`capsa status`|\bcapsa status LOCATION\b/g, "GET /v1/status");
+}
+
+/**
  * Turns anything thrown into an {@linkcode HttpError}: an `HttpError` is kept,
  * a {@linkcode CapsaError} gets the status of its code (and `Retry-After`
  * when a retry can help), anything else becomes a 500 `internal` error whose
@@ -168,7 +195,7 @@ export function toHttpError(error: unknown): HttpError {
     } else if (status === 503 && error.retryable) {
       headers["Retry-After"] = String(TRANSIENT_RETRY_AFTER_SECONDS);
     }
-    return new HttpError(error.code, error.message, {
+    return new HttpError(error.code, httpAdvice(error.message), {
       headers,
       cause: error,
       retryable: error.retryable,

@@ -40,6 +40,7 @@
  */
 
 import { CapsaError, InvalidArgumentError } from "../errors.ts";
+import { httpAdvice } from "./errors.ts";
 import { EventBus } from "../store/events.ts";
 import type { Store } from "../store/store.ts";
 import type { MaintenanceAgent } from "../maintenance/agent.ts";
@@ -56,6 +57,7 @@ import {
   parseVerifyOptions,
 } from "../maintenance/options.ts";
 import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
+import "../drivers/s3_lazy.ts";
 
 /** A maintenance agent that can run as a job: it reports live stats. */
 export interface JobAgent extends MaintenanceAgent {
@@ -327,7 +329,7 @@ interface Job {
 }
 
 function errorOf(e: unknown, aborted: boolean): { code: string; message: string } {
-  if (e instanceof CapsaError) return { code: e.code, message: e.message };
+  if (e instanceof CapsaError) return { code: e.code, message: httpAdvice(e.message) };
   if (aborted) return { code: "aborted", message: "the job was aborted" };
   return { code: "internal", message: "internal error: see the server's log" };
 }

@@ -1137,10 +1137,15 @@ Deno.test("capsa verify exits 0 on a sound store and 3 listing each problem; cap
     const got = await s.capsa(["get", `${s.dir}/moved`, "docs", "f1"]);
     assert.equal(got.code, 0, got.stderr);
     assert.equal(got.stdout, "body 1 ".repeat(200));
+    // status reports where the store went (state Moved, exit 1); other commands fail there.
     const old = await s.capsa(["status", location]);
     assert.equal(old.code, 1);
-    assert.equal(errorLine(old), "store_moved");
-    assert.match(old.stderr, /moved/);
+    assert.match(old.stdout, /^state +Moved$/m);
+    assert.match(old.stdout, /^moved to +.*\/moved$/m);
+    const ls = await s.capsa(["ls", location]);
+    assert.equal(ls.code, 1);
+    assert.equal(errorLine(ls), "store_moved");
+    assert.match(ls.stderr, /moved/);
   } finally {
     await s.dispose();
   }

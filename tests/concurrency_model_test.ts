@@ -52,6 +52,7 @@
  * writers are still 28 minutes apart.
  */
 
+import "../drivers/s3/mod.ts"; // s3:// Locations (the registry does not load the S3 driver by itself)
 import assert from "node:assert/strict";
 import { createLocationRegistry, initStore } from "../mod.ts";
 import type { Dump, Plan } from "./fixtures/model_worker.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 
+import "../drivers/s3/mod.ts"; // s3:// Locations (the registry does not load the S3 driver by itself)
 import assert from "node:assert/strict";
 import { createLocationRegistry, type Driver, initStore, openStore, type Store } from "../mod.ts";
 import { pool } from "../pool.ts";

@@ -6,13 +6,15 @@
  * @module
  */
 
+import { CapsaError } from "../../errors.ts";
 import { intFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { writeFileAtomic } from "../_files.ts";
-import { EXIT, formatBytes, UsageError } from "../_output.ts";
+import { EXIT, formatBytes, UsageError, withCreatedAt } from "../_output.ts";
 import { createProgress, transferFormat } from "../_progress.ts";
 import { absolutePath, type CommandContext, withStore } from "../_store.ts";
 import { DEFAULT_TREE_PARALLELISM, getTree } from "../_tree.ts";
+import { explainMissing } from "./stat.ts";
 
 /** `capsa get`. */
 export const getCommand: Command = {
@@ -23,7 +25,8 @@ export const getCommand: Command = {
   description:
     `Writes artifact KEY of NAMESPACE to stdout, or with -o to FILE (atomically: a temporary file,
 then a rename, so FILE is never half-written). With --to, restores every artifact of NAMESPACE
-(under P) into DIR, each at its key as a relative path. Everything that can be restored safely
+(under P) into DIR, each at its key as a relative path; a namespace with no live artifact is
+an error (not_found, exit 1) and DIR is left as it was. Everything that can be restored safely
 is: a key that would land outside DIR ("../x", "/x", "a//b") or cannot be a file name here, a
 key that is also the directory of other keys, and an artifact whose bytes are damaged are each
 named on stderr and skipped, and the command then exits 1. Files stored by put --from get back
@@ -58,13 +61,26 @@ followed). Every blob is checked against its hash on the way.`,
       const r = await withStore(
         ctx,
         location!,
-        (store) =>
-          getTree(store, namespace!, absolutePath(to), {
+        async (store) => {
+          // Validates the name and catches up with other writers first.
+          await store.list(namespace!, { limit: 1 });
+          const namespaces = store.namespaces();
+          if (!namespaces.includes(namespace!)) {
+            throw new CapsaError(
+              "not_found",
+              `no namespace ${JSON.stringify(namespace)} in the store (none of its artifacts is ` +
+                `live); its namespaces: ${
+                  namespaces.length === 0 ? "none" : namespaces.join(", ")
+                }`,
+            );
+          }
+          return await getTree(store, namespace!, absolutePath(to), {
             ...(prefix === undefined ? {} : { prefix }),
             ...(parallelism === undefined ? {} : { parallelism }),
             progress: createProgress(transferFormat("get"), ctx.out.quiet),
             onProblem: (p) => ctx.out.warn(p.code, `${namespace}/${p.key}: ${p.message}`),
-          }),
+          });
+        },
         { readOnly: true },
       );
       const ms = Math.round(performance.now() - started);
@@ -103,7 +119,8 @@ followed). Every blob is checked against its hash on the way.`,
     }
     const info = await withStore(ctx, location!, async (store) => {
       const opts = version === undefined ? {} : { version };
-      const info = await store.stat(namespace!, key!, opts);
+      const info = await store.stat(namespace!, key!, opts)
+        .catch((e) => explainMissing(store, location!, namespace!, key!, version, e));
       const body = await store.getStream(namespace!, key!, { version: info.version });
       if (toStdout) {
         ctx.out.markEmitted();
@@ -116,7 +133,7 @@ followed). Every blob is checked against its hash on the way.`,
     if (!toStdout) {
       const path = absolutePath(output!);
       ctx.out.result(
-        { ...info, path },
+        { ...withCreatedAt(info), path },
         () =>
           `wrote ${namespace}/${key} (${
             formatBytes(info.size)

@@ -5,7 +5,9 @@
  */
 
 import { StoreCorruptedError } from "../../errors.ts";
+import type { Descriptor } from "../../format/descriptor.ts";
 import { encodeRecoveryKit } from "../../format/kit.ts";
+import type { Store } from "../../store/store.ts";
 import { namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { dirname, reserveFile } from "../_files.ts";
@@ -19,32 +21,27 @@ const enc = new TextEncoder();
 export const kitCommand: Command = {
   name: "kit",
   summary: "write the store's Recovery Kit again (from its descriptor)",
-  usage: "capsa kit LOCATION --out FILE",
+  usage: "capsa kit LOCATION --out FILE|-",
   description:
     `Writes the Recovery Kit of the store on LOCATION to FILE (mode 0600), from its descriptor:
 the same kit \`init\` wrote (same store id and checksum). An existing file is never replaced.
+With --out -, the kit is written to stdout instead (the confirmation goes to stderr).
 Use it when the kit written at init is lost, while a descriptor replica is still readable.`,
   flags: { out: { type: "string", short: "o" } },
-  flagsHelp: "  -o, --out FILE  where to write the kit (required)",
+  flagsHelp: "  -o, --out FILE  where to write the kit (required; - for stdout)",
   example: "capsa kit /srv/capsa --out ~/capsa-kit.txt",
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("kit", args.positionals, ["LOCATION"]);
     const out = stringFlag(args.values, "out");
     if (out === undefined) throw new UsageError("missing --out FILE (see: capsa kit --help)");
+    if (out === "-") return await kitToStdout(ctx, location!);
     const path = absolutePath(out);
     await refuseExisting(path);
     const reserved = await reserveFile(dirname(path));
     let committed = false;
     try {
       await withStore(ctx, location!, async (store) => {
-        const descriptor = store.descriptor;
-        if (!descriptor) {
-          throw new StoreCorruptedError([
-            ...store.problems,
-            "no descriptor replica is readable, so no kit can be made from it; use the kit saved at init",
-          ]);
-        }
-        const kit = encodeRecoveryKit(descriptor, { location: store.driver.location });
+        const { descriptor, kit } = kitOf(store);
         await reserved.commit(path, enc.encode(kit));
         committed = true;
         const checksum = /^checksum: (.*)$/m.exec(kit)?.[1] ?? "";
@@ -62,3 +59,46 @@ Use it when the kit written at init is lost, while a descriptor replica is still
     }
   },
 };
+
+/**
+ * The kit of an open store, from its descriptor.
+ * @param store The store.
+ * @returns The descriptor and the kit text.
+ * @throws {StoreCorruptedError} when no descriptor replica is readable.
+ */
+function kitOf(store: Store): { descriptor: Descriptor; kit: string } {
+  const descriptor = store.descriptor;
+  if (!descriptor) {
+    throw new StoreCorruptedError([
+      ...store.problems,
+      "no descriptor replica is readable, so no kit can be made from it; use the kit saved at init",
+    ]);
+  }
+  return { descriptor, kit: encodeRecoveryKit(descriptor, { location: store.driver.location }) };
+}
+
+/**
+ * `capsa kit LOCATION --out -`: the kit itself on stdout, the confirmation
+ * on stderr (with `--json`, the kit's text is a field of the one document).
+ * @param ctx The command context.
+ * @param location The store.
+ * @returns The exit code.
+ */
+async function kitToStdout(ctx: CommandContext, location: string): Promise<number> {
+  await withStore(ctx, location, (store) => {
+    const { descriptor, kit } = kitOf(store);
+    const checksum = /^checksum: (.*)$/m.exec(kit)?.[1] ?? "";
+    if (ctx.out.json) {
+      ctx.out.result(
+        { storeId: descriptor.storeId, kit: "-", checksum, text: kit, notice: KIT_NOTICE },
+        () => "",
+      );
+    } else {
+      ctx.out.markEmitted();
+      ctx.out.stdout(kit.endsWith("\n") ? kit : kit + "\n");
+      ctx.out.note(`Recovery Kit of store ${descriptor.storeId} written to stdout. ${KIT_NOTICE}`);
+    }
+    return Promise.resolve();
+  }, { allowCorrupted: true, readOnly: true });
+  return EXIT.ok;
+}

@@ -7,7 +7,7 @@
 
 import { boolFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
-import { EXIT, UsageError } from "../_output.ts";
+import { EXIT, UsageError, withCreatedAt } from "../_output.ts";
 import { type CommandContext, listAll, withStore } from "../_store.ts";
 
 /** `capsa ls`. */
@@ -58,7 +58,7 @@ its live artifacts in key order (under P); -l adds size, time and version.`,
       };
       for (let r = first; !r.done; r = await iter.next()) {
         const i = r.value;
-        if (out.json) buf.push(`${n === 0 ? "\n" : ",\n"}${JSON.stringify(i)}`);
+        if (out.json) buf.push(`${n === 0 ? "\n" : ",\n"}${JSON.stringify(withCreatedAt(i))}`);
         else if (long) {
           buf.push(
             `${String(i.size).padStart(12)}  ${

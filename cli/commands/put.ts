@@ -16,7 +16,7 @@ import {
   stringsFlag,
 } from "../_args.ts";
 import type { Command } from "../_command.ts";
-import { EXIT, formatBytes, UsageError } from "../_output.ts";
+import { EXIT, formatBytes, UsageError, withCreatedAt } from "../_output.ts";
 import { createProgress, transferFormat } from "../_progress.ts";
 import { absolutePath, type CommandContext, withStore } from "../_store.ts";
 import { DEFAULT_TREE_PARALLELISM, putTree } from "../_tree.ts";
@@ -158,7 +158,7 @@ or stored does not stop the others; the command then fails naming it.`,
       }
     });
     ctx.out.result(
-      info,
+      withCreatedAt(info),
       () => `stored ${namespace}/${key}: ${formatBytes(info.size)}, version ${info.version}`,
     );
     return EXIT.ok;

@@ -79,7 +79,7 @@ export function rebuildLines(r: RebuildReport): string[] {
       ["packsIndexed", String(s.packsIndexed)],
       ["pointerRecovered", String(s.pointerRecovered)],
       ["descriptorRewrote", String(s.descriptorRewrote)],
-      ["duration", `${s.duration} ms`],
+      ["duration", formatDuration(s.duration)],
     ], 2),
   ];
   if (r.problems.length > 0) {

@@ -11,11 +11,14 @@ import type { Command } from "../_command.ts";
 import { EXIT, UsageError } from "../_output.ts";
 import { absolutePath, type CommandContext, withStore } from "../_store.ts";
 
+/** The shortest bearer token `capsa serve` accepts. */
+const MIN_TOKEN_LENGTH = 16;
+
 /**
  * Reads a bearer token from a file: the first line, trimmed. A token a
  * client could not send in `Authorization: Bearer TOKEN` (a space inside,
- * a control or non-ASCII character) is refused; a file that others may read
- * gets a warning.
+ * a control or non-ASCII character) or one shorter than 16 characters (too
+ * easy to guess) is refused; a file that others may read gets a warning.
  * @param ctx Where warnings go.
  * @param path The file.
  * @returns The token.
@@ -31,6 +34,12 @@ async function readToken(ctx: CommandContext, path: string): Promise<string> {
         "which no client can send in an Authorization header: use letters, digits and -._~+/",
     );
   }
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new UsageError(
+      `the token in --token-file ${path} has ${token.length} characters; at least ` +
+        `${MIN_TOKEN_LENGTH} are required (e.g. openssl rand -base64 24 > ${path})`,
+    );
+  }
   if (info.mode !== null && (info.mode & 0o077) !== 0) {
     ctx.out.warn(
       "token_file_readable",
@@ -38,9 +47,6 @@ async function readToken(ctx: CommandContext, path: string): Promise<string> {
         (info.mode & 0o777).toString(8)
       }): chmod 600 ${path}`,
     );
-  }
-  if (token.length < 16) {
-    ctx.out.warn("weak_token", `the token in ${path} is shorter than 16 characters`);
   }
   return token;
 }

@@ -4,11 +4,11 @@
  * @module
  */
 
-import { CapsaError } from "../../errors.ts";
-import type { ArtifactInfo } from "../../store/store.ts";
+import { ArtifactNotFoundError, CapsaError } from "../../errors.ts";
+import type { ArtifactInfo, Store } from "../../store/store.ts";
 import { boolFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
-import { EXIT, formatBytes } from "../_output.ts";
+import { EXIT, formatBytes, withCreatedAt } from "../_output.ts";
 import { type CommandContext, withStore } from "../_store.ts";
 
 function infoLines(info: ArtifactInfo, hash: string): string[] {
@@ -23,6 +23,44 @@ function infoLines(info: ArtifactInfo, hash: string): string[] {
     `content-type  ${info.contentType === "" ? "-" : info.contentType}`,
     `metadata      ${meta === "" ? "-" : meta}`,
   ];
+}
+
+/**
+ * Rethrows a "no artifact" error of `stat`/`get` of the current version, in
+ * words that say what happened when the key was deleted: its earlier
+ * versions are still in the store, and `stat --versions` lists them.
+ * @param store The open store.
+ * @param location The Location as typed (for the hint).
+ * @param namespace The namespace. @param key The key.
+ * @param version The version asked for, if any.
+ * @param error What `stat` threw.
+ * @returns Never.
+ * @throws {CapsaError} `not_found` naming the deletion, or `error` itself.
+ */
+export async function explainMissing(
+  store: Store,
+  location: string,
+  namespace: string,
+  key: string,
+  version: string | undefined,
+  error: unknown,
+): Promise<never> {
+  if (!(error instanceof ArtifactNotFoundError) || version !== undefined) throw error;
+  const versions = await store.versions(namespace, key);
+  const newest = versions[0];
+  if (!newest?.deleted) throw error;
+  const kept = versions.filter((v) => !v.deleted).length;
+  throw new CapsaError(
+    "not_found",
+    `artifact ${JSON.stringify(key)} in namespace ${JSON.stringify(namespace)} was deleted ` +
+      `(${new Date(newest.created).toISOString()}); ${kept} earlier version(s) are still ` +
+      `stored: capsa stat ${sh(location)} ${sh(namespace)} ${sh(key)} --versions, then --version V`,
+  );
+}
+
+/** A word as a shell would need it (quoted when it holds anything special). @param s The word. @returns It. */
+function sh(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
 /** `capsa stat`. */
@@ -55,7 +93,7 @@ lists every version, newest first, deletions included.`,
           );
         }
         ctx.out.result(
-          { namespace, key, hash, versions },
+          { namespace, key, hash, versions: versions.map(withCreatedAt) },
           () =>
             versions.map((v) =>
               `${v.version}  ${new Date(v.created).toISOString()}  ${
@@ -66,8 +104,11 @@ lists every version, newest first, deletions included.`,
         );
         return;
       }
-      const info = await store.stat(namespace!, key!, version === undefined ? {} : { version });
-      ctx.out.result({ ...info, hash }, () => infoLines(info, hash), { essential: true });
+      const info = await store.stat(namespace!, key!, version === undefined ? {} : { version })
+        .catch((e) => explainMissing(store, location!, namespace!, key!, version, e));
+      ctx.out.result({ ...withCreatedAt(info), hash }, () => infoLines(info, hash), {
+        essential: true,
+      });
     }, { readOnly: true });
     return EXIT.ok;
   },

@@ -5,11 +5,14 @@
  * @module
  */
 
+import { ERROR_CODES, StoreMovedError } from "../../errors.ts";
+import { decodeMovedMarker } from "../../format/markers.ts";
+import { MOVED_KEY } from "../../layout.ts";
 import type { StoreStatus } from "../../store/store.ts";
 import { namePositionals, type ParsedArgs } from "../_args.ts";
 import type { Command } from "../_command.ts";
 import { EXIT, formatBytes, formatDuration, table } from "../_output.ts";
-import { type CommandContext, withStore } from "../_store.ts";
+import { type CommandContext, openLocation, withStore } from "../_store.ts";
 
 /** What `capsa status --json` prints: the store's status, plus what the CLI adds. */
 export interface StatusReport extends StoreStatus {
@@ -21,6 +24,63 @@ export interface StatusReport extends StoreStatus {
   leaseExpired: boolean | null;
   /** What to do next, when something needs doing. */
   advice: string[];
+}
+
+/**
+ * What `capsa status` reports for a store that was moved away (`capsa
+ * move`): the source only holds the marker naming the destination.
+ */
+export interface MovedReport {
+  /** Always `Moved`. */
+  state: "Moved";
+  /** The Location as opened (the source). */
+  location: string;
+  /** Where the store lives now, as the move recorded it. */
+  movedTo: string;
+  /** The store that was moved. */
+  storeId: string;
+  /** When the move was committed, ISO 8601. */
+  movedAt: string;
+  /** What to do next. */
+  advice: string[];
+}
+
+/**
+ * The report of a moved store, from its marker.
+ * @param ctx The command context.
+ * @param location The Location as typed.
+ * @param error What opening the store threw.
+ * @returns The report.
+ */
+async function movedReport(
+  ctx: CommandContext,
+  location: string,
+  error: StoreMovedError,
+): Promise<MovedReport> {
+  const opened = await openLocation(ctx, location);
+  try {
+    const marker = decodeMovedMarker(MOVED_KEY, await opened.driver.get(MOVED_KEY));
+    return {
+      state: "Moved",
+      location: opened.driver.location,
+      movedTo: marker.destination,
+      storeId: marker.storeId,
+      movedAt: new Date(marker.movedAt).toISOString(),
+      advice: [`the store lives at ${marker.destination} now: capsa status ${marker.destination}`],
+    };
+  } catch {
+    // The marker vanished or is unreadable since the open read it: what the open said is enough.
+    return {
+      state: "Moved",
+      location: opened.driver.location,
+      movedTo: error.destination,
+      storeId: "",
+      movedAt: "",
+      advice: [`the store lives at ${error.destination} now: capsa status ${error.destination}`],
+    };
+  } finally {
+    await opened.close();
+  }
 }
 
 function ago(ms: number): string {
@@ -70,29 +130,55 @@ export const statusCommand: Command = {
 where the index was loaded from, its high-water mark and age, the index snapshots, the
 maintenance lease and mode, this host's directory, the problems found on open, and what to do
 next. It only reads: it opens the store read-only and heals nothing. Exit code 5 when the store
-is Corrupted.`,
+is Corrupted. A store moved away (capsa move) is reported as state Moved with its destination
+and the time of the move, exit code 1 (it cannot be used here).`,
   flags: {},
   flagsHelp: "",
   example: "capsa status /srv/capsa --json",
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("status", args.positionals, ["LOCATION"]);
-    const report = await withStore(ctx, location!, async (store, opened): Promise<StatusReport> => {
-      const s = await store.status();
-      const now = Date.now();
-      return {
-        ...s,
-        hostDir: opened.hostDir ?? null,
-        highWaterMarkAgeMs: s.index?.highWaterMarkTime === undefined
-          ? null
-          : now - s.index.highWaterMarkTime,
-        leaseExpired: s.lease ? s.lease.expiresAt < now : null,
-        advice: adviceFor(s, location!),
-      };
-    }, { readOnly: true, allowCorrupted: true });
+    let report: StatusReport;
+    try {
+      report = await withStore(ctx, location!, async (store, opened): Promise<StatusReport> => {
+        const s = await store.status();
+        const now = Date.now();
+        return {
+          ...s,
+          hostDir: opened.hostDir ?? null,
+          highWaterMarkAgeMs: s.index?.highWaterMarkTime === undefined
+            ? null
+            : now - s.index.highWaterMarkTime,
+          leaseExpired: s.lease ? s.lease.expiresAt < now : null,
+          advice: adviceFor(s, location!),
+        };
+      }, { readOnly: true, allowCorrupted: true });
+    } catch (e) {
+      if (!(e instanceof StoreMovedError)) throw e;
+      const moved = await movedReport(ctx, location!, e);
+      ctx.out.result(moved, () => movedLines(moved), { essential: true });
+      return ERROR_CODES.store_moved.exit;
+    }
     ctx.out.result(report, () => statusLines(report), { essential: true });
     return report.state === "Corrupted" ? EXIT.corrupted : EXIT.ok;
   },
 };
+
+/**
+ * The human form of a moved store's report.
+ * @param r The report.
+ * @returns The lines.
+ */
+export function movedLines(r: MovedReport): string[] {
+  const lines = table([
+    ["store", r.storeId === "" ? "unknown" : r.storeId],
+    ["location", r.location],
+    ["state", "Moved"],
+    ["moved to", r.movedTo],
+    ["moved at", r.movedAt === "" ? "unknown" : r.movedAt],
+  ]);
+  for (const a of r.advice) lines.push(`next: ${a}`);
+  return lines;
+}
 
 /**
  * The human form of a status report.

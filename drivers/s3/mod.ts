@@ -52,8 +52,17 @@
  * await driver.close();
  * ```
  *
+ * Importing this entry point also makes every Location registry
+ * (`createLocationRegistry()` of `@capsa/capsa`) open `s3://` Locations:
+ * the main entry point never loads the AWS SDK by itself.
+ *
  * @module
  */
+
+import { provideS3Opener } from "../location.ts";
+import { openS3 } from "./driver.ts";
+
+provideS3Opener((url, options) => openS3(url.href, { create: options.create ?? false }));
 
 export {
   openS3,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { createGarbageCollectAgent } from "../../maintenance/gc.ts";
+import { createGarbageCollectAgent, GC_DEFAULTS } from "../../maintenance/gc.ts";
 import { parseGcOptions } from "../../maintenance/options.ts";
 import { runAgentCommand, statsLines } from "../_agent.ts";
 import { asUsage, namePositionals, type ParsedArgs } from "../_args.ts";
@@ -59,6 +59,15 @@ started before gc can still finish; it must stay well above the longest commit a
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("gc", args.positionals, ["LOCATION"]);
     const config = asUsage(() => parseGcOptions(args.values, "flags"));
+    const grace = config.grace ?? GC_DEFAULTS.grace;
+    if (!config.dryRun && grace > 0) {
+      // Otherwise a run over a small store looks like a hang: it waits before deleting.
+      ctx.out.note(
+        `after rewriting, gc waits the grace period (${
+          Math.round(grace / 1000)
+        } s) before it deletes anything, so that writers already under way finish first`,
+      );
+    }
     const report = await runAgentCommand(
       ctx,
       location!,

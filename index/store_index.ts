@@ -768,23 +768,15 @@ export class StoreIndex {
    * applied; the superseding pack's own blob rows replace them.
    */
   #supersede(packIds: readonly string[]): void {
-    const touched = new Map<string, [string, string]>();
-    for (const packId of packIds) {
-      this.#run("INSERT OR IGNORE INTO retired_packs (pack_id) VALUES (?)", [packId]);
-      const packNo = this.#packNo(packId);
-      if (packNo === null) continue;
-      for (
-        const [ns, key] of this.#all(
-          "SELECT DISTINCT namespace, key FROM manifests WHERE pack_no = ?",
-          [packNo],
-        )
-      ) touched.set(`${str(ns)}\u0000${str(key)}`, [str(ns), str(key)]);
-      this.#run("DELETE FROM manifests WHERE pack_no = ?", [packNo]);
-    }
-    for (const [ns, key] of touched.values()) this.#recomputeCurrent(ns, key);
+    this.#retireRows(packIds, false);
   }
 
+  /** What applying a gc run does to its packs: every row of theirs goes. */
   #retire(packIds: readonly string[]): void {
+    this.#retireRows(packIds, true);
+  }
+
+  #retireRows(packIds: readonly string[], blobsToo: boolean): void {
     const touched = new Map<string, [string, string]>();
     for (const packId of packIds) {
       this.#run("INSERT OR IGNORE INTO retired_packs (pack_id) VALUES (?)", [packId]);
@@ -797,6 +789,7 @@ export class StoreIndex {
         )
       ) touched.set(`${str(ns)}\u0000${str(key)}`, [str(ns), str(key)]);
       this.#run("DELETE FROM manifests WHERE pack_no = ?", [packNo]);
+      if (!blobsToo) continue;
       this.#run("DELETE FROM blobs WHERE pack_no = ?", [packNo]);
       this.#run("DELETE FROM packs WHERE pack_no = ?", [packNo]);
     }

@@ -16,7 +16,7 @@
  *   reads back byte for byte, and an artifact whose bytes were destroyed
  *   fails with a typed error.
  *
- * `CAPSA_FUZZ_SEED` replays a run (every failure message names the seed, the
+ * `CAPSA_FUZZ_SEED` replays a run (every failure message names its seed value, the
  * kind, the trial and the damage); `CAPSA_FUZZ_TRIALS` (default 2) sets the
  * trials per kind.
  */

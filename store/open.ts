@@ -163,6 +163,18 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
     indexLoadedFrom: undefined,
   };
   if (rec.state === "Corrupted" || rec.descriptor === undefined) {
+    // Nothing at all on the Location: no store (a wrong path), not a corrupted one.
+    let empty = true;
+    for await (const _ of driver.list("")) {
+      empty = false;
+      break;
+    }
+    if (empty) {
+      throw new CapsaError(
+        "no_store",
+        `there is no store at ${driver.location} (it is empty): check the Location, or create one with initStore / \`capsa init\``,
+      );
+    }
     opened.state = "Corrupted";
     return opened;
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { HostStorageRequiredError, InvalidArgumentError } from "../errors.ts";
+import { CapsaError, HostStorageRequiredError, InvalidArgumentError } from "../errors.ts";
 import { DESCRIPTOR_REPLICA_KEY, PACK_PREFIX } from "../layout.ts";
 import { initStore, openStore } from "./store.ts";
 
@@ -60,4 +60,10 @@ Deno.test("Store.put() on a Replicated store opened without host storage fails b
   );
   assert.deepEqual(packs(), before);
   await store.close();
+});
+
+Deno.test("openStore() on an empty Location is no_store, not a Corrupted store", async () => {
+  const e = await openStore(new MemoryDriver()).then(() => undefined, (e: unknown) => e);
+  assert.ok(e instanceof CapsaError && e.code === "no_store", String(e));
+  assert.match((e as Error).message, /there is no store at .* \(it is empty\)/);
 });

@@ -795,6 +795,9 @@ export class Store {
  * @param driver The Location's driver.
  * @param options Host storage, event bus, clock, read-only.
  * @returns The store; its {@linkcode Store.state} may be `Degraded` or `Corrupted`.
+ * @throws {CapsaError} `no_store` when the Location holds nothing at all (a
+ *   wrong path); a Location whose descriptor replicas are all lost but that
+ *   holds the rest of a store opens `Corrupted` instead (rebuild it with its kit).
  * @throws {StoreMovedError} when the store was moved away.
  * @throws {HostStorageRequiredError} when its manifests live only on the host
  *   (`manifestStorage` `Local`) and no host storage was given.

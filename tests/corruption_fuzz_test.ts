@@ -17,7 +17,7 @@
  *   fails with a typed error.
  *
  * `CAPSA_FUZZ_SEED` replays a run (every failure message names its seed value, the
- * kind, the trial and the damage); `CAPSA_FUZZ_TRIALS` (default 2) sets the
+ * kind, the trial and the damage); `CAPSA_FUZZ_TRIALS` (default 3) sets the
  * trials per kind.
  */
 

@@ -82,6 +82,17 @@ async function answers(store: Store, ns: string): Promise<string[]> {
   return out;
 }
 
+/** Rebuilds the index from a full scan (a CLI process, a fresh host directory) and compares. */
+async function assertRebuildAgrees(
+  store: string,
+  hostDir: string,
+  expected: string[],
+  why?: string,
+): Promise<void> {
+  await capsaOk(["rebuild", store, "--source", "full-scan", "--host-dir", hostDir, "-q"]);
+  assert.deepEqual(await withStore(store, hostDir, (s) => answers(s, "ns")), expected, why);
+}
+
 Deno.test("capsa gc --keep-versions 1 --drop-deleted-after 0s: only the live artifacts stay, about the size of a fresh store of them", async () => {
   const dir = await Deno.makeTempDir({ prefix: "capsa-gc-" });
   const store = `${dir}/store`;
@@ -150,19 +161,7 @@ Deno.test("capsa gc --keep-versions 1 --drop-deleted-after 0s: only the live art
     assert.equal(indexAnswers.length, 500);
     assert.ok(indexAnswers.every((a) => a.endsWith(" 1")));
     // A full-scan rebuild gives the same answers.
-    await capsaOk([
-      "rebuild",
-      store,
-      "--source",
-      "full-scan",
-      "--host-dir",
-      `${dir}/rebuilt`,
-      "-q",
-    ]);
-    assert.deepEqual(
-      await withStore(store, `${dir}/rebuilt`, (s) => answers(s, "ns")),
-      indexAnswers,
-    );
+    await assertRebuildAgrees(store, `${dir}/rebuilt`, indexAnswers);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -363,20 +362,7 @@ Deno.test("capsa gc killed (SIGKILL) at random points: rerunning gc and rebuildi
       assert.ok(afterRerun.every((a) => a.endsWith(" 1")), why);
       const verify = await capsa(["verify", store, "--data", "--host-dir", `${dir}/v`]);
       assert.equal(verify.code, 0, `${why}: ${verify.stdout}${verify.stderr}`);
-      await capsaOk([
-        "rebuild",
-        store,
-        "--source",
-        "full-scan",
-        "--host-dir",
-        `${dir}/rebuilt`,
-        "-q",
-      ]);
-      assert.deepEqual(
-        await withStore(store, `${dir}/rebuilt`, (s) => answers(s, "ns")),
-        afterRerun,
-        why,
-      );
+      await assertRebuildAgrees(store, `${dir}/rebuilt`, afterRerun, why);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

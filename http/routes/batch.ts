@@ -33,12 +33,13 @@
  */
 
 import type { Context } from "hono";
-import { CapsaError, InvalidArgumentError } from "../../errors.ts";
+import { InvalidArgumentError } from "../../errors.ts";
 import { validateArtifactKey, validateNamespace } from "../../format/manifest.ts";
 import { readTar, type TarEntry } from "../../format/tar.ts";
 import type { BatchSummary } from "../../store/batch.ts";
 import type { Store } from "../../store/store.ts";
 import { HttpError, toHttpError } from "../errors.ts";
+import { requestBody } from "../_body.ts";
 
 /** The default of `AppOptions.batchMaxBytes`: 1 GiB. */
 export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024 * 1024;
@@ -118,37 +119,14 @@ function limitedBody(
   body: ReadableStream<Uint8Array>,
   maxBytes: number,
 ): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  let seen = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let next: ReadableStreamReadResult<Uint8Array>;
-      try {
-        next = await reader.read();
-      } catch (e) {
-        throw new CapsaError(
-          "incomplete_body",
-          `the request body ended after ${seen} bytes, before it was complete ` +
-            "(the client disconnected or sent less than its Content-Length)",
-          false,
-          { cause: e },
-        );
-      }
-      if (next.done) return controller.close();
-      seen += next.value.length;
-      if (seen > maxBytes) {
-        reader.cancel().catch(() => {});
-        throw new HttpError(
-          "payload_too_large",
-          `the tar body is over ${maxBytes} bytes, the limit of a batch upload: send it in parts`,
-        );
-      }
-      controller.enqueue(next.value);
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
+  return requestBody(body, {
+    maxBytes,
+    ended: (seen) =>
+      `the request body ended after ${seen} bytes, before it was complete ` +
+      "(the client disconnected or sent less than its Content-Length)",
+    tooLarge: (max) =>
+      `the tar body is over ${max} bytes, the limit of a batch upload: send it in parts`,
+  });
 }
 
 function mediaType(header: string | undefined): string {

@@ -11,6 +11,7 @@ import { ArtifactNotFoundError, CapsaError, InvalidArgumentError } from "../../e
 import type { ArtifactInfo, ArtifactPage, GetOptions, Store } from "../../store/store.ts";
 import { parseRange } from "../_range.ts";
 import { HttpError } from "../errors.ts";
+import { requestBody } from "../_body.ts";
 import { type BatchLimits, batchUpload } from "./batch.ts";
 
 const META_PREFIX = "x-capsa-meta-";
@@ -213,34 +214,13 @@ function checkObjectPath(rawPath: string): void {
   }
 }
 
-/**
- * A request body whose read failures (the client disconnected, or sent less
- * than its `Content-Length`) become `incomplete_body` (400): the client's
- * doing, not the server's.
- */
-function requestBody(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let next: ReadableStreamReadResult<Uint8Array>;
-      try {
-        next = await reader.read();
-      } catch (e) {
-        throw new CapsaError(
-          "incomplete_body",
-          "the request body ended before it was complete (the client disconnected or sent " +
-            "less than its Content-Length): nothing was stored; send it again",
-          false,
-          { cause: e },
-        );
-      }
-      if (next.done) controller.close();
-      else controller.enqueue(next.value);
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
+/** A PUT's body: a read that fails is the client's `incomplete_body` (400). */
+function putBody(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  return requestBody(body, {
+    ended: () =>
+      "the request body ended before it was complete (the client disconnected or sent " +
+      "less than its Content-Length): nothing was stored; send it again",
+  });
 }
 
 /**
@@ -343,7 +323,7 @@ export function objectRoutes(
       metadata[metaName] = decodeMetaValue(metaName, value);
     }
     const body = c.req.raw.body;
-    const info = await store.put(namespace, key, body ? requestBody(body) : new Uint8Array(0), {
+    const info = await store.put(namespace, key, body ? putBody(body) : new Uint8Array(0), {
       contentType: c.req.header("Content-Type") ?? "",
       metadata,
     });

@@ -56,6 +56,8 @@ export const EXIT_CODES = {
   leaseHeld: 4,
   /** The store is corrupted: it needs `capsa rebuild` (with `--kit` when the descriptor is lost). */
   corrupted: 5,
+  /** The store is encrypted and the passphrase is wrong or missing. */
+  passphrase: 6,
 } as const;
 Object.freeze(EXIT_CODES);
 
@@ -75,6 +77,7 @@ const failed = EXIT_CODES.failed;
 const usage = EXIT_CODES.usage;
 const leaseHeld = EXIT_CODES.leaseHeld;
 const corrupted = EXIT_CODES.corrupted;
+const passphrase = EXIT_CODES.passphrase;
 
 /**
  * Every error code capsa uses, with its default `retryable`, HTTP status,
@@ -304,6 +307,13 @@ export const ERROR_CODES = {
     exit: failed,
     description: "an HTTP request body is over the limit the message states: send less",
   },
+  passphrase_required: {
+    retryable: false,
+    status: 401,
+    exit: passphrase,
+    description:
+      "the store is encrypted and no passphrase was given: set CAPSA_PASSPHRASE, pass --passphrase-file FILE, or type it at the prompt",
+  },
   permission_denied: {
     retryable: false,
     status: 500,
@@ -411,8 +421,7 @@ export const ERROR_CODES = {
     retryable: false,
     status: 501,
     exit: failed,
-    description:
-      "the store uses a feature this version of capsa cannot serve (e.g. encryption): upgrade capsa",
+    description: "the store uses a feature this version of capsa cannot serve: upgrade capsa",
   },
   unsupported_format_version: {
     retryable: false,
@@ -427,6 +436,13 @@ export const ERROR_CODES = {
     exit: usage,
     description:
       "the command line is wrong (unknown command or flag, missing argument): see `capsa <command> --help`",
+  },
+  wrong_passphrase: {
+    retryable: false,
+    status: 401,
+    exit: passphrase,
+    description:
+      "the passphrase opens none of the store's key slots: check it (CAPSA_PASSPHRASE, --passphrase-file); nothing was changed",
   },
 } as const satisfies Readonly<Record<string, ErrorCodeInfo>>;
 for (const info of Object.values(ERROR_CODES)) Object.freeze(info);

@@ -166,7 +166,15 @@ Deno.test("the HTTP endpoint and the CLI take statuses and exit codes from the t
   }
   assert.equal(classes.size, SAMPLES.length, "one sample per class");
   // The documented exit codes are unchanged.
-  assert.deepEqual(EXIT, { ok: 0, failed: 1, usage: 2, problems: 3, leaseHeld: 4, corrupted: 5 });
+  assert.deepEqual(EXIT, {
+    ok: 0,
+    failed: 1,
+    usage: 2,
+    problems: 3,
+    leaseHeld: 4,
+    corrupted: 5,
+    passphrase: 6,
+  });
   assert.equal(exitCodeOf(new UsageError("x")), EXIT.usage);
   assert.equal(exitCodeOf(new LeaseHeldError("x", 0)), EXIT.leaseHeld);
   assert.equal(exitCodeOf(new StoreCorruptedError([])), EXIT.corrupted);

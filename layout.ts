@@ -74,6 +74,10 @@ export const GC_RUN_PREFIX = "system.state/gc/runs/";
 export const GC_EPOCH_KEY = "system.state/gc/epoch";
 /** Where a driver may write probe objects (capability checks). */
 export const PROBE_PREFIX = "system.state/probe/";
+/** Key slots of an encrypted store: `system.keys/<slot id>.json` (docs/FORMAT.md §9.3). */
+export const KEY_SLOT_PREFIX = "system.keys/";
+/** The replica of each key slot: `system.state/keys/<slot id>.json`. */
+export const KEY_SLOT_REPLICA_PREFIX = "system.state/keys/";
 
 /** Where packs live on a Location. */
 export const PACK_PREFIX = "packs/";
@@ -262,4 +266,30 @@ export function manifestLogKey(packId: string): string {
  */
 export function clockProbeKey(nonce: string): string {
   return `${PROBE_PREFIX}clock-${nonce}`;
+}
+
+/**
+ * The key of a key slot and of its replica.
+ * @param slotId 16 lower-case hex digits.
+ * @returns `[system.keys/<id>.json, system.state/keys/<id>.json]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keySlotKeys } from "./layout.ts";
+ * assert.deepEqual(keySlotKeys("0123456789abcdef")[0], "system.keys/0123456789abcdef.json");
+ * ```
+ */
+export function keySlotKeys(slotId: string): [string, string] {
+  return [`${KEY_SLOT_PREFIX}${slotId}.json`, `${KEY_SLOT_REPLICA_PREFIX}${slotId}.json`];
+}
+
+/**
+ * The slot id of a key slot's key (either copy), or `undefined`.
+ * @param key A Location key.
+ * @returns The slot id.
+ */
+export function parseKeySlotKey(key: string): string | undefined {
+  const m = /^(?:system\.keys|system\.state\/keys)\/([0-9a-f]{16})\.json$/.exec(key);
+  return m?.[1];
 }

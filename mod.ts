@@ -87,7 +87,8 @@ export {
   type RetentionSettings,
   type StoreConfig,
 } from "./format/config.ts";
-export type { Descriptor, EncryptionParams, KdfParams } from "./format/descriptor.ts";
+export type { Descriptor, EncryptionParams } from "./format/descriptor.ts";
+export type { KdfParams, KeySlot } from "./format/crypto.ts";
 export type { ChunkingParams } from "./format/chunker.ts";
 export type { HashAlgorithm } from "./format/hashing.ts";
 export {

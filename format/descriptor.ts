@@ -5,7 +5,7 @@
  * object in it depends on: the format version, the hash algorithm of blob ids,
  * the content-defined chunking parameters (they decide where chunk boundaries
  * fall, so changing them would stop deduplication against existing chunks)
- * and, reserved for a later version, the encryption parameters. It never
+ * and the encryption parameters (the key check of its data key). It never
  * changes after `init`; tunables that may change live in the config history
  * (`format/config.ts`).
  *
@@ -87,35 +87,16 @@ import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../layout.ts";
 /** The replica keys inside the Location, in the order they are written. */
 export const LOCATION_DESCRIPTOR_KEYS: readonly string[] = [DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY];
 
-/** Argon2id parameters of the key that wraps the data key (reserved). */
-export interface KdfParams {
-  /** Always `"argon2id"`. */
-  readonly algorithm: "argon2id";
-  /** Memory cost in KiB; at least `8 × parallelism`, at most 4 GiB. */
-  readonly memoryKiB: number;
-  /** Time cost (passes), 1 to 64. */
-  readonly iterations: number;
-  /** Lanes, 1 to 64. */
-  readonly parallelism: number;
-  /** The salt, standard base64 with padding, 16 to 64 bytes. */
-  readonly salt: string;
-}
-
 /**
- * Encryption parameters (reserved: this version creates and opens only
- * unencrypted stores, but reads and validates the field so the format does
- * not change when encryption lands).
+ * Encryption parameters of an encrypted store (docs/FORMAT.md §9). The data
+ * key itself is in the key slots (`system.keys/`), wrapped under
+ * passphrases; the descriptor pins which key it is.
  */
 export interface EncryptionParams {
   /** Always `"aes-256-gcm"`. */
   readonly cipher: "aes-256-gcm";
-  /** How the wrapping key is derived from the passphrase. */
-  readonly kdf: KdfParams;
-  /**
-   * The 32-byte data key sealed with AES-256-GCM under the derived key:
-   * standard base64 of nonce (12 bytes) ‖ ciphertext (32) ‖ tag (16) = 60 bytes.
-   */
-  readonly wrappedKey: string;
+  /** The key check of the data key: standard base64 of 32 bytes (`format/crypto.ts`). */
+  readonly keyCheck: string;
 }
 
 /** A store descriptor, as held in memory (the `checksum` exists only in the encoding). */
@@ -250,47 +231,19 @@ function base64Length(text: string): number {
   return (text.length / 4) * 3 - pad;
 }
 
-/** The exact length of a wrapped data key: nonce 12 + key 32 + tag 16. */
-const WRAPPED_KEY_BYTES = 60;
-
 function encryptionProblem(value: unknown): string | undefined {
   if (value === null) return undefined;
   if (!isPlainObject(value)) return `"encryption" must be null or an object, got ${shown(value)}`;
-  const fields = fieldSetProblem(value, ["cipher", "kdf", "wrappedKey"], "encryption.");
+  const fields = fieldSetProblem(value, ["cipher", "keyCheck"], "encryption.");
   if (fields !== undefined) return fields;
   if (value.cipher !== "aes-256-gcm") {
     return `"encryption.cipher" must be "aes-256-gcm", got ${shown(value.cipher)}`;
   }
-  const kdf = value.kdf;
-  if (!isPlainObject(kdf)) return `"encryption.kdf" must be an object, got ${shown(kdf)}`;
-  const kdfFields = fieldSetProblem(
-    kdf,
-    ["algorithm", "memoryKiB", "iterations", "parallelism", "salt"],
-    "encryption.kdf.",
-  );
-  if (kdfFields !== undefined) return kdfFields;
-  if (kdf.algorithm !== "argon2id") {
-    return `"encryption.kdf.algorithm" must be "argon2id", got ${shown(kdf.algorithm)}`;
-  }
-  const p = intProblem(kdf.parallelism, "encryption.kdf.parallelism", 1, 64) ??
-    intProblem(kdf.iterations, "encryption.kdf.iterations", 1, 64) ??
-    intProblem(kdf.memoryKiB, "encryption.kdf.memoryKiB", 8, 4 * 1024 * 1024);
-  if (p !== undefined) return p;
-  if ((kdf.memoryKiB as number) < 8 * (kdf.parallelism as number)) {
-    return `"encryption.kdf.memoryKiB" must be at least 8 × parallelism`;
-  }
-  if (typeof kdf.salt !== "string" || !BASE64_PATTERN.test(kdf.salt)) {
-    return `"encryption.kdf.salt" must be standard base64, got ${shown(kdf.salt)}`;
-  }
-  const saltBytes = base64Length(kdf.salt);
-  if (saltBytes < 16 || saltBytes > 64) {
-    return `"encryption.kdf.salt" must hold 16 to 64 bytes, got ${saltBytes}`;
-  }
   if (
-    typeof value.wrappedKey !== "string" || !BASE64_PATTERN.test(value.wrappedKey) ||
-    base64Length(value.wrappedKey) !== WRAPPED_KEY_BYTES
+    typeof value.keyCheck !== "string" || !BASE64_PATTERN.test(value.keyCheck) ||
+    base64Length(value.keyCheck) !== 32
   ) {
-    return `"encryption.wrappedKey" must be standard base64 of ${WRAPPED_KEY_BYTES} bytes`;
+    return `"encryption.keyCheck" must be standard base64 of 32 bytes`;
   }
   return undefined;
 }
@@ -346,23 +299,13 @@ function copyDescriptor(d: Descriptor): Descriptor {
     createdAt: d.createdAt,
     hash: d.hash,
     chunking: { min: d.chunking.min, avg: d.chunking.avg, max: d.chunking.max },
-    encryption: e === null ? null : {
-      cipher: e.cipher,
-      kdf: {
-        algorithm: e.kdf.algorithm,
-        memoryKiB: e.kdf.memoryKiB,
-        iterations: e.kdf.iterations,
-        parallelism: e.kdf.parallelism,
-        salt: e.kdf.salt,
-      },
-      wrappedKey: e.wrappedKey,
-    },
+    encryption: e === null ? null : { cipher: e.cipher, keyCheck: e.keyCheck },
   };
 }
 
 /**
  * Checks every field of a descriptor (types, ranges, the chunking rules of
- * {@linkcode validateChunkingParams}, the reserved encryption layout) and
+ * {@linkcode validateChunkingParams}, the encryption parameters) and
  * that it has no other field.
  *
  * @param descriptor The descriptor to check.
@@ -392,10 +335,12 @@ export interface CreateDescriptorOptions {
   chunking?: ChunkingParams;
   /** The clock giving `createdAt`, in ms since the epoch (default `Date.now`). */
   clock?: () => number;
+  /** Encryption (default `null`: unencrypted). */
+  encryption?: EncryptionParams | null;
 }
 
 /**
- * Makes the descriptor of a new, unencrypted store.
+ * Makes the descriptor of a new store (unencrypted unless `encryption` is given).
  *
  * @param options Store id, hash, chunking and clock; each has a default.
  * @returns A validated descriptor.
@@ -419,7 +364,7 @@ export function createDescriptor(options: CreateDescriptorOptions = {}): Descrip
     createdAt: new Date(now).toISOString(),
     hash: options.hash ?? DEFAULT_HASH_ALGORITHM,
     chunking: options.chunking ?? DEFAULT_CHUNKING,
-    encryption: null,
+    encryption: options.encryption ?? null,
   };
   validateDescriptor(descriptor);
   return copyDescriptor(descriptor);

@@ -65,14 +65,7 @@ function corruptReason(bytes: Uint8Array): string {
 
 const ENCRYPTION = {
   cipher: "aes-256-gcm",
-  kdf: {
-    algorithm: "argon2id",
-    memoryKiB: 65536,
-    iterations: 3,
-    parallelism: 4,
-    salt: btoa("s".repeat(16)),
-  },
-  wrappedKey: btoa("k".repeat(60)),
+  keyCheck: btoa("k".repeat(32)),
 };
 
 // --- keys -----------------------------------------------------------------
@@ -263,13 +256,9 @@ Deno.test("decodeDescriptor() refuses an ill-typed or out-of-range field", () =>
     [{ chunking: { min: 1024, avg: 16384, max: 16384 } }, /"chunking" is invalid/],
     [{ encryption: "none" }, /"encryption" must be null or an object/],
     [{ encryption: { ...ENCRYPTION, cipher: "chacha20" } }, /encryption.cipher/],
-    [{ encryption: { ...ENCRYPTION, wrappedKey: btoa("short") } }, /wrappedKey/],
-    [
-      { encryption: { ...ENCRYPTION, kdf: { ...ENCRYPTION.kdf, memoryKiB: 1 << 30 } } },
-      /memoryKiB/,
-    ],
-    [{ encryption: { ...ENCRYPTION, kdf: { ...ENCRYPTION.kdf, salt: "***" } } }, /salt/],
-    [{ encryption: { ...ENCRYPTION, kdf: { ...ENCRYPTION.kdf, salt: btoa("s") } } }, /salt/],
+    [{ encryption: { ...ENCRYPTION, keyCheck: btoa("short") } }, /keyCheck/],
+    [{ encryption: { ...ENCRYPTION, keyCheck: "***" } }, /keyCheck/],
+    [{ encryption: { ...ENCRYPTION, wrappedKey: btoa("k".repeat(60)) } }, /encryption/],
   ];
   for (const [override, reason] of cases) {
     const obj = { ...jsonOf(fixture()), ...override };

@@ -39,8 +39,10 @@ import {
   descriptorChecksum,
   validateDescriptor,
 } from "./descriptor.ts";
-import { isChecksum, isStoreId, isTimestamp } from "./fields.ts";
+import { canonicalChecksum, isChecksum, isStoreId, isTimestamp } from "./fields.ts";
 import { HASH_ALGORITHMS, type HashAlgorithm, isHashAlgorithm } from "./hashing.ts";
+import { type KeySlot, keySlotProblem } from "./crypto.ts";
+import type { EncryptionParams } from "./descriptor.ts";
 import { CapsaError, type CapsaErrorOptions, InvalidArgumentError } from "../errors.ts";
 
 /** The Recovery Kit version this code writes and reads. */
@@ -64,7 +66,8 @@ const HEADER = `capsa recovery kit v${RECOVERY_KIT_VERSION}`;
  * - `malformed_line`: a line that is no field, comment or blank line, or holds a control character;
  * - `unknown_field`, `duplicate_field`, `missing_field`: as named;
  * - `bad_value`: a field's value is malformed or out of range;
- * - `unsupported_encryption`: an encrypted store's kit (not supported by this version);
+ * - `unsupported_encryption`: an encryption this version does not know, or an
+ *   encrypted store's kit without a key slot;
  * - `bad_checksum`: the checksum does not match the fields;
  * - `trailing_garbage`: anything but blank lines after the checksum line.
  */
@@ -150,8 +153,14 @@ export interface RecoveryKit {
   readonly hash: HashAlgorithm;
   /** The chunking parameters. */
   readonly chunking: ChunkingParams;
-  /** Always `null`: this version reads kits of unencrypted stores only. */
-  readonly encryption: null;
+  /** The encryption parameters; `null` for an unencrypted store. */
+  readonly encryption: EncryptionParams | null;
+  /**
+   * The key slots when the kit was made (an encrypted store; empty
+   * otherwise). They wrap the data key under passphrases: the kit alone
+   * cannot decrypt anything.
+   */
+  readonly keySlots: readonly KeySlot[];
   /** Where the store was when the kit was made: informational, not covered by the checksum. */
   readonly location?: string;
   /** The descriptor's checksum (the `checksum` of `store.json`). */
@@ -162,6 +171,8 @@ export interface RecoveryKit {
 export interface EncodeRecoveryKitOptions {
   /** The store's Location, printed for the operator (never credentials). */
   location?: string;
+  /** An encrypted store's key slots (at least one; required for an encrypted store). */
+  keySlots?: readonly KeySlot[];
 }
 
 // Control characters other than tab (CR is removed with the line ending first).
@@ -221,10 +232,15 @@ export function encodeRecoveryKit(
   options: EncodeRecoveryKitOptions = {},
 ): string {
   validateDescriptor(descriptor);
+  const slots = descriptor.encryption === null ? [] : [...(options.keySlots ?? [])];
   if (descriptor.encryption !== null) {
-    throw new InvalidArgumentError(
-      "encrypted stores are not supported by this version: no Recovery Kit can be written",
-    );
+    if (slots.length === 0) {
+      throw new InvalidArgumentError("an encrypted store's Recovery Kit needs its key slots");
+    }
+    for (const slot of slots) {
+      const problem = keySlotProblem(slotWithChecksum(slot), descriptor.storeId);
+      if (problem !== undefined) throw new InvalidArgumentError(`key slot: ${problem}`);
+    }
   }
   const location = options.location;
   if (location !== undefined) {
@@ -244,7 +260,14 @@ export function encodeRecoveryKit(
     `format-version: ${descriptor.formatVersion}`,
     `hash: ${descriptor.hash}`,
     `chunking: min=${min} avg=${avg} max=${max}`,
-    "encryption: none",
+    descriptor.encryption === null
+      ? "encryption: none"
+      : `encryption: ${descriptor.encryption.cipher} key-check=${descriptor.encryption.keyCheck}`,
+    ...(slots.length === 0 ? [] : [
+      "# Each key slot wraps the data key under one passphrase: this kit needs one of them to read",
+      "# anything. Keep the kit and the passphrases apart.",
+    ]),
+    ...slots.map((slot) => `key-slot: ${JSON.stringify(slotWithChecksum(slot))}`),
     ...(location === undefined ? [] : [`location: ${location}`]),
     `checksum: ${descriptorChecksum(descriptor)}`,
   ];
@@ -258,11 +281,18 @@ const FIELDS = [
   "hash",
   "chunking",
   "encryption",
+  "key-slot",
   "location",
   "checksum",
 ] as const;
 type Field = typeof FIELDS[number];
-const REQUIRED: readonly Field[] = FIELDS.filter((f) => f !== "location");
+const REQUIRED: readonly Field[] = FIELDS.filter((f) => f !== "location" && f !== "key-slot");
+
+/** A slot as its own object encodes it: with its checksum (`format/crypto.ts`). */
+function slotWithChecksum(slot: KeySlot): Record<string, unknown> {
+  const body = { ...slot, kdf: { ...slot.kdf } };
+  return { ...body, checksum: canonicalChecksum(body) };
+}
 
 function invalid(
   reason: RecoveryKitProblem,
@@ -352,6 +382,7 @@ export function parseRecoveryKit(input: string | Uint8Array): RecoveryKit {
   }
 
   const found = new Map<Field, { value: string; line: number }>();
+  const slotLines: Array<{ value: string; line: number }> = [];
   let checksumSeen = false;
   for (let i = 1; i < lines.length; i++) {
     const lineNo = i + 1;
@@ -383,6 +414,10 @@ export function parseRecoveryKit(input: string | Uint8Array): RecoveryKit {
         `unknown field "${name}" (known: ${FIELDS.join(", ")})`,
         lineNo,
       );
+    }
+    if (name === "key-slot") {
+      slotLines.push({ value: m[2]!, line: lineNo });
+      continue;
     }
     const previous = found.get(name as Field);
     if (previous !== undefined) {
@@ -416,17 +451,47 @@ export function parseRecoveryKit(input: string | Uint8Array): RecoveryKit {
       formatVersion.line,
     );
   }
-  const encryption = field("encryption");
-  if (encryption.value !== "none") {
-    if (encryption.value === "") throw bad("encryption", 'must be "none"');
-    throw invalid(
-      "unsupported_encryption",
-      "encrypted stores are not supported by this version",
-      encryption.line,
-    );
-  }
   const storeId = field("store-id").value;
   if (!isStoreId(storeId)) throw bad("store-id", "must be 32 lowercase hex digits");
+  const encryptionField = field("encryption");
+  let encryption: EncryptionParams | null = null;
+  if (encryptionField.value !== "none") {
+    const e = /^aes-256-gcm[ \t]+key-check=([A-Za-z0-9+/=]+)$/.exec(encryptionField.value);
+    if (e === null) {
+      if (encryptionField.value === "") {
+        throw bad("encryption", 'must be "none" or "aes-256-gcm key-check=…"');
+      }
+      throw invalid(
+        "unsupported_encryption",
+        `unknown encryption ${shown(encryptionField.value)} (this version knows aes-256-gcm)`,
+        encryptionField.line,
+      );
+    }
+    encryption = { cipher: "aes-256-gcm", keyCheck: e[1]! };
+  }
+  const keySlots: KeySlot[] = [];
+  for (const s of slotLines) {
+    if (encryption === null) {
+      throw invalid("bad_value", "a key slot in the kit of an unencrypted store", s.line);
+    }
+    let v: unknown;
+    try {
+      v = JSON.parse(s.value);
+    } catch {
+      throw invalid("bad_value", "a key slot must be one line of JSON", s.line);
+    }
+    const problem = keySlotProblem(v, storeId);
+    if (problem !== undefined) throw invalid("bad_value", `key slot: ${problem}`, s.line);
+    const { checksum: _, ...slot } = v as KeySlot & { checksum: string };
+    keySlots.push(slot);
+  }
+  if (encryption !== null && keySlots.length === 0) {
+    throw invalid(
+      "unsupported_encryption",
+      "the kit of an encrypted store holds no key slot: it cannot open the store",
+      encryptionField.line,
+    );
+  }
   const createdAt = field("created-at").value;
   if (!isTimestamp(createdAt)) {
     throw bad("created-at", "must be an ISO 8601 UTC timestamp with milliseconds");
@@ -462,7 +527,8 @@ export function parseRecoveryKit(input: string | Uint8Array): RecoveryKit {
     formatVersion: DESCRIPTOR_FORMAT_VERSION,
     hash,
     chunking,
-    encryption: null,
+    encryption,
+    keySlots,
     ...(location === undefined ? {} : { location: location.value }),
     checksum,
   };
@@ -478,7 +544,9 @@ function descriptorOf(kit: RecoveryKit): Descriptor {
     createdAt: kit.createdAt,
     hash: kit.hash,
     chunking: { min: kit.chunking.min, avg: kit.chunking.avg, max: kit.chunking.max },
-    encryption: null,
+    encryption: kit.encryption === null
+      ? null
+      : { cipher: kit.encryption.cipher, keyCheck: kit.encryption.keyCheck },
   };
 }
 
@@ -522,7 +590,13 @@ export function descriptorFromKit(kit: RecoveryKit): Descriptor {
     throw invalid("unknown_version", `kit version ${kit.version} is unknown`);
   }
   if (kit.encryption !== null) {
-    throw invalid("unsupported_encryption", "encrypted stores are not supported by this version");
+    if ((kit.keySlots ?? []).length === 0) {
+      throw invalid("unsupported_encryption", "the kit of an encrypted store holds no key slot");
+    }
+    for (const slot of kit.keySlots) {
+      const problem = keySlotProblem(slotWithChecksum(slot), kit.storeId);
+      if (problem !== undefined) throw invalid("bad_value", `key slot: ${problem}`);
+    }
   }
   try {
     validateDescriptor(descriptorOf(kit));
@@ -538,7 +612,8 @@ export function descriptorFromKit(kit: RecoveryKit): Descriptor {
 }
 
 // Re-exported so that this module's API is complete on its own.
-export type { Descriptor, EncryptionParams, KdfParams } from "./descriptor.ts";
+export type { Descriptor, EncryptionParams } from "./descriptor.ts";
+export type { KdfParams, KeySlot } from "./crypto.ts";
 export type { ChunkingParams } from "./chunker.ts";
 export type { HashAlgorithm } from "./hashing.ts";
 export { CapsaError, type CapsaErrorOptions } from "../errors.ts";

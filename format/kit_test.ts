@@ -94,25 +94,14 @@ Deno.test("encodeRecoveryKit() omits the location when none is given", () => {
   assert.equal(parseRecoveryKit(text).location, undefined);
 });
 
-Deno.test("encodeRecoveryKit() refuses an encrypted store, an invalid descriptor and a multi-line location", () => {
+Deno.test("encodeRecoveryKit() refuses an encrypted store without slots, an invalid descriptor and a multi-line location", () => {
   const encrypted = {
     ...D,
-    encryption: {
-      cipher: "aes-256-gcm",
-      kdf: {
-        algorithm: "argon2id",
-        memoryKiB: 65536,
-        iterations: 3,
-        parallelism: 4,
-        salt: btoa("s".repeat(16)),
-      },
-      wrappedKey: btoa("k".repeat(60)),
-    },
+    encryption: { cipher: "aes-256-gcm", keyCheck: btoa("k".repeat(32)) },
   } as const;
   assert.throws(
     () => encodeRecoveryKit(encrypted),
-    (e: unknown) =>
-      e instanceof InvalidArgumentError && /not supported by this version/.test(e.message),
+    (e: unknown) => e instanceof InvalidArgumentError && /needs its key slots/.test(e.message),
   );
   assert.throws(() => encodeRecoveryKit({ ...D, storeId: "x" }), InvalidArgumentError);
   for (const location of ["a\nchecksum: x", "", " padded", "tab\there", "x".repeat(1025)]) {
@@ -138,6 +127,7 @@ Deno.test("parseRecoveryKit() and descriptorFromKit() give back the descriptor",
       hash: "blake3",
       chunking: D.chunking,
       encryption: null,
+      keySlots: [],
       location: "s3://backups/capsa?region=eu-west-1",
       checksum: descriptorChecksum(D),
     } satisfies RecoveryKit,
@@ -289,12 +279,14 @@ Deno.test("parseRecoveryKit() refuses a bad value, naming the field and line", (
   }
 });
 
-Deno.test("parseRecoveryKit() refuses an encrypted store's kit", () => {
-  const e = refused(
-    edit("encryption:", "encryption: aes-256-gcm argon2id m=65536 t=3 p=4 key=…"),
+Deno.test("parseRecoveryKit() refuses an unknown encryption, and an encrypted kit without slots", () => {
+  const e = refused(edit("encryption:", "encryption: chacha20 key=…"), "unsupported_encryption");
+  assert.match(e.message, /unknown encryption/);
+  const f = refused(
+    edit("encryption:", `encryption: aes-256-gcm key-check=${btoa("k".repeat(32))}`),
     "unsupported_encryption",
   );
-  assert.match(e.message, /encrypted stores are not supported by this version/);
+  assert.match(f.message, /holds no key slot/);
 });
 
 Deno.test("parseRecoveryKit() refuses a kit with a bad checksum", () => {

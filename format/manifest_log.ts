@@ -16,6 +16,10 @@
  * apart by the first byte (`{` or `C`) and never decompresses past the
  * recorded length (docs/FORMAT.md §2.3).
  *
+ * An encrypted store seals the entry (either form): the 8 ASCII bytes
+ * `CAPSAMLE`, then `nonce ‖ ciphertext ‖ tag` of it, with the pack id as
+ * associated data (docs/FORMAT.md §9.4).
+ *
  * This module is the pure codec; `index/manifest_log.ts` reads entries from
  * the host storage.
  *
@@ -25,6 +29,7 @@
 import { CorruptObjectError } from "../errors.ts";
 import { compressIfWorthIt, decompressExactly, maxCompressedLength } from "./compression.ts";
 import { hashBytes } from "./hashing.ts";
+import { AAD, type StoreKeys } from "./crypto.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 
 /** The largest entry accepted (bounded before reading). */
@@ -37,6 +42,18 @@ const dec = new TextDecoder("utf-8", { fatal: true });
 export const MANIFEST_LOG_ZSTD_MAGIC = "CAPSAMLZ";
 const ZSTD_HEADER = enc.encode(MANIFEST_LOG_ZSTD_MAGIC);
 const ZSTD_HEADER_BYTES = ZSTD_HEADER.length + 4;
+/** The magic of a sealed entry (8 ASCII bytes). */
+export const MANIFEST_LOG_SEALED_MAGIC = "CAPSAMLE";
+const SEALED_HEADER = enc.encode(MANIFEST_LOG_SEALED_MAGIC);
+
+function startsWith(bytes: Uint8Array, magic: Uint8Array): boolean {
+  return bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
+}
+
+/** The pack id an entry's key ends with (`manifest-log/<pack id>`). */
+function packIdOfKey(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1);
+}
 
 function body(storeId: string, packId: string, manifests: readonly Manifest[]) {
   return {
@@ -52,6 +69,7 @@ function body(storeId: string, packId: string, manifests: readonly Manifest[]) {
  * Encodes an entry, compressed when a level is given and that saves 1/16.
  * @param storeId The store. @param packId The pack. @param manifests Its manifests.
  * @param compressionLevel The zstd level (`undefined`: plain JSON).
+ * @param keys An encrypted store's keys: the entry is sealed.
  * @returns The bytes.
  *
  * @example
@@ -68,6 +86,22 @@ export function encodeManifestLogEntry(
   packId: string,
   manifests: readonly Manifest[],
   compressionLevel?: number,
+  keys?: StoreKeys,
+): Uint8Array {
+  const inner = encodePlain(storeId, packId, manifests, compressionLevel);
+  if (keys === undefined) return inner;
+  const sealed = keys.seal(AAD.manifestLog(packId), inner);
+  const out = new Uint8Array(SEALED_HEADER.length + sealed.length);
+  out.set(SEALED_HEADER, 0);
+  out.set(sealed, SEALED_HEADER.length);
+  return out;
+}
+
+function encodePlain(
+  storeId: string,
+  packId: string,
+  manifests: readonly Manifest[],
+  compressionLevel: number | undefined,
 ): Uint8Array {
   const b = body(storeId, packId, manifests);
   const checksum = hashBytes("sha256", enc.encode(JSON.stringify(b)));
@@ -111,6 +145,7 @@ function unpack(key: string, bytes: Uint8Array): Uint8Array {
  * @param key The entry's key, for errors.
  * @param bytes Its bytes.
  * @param storeId The store it must belong to.
+ * @param keys An encrypted store's keys (its entries are sealed).
  * @returns The pack id and its manifests.
  * @throws {CorruptObjectError} when anything is wrong, including a compressed
  *   entry that does not decompress to exactly its recorded length.
@@ -119,7 +154,19 @@ export function decodeManifestLogEntry(
   key: string,
   bytes: Uint8Array,
   storeId: string,
+  keys?: StoreKeys,
 ): { packId: string; manifests: Manifest[] } {
+  if (startsWith(bytes, SEALED_HEADER)) {
+    if (keys === undefined) {
+      throw new CorruptObjectError(key, "the entry is encrypted and no key was given to read it");
+    }
+    bytes = keys.open(AAD.manifestLog(packIdOfKey(key)), bytes.subarray(SEALED_HEADER.length)) ??
+      (() => {
+        throw new CorruptObjectError(key, "the sealed entry fails authentication (tampered)");
+      })();
+  } else if (keys !== undefined) {
+    throw new CorruptObjectError(key, "the entry is not encrypted, in an encrypted store");
+  }
   const json = unpack(key, bytes);
   let v: Record<string, unknown>;
   try {

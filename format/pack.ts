@@ -49,6 +49,7 @@ import {
   UnsupportedFormatVersionError,
 } from "../errors.ts";
 import { blobIdToBytes, type HashAlgorithm, hashBytes, isBlobId } from "./hashing.ts";
+import { AAD, SEAL_OVERHEAD, type StoreKeys } from "./crypto.ts";
 import { isStoreId } from "./fields.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 import { isUlid, ULID_LENGTH } from "./ulid.ts";
@@ -93,6 +94,7 @@ const HASH_BY_ID: readonly (HashAlgorithm | undefined)[] = [undefined, "blake3",
 const KIND_IDS: Record<BlobKind, number> = { regular: 1, chunk: 2 };
 const KIND_BY_ID: readonly (BlobKind | undefined)[] = [undefined, "regular", "chunk"];
 const CIPHER_NONE = 0;
+const CIPHER_AES_GCM = 1;
 const COMPRESSION_BY_ID: readonly (BlobCompression | undefined)[] = ["none", "zstd"];
 /** Trailer flag bit 0: the TOC is stored as one zstd frame (docs/FORMAT.md §5.5.3). */
 const FLAG_TOC_ZSTD = 1;
@@ -136,7 +138,9 @@ export interface PackBlobInput {
   /**
    * How `bytes` are already encoded, for a copy of a stored blob (garbage
    * collection): `"none"` stores them as they are even in a compressing
-   * writer; `"zstd"` needs `rawLength`. Omitted: `bytes` are raw.
+   * writer; `"zstd"` needs `rawLength`. Omitted: `bytes` are raw. In a
+   * sealing writer (`keys` given) the stored bytes of a copy are sealed
+   * (`nonce ‖ ciphertext ‖ tag` of the raw or compressed bytes).
    */
   compression?: BlobCompression;
   /** The raw length: required with `"zstd"`, else it must equal `bytes.length`. */
@@ -147,7 +151,7 @@ export interface PackBlobInput {
 export interface PackTrailer {
   /** The pack format version. */
   version: number;
-  /** The cipher of blob bodies and TOC: 0 = none (the only one this version reads). */
+  /** The cipher of blob bodies and TOC: 0 = none, 1 = AES-256-GCM (docs/FORMAT.md §9). */
   cipher: number;
   /** Flags: bit 0 set when the TOC is stored zstd-compressed (the only flag). */
   flags: number;
@@ -189,6 +193,11 @@ export interface DecodePackTocOptions {
   hash?: HashAlgorithm;
   /** When given, a pack whose TOC names another pack id is refused. */
   packId?: string;
+  /**
+   * The store's keys: needed to read a sealed pack (cipher 1); a sealed pack
+   * read without them, or a plain pack read with them, is refused.
+   */
+  keys?: StoreKeys | undefined;
 }
 
 /** Options of {@linkcode readPackToc}. */
@@ -220,6 +229,8 @@ export interface PackWriterOptions {
    * Omitted: nothing is compressed (a store whose config says `"none"`).
    */
   compressionLevel?: number | undefined;
+  /** Seal blobs and the TOC with these keys (an encrypted store: cipher 1). */
+  keys?: StoreKeys | undefined;
 }
 
 /** The most packs one pack may supersede (the TOC counts them in a `u16`). */
@@ -270,6 +281,13 @@ export interface PackSource {
 export interface ReadBlobOptions {
   /** The store's hash algorithm, to check the bytes against the id. */
   hash: HashAlgorithm;
+  /** An encrypted store's keys: the stored bytes are sealed, and ids keyed. */
+  keys?: StoreKeys | undefined;
+}
+
+/** The stored bytes' overhead of sealing: 28 with keys, else 0. */
+function overheadOf(keys: StoreKeys | undefined): number {
+  return keys === undefined ? 0 : SEAL_OVERHEAD;
 }
 
 function writeU64(view: DataView, at: number, value: number): void {
@@ -344,6 +362,7 @@ export class PackWriter {
   readonly #hash: HashAlgorithm;
   readonly #supersedes: readonly string[];
   readonly #level: number | undefined;
+  readonly #keys: StoreKeys | undefined;
   #buffer: Uint8Array;
   #length = PACK_HEADER_BYTES;
   readonly #entries: PackBlobEntry[] = [];
@@ -405,6 +424,7 @@ export class PackWriter {
       );
     }
     this.#level = level;
+    this.#keys = options.keys;
     this.#supersedes = supersedes;
     this.#buffer = new Uint8Array(Math.max(hint, 4096));
   }
@@ -481,19 +501,25 @@ export class PackWriter {
         `unknown blob compression ${JSON.stringify(blob.compression)}`,
       );
     }
-    const rawLength = blob.rawLength ?? blob.bytes.length;
+    const over = blob.compression === undefined ? 0 : overheadOf(this.#keys);
+    const rawLength = blob.rawLength ?? blob.bytes.length - over;
+    if (blob.compression !== undefined && blob.bytes.length < over) {
+      throw new InvalidArgumentError(
+        `blob ${blob.id}: ${blob.bytes.length} bytes cannot be sealed`,
+      );
+    }
     if (blob.compression === "zstd") {
       // A copy of a compressed blob: the format's rule must hold for it too.
       if (
         !Number.isSafeInteger(rawLength) || blob.rawLength === undefined ||
-        blob.bytes.length > maxCompressedLength(rawLength)
+        blob.bytes.length - over > maxCompressedLength(rawLength)
       ) {
         throw new InvalidArgumentError(
           `blob ${blob.id}: a zstd blob needs a raw length at least 1/16 above its ` +
             `${blob.bytes.length} stored bytes, got ${blob.rawLength}`,
         );
       }
-    } else if (rawLength !== blob.bytes.length) {
+    } else if (rawLength !== blob.bytes.length - over) {
       throw new InvalidArgumentError(
         `blob ${blob.id}: raw length ${rawLength} differs from its ${blob.bytes.length} bytes ` +
           "without compression",
@@ -507,6 +533,9 @@ export class PackWriter {
     if (blob.compression === undefined && this.#level !== undefined) {
       const packed = compressIfWorthIt(blob.bytes, this.#level);
       if (packed !== undefined) [stored, compression] = [packed, "zstd"];
+    }
+    if (blob.compression === undefined && this.#keys !== undefined) {
+      stored = this.#keys.seal(AAD.blob(blob.id), stored);
     }
     this.#reserve(stored.length);
     this.#buffer.set(stored, this.#length);
@@ -607,31 +636,40 @@ export class PackWriter {
 
     // The TOC is compressed as a whole when that saves 1/16 (blob ids do not
     // compress; manifests, mostly JSON, do).
-    let storedTocLength = tocLength;
+    let inner = buf.subarray(t, t + tocLength);
     let flags = 0;
     if (this.#level !== undefined) {
-      const packed = compressIfWorthIt(buf.subarray(t, t + tocLength), this.#level);
+      const packed = compressIfWorthIt(inner, this.#level);
       // Never below the smallest TOC, so that one size rule bounds every pack.
       if (packed !== undefined && packed.length >= MIN_TOC_BYTES) {
-        buf.set(packed, t);
-        storedTocLength = packed.length;
+        inner = packed;
         flags = FLAG_TOC_ZSTD;
       }
     }
+    const keys = this.#keys;
+    const storedTocLength = inner.length + overheadOf(keys);
     const prefix = encodeTrailerPrefix({
       version: PACK_FORMAT_VERSION,
-      cipher: CIPHER_NONE,
+      cipher: keys === undefined ? CIPHER_NONE : CIPHER_AES_GCM,
       flags,
       tocRawLength: flags === 0 ? 0 : tocLength,
       tocOffset,
       tocLength: storedTocLength,
     });
+    if (keys !== undefined) {
+      const sealed = keys.seal(AAD.toc(prefix), inner);
+      this.#reserve(sealed.length + PACK_TRAILER_BYTES);
+      this.#buffer.set(sealed, t);
+    } else if (inner.buffer !== buf.buffer || inner.byteOffset !== t) {
+      buf.set(inner, t);
+    }
     const trailerAt = tocOffset + storedTocLength;
-    buf.set(prefix, trailerAt);
-    const checksum = tocChecksum(buf.subarray(tocOffset, trailerAt), prefix);
-    buf.set(Uint8Array.fromHex(checksum), trailerAt + CHECKSUMMED_TRAILER_BYTES);
+    const out = this.#buffer;
+    out.set(prefix, trailerAt);
+    const checksum = tocChecksum(out.subarray(tocOffset, trailerAt), prefix);
+    out.set(Uint8Array.fromHex(checksum), trailerAt + CHECKSUMMED_TRAILER_BYTES);
     this.#length = trailerAt + PACK_TRAILER_BYTES;
-    return buf.subarray(0, this.#length);
+    return out.subarray(0, this.#length);
   }
 }
 
@@ -760,12 +798,13 @@ export function parsePackTrailer(key: string, bytes: Uint8Array): PackTrailer {
     throw new UnsupportedFormatVersionError(key, version, [PACK_FORMAT_VERSION]);
   }
   const cipher = t[10]!;
-  if (cipher !== CIPHER_NONE) {
+  if (cipher !== CIPHER_NONE && cipher !== CIPHER_AES_GCM) {
     throw new CorruptObjectError(
       key,
       `pack is sealed with cipher ${cipher}, which this version of capsa cannot read`,
     );
   }
+  const over = cipher === CIPHER_AES_GCM ? SEAL_OVERHEAD : 0;
   const flags = t[11]!;
   if ((flags & ~FLAG_TOC_ZSTD) !== 0) {
     throw new CorruptObjectError(
@@ -786,7 +825,7 @@ export function parsePackTrailer(key: string, bytes: Uint8Array): PackTrailer {
         `compressed TOC's raw length ${tocRawLength} is outside [${MIN_TOC_BYTES}, ${MAX_TOC_BYTES}]`,
       );
     }
-    if (tocLength > maxCompressedLength(tocRawLength)) {
+    if (tocLength - over > maxCompressedLength(tocRawLength)) {
       throw new CorruptObjectError(
         key,
         `compressed TOC of ${tocLength} bytes does not save 1/16 of its raw ${tocRawLength}`,
@@ -799,10 +838,10 @@ export function parsePackTrailer(key: string, bytes: Uint8Array): PackTrailer {
       `TOC length ${tocLength < 0 ? "≥ 2^53" : tocLength} exceeds the limit of ${MAX_TOC_BYTES}`,
     );
   }
-  if (tocLength < MIN_TOC_BYTES) {
+  if (tocLength < MIN_TOC_BYTES + over) {
     throw new CorruptObjectError(
       key,
-      `TOC length ${tocLength} is below the minimum ${MIN_TOC_BYTES}`,
+      `TOC length ${tocLength} is below the minimum ${MIN_TOC_BYTES + over}`,
     );
   }
   if (tocOffset < 0) throw new CorruptObjectError(key, "TOC offset ≥ 2^53 is out of range");
@@ -860,6 +899,15 @@ export function decodePackToc(
   }
   const prefix = encodeTrailerPrefix(trailer);
   if (tocChecksum(toc, prefix) !== trailer.checksum) bad("TOC checksum mismatch");
+  const keys = options.keys;
+  if (trailer.cipher === CIPHER_AES_GCM) {
+    if (keys === undefined) bad("the pack is encrypted (cipher 1) and no key was given to read it");
+    toc = keys!.open(AAD.toc(prefix), toc) ??
+      bad("the sealed TOC fails authentication (tampered, or sealed with another store's key)");
+  } else if (keys !== undefined) {
+    bad("the pack is not encrypted, in an encrypted store");
+  }
+  const over = overheadOf(keys);
   if ((trailer.flags & FLAG_TOC_ZSTD) !== 0) {
     // Bounded by the trailer's raw length, itself bounded by MAX_TOC_BYTES.
     toc = decompressExactly(key, toc, trailer.tocRawLength, "TOC");
@@ -946,12 +994,17 @@ export function decodePackToc(
         `blob entry ${i} extends past the TOC start (${offset} + ${storedLength} > ${trailer.tocOffset})`,
       );
     }
-    if (compression === "none" && rawLength !== storedLength) {
+    if (compression === "none" && rawLength !== storedLength - over) {
       bad(
-        `blob entry ${i}: stored length ${storedLength} ≠ raw length ${rawLength} without compression`,
+        `blob entry ${i}: stored length ${storedLength} ≠ raw length ${rawLength}${
+          over === 0 ? "" : ` + ${over}`
+        } without compression`,
       );
     }
-    if (compression === "zstd" && storedLength > maxCompressedLength(rawLength)) {
+    if (
+      compression === "zstd" &&
+      (storedLength < over || storedLength - over > maxCompressedLength(rawLength))
+    ) {
       bad(
         `blob entry ${i}: zstd stored length ${storedLength} does not save 1/16 of raw length ${rawLength}`,
       );
@@ -1107,24 +1160,31 @@ export function decodeStoredBlob(
   stored: Uint8Array,
   options: ReadBlobOptions,
 ): Uint8Array {
-  const rawLength = ref.rawLength ?? ref.storedLength;
-  const compression = ref.compression ?? (ref.storedLength < rawLength ? "zstd" : "none");
+  const keys = options.keys;
+  const over = overheadOf(keys);
+  const rawLength = ref.rawLength ?? ref.storedLength - over;
+  const compression = ref.compression ?? (ref.storedLength - over < rawLength ? "zstd" : "none");
   if (stored.length !== ref.storedLength) {
     throw new CorruptObjectError(
       ref.key,
       `blob ${ref.id} at offset ${ref.offset}: ${stored.length} stored bytes, expected ${ref.storedLength}`,
     );
   }
-  if (compression === "none" && rawLength !== ref.storedLength) {
+  if (compression === "none" && rawLength !== ref.storedLength - over) {
     throw new CorruptObjectError(
       ref.key,
       `blob ${ref.id} at offset ${ref.offset}: raw length ${rawLength} ≠ stored length ${ref.storedLength} without compression`,
     );
   }
+  let inner = stored;
+  if (keys !== undefined) {
+    inner = keys.open(AAD.blob(ref.id), stored) ??
+      corruptBlob(ref, "its sealed bytes fail authentication (tampered, or moved from elsewhere)");
+  }
   const raw = compression === "zstd"
-    ? decompressExactly(ref.key, stored, rawLength, `blob ${ref.id} at offset ${ref.offset}`)
-    : stored;
-  const actual = hashBytes(options.hash, raw);
+    ? decompressExactly(ref.key, inner, rawLength, `blob ${ref.id} at offset ${ref.offset}`)
+    : inner;
+  const actual = keys === undefined ? hashBytes(options.hash, raw) : keys.ids.bytes(raw);
   if (actual !== ref.id) {
     throw new CorruptObjectError(
       ref.key,
@@ -1132,6 +1192,10 @@ export function decodeStoredBlob(
     );
   }
   return raw;
+}
+
+function corruptBlob(ref: PackBlobRef, reason: string): never {
+  throw new CorruptObjectError(ref.key, `blob ${ref.id} at offset ${ref.offset}: ${reason}`);
 }
 
 /**

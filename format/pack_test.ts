@@ -446,8 +446,13 @@ Deno.test("readPackToc() refuses an unknown format version or a cipher it cannot
     /unknown formatVersion 0/,
   );
   await assertCorrupt(
-    read(sealPack(new Uint8Array(0), toc, { cipher: 1 })),
-    /sealed with cipher 1/,
+    read(sealPack(new Uint8Array(0), toc, { cipher: 2 })),
+    /sealed with cipher 2/,
+  );
+  // Cipher 1 (AES-256-GCM) read without the store's keys: refused, never misread.
+  await assertCorrupt(
+    read(sealPack(new Uint8Array(0), new Uint8Array(toc.length + 28), { cipher: 1 })),
+    /encrypted \(cipher 1\) and no key/,
   );
   await assert.rejects(
     read(sealPack(new Uint8Array(0), toc, { version: 2 })),

@@ -24,6 +24,11 @@
  * decompressed length stand for it: hashing the database again would cost
  * as much as decompressing it.
  *
+ * An encrypted store seals the body: the header then also holds
+ * `cipher: "aes-256-gcm"`, and the body is `nonce ‖ ciphertext ‖ tag` of the
+ * zstd frame, with the header's bytes as associated data, so neither can be
+ * changed alone (docs/FORMAT.md §9.4). `bodyBytes` counts the sealed body.
+ *
  * A snapshot that fails any check — magic, version, header, length,
  * decompression, checksum, store id — is never used ({@linkcode decodeSnapshot}
  * throws {@linkcode CorruptObjectError} naming the object); readers fall back
@@ -35,6 +40,7 @@
 
 import { CorruptObjectError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
+import { AAD, SEAL_OVERHEAD, type StoreKeys } from "./crypto.ts";
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 
 /** The encoding version written. */
@@ -67,22 +73,26 @@ export interface SnapshotHeader {
   dbSha256?: string;
   /** Version 2: how the database is stored (`"zstd"`). */
   compression?: "zstd";
-  /** Version 2: size of the stored (compressed) database. */
+  /** Version 2: size of the stored (compressed, and sealed when `cipher` is set) database. */
   bodyBytes?: number;
+  /** Version 2, an encrypted store: the body is sealed. */
+  cipher?: "aes-256-gcm";
 }
 
 /**
  * Encodes a snapshot (version 2: the database compressed with zstd).
  * @param header Everything but the sizes, which are computed.
  * @param db The exported database.
+ * @param keys An encrypted store's keys: the body is sealed.
  * @returns The snapshot's bytes.
  */
 export function encodeSnapshot(
-  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes">,
+  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes" | "cipher">,
   db: Uint8Array,
+  keys?: StoreKeys,
 ): Uint8Array {
   const body = zstdCompressSync(db, { params: SNAPSHOT_ZSTD_PARAMS });
-  return frameSnapshot(header, db.length, body);
+  return frameSnapshot(header, db.length, body, keys);
 }
 
 /** The zstd parameters of a snapshot's body (level and content checksum). */
@@ -97,20 +107,24 @@ export const SNAPSHOT_ZSTD_PARAMS: Record<number, number> = {
  * @param header Everything but the sizes.
  * @param dbBytes The database's size, decompressed.
  * @param body The zstd frame (with {@linkcode SNAPSHOT_ZSTD_PARAMS}).
+ * @param keys An encrypted store's keys: the body is sealed.
  * @returns The snapshot's bytes.
  */
 export function frameSnapshot(
-  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes">,
+  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes" | "cipher">,
   dbBytes: number,
   body: Uint8Array,
+  keys?: StoreKeys,
 ): Uint8Array {
   const full: SnapshotHeader = {
     ...header,
     dbBytes,
     compression: "zstd",
-    bodyBytes: body.length,
+    bodyBytes: body.length + (keys === undefined ? 0 : SEAL_OVERHEAD),
+    ...(keys === undefined ? {} : { cipher: "aes-256-gcm" as const }),
   };
   const h = enc.encode(JSON.stringify(full));
+  if (keys !== undefined) body = keys.seal(AAD.snapshot(h), body);
   const out = new Uint8Array(FIXED + h.length + body.length);
   out.set(MAGIC_BYTES, 0);
   const view = new DataView(out.buffer);
@@ -158,7 +172,9 @@ export class ForeignSnapshotError extends CorruptObjectError {
  * @param key The snapshot's key, for errors.
  * @param bytes Its bytes.
  * @param expectedStoreId The store it must belong to.
- * @returns The header, the encoding version, and the stored database (zstd in version 2).
+ * @param keys An encrypted store's keys (its snapshots are sealed).
+ * @returns The header, the encoding version, and the stored database (zstd in
+ *   version 2; opened when it was sealed).
  * @throws {ForeignSnapshotError} for a snapshot of another store.
  * @throws {CorruptObjectError} for anything else wrong.
  */
@@ -166,6 +182,7 @@ export function openSnapshot(
   key: string,
   bytes: Uint8Array,
   expectedStoreId: string,
+  keys?: StoreKeys,
 ): { header: SnapshotHeader; version: number; body: Uint8Array } {
   if (bytes.length < FIXED) {
     throw new CorruptObjectError(
@@ -200,7 +217,8 @@ export function openSnapshot(
     !Number.isSafeInteger(header.createdAt) || !Number.isSafeInteger(header.dbBytes) ||
     (version === 1
       ? typeof header.dbSha256 !== "string"
-      : header.compression !== "zstd" || !Number.isSafeInteger(header.bodyBytes))
+      : header.compression !== "zstd" || !Number.isSafeInteger(header.bodyBytes)) ||
+    (header.cipher !== undefined && header.cipher !== "aes-256-gcm")
   ) {
     throw new CorruptObjectError(key, "the header is missing fields or has wrong types");
   }
@@ -216,7 +234,21 @@ export function openSnapshot(
       } are present`,
     );
   }
-  const body = bytes.subarray(FIXED + hLen);
+  let body = bytes.subarray(FIXED + hLen);
+  if (header.cipher !== undefined) {
+    if (keys === undefined) {
+      throw new CorruptObjectError(
+        key,
+        "the snapshot is encrypted and no key was given to read it",
+      );
+    }
+    body = keys.open(AAD.snapshot(bytes.subarray(FIXED, FIXED + hLen)), body) ??
+      (() => {
+        throw new CorruptObjectError(key, "the sealed snapshot fails authentication (tampered)");
+      })();
+  } else if (keys !== undefined) {
+    throw new CorruptObjectError(key, "the snapshot is not encrypted, in an encrypted store");
+  }
   if (version === 1) {
     if (hashBytes("sha256", body) !== header.dbSha256) {
       throw new CorruptObjectError(key, "database checksum mismatch");
@@ -232,6 +264,7 @@ export function openSnapshot(
  * @param key The snapshot's key, for errors.
  * @param bytes Its bytes.
  * @param expectedStoreId The store it must belong to.
+ * @param keys An encrypted store's keys.
  * @returns The header and the database bytes.
  * @throws {ForeignSnapshotError} for a snapshot of another store.
  * @throws {CorruptObjectError} for anything else wrong.
@@ -240,8 +273,9 @@ export function decodeSnapshot(
   key: string,
   bytes: Uint8Array,
   expectedStoreId: string,
+  keys?: StoreKeys,
 ): { header: SnapshotHeader; db: Uint8Array } {
-  const { header, version, body } = openSnapshot(key, bytes, expectedStoreId);
+  const { header, version, body } = openSnapshot(key, bytes, expectedStoreId, keys);
   if (version === 1) return { header, db: body };
   let db: Uint8Array;
   try {

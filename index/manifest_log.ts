@@ -10,12 +10,14 @@ import { CorruptObjectError } from "../errors.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { decodeManifestLogEntry, MAX_MANIFEST_LOG_ENTRY_BYTES } from "../format/manifest_log.ts";
 import { manifestLogKey } from "../layout.ts";
+import type { StoreKeys } from "../format/crypto.ts";
 
 /**
  * Reads the entry of one pack.
  * @param host The host storage.
  * @param packId The pack.
  * @param storeId The store.
+ * @param keys An encrypted store's keys.
  * @returns Its manifests, or `undefined` when the pack has no entry.
  * @throws {CorruptObjectError} for a damaged entry; I/O errors propagate.
  */
@@ -23,6 +25,7 @@ export async function readManifestLogEntry(
   host: Driver,
   packId: string,
   storeId: string,
+  keys?: StoreKeys,
 ): Promise<Manifest[] | undefined> {
   const key = manifestLogKey(packId);
   let bytes: Uint8Array;
@@ -36,7 +39,7 @@ export async function readManifestLogEntry(
     if (e instanceof NotFoundError) return undefined;
     throw e;
   }
-  const entry = decodeManifestLogEntry(key, bytes, storeId);
+  const entry = decodeManifestLogEntry(key, bytes, storeId, keys);
   if (entry.packId !== packId) {
     throw new CorruptObjectError(key, `names pack ${entry.packId}, expected ${packId}`);
   }

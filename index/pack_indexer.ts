@@ -19,6 +19,7 @@ import type { ManifestStorage } from "../format/config.ts";
 import { readManifestLogEntry } from "./manifest_log.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { readPackToc } from "../format/pack.ts";
+import type { StoreKeys } from "../format/crypto.ts";
 import { isUlid, ulidFloor, ulidTime } from "../format/ulid.ts";
 import { pool } from "../pool.ts";
 
@@ -111,6 +112,8 @@ export interface IndexPacksOptions {
   storeId: string;
   /** Its hash algorithm. */
   hash: HashAlgorithm;
+  /** An encrypted store's keys. */
+  keys?: StoreKeys | undefined;
   /** Where manifests live. */
   manifestStorage: ManifestStorage;
   /** The host storage (for the manifest log), when there is one. */
@@ -207,11 +210,12 @@ export async function indexPacks(
           storeId: options.storeId,
           hash: options.hash,
           packId,
+          keys: options.keys,
         }), { ...policy, operation: "read", key: info.key });
       manifests = toc.manifests;
       if (readLog) {
         const logged = await retry(
-          () => readManifestLogEntry(options.hostStorage!, packId, options.storeId),
+          () => readManifestLogEntry(options.hostStorage!, packId, options.storeId, options.keys),
           { ...policy, operation: "read", key: packId },
         ).catch((e) => {
           if (e instanceof CorruptObjectError) {

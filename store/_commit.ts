@@ -14,8 +14,10 @@
  */
 
 import type { Manifest } from "../format/manifest.ts";
-import { type PackBlobEntry, PackWriter } from "../format/pack.ts";
+import { type PackBlobEntry, type PackBlobInput, PackWriter } from "../format/pack.ts";
 import type { BlobKind } from "../format/pack.ts";
+import { AAD, type StoreKeys } from "../format/crypto.ts";
+import { compressIfWorthIt } from "../format/compression.ts";
 
 /** What the committer needs from its store. */
 export interface CommitSink {
@@ -47,6 +49,8 @@ export interface CommitterOptions {
   packTargetSize: number;
   /** The zstd level of blobs and TOCs (`undefined`: stored as they are). */
   compressionLevel?: number | undefined;
+  /** An encrypted store's keys: blobs and TOCs are sealed. */
+  keys?: StoreKeys | undefined;
   /** How long a pack with manifests waits for more before sealing (ms). */
   lingerMs: number;
   /** Carry manifests in the pack TOCs (`false` for `Local` manifest storage). */
@@ -80,6 +84,7 @@ class PackSlot {
       storeId: options.storeId,
       hash: options.hash,
       compressionLevel: options.compressionLevel,
+      keys: options.keys,
       // A session's pack will be full: its buffer is taken at once, not grown by doubling.
       sizeHint: Math.min(
         options.packTargetSize + 64 * 1024,
@@ -143,6 +148,21 @@ export class Committer {
   async addBlob(id: string, kind: BlobKind, bytes: Uint8Array): Promise<PackSlot> {
     const known = this.#pending.get(id);
     if (known) return known;
+    // An encrypted store's blob is compressed here and sealed off the main thread (WebCrypto),
+    // so that sealing overlaps the hashing and compression of the next one.
+    const keys = this.#options.keys;
+    let input: PackBlobInput = { id, kind, bytes };
+    if (keys !== undefined) {
+      const level = this.#options.compressionLevel;
+      const packed = level === undefined ? undefined : compressIfWorthIt(bytes, level);
+      input = {
+        id,
+        kind,
+        bytes: await keys.sealAsync(AAD.blob(id), packed ?? bytes),
+        compression: packed === undefined ? "none" : "zstd",
+        rawLength: bytes.length,
+      };
+    }
     await this.backPressure();
     for (;;) {
       const again = this.#pending.get(id);
@@ -153,7 +173,7 @@ export class Committer {
     }
     const slot = this.#slot();
     const writer = slot.writer!;
-    slot.entries.push(writer.addBlob({ id, kind, bytes }));
+    slot.entries.push(writer.addBlob(input));
     this.#pending.set(id, slot);
     if (!this.#options.fillPacks && this.#full(slot)) this.#seal(slot);
     return slot;

@@ -40,7 +40,12 @@ import {
   CONFIG_REPLICA_PREFIX,
   DESCRIPTOR_KEY,
   DESCRIPTOR_REPLICA_KEY,
+  KEY_SLOT_PREFIX,
+  KEY_SLOT_REPLICA_PREFIX,
 } from "../layout.ts";
+import { createKeySlot, keyCheckOf, newDataKey, type StoreKeys } from "../format/crypto.ts";
+import { newStoreId } from "../format/fields.ts";
+import { readKeySlots, unlock, writeKeySlot } from "./keyslots.ts";
 import type { EventBus, StoreState } from "./events.ts";
 import { readMovedTo } from "./gate.ts";
 import { loadIndex } from "./persistence.ts";
@@ -65,6 +70,8 @@ export interface OpenedStore {
   indexSource: IndexSource;
   /** The snapshot key or host cache it was loaded from. */
   indexLoadedFrom: string | undefined;
+  /** An encrypted store's keys (`undefined` for an unencrypted one). */
+  keys: StoreKeys | undefined;
 }
 
 /** What {@linkcode openLocation} needs besides the Location. */
@@ -79,6 +86,8 @@ export interface OpenContext {
   readOnly: boolean;
   /** Concurrent TOC reads during catch-up. */
   parallelism: number;
+  /** An encrypted store's passphrase. */
+  passphrase?: string | undefined;
 }
 
 /** What a catch-up reads with. */
@@ -95,6 +104,8 @@ export interface CatchUpOptions {
   parallelism: number;
   /** The pack clock: the lister's time, read just before the listing. */
   now: () => number;
+  /** An encrypted store's keys. */
+  keys?: StoreKeys | undefined;
 }
 
 /**
@@ -119,6 +130,7 @@ export async function catchUp(
     const result = await indexPacks(driver, index, missing, {
       storeId: descriptor.storeId,
       hash: descriptor.hash,
+      keys: options.keys,
       manifestStorage: options.config.manifestStorage,
       hostStorage: options.host,
       parallelism: options.parallelism,
@@ -161,6 +173,7 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
     index: undefined,
     indexSource: "empty",
     indexLoadedFrom: undefined,
+    keys: undefined,
   };
   if (rec.state === "Corrupted" || rec.descriptor === undefined) {
     // Nothing at all on the Location: no store (a wrong path), not a corrupted one.
@@ -179,11 +192,14 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
     return opened;
   }
   const descriptor = rec.descriptor;
+  // An encrypted store is unlocked before anything is healed or read: a wrong or missing
+  // passphrase changes nothing.
+  let slotsToHeal: Array<{ key: string; bytes: Uint8Array }> = [];
   if (descriptor.encryption !== null) {
-    throw new CapsaError(
-      "unsupported_feature",
-      "this store is encrypted, which this version of capsa cannot open: upgrade capsa",
-    );
+    const reading = await readKeySlots(driver, descriptor.storeId);
+    opened.keys = (await unlock(descriptor, reading.slots, context.passphrase)).keys;
+    slotsToHeal = reading.toHeal;
+    opened.problems.push(...reading.problems);
   }
   opened.descriptor = descriptor;
 
@@ -251,7 +267,22 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
     }
   }
 
-  const loaded = await loadIndex(driver, host, { storeId: descriptor.storeId, bus, clock });
+  if (slotsToHeal.length > 0) {
+    if (context.readOnly) {
+      opened.problems.push(
+        ...slotsToHeal.map((h) => `${h.key}: missing or different: its twin is sound`),
+      );
+    } else {
+      for (const h of slotsToHeal) await driver.put(h.key, h.bytes);
+    }
+  }
+
+  const loaded = await loadIndex(driver, host, {
+    storeId: descriptor.storeId,
+    bus,
+    clock,
+    keys: opened.keys,
+  });
   opened.index = loaded.index;
   opened.indexSource = loaded.source;
   opened.indexLoadedFrom = loaded.loadedFrom;
@@ -263,6 +294,7 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
       config: resolved.config,
       parallelism: context.parallelism,
       now: context.clock,
+      keys: opened.keys,
     }, opened.problems);
   } catch (e) {
     loaded.index.close();
@@ -314,17 +346,38 @@ export async function createOnLocation(
   // An init interrupted before its descriptor (the commit point) may have left config
   // versions, which a new init writes after; anything else means the Location is in use.
   for await (const info of driver.list("")) {
-    if (!info.key.startsWith(CONFIG_PREFIX) && !info.key.startsWith(CONFIG_REPLICA_PREFIX)) {
+    if (
+      !info.key.startsWith(CONFIG_PREFIX) && !info.key.startsWith(CONFIG_REPLICA_PREFIX) &&
+      !info.key.startsWith(KEY_SLOT_PREFIX) && !info.key.startsWith(KEY_SLOT_REPLICA_PREFIX)
+    ) {
       throw new InvalidArgumentError(
         `${driver.location} is not empty (it holds ${info.key}): init needs an empty Location`,
       );
     }
   }
+  // Encryption: a random data key, pinned by its key check in the descriptor and wrapped under
+  // the passphrase in the first key slot (docs/FORMAT.md §9).
+  const storeId = newStoreId();
+  const dataKey = options.encryption === undefined ? undefined : newDataKey();
   const descriptor = createDescriptor({
+    storeId,
     ...(options.hash === undefined ? {} : { hash: options.hash }),
     ...(options.chunking === undefined ? {} : { chunking: options.chunking }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(dataKey === undefined
+      ? {}
+      : { encryption: { cipher: "aes-256-gcm" as const, keyCheck: keyCheckOf(dataKey, storeId) } }),
   });
+  const slot = dataKey === undefined ? undefined : await createKeySlot(
+    dataKey,
+    storeId,
+    options.encryption!.passphrase,
+    {
+      ...(options.encryption!.kdf === undefined ? {} : { kdf: options.encryption!.kdf }),
+      ...(options.encryption!.label === undefined ? {} : { label: options.encryption!.label }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    },
+  );
   const settings: ConfigSettings = { ...defaultConfig(), ...options.config };
   validateConfig(settings, { chunking: descriptor.chunking });
   if (settings.manifestStorage !== "Remote" && !options.hostStorage) {
@@ -334,9 +387,10 @@ export async function createOnLocation(
     chunking: descriptor.chunking,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
   });
+  if (slot !== undefined) await writeKeySlot(driver, slot);
   await writeDescriptorReplicas(driver, options.hostStorage, descriptor);
-  return encodeRecoveryKit(
-    descriptor,
-    options.location === undefined ? {} : { location: options.location },
-  );
+  return encodeRecoveryKit(descriptor, {
+    ...(options.location === undefined ? {} : { location: options.location }),
+    ...(slot === undefined ? {} : { keySlots: [slot] }),
+  });
 }

@@ -38,6 +38,7 @@ import {
 import { createZstdCompress, createZstdDecompress } from "node:zlib";
 import { fsError } from "../drivers/localfs/errors.ts";
 import { HOST_CACHE_KEY, SNAPSHOT_PREFIX } from "../layout.ts";
+import type { StoreKeys } from "../format/crypto.ts";
 import type { EventBus } from "./events.ts";
 import type { IndexSource } from "./types.ts";
 
@@ -51,12 +52,14 @@ const PIECE = 4 * 1024 * 1024;
  * @param index The index.
  * @param storeId The store.
  * @param createdAt When (ms).
+ * @param keys An encrypted store's keys: the snapshot is sealed.
  * @returns The snapshot's bytes.
  */
 export async function encodeIndexSnapshot(
   index: StoreIndex,
   storeId: string,
   createdAt: number,
+  keys?: StoreKeys,
 ): Promise<Uint8Array> {
   const header = {
     storeId,
@@ -65,7 +68,7 @@ export async function encodeIndexSnapshot(
     createdAt,
   };
   const file = index.file;
-  if (file === undefined) return encodeSnapshot(header, index.export());
+  if (file === undefined || keys !== undefined) return encodeSnapshot(header, index.export(), keys);
   const z = createZstdCompress({ params: SNAPSHOT_ZSTD_PARAMS, chunkSize: 1 << 20 });
   const out: Uint8Array[] = [];
   z.on("data", (c: Uint8Array) => out.push(c));
@@ -108,8 +111,13 @@ export async function encodeIndexSnapshot(
  * @param host The host storage.
  * @returns The directory's path, or `undefined`.
  */
-export async function hostIndexDir(host: Driver | undefined): Promise<string | undefined> {
-  if (host === undefined || host.kind !== "localfs") return undefined;
+export async function hostIndexDir(
+  host: Driver | undefined,
+  keys?: StoreKeys,
+): Promise<string | undefined> {
+  // An encrypted store keeps no plain SQLite file on the host: its index lives
+  // in memory and its host cache is a sealed snapshot (docs/FORMAT.md §9.4).
+  if (host === undefined || host.kind !== "localfs" || keys !== undefined) return undefined;
   const dir = `${host.location}/${HOST_CACHE_KEY.slice(0, HOST_CACHE_KEY.lastIndexOf("/"))}`;
   try {
     await Deno.mkdir(dir, { recursive: true });
@@ -203,9 +211,10 @@ export async function indexFromSnapshot(
   bytes: Uint8Array,
   storeId: string,
   dir: string | undefined,
+  keys?: StoreKeys,
 ): Promise<StoreIndex> {
-  if (dir === undefined) {
-    const { db } = decodeSnapshot(key, bytes, storeId);
+  if (dir === undefined || keys !== undefined) {
+    const { db } = decodeSnapshot(key, bytes, storeId, keys);
     return await StoreIndex.load(db, { storeId, key });
   }
   const { header, version, body } = openSnapshot(key, bytes, storeId);
@@ -268,6 +277,8 @@ export interface WriteSnapshotOptions {
   ids?: UlidGenerator;
   /** Prune older snapshots after writing (default `true`). */
   prune?: boolean;
+  /** An encrypted store's keys. */
+  keys?: StoreKeys | undefined;
 }
 
 /** What {@linkcode writeIndexSnapshot} wrote. */
@@ -314,7 +325,7 @@ export async function writeIndexSnapshot(
   const ids = options.ids ?? new UlidGenerator({ clock: options.clock });
   const key = SNAPSHOT_PREFIX + ids.next();
   const highWaterMark = index.highWaterMark();
-  const bytes = await encodeIndexSnapshot(index, options.storeId, options.clock());
+  const bytes = await encodeIndexSnapshot(index, options.storeId, options.clock(), options.keys);
   await driver.put(key, bytes);
   if (options.prune ?? true) await pruneSnapshots(driver, options.config.snapshotsKept, key);
   return { key, bytes, highWaterMark };
@@ -344,6 +355,7 @@ export async function loadNewestIndex(
   driver: Driver,
   storeId: string,
   dir?: string,
+  keys?: StoreKeys,
 ): Promise<IndexFound> {
   const rejected: Array<{ key: string; reason: string }> = [];
   for (const key of await listSnapshots(driver)) {
@@ -360,7 +372,7 @@ export async function loadNewestIndex(
       throw e;
     }
     try {
-      return { key, index: await indexFromSnapshot(key, bytes, storeId, dir), rejected };
+      return { key, index: await indexFromSnapshot(key, bytes, storeId, dir, keys), rejected };
     } catch (e) {
       if (!(e instanceof CorruptObjectError)) throw e;
       rejected.push({ key, reason: e.reason });
@@ -390,17 +402,17 @@ export interface LoadedIndex {
 export async function loadIndex(
   driver: Driver,
   host: Driver | undefined,
-  context: { storeId: string; bus: EventBus; clock: () => number },
+  context: { storeId: string; bus: EventBus; clock: () => number; keys?: StoreKeys | undefined },
 ): Promise<LoadedIndex> {
-  const { storeId, bus, clock } = context;
+  const { storeId, bus, clock, keys } = context;
   const warn = (code: string, message: string) =>
     bus.publish({ type: "warning", at: clock(), storeId, code, message });
-  const dir = await hostIndexDir(host);
+  const dir = await hostIndexDir(host, keys);
   if (host) {
     const where = `host:${HOST_CACHE_KEY}`;
     try {
       const index = dir === undefined
-        ? await hostCacheFromDriver(host, storeId, where)
+        ? await hostCacheFromDriver(host, storeId, where, keys)
         : await hostCacheFromFile(dir, storeId, where).catch((e) => {
           throw fsError(e, HOST_CACHE_KEY, "read");
         });
@@ -416,7 +428,7 @@ export async function loadIndex(
       }
     }
   }
-  const found = await loadNewestIndex(driver, storeId, dir);
+  const found = await loadNewestIndex(driver, storeId, dir, keys);
   for (const r of found.rejected) {
     warn("snapshot_rejected", `index snapshot ${r.key} is unusable: ${r.reason}`);
   }
@@ -453,8 +465,13 @@ export async function hostCacheFileVersion(host: Driver): Promise<number | undef
 }
 
 /** The host cache kept in the snapshot encoding through the host driver. */
-async function hostCacheFromDriver(host: Driver, storeId: string, where: string) {
-  const { header, db } = decodeSnapshot(where, await host.get(HOST_CACHE_KEY), storeId);
+async function hostCacheFromDriver(
+  host: Driver,
+  storeId: string,
+  where: string,
+  keys: StoreKeys | undefined,
+) {
+  const { header, db } = decodeSnapshot(where, await host.get(HOST_CACHE_KEY), storeId, keys);
   const index = await StoreIndex.load(db, { storeId, key: where });
   // Unchanged (not migrated): closing need not write the cache again.
   if (index.schemaVersion === header.schemaVersion) index.markHostCacheCurrent();
@@ -497,15 +514,15 @@ async function hostCacheFromFile(dir: string, storeId: string, where: string) {
 export async function saveHostCache(
   host: Driver,
   index: StoreIndex,
-  context: { storeId: string; createdAt: number },
+  context: { storeId: string; createdAt: number; keys?: StoreKeys | undefined },
 ): Promise<void> {
   if (index.hostCacheCurrent) return;
   const changes = index.changes;
-  const dir = await hostIndexDir(host);
+  const dir = await hostIndexDir(host, context.keys);
   if (dir === undefined) {
     await host.put(
       HOST_CACHE_KEY,
-      await encodeIndexSnapshot(index, context.storeId, context.createdAt),
+      await encodeIndexSnapshot(index, context.storeId, context.createdAt, context.keys),
     );
     index.markHostCacheCurrent(changes);
     return;

@@ -12,6 +12,7 @@ import { ArtifactNotFoundError, CorruptObjectError, InvalidArgumentError } from 
 import { type HashAlgorithm, hashBytes } from "../format/hashing.ts";
 import type { Manifest } from "../format/manifest.ts";
 import { readBlobFromPack } from "../format/pack.ts";
+import { AAD, type StoreKeys } from "../format/crypto.ts";
 import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { looseBlobKey, packKey } from "../layout.ts";
 import type { ArtifactInfo, ArtifactPage, ListArtifactsOptions } from "./types.ts";
@@ -85,6 +86,7 @@ export function findManifest(
  * @param index The index.
  * @param hash The store's hash.
  * @param blobId The blob id.
+ * @param keys An encrypted store's keys.
  * @returns Its bytes.
  * @throws {CorruptObjectError} when the bytes do not match the id, or the blob exists nowhere.
  */
@@ -93,6 +95,7 @@ export async function readBlob(
   index: StoreIndex,
   hash: HashAlgorithm,
   blobId: string,
+  keys?: StoreKeys,
 ): Promise<Uint8Array> {
   const rec = index.blob(blobId);
   if (rec && rec.packId !== null && rec.offset !== null) {
@@ -103,7 +106,7 @@ export async function readBlob(
       storedLength: rec.storedSize,
       // The index keeps both sizes; they differ only for a zstd blob (FORMAT.md §5.5.7).
       rawLength: rec.rawSize,
-    }, { hash });
+    }, { hash, keys });
   }
   // Loose blobs live at a key derived from their id, indexed or not.
   const key = looseBlobKey(blobId);
@@ -113,11 +116,18 @@ export async function readBlob(
     }
     throw e;
   });
-  const actual = hashBytes(hash, bytes);
+  let raw = bytes;
+  if (keys !== undefined) {
+    raw = await keys.openAsync(AAD.blob(blobId), bytes) ??
+      (() => {
+        throw new CorruptObjectError(key, "the sealed blob fails authentication (tampered)");
+      })();
+  }
+  const actual = keys === undefined ? hashBytes(hash, raw) : keys.ids.bytes(raw);
   if (actual !== blobId) {
     throw new CorruptObjectError(key, `blob does not match its id (its hash is ${actual})`);
   }
-  return bytes;
+  return raw;
 }
 
 /**

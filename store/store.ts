@@ -46,6 +46,7 @@ import {
 } from "../errors.ts";
 import { readConfigHistory, type StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
+import type { StoreKeys } from "../format/crypto.ts";
 import { validateArtifactKey, validateNamespace } from "../format/manifest.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
@@ -168,6 +169,7 @@ export class Store {
       clock: options.clock ?? Date.now,
       readOnly: options.readOnly ?? false,
       parallelism: options.parallelism ?? 8,
+      passphrase: options.passphrase,
     };
     const store = new Store(driver, context, await openLocation(driver, context));
     store.#refreshIntervalMs = options.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
@@ -193,7 +195,12 @@ export class Store {
     if (this.#s.state === "Corrupted" || !this.#s.index || !this.#s.descriptor || !this.#s.config) {
       throw new StoreCorruptedError(this.#s.problems.length > 0 ? this.#s.problems : ["unknown"]);
     }
-    return { index: this.#s.index, descriptor: this.#s.descriptor, config: this.#s.config };
+    return {
+      index: this.#s.index,
+      descriptor: this.#s.descriptor,
+      config: this.#s.config,
+      keys: this.#s.keys,
+    };
   }
 
   #writable(): Live {
@@ -425,9 +432,9 @@ export class Store {
    * @throws {CorruptObjectError} when the bytes do not match the id.
    */
   async readBlob(blobId: string): Promise<Uint8Array> {
-    const { index, descriptor } = this.#live();
+    const { index, descriptor, keys } = this.#live();
     try {
-      return await readBlob(this.driver, index, descriptor.hash, blobId);
+      return await readBlob(this.driver, index, descriptor.hash, blobId, keys);
     } catch (e) {
       // A pack garbage collection deleted after this index last looked, or a blob it
       // does not know (a rescue pack it has not read yet): catch up and try once more.
@@ -436,7 +443,7 @@ export class Store {
       if (!gone) throw e;
       await this.refresh();
       const live = this.#live();
-      return await readBlob(this.driver, live.index, live.descriptor.hash, blobId);
+      return await readBlob(this.driver, live.index, live.descriptor.hash, blobId, live.keys);
     }
   }
 
@@ -588,7 +595,7 @@ export class Store {
    * Reads in the packs other handles wrote since this one last looked.
    */
   async refresh(): Promise<void> {
-    const { index, descriptor, config } = this.#live();
+    const { index, descriptor, config, keys } = this.#live();
     await this.#gate.check("read");
     const started = this.clock();
     this.#refreshing ??= catchUp(index, {
@@ -598,6 +605,7 @@ export class Store {
       config,
       parallelism: this.#parallelism,
       now: this.#packClock.now,
+      keys,
     }, this.#s.problems).then(() => {
       this.#caughtUpAt = Math.max(this.#caughtUpAt, started);
     }).finally(() => {
@@ -626,6 +634,21 @@ export class Store {
   /** The config in force. @returns It, when one could be read. */
   get config(): StoreConfig | undefined {
     return this.#s.config;
+  }
+
+  /**
+   * An encrypted store's keys, for maintenance agents (`undefined` for an
+   * unencrypted store, or one opened Corrupted).
+   * @internal
+   * @returns The keys.
+   */
+  get keys(): StoreKeys | undefined {
+    return this.#s.keys;
+  }
+
+  /** Whether the store is encrypted. @returns `true` when its descriptor says so. */
+  get encrypted(): boolean {
+    return (this.#s.descriptor?.encryption ?? null) !== null;
   }
 
   /** Whether this handle refuses writes. @returns The flag. */
@@ -685,7 +708,7 @@ export class Store {
   }
 
   async #snapshot(): Promise<string> {
-    const { index, descriptor, config } = this.#writable();
+    const { index, descriptor, config, keys } = this.#writable();
     await this.#gate.check("commit");
     // Snapshot ids come from the same generator as pack ids: never draw one before the clock
     // is measured, or a host whose clock runs ahead would push every later id into the future.
@@ -695,6 +718,7 @@ export class Store {
       config,
       clock: this.#packClock.now,
       ids: this.#ids,
+      keys,
     });
     this.#schedule.snapshotWritten();
     this.bus.publish({
@@ -716,6 +740,7 @@ export class Store {
     await saveHostCache(this.hostStorage, index, {
       storeId: this.#s.descriptor.storeId,
       createdAt: this.clock(),
+      keys: this.#s.keys,
     });
   }
 
@@ -751,12 +776,14 @@ export class Store {
       descriptor: Descriptor;
       config: StoreConfig;
       pointer: "ok" | "dangling";
+      keys?: StoreKeys | undefined;
     },
   ): void {
     const from = this.#s.state;
     const old = this.#s.index;
     this.#s = {
       ...next,
+      keys: next.keys ?? this.#s.keys,
       state: "Ready",
       problems: [],
       indexSource: "empty",
@@ -845,6 +872,9 @@ export async function initStore(
   options: InitStoreOptions = {},
 ): Promise<InitStoreResult> {
   const recoveryKit = await createOnLocation(driver, options);
-  const store = await openStore(driver, options);
+  const store = await openStore(driver, {
+    ...options,
+    ...(options.encryption === undefined ? {} : { passphrase: options.encryption.passphrase }),
+  });
   return { store, recoveryKit };
 }

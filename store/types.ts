@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { KdfCost } from "../format/crypto.ts";
 import type { Driver } from "../drivers/driver.ts";
 import type { ChunkingParams } from "../format/chunker.ts";
 import type { ConfigSettings } from "../format/config.ts";
@@ -94,6 +95,12 @@ export interface StoreOptions {
    * every read; `Infinity` only when asked (`refresh()`).
    */
   refreshIntervalMs?: number;
+  /**
+   * The passphrase of an encrypted store (ignored for an unencrypted one).
+   * Opening an encrypted store without it throws `passphrase_required`; a
+   * passphrase that opens none of its key slots, `wrong_passphrase`.
+   */
+  passphrase?: string | undefined;
 }
 
 /** How stale a long-lived handle's reads may be, by default: 5 s (docs/OPERATIONS.md). */
@@ -115,6 +122,26 @@ export interface InitStoreOptions extends StoreOptions {
   config?: Partial<ConfigSettings>;
   /** The Location as the operator knows it, printed in the Recovery Kit. */
   location?: string;
+  /**
+   * Encrypt the store (docs/FORMAT.md §9): a random data key is made and
+   * wrapped under `passphrase` in the first key slot; the store is opened
+   * with it. Omitted: an unencrypted store.
+   */
+  encryption?: EncryptionOptions;
+}
+
+/** Options of an encrypted store at init. */
+export interface EncryptionOptions {
+  /** The passphrase of the first key slot (not empty). */
+  passphrase: string;
+  /**
+   * Argon2id cost of the slot (default 64 MiB, 3 passes, 1 lane). Lower costs
+   * make a guessed passphrase cheaper to try: lower them only for tests or
+   * very small machines.
+   */
+  kdf?: KdfCost;
+  /** A label for the slot (`capsa key list`). */
+  label?: string;
 }
 
 /** What `initStore` returns. */

@@ -14,7 +14,8 @@ import { InvalidArgumentError, TransientError } from "../errors.ts";
 import { Chunker } from "../format/chunker.ts";
 import { compressionLevelOf, type StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
-import { createHasher, hashBytes } from "../format/hashing.ts";
+import { AAD, type StoreKeys } from "../format/crypto.ts";
+import { createHasher, hashBytes, type Hasher } from "../format/hashing.ts";
 import { encodeManifestLogEntry } from "../format/manifest_log.ts";
 import {
   type Manifest,
@@ -41,6 +42,8 @@ export interface Live {
   descriptor: Descriptor;
   /** The config in force. */
   config: StoreConfig;
+  /** An encrypted store's keys. */
+  keys: StoreKeys | undefined;
 }
 
 /** What the write path needs from its store handle. */
@@ -139,13 +142,14 @@ export class Writer {
   }
 
   #newCommitter(fillPacks: boolean): Committer {
-    const { descriptor, config } = this.#ctx.live();
+    const { descriptor, config, keys } = this.#ctx.live();
     return new Committer(
       {
         storeId: descriptor.storeId,
         hash: descriptor.hash,
         packTargetSize: config.packTargetSize,
         compressionLevel: compressionLevelOf(config),
+        keys,
         lingerMs: config.packLingerMs,
         manifestsInToc: config.manifestStorage !== "Local",
         fillPacks,
@@ -173,7 +177,7 @@ export class Writer {
 
   async #writePack(sealed: SealedPack): Promise<void> {
     const ctx = this.#ctx;
-    const { index, descriptor, config } = ctx.live();
+    const { index, descriptor, config, keys } = ctx.live();
     await ctx.check("commit");
     const logged = config.manifestStorage !== "Remote" && sealed.manifests.length > 0;
     // Refused before the pack is written: a pack whose manifests cannot be logged is an orphan.
@@ -204,6 +208,7 @@ export class Writer {
           sealed.packId,
           sealed.manifests,
           compressionLevelOf(config),
+          keys,
         ),
       );
     }
@@ -243,7 +248,7 @@ export class Writer {
     bytes: Uint8Array,
     committer: Committer,
   ): Promise<BlobHandle> {
-    const { index, config } = this.#ctx.live();
+    const { index, config, keys } = this.#ctx.live();
     if (index.canDeduplicate(id)) return undefined;
     const pending = committer.pendingBlob(id);
     if (pending) return pending;
@@ -251,7 +256,7 @@ export class Writer {
     // Too large for any pack: written loose, before any pack naming it.
     let writing = this.#loosePending.get(id);
     if (!writing) {
-      writing = this.#writeLoose(index, id, kind, bytes).finally(() =>
+      writing = this.#writeLoose(index, id, kind, bytes, keys).finally(() =>
         this.#loosePending.delete(id)
       );
       this.#loosePending.set(id, writing);
@@ -264,10 +269,13 @@ export class Writer {
     index: StoreIndex,
     id: string,
     kind: "regular" | "chunk",
-    bytes: Uint8Array,
+    raw: Uint8Array,
+    keys: StoreKeys | undefined,
   ): Promise<void> {
     const driver = this.#ctx.driver;
     const key = looseBlobKey(id);
+    // A loose blob of an encrypted store is sealed, its id as associated data.
+    const bytes = keys === undefined ? raw : await keys.sealAsync(AAD.blob(id), raw);
     const exists = await driver.stat(key).then((i) => i.size === bytes.length, (e) => {
       if (e instanceof NotFoundError) return false;
       throw e;
@@ -276,7 +284,7 @@ export class Writer {
     index.registerLooseBlob({
       blobId: id,
       kind,
-      rawSize: bytes.length,
+      rawSize: raw.length,
       storedSize: bytes.length,
       packId: null,
       offset: null,
@@ -313,7 +321,7 @@ export class Writer {
     committer: Committer,
   ): Promise<Prepared> {
     const ctx = this.#ctx;
-    const { descriptor, config } = ctx.live();
+    const { descriptor, config, keys } = ctx.live();
     validateNamespace(namespace);
     validateArtifactKey(key);
     const metadata = options.metadata ?? {};
@@ -323,7 +331,11 @@ export class Writer {
     await ctx.check("write");
     await ctx.syncClock();
 
-    const hash = descriptor.hash;
+    // An encrypted store's ids and digests are keyed (docs/FORMAT.md §9.2).
+    const hashOf = keys === undefined
+      ? (b: Uint8Array) => hashBytes(descriptor.hash, b)
+      : (b: Uint8Array) => keys.ids.bytes(b);
+    const newHasher = () => keys === undefined ? createHasher(descriptor.hash) : keys.ids.hasher();
     // The packs this put waits on (a set: many chunks share a pack).
     const deps = new Set<BlobHandle>();
     const blobs: string[] = [];
@@ -332,7 +344,7 @@ export class Writer {
     let digest: string;
     const storeChunks = async (chunks: Iterable<Uint8Array>) => {
       for (const c of chunks) {
-        const id = hashBytes(hash, c);
+        const id = hashOf(c);
         blobs.push(id);
         deps.add(await this.#storeBlob(id, "chunk", c, committer));
       }
@@ -342,7 +354,7 @@ export class Writer {
     const head: Uint8Array[] = [];
     let headBytes = 0;
     let chunker: Chunker | undefined;
-    let whole: ReturnType<typeof createHasher> | undefined;
+    let whole: Hasher | undefined;
     for await (const piece of chunksOf(body)) {
       size += piece.length;
       if (!chunker) {
@@ -350,7 +362,7 @@ export class Writer {
         headBytes += piece.length;
         if (headBytes <= config.chunkThreshold) continue;
         chunker = new Chunker(descriptor.chunking);
-        whole = createHasher(hash);
+        whole = newHasher();
         for (const h of head.splice(0)) {
           whole.update(h);
           await storeChunks(chunker.push(h));
@@ -366,7 +378,7 @@ export class Writer {
       digest = whole!.digestHex();
     } else {
       const bytes = concat(head, headBytes);
-      digest = hashBytes(hash, bytes);
+      digest = hashOf(bytes);
       if (bytes.length <= config.inlineThreshold) inline = bytes.slice();
       else {
         blobs.push(digest);

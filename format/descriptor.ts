@@ -193,14 +193,6 @@ function fieldSetProblem(
   return undefined;
 }
 
-function intProblem(value: unknown, name: string, min: number, max: number): string | undefined {
-  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
-    return `"${name}" must be an integer, got ${shown(value)}`;
-  }
-  if (value < min || value > max) return `"${name}" must be in [${min}, ${max}], got ${value}`;
-  return undefined;
-}
-
 /**
  * The first problem of a chunking object, or `undefined`: its shape is
  * checked here, its values by the chunker's own rules

@@ -247,6 +247,13 @@ export const ERROR_CODES = {
     description:
       "the store was created but its Recovery Kit could not be written: run `capsa kit LOCATION --out FILE` at once",
   },
+  last_key_slot: {
+    retryable: false,
+    status: 409,
+    exit: failed,
+    description:
+      "the last key slot of an encrypted store cannot be removed (nothing could open the store): add another first (`capsa key add`)",
+  },
   lease_held: {
     retryable: false,
     status: 409,

@@ -25,6 +25,8 @@ export interface FlagSpec {
 /** The global flags, accepted by every command. */
 export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   "host-dir": { type: "string" },
+  "passphrase-file": { type: "string" },
+  "new-passphrase-file": { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -34,6 +36,9 @@ export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
 export const GLOBAL_HELP = `global flags:
   --host-dir DIR  this host's directory for the store (index cache, descriptor replica);
                   default: $XDG_CACHE_HOME/capsa/<hash of LOCATION> (or ~/.cache/capsa/…)
+  --passphrase-file FILE  an encrypted store's passphrase (else CAPSA_PASSPHRASE, else a prompt)
+  --new-passphrase-file FILE  a new passphrase (init --encrypt, key add|passwd; else
+                  CAPSA_NEW_PASSPHRASE, else a prompt); never give a passphrase on the command line
   --json          print exactly one JSON document on stdout (errors too: {"error":{code,message}})
   -q, --quiet     no progress bars, notes or confirmations
   -h, --help      show this help`;

@@ -22,7 +22,8 @@ export const EXIT_CODES_HELP = `exit codes:
   2  usage error (unknown command or flag, missing or malformed argument)
   3  problems found (verify)
   4  the maintenance lease is held by another holder (wait, or rebuild --force if it is gone)
-  5  the store is corrupted (run: capsa rebuild LOCATION --kit RECOVERY_KIT)`;
+  5  the store is corrupted (run: capsa rebuild LOCATION --kit RECOVERY_KIT)
+  6  the store is encrypted and the passphrase is wrong or missing`;
 
 /**
  * A malformed command line: exit code 2.

@@ -14,6 +14,7 @@ import "../drivers/s3_lazy.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { type ArtifactInfo, openStore, type Store } from "../store/store.ts";
 import { type Output, UsageError } from "./_output.ts";
+import type { Passphrases } from "./_passphrase.ts";
 
 /** What every command knows besides its own arguments. */
 export interface CommandContext {
@@ -21,6 +22,8 @@ export interface CommandContext {
   out: Output;
   /** `--host-dir`, when given. */
   hostDir: string | undefined;
+  /** An encrypted store's passphrases (file, environment, prompt). */
+  passphrases: Passphrases;
 }
 
 /**
@@ -223,11 +226,20 @@ export async function withStore<T>(
     if (e.type === "warning") ctx.out.warn(e.code, e.message);
   }, { types: ["warning"] });
   try {
-    store = await openStore(opened.driver, {
-      hostStorage: opened.host,
-      bus,
-      readOnly: options.readOnly ?? false,
-    });
+    const open = async (passphrase: string | undefined) =>
+      await openStore(opened.driver, {
+        hostStorage: opened.host,
+        bus,
+        readOnly: options.readOnly ?? false,
+        passphrase,
+      });
+    try {
+      store = await open(await ctx.passphrases.given());
+    } catch (e) {
+      // An encrypted store and no passphrase given: ask on the terminal (or say the three ways).
+      if (!(e instanceof CapsaError && e.code === "passphrase_required")) throw e;
+      store = await open(await ctx.passphrases.get());
+    }
     if (store.state === "Corrupted" && store.storeId === "") {
       await refuseEmptyLocation(opened.driver);
     }

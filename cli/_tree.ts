@@ -9,7 +9,6 @@
  */
 
 import { CapsaError, InvalidArgumentError, NotFoundError } from "../errors.ts";
-import { createHasher } from "../format/hashing.ts";
 import { validateArtifactKey } from "../format/manifest.ts";
 import { pool } from "../pool.ts";
 import type { ArtifactInfo, Store, WriteBatch } from "../store/store.ts";
@@ -335,9 +334,8 @@ export async function isUnchanged(store: Store, namespace: string, f: TreeFile):
   for (const name of [TYPE_META, MODE_META, MTIME_META]) {
     if (meta[name] !== current.metadata[name]) return false;
   }
-  const hash = store.descriptor?.hash;
-  if (hash === undefined) return false;
-  const hasher = createHasher(hash);
+  if (store.state === "Corrupted") return false;
+  const hasher = store.digestHasher();
   if (f.symlink) {
     hasher.update(new TextEncoder().encode(await Deno.readLink(f.path)));
   } else {

@@ -25,6 +25,7 @@ import { flagMistake } from "./_args.ts";
 import { defaultConfig } from "../format/config.ts";
 import { initStore, openStore } from "../store/store.ts";
 import { type CommandContext, listAll, openLocation } from "./_store.ts";
+import { Passphrases } from "./_passphrase.ts";
 import { reserveFile } from "./_files.ts";
 import { EXIT, formatBytes, formatDuration, Output } from "./_output.ts";
 import { createProgress, transferFormat } from "./_progress.ts";
@@ -168,7 +169,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const src = `${dir}/files`;
   const location = `${dir}/store`;
   const hostDir = `${dir}/host`;
-  const ctx: CommandContext = { out, hostDir };
+  const ctx: CommandContext = { out, hostDir, passphrases: new Passphrases({}, () => {}) };
   const namespace = "demo";
   try {
     say(`capsa demo in ${dir}`);
@@ -221,7 +222,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     const destroyed = await step("destroy", async () => {
       await Deno.remove(hostDir, { recursive: true });
-      const opened = await openLocation({ out, hostDir: `${dir}/host-empty` }, location);
+      const opened = await openLocation(
+        { out, hostDir: `${dir}/host-empty`, passphrases: new Passphrases({}, () => {}) },
+        location,
+      );
       try {
         const gone = [DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY];
         for await (const info of opened.driver.list(SNAPSHOT_PREFIX)) gone.push(info.key);

@@ -14,9 +14,11 @@
 import { boolFlag, GLOBAL_HELP, parseCommandLine, splitCommand, stringFlag } from "./_args.ts";
 import { type Command, commandHelp } from "./_command.ts";
 import { EXIT, EXIT_CODES_HELP, Output, OutputClosed, UsageError } from "./_output.ts";
+import { Passphrases } from "./_passphrase.ts";
 import { getCommand } from "./commands/get.ts";
 import { initCommand } from "./commands/init.ts";
 import { kitCommand } from "./commands/kit.ts";
+import { keyCommand } from "./commands/key.ts";
 import { lsCommand } from "./commands/ls.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { moveCommand } from "./commands/move.ts";
@@ -49,6 +51,7 @@ export const COMMANDS: readonly Command[] = [
   moveCommand,
   snapshotCommand,
   kitCommand,
+  keyCommand,
   serveCommand,
 ];
 
@@ -122,6 +125,12 @@ async function runCommandLine(argv: string[]): Promise<number> {
   }
   let out = out0;
   try {
+    if (rest.some((a) => a === "--passphrase" || a.startsWith("--passphrase="))) {
+      throw new UsageError(
+        "a passphrase is never taken from the command line (other users and the shell history " +
+          "can read it): set CAPSA_PASSPHRASE, or use --passphrase-file FILE",
+      );
+    }
     const args = parseCommandLine(command.name, rest, command.flags);
     out = new Output({
       json: boolFlag(args.values, "json"),
@@ -132,7 +141,14 @@ async function runCommandLine(argv: string[]): Promise<number> {
       out.result({ help: text }, () => text, { essential: true });
       return EXIT.ok;
     }
-    return await command.run({ out, hostDir: stringFlag(args.values, "host-dir") }, args);
+    const passphrases = new Passphrases({
+      file: stringFlag(args.values, "passphrase-file"),
+      newFile: stringFlag(args.values, "new-passphrase-file"),
+    }, (code, message) => out.warn(code, message));
+    return await command.run(
+      { out, hostDir: stringFlag(args.values, "host-dir"), passphrases },
+      args,
+    );
   } catch (e) {
     if (e instanceof OutputClosed) throw e;
     return out.error(e);

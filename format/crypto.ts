@@ -352,6 +352,8 @@ export interface SealStream {
  * every codec that reads or writes the store's sealed objects.
  */
 export class StoreKeys {
+  readonly #dataKey: Uint8Array;
+  readonly #storeId: string;
   readonly #seal: Uint8Array;
   #webKey: Promise<CryptoKey> | undefined;
   /** The key check (base64 of 32 bytes) that the descriptor records. */
@@ -359,7 +361,15 @@ export class StoreKeys {
   /** The keyed id hash of blobs and bodies. */
   readonly ids: IdHash;
 
-  private constructor(seal: Uint8Array, keyCheck: string, ids: IdHash) {
+  private constructor(
+    dataKey: Uint8Array,
+    storeId: string,
+    seal: Uint8Array,
+    keyCheck: string,
+    ids: IdHash,
+  ) {
+    this.#dataKey = dataKey;
+    this.#storeId = storeId;
     this.#seal = seal;
     this.keyCheck = keyCheck;
     this.ids = ids;
@@ -379,10 +389,21 @@ export class StoreKeys {
   ): Promise<StoreKeys> {
     if (dataKey.length !== DATA_KEY_BYTES) throw new Error("a data key is 32 bytes");
     return new StoreKeys(
+      dataKey.slice(),
+      storeId,
       hkdf(dataKey, storeId, "capsa seal v1"),
       keyCheckOf(dataKey, storeId),
       await keyedIdHash(hash, hkdf(dataKey, storeId, "capsa blob-id v1")),
     );
+  }
+
+  /**
+   * Wraps this store's data key under another passphrase: a new key slot.
+   * @param passphrase The passphrase. @param options Cost, label, clock.
+   * @returns The slot (not yet written).
+   */
+  createSlot(passphrase: string, options: CreateKeySlotOptions = {}): Promise<KeySlot> {
+    return createKeySlot(this.#dataKey, this.#storeId, passphrase, options);
   }
 
   /**

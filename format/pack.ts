@@ -699,6 +699,7 @@ export function encodePack(pack: {
   manifests: readonly Manifest[];
   supersedes?: readonly string[];
   compressionLevel?: number | undefined;
+  keys?: StoreKeys | undefined;
 }): Uint8Array {
   // Room for the TOC too (entries, manifests, superseded ids): the buffer is allocated once.
   let size = PACK_HEADER_BYTES + PACK_TRAILER_BYTES + 64 * 1024 +
@@ -712,6 +713,7 @@ export function encodePack(pack: {
     sizeHint: size,
     ...(pack.supersedes ? { supersedes: pack.supersedes } : {}),
     compressionLevel: pack.compressionLevel,
+    keys: pack.keys,
   });
   for (const b of pack.blobs) writer.addBlob(b);
   for (const m of pack.manifests) writer.addManifest(m);

@@ -668,7 +668,7 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
         const bytes = await driver.getRange(key, at.offset, at.storedLength);
         try {
           // Decompressed (bounded by the raw length) and checked; the stored bytes are copied.
-          decodeStoredBlob({ key, id, ...at }, bytes, { hash });
+          decodeStoredBlob({ key, id, ...at }, bytes, { hash, keys: store.keys });
         } catch (cause) {
           throw new CorruptObjectError(
             key,
@@ -743,6 +743,7 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
         storeId: descriptor.storeId,
         hash: descriptor.hash,
         packId: p.packId,
+        keys: store.keys,
       });
       this.counters.packsRead++;
       const live = toc.blobs.filter((b) => mark.liveBlobs.has(b.id));
@@ -778,7 +779,7 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
           // A view: the pack writer copies it once, into the new pack. The raw bytes are
           // checked against the id; the stored bytes are copied with their compression.
           const stored = bytes.subarray(b.offset - start, b.offset - start + b.storedLength);
-          decodeStoredBlob({ key, ...b }, stored, { hash: descriptor.hash });
+          decodeStoredBlob({ key, ...b }, stored, { hash: descriptor.hash, keys: store.keys });
           blobs.push({
             id: b.id,
             kind: b.kind,
@@ -825,6 +826,7 @@ class GarbageCollectAgentImpl extends AgentBase<GcStats, GcProblem> {
       manifests: batch.manifests,
       ...(supersedes ? { supersedes: batch.supersedes } : {}),
       compressionLevel: compressionLevelOf(store.config!),
+      keys: store.keys,
     });
     await ctx.lease.check();
     await store.driver.put(packKey(packId), bytes, {

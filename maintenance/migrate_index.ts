@@ -212,6 +212,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
         clock: store.clock,
         ids,
         prune: false,
+        keys: store.keys,
       });
 
     // A restore point before anything else is written.
@@ -257,6 +258,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
         await saveHostCache(this.#host, next, {
           storeId: descriptor.storeId,
           createdAt: store.clock(),
+          keys: store.keys,
         });
       }
       store.adoptRebuild({ index: next, descriptor, config: newConfig, pointer: "ok" });
@@ -332,6 +334,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
           storeId: descriptor.storeId,
           hash: descriptor.hash,
           packId,
+          keys: this.store.keys,
         });
         out.push({ info, packId, manifests: toc.manifests });
       } catch (e) {
@@ -371,6 +374,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
             p.packId,
             merged,
             compressionLevelOf(config),
+            this.store.keys,
           ),
         );
         this.counters.manifestsMoved += p.manifests.length;
@@ -384,7 +388,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
   /** A pack's host log entry, or `undefined` (none, or damaged: reported). */
   async #logged(packId: string, storeId: string): Promise<Manifest[] | undefined> {
     try {
-      return await readManifestLogEntry(this.#host!, packId, storeId);
+      return await readManifestLogEntry(this.#host!, packId, storeId, this.store.keys);
     } catch (e) {
       if (!(e instanceof CorruptObjectError)) throw e;
       this.found.push({ key: e.key, reason: e.reason });
@@ -425,6 +429,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
         hash: descriptor.hash,
         sizeHint: 64 * 1024,
         compressionLevel: compressionLevelOf(config),
+        keys: store.keys,
       });
       const batch: Manifest[] = [];
       while (

@@ -463,7 +463,12 @@ class MoveStoreAgentImpl extends AgentBase<MoveStats, MoveProblem> implements Mo
 
   async #isOwnSnapshot(key: string, descriptor: Descriptor): Promise<boolean> {
     try {
-      decodeSnapshot(key, await this.#config.destination.get(key), descriptor.storeId);
+      decodeSnapshot(
+        key,
+        await this.#config.destination.get(key),
+        descriptor.storeId,
+        this.store.keys,
+      );
       return true;
     } catch (e) {
       if (e instanceof CorruptObjectError || e instanceof NotFoundError) return false;

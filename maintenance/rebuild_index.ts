@@ -30,6 +30,8 @@ import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.
 import type { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
+import { type KeySlot, SEAL_OVERHEAD, type StoreKeys } from "../format/crypto.ts";
+import { readKeySlots, writeKeySlot } from "../store/keyslots.ts";
 import { indexPacks, listPacksSinceMark } from "../index/pack_indexer.ts";
 import { applyGcRuns } from "../index/gc_runs.ts";
 import { decodeSnapshot, ForeignSnapshotError } from "../format/snapshot.ts";
@@ -167,6 +169,11 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
   };
   #packsTotal = 0;
   #kit: Descriptor | undefined;
+  #kitSlots: readonly KeySlot[] = [];
+  /** An encrypted store's keys, unlocked before anything is written. */
+  #keys: StoreKeys | undefined;
+  /** Key slots to write because none is left on the Location (from the kit). */
+  #slotsToWrite: readonly KeySlot[] = [];
   /** The descriptor replicas name another store than the one the packs hold (found in work()). */
   #foreignDescriptors = false;
 
@@ -209,7 +216,9 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     if (c.recoveryKit !== undefined) {
       // A descriptor naming another store is judged in work(): the packs and snapshots say
       // whether the kit is foreign or the descriptors are (copied from another store).
-      this.#kit = descriptorFromKit(parseRecoveryKit(c.recoveryKit));
+      const parsed = parseRecoveryKit(c.recoveryKit);
+      this.#kit = descriptorFromKit(parsed);
+      this.#kitSlots = parsed.keySlots;
     } else if (!this.store.descriptor) {
       throw new RecoveryKitRequiredError();
     }
@@ -228,6 +237,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
 
   protected override async work(ctx: MaintenanceContext): Promise<void> {
     const check = () => ctx.lease.check();
+    this.#keys = await this.#unlock(this.#kit ?? this.store.descriptor!);
     const descriptor = await this.#descriptor(check);
     ctx.signal.throwIfAborted();
     const { config, pointer } = await this.#configPointer(descriptor, check);
@@ -237,11 +247,28 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       // The commit point: nothing above touched the live index.
       await ctx.lease.check();
       await this.#persist(index, descriptor, config);
-      this.store.adoptRebuild({ index, descriptor, config, pointer });
+      this.store.adoptRebuild({ index, descriptor, config, pointer, keys: this.#keys });
     } catch (e) {
       index.close();
       throw e;
     }
+  }
+
+  /**
+   * An encrypted store's keys, before anything is written: the handle's own,
+   * else the slots on the Location (or, when none is left, the kit's) opened
+   * with the handle's passphrase. A wrong or missing passphrase stops the
+   * rebuild here.
+   */
+  async #unlock(descriptor: Descriptor): Promise<StoreKeys | undefined> {
+    if (descriptor.encryption === null) return undefined;
+    const store = this.store;
+    if (store.keys !== undefined && store.storeId === descriptor.storeId) return store.keys;
+    const reading = await readKeySlots(store.driver, descriptor.storeId);
+    const slots = reading.slots.length > 0 ? reading.slots : this.#kitSlots;
+    const { keys } = await store.unlockWith(descriptor, slots);
+    if (reading.slots.length === 0) this.#slotsToWrite = slots;
+    return keys;
   }
 
   /** The descriptor to use; with a kit, rewrites the replicas that are lost. */
@@ -264,6 +291,19 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
         }
         toWrite.push(r.where);
       }
+    }
+    if (this.#slotsToWrite.length > 0) {
+      // Every key slot was lost: the kit's are written back, before any descriptor replica.
+      await check();
+      for (const slot of this.#slotsToWrite) await writeKeySlot(store.driver, slot);
+      this.bus.publish({
+        type: "warning",
+        at: store.clock(),
+        storeId: kit.storeId,
+        code: "key_slots_restored",
+        message: `no key slot was left on the Location: wrote the ${this.#slotsToWrite.length} ` +
+          "slot(s) of the Recovery Kit back",
+      });
     }
     if (toWrite.length > 0) {
       await check();
@@ -310,7 +350,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     for await (const info of driver.list(PACK_PREFIX)) {
       if (checked >= 16) break;
       try {
-        const toc = await readPackToc(driver, info.key, { size: info.size });
+        const toc = await readPackToc(driver, info.key, { size: info.size, keys: this.#keys });
         checked++;
         if (toc.storeId !== kit.storeId) {
           // The descriptor said so first, when it names the same store.
@@ -406,7 +446,12 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     let index: StoreIndex | undefined;
     const source = this.#config.source;
     if (source !== "FullScan") {
-      const found = await loadNewestIndex(driver, descriptor.storeId, await hostIndexDir(host));
+      const found = await loadNewestIndex(
+        driver,
+        descriptor.storeId,
+        await hostIndexDir(host, this.#keys),
+        this.#keys,
+      );
       if (found.index && found.key) {
         index = found.index;
         this.counters.snapshotUsed = found.key.slice(SNAPSHOT_PREFIX.length);
@@ -417,7 +462,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     // A full scan fills a fresh index: a bulk load (secondary indexes built at the end).
     // In a local host directory it is built in a file there, published as the host cache at the end.
     if (!index) {
-      const dir = await hostIndexDir(host);
+      const dir = await hostIndexDir(host, this.#keys);
       index = await StoreIndex.createBulk(descriptor.storeId, dir === undefined ? {} : { dir });
     }
     this.counters.manifestsSkipped = index.counts().manifests;
@@ -442,6 +487,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       const result = await indexPacks(driver, index, missing, {
         storeId: descriptor.storeId,
         hash: descriptor.hash,
+        keys: this.#keys,
         manifestStorage: storage,
         hostStorage: host,
         parallelism: this.#config.parallelism,
@@ -470,7 +516,8 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
         index.registerLooseBlob({
           blobId: id,
           kind: "regular",
-          rawSize: info.size,
+          // A sealed loose blob carries its nonce and tag (docs/FORMAT.md §9.4).
+          rawSize: info.size - (this.#keys === undefined ? 0 : SEAL_OVERHEAD),
           storedSize: info.size,
           packId: null,
           offset: null,
@@ -496,6 +543,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       storeId: descriptor.storeId,
       config,
       clock: store.clock,
+      keys: this.#keys,
     });
     const host = this.#config.hostStorage;
     if (host && !store.readOnly) {
@@ -503,7 +551,11 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       // holds the rebuilt index, so a host directory that cannot take it (full, read-only) costs
       // the next open a snapshot load, not the rebuild.
       try {
-        await saveHostCache(host, index, { storeId: descriptor.storeId, createdAt: store.clock() });
+        await saveHostCache(host, index, {
+          storeId: descriptor.storeId,
+          createdAt: store.clock(),
+          keys: this.#keys,
+        });
       } catch (e) {
         if (!(e instanceof CapsaError)) throw e;
         this.bus.publish({

@@ -72,6 +72,8 @@ export interface OpenedStore {
   indexLoadedFrom: string | undefined;
   /** An encrypted store's keys (`undefined` for an unencrypted one). */
   keys: StoreKeys | undefined;
+  /** The key slot the passphrase opened. */
+  slotId?: string | undefined;
 }
 
 /** What {@linkcode openLocation} needs besides the Location. */
@@ -197,7 +199,9 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
   let slotsToHeal: Array<{ key: string; bytes: Uint8Array }> = [];
   if (descriptor.encryption !== null) {
     const reading = await readKeySlots(driver, descriptor.storeId);
-    opened.keys = (await unlock(descriptor, reading.slots, context.passphrase)).keys;
+    const unlocked = await unlock(descriptor, reading.slots, context.passphrase);
+    opened.keys = unlocked.keys;
+    opened.slotId = unlocked.slot.slotId;
     slotsToHeal = reading.toHeal;
     opened.problems.push(...reading.problems);
   }

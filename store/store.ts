@@ -38,15 +38,20 @@
 import type { Driver } from "../drivers/driver.ts";
 import {
   ArtifactNotFoundError,
+  CapsaError,
   ClosedError,
   CorruptObjectError,
+  InvalidArgumentError,
   NotFoundError,
   ReadOnlyStoreError,
   StoreCorruptedError,
 } from "../errors.ts";
 import { readConfigHistory, type StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
-import type { StoreKeys } from "../format/crypto.ts";
+import type { KdfCost, KeySlot, StoreKeys } from "../format/crypto.ts";
+import { createHasher, type Hasher } from "../format/hashing.ts";
+import { deleteKeySlot, readKeySlots, unlock, type Unlocked, writeKeySlot } from "./keyslots.ts";
+import { encodeRecoveryKit } from "../format/kit.ts";
 import { validateArtifactKey, validateNamespace } from "../format/manifest.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
@@ -86,6 +91,7 @@ import type {
   GetOptions,
   InitStoreOptions,
   InitStoreResult,
+  KeySlotInfo,
   ListArtifactsOptions,
   OpenStoreOptions,
   PutOptions,
@@ -117,6 +123,7 @@ export class Store {
   #packClock: PackClock;
   #readOnly: boolean;
   #parallelism: number;
+  #passphrase: string | undefined;
   #gate: MaintenanceGate;
   #writer: Writer;
   #schedule: SnapshotSchedule;
@@ -141,6 +148,7 @@ export class Store {
     this.clock = init.clock;
     this.#readOnly = init.readOnly;
     this.#parallelism = init.parallelism;
+    this.#passphrase = init.passphrase;
     this.#s = opened;
     this.#caughtUpAt = init.clock();
     this.#packClock = new PackClock(driver, init.clock, init.bus, () => this.storeId);
@@ -644,6 +652,168 @@ export class Store {
    */
   get keys(): StoreKeys | undefined {
     return this.#s.keys;
+  }
+
+  /**
+   * Unlocks an encrypted store's keys with the passphrase this handle was
+   * opened with (a rebuild from the Recovery Kit, whose handle opened
+   * Corrupted and has no keys).
+   * @internal For maintenance agents.
+   * @param descriptor The store's descriptor.
+   * @param slots The key slots to try.
+   * @returns The keys and data key.
+   */
+  unlockWith(descriptor: Descriptor, slots: readonly KeySlot[]): Promise<Unlocked> {
+    return unlock(descriptor, slots, this.#passphrase);
+  }
+
+  /**
+   * A hasher of body digests as this store computes them (`ArtifactInfo.digest`):
+   * the descriptor's algorithm, keyed in an encrypted store. Compare a local
+   * file with a stored version without reading the version back.
+   * @returns A fresh hasher.
+   * @throws {StoreCorruptedError} when the store is Corrupted.
+   */
+  digestHasher(): Hasher {
+    const { descriptor, keys } = this.#live();
+    return keys === undefined ? createHasher(descriptor.hash) : keys.ids.hasher();
+  }
+
+  /**
+   * The store's Recovery Kit, from its descriptor and, for an encrypted
+   * store, its key slots as they are now (docs/FORMAT.md §6.5).
+   * @returns The kit's text.
+   * @throws {StoreCorruptedError} when no descriptor replica could be read.
+   */
+  async recoveryKit(): Promise<string> {
+    const descriptor = this.#s.descriptor;
+    if (!descriptor) {
+      throw new StoreCorruptedError([
+        ...this.#s.problems,
+        "no descriptor replica is readable, so no kit can be made from it; use the kit saved at init",
+      ]);
+    }
+    const keySlots = descriptor.encryption === null
+      ? []
+      : (await readKeySlots(this.driver, descriptor.storeId)).slots;
+    return encodeRecoveryKit(descriptor, { location: this.driver.location, keySlots });
+  }
+
+  /**
+   * The key slots of an encrypted store.
+   * @returns One entry per slot, by slot id.
+   * @throws {InvalidArgumentError} when the store is not encrypted.
+   *
+   * @example Adding a passphrase, then retiring the first
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { initStore, openStore } from "./store.ts";
+   * import { MemoryDriver } from "../drivers/memory.ts";
+   *
+   * const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 }; // cheap, for the example
+   * const driver = new MemoryDriver();
+   * const { store } = await initStore(driver, { encryption: { passphrase: "first", kdf } });
+   * const added = await store.addKeySlot("second", { kdf, label: "ops" });
+   * const first = (await store.keySlots()).find((s) => s.current)!;
+   * await store.removeKeySlot(first.slotId);
+   * assert.deepEqual((await store.keySlots()).map((s) => s.slotId), [added.slotId]);
+   * await store.close();
+   * const again = await openStore(driver, { passphrase: "second" });
+   * await again.close();
+   * ```
+   */
+  async keySlots(): Promise<KeySlotInfo[]> {
+    const { descriptor } = this.#encrypted();
+    const reading = await readKeySlots(this.driver, descriptor.storeId);
+    return reading.slots.map((slot) => this.#slotInfo(slot));
+  }
+
+  #slotInfo(slot: KeySlot): KeySlotInfo {
+    return {
+      slotId: slot.slotId,
+      label: slot.label,
+      createdAt: slot.createdAt,
+      kdf: {
+        memoryKiB: slot.kdf.memoryKiB,
+        iterations: slot.kdf.iterations,
+        parallelism: slot.kdf.parallelism,
+      },
+      current: slot.slotId === this.#s.slotId,
+    };
+  }
+
+  #encrypted(): Live & { keys: StoreKeys } {
+    const live = this.#live();
+    if (live.keys === undefined) {
+      throw new InvalidArgumentError("the store is not encrypted: it has no key slots");
+    }
+    return live as Live & { keys: StoreKeys };
+  }
+
+  /**
+   * Adds a key slot: the store's data key wrapped under another passphrase.
+   * Nothing else is rewritten.
+   * @param passphrase The new passphrase (not empty).
+   * @param options A label and the Argon2id cost (default 64 MiB, 3 passes).
+   * @returns The new slot.
+   */
+  async addKeySlot(
+    passphrase: string,
+    options: { label?: string; kdf?: KdfCost } = {},
+  ): Promise<KeySlotInfo> {
+    const { keys } = this.#encrypted();
+    this.#writable();
+    const slot = await keys.createSlot(passphrase, { ...options, clock: this.clock });
+    await writeKeySlot(this.driver, slot);
+    return this.#slotInfo(slot);
+  }
+
+  /**
+   * Removes a key slot; its passphrase no longer opens the store. The last
+   * slot is refused (`last_key_slot`).
+   * @param slotId The slot's id (see {@linkcode Store.keySlots}).
+   * @throws {NotFoundError} for an unknown slot.
+   */
+  async removeKeySlot(slotId: string): Promise<void> {
+    const { descriptor } = this.#encrypted();
+    this.#writable();
+    const { slots } = await readKeySlots(this.driver, descriptor.storeId);
+    if (!slots.some((s) => s.slotId === slotId)) {
+      throw new NotFoundError(
+        `no key slot ${JSON.stringify(slotId)} (see: capsa key list)`,
+      );
+    }
+    if (slots.length === 1) {
+      throw new CapsaError(
+        "last_key_slot",
+        `key slot ${slotId} is the store's last: nothing could open the store without it; ` +
+          "add another first (capsa key add)",
+      );
+    }
+    await deleteKeySlot(this.driver, slotId);
+  }
+
+  /**
+   * Changes the passphrase this handle was opened with: a new slot under the
+   * new passphrase, then the old slot removed.
+   * @param passphrase The new passphrase.
+   * @param options Label and cost of the new slot.
+   * @returns The new slot.
+   */
+  async changePassphrase(
+    passphrase: string,
+    options: { label?: string; kdf?: KdfCost } = {},
+  ): Promise<KeySlotInfo> {
+    const old = this.#s.slotId;
+    const label = options.label ??
+      (await this.keySlots()).find((s) => s.slotId === old)?.label;
+    const added = await this.addKeySlot(passphrase, {
+      ...options,
+      ...(label === undefined ? {} : { label }),
+    });
+    if (old !== undefined) await deleteKeySlot(this.driver, old);
+    this.#s = { ...this.#s, slotId: added.slotId };
+    return { ...added, current: true };
   }
 
   /** Whether the store is encrypted. @returns `true` when its descriptor says so. */

@@ -130,6 +130,20 @@ export interface InitStoreOptions extends StoreOptions {
   encryption?: EncryptionOptions;
 }
 
+/** One key slot of an encrypted store, as {@linkcode Store.keySlots} lists it. */
+export interface KeySlotInfo {
+  /** 16 hex digits. */
+  slotId: string;
+  /** Its label (may be empty). */
+  label: string;
+  /** When it was added (ISO 8601). */
+  createdAt: string;
+  /** Its Argon2id cost. */
+  kdf: KdfCost;
+  /** Whether it is the slot this handle's passphrase opened. */
+  current: boolean;
+}
+
 /** Options of an encrypted store at init. */
 export interface EncryptionOptions {
   /** The passphrase of the first key slot (not empty). */

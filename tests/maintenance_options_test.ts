@@ -12,6 +12,7 @@ import { createApp } from "../http/app.ts";
 import { COMMANDS } from "../cli/main.ts";
 import { parseCommandLine } from "../cli/_args.ts";
 import { exitCodeOf, Output, UsageError } from "../cli/_output.ts";
+import { Passphrases } from "../cli/_passphrase.ts";
 
 /** The error a CLI command gives for `argv`, before it opens any store. */
 async function cliError(command: string, argv: string[]): Promise<UsageError> {
@@ -19,7 +20,11 @@ async function cliError(command: string, argv: string[]): Promise<UsageError> {
   const args = parseCommandLine(command, argv, c.flags);
   let caught: unknown;
   try {
-    await c.run({ out: new Output({ quiet: true }), hostDir: undefined }, args);
+    await c.run({
+      out: new Output({ quiet: true }),
+      hostDir: undefined,
+      passphrases: new Passphrases({}, () => {}),
+    }, args);
   } catch (e) {
     caught = e;
   }

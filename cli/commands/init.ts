@@ -7,7 +7,8 @@
 import { CapsaError, NotFoundError } from "../../errors.ts";
 import { initStore } from "../../store/store.ts";
 import { HOST_CACHE_KEY } from "../../layout.ts";
-import { namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
+import { boolFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
+import { parseKdf } from "../_passphrase.ts";
 import type { Command } from "../_command.ts";
 import { dirname, pathExists, reserveFile } from "../_files.ts";
 import { EXIT, UsageError } from "../_output.ts";
@@ -39,21 +40,31 @@ export async function refuseExisting(path: string): Promise<void> {
 export const initCommand: Command = {
   name: "init",
   summary: "create a store and write its Recovery Kit",
-  usage: "capsa init LOCATION [--kit FILE] [--hash blake3|sha256]",
+  usage:
+    "capsa init LOCATION [--kit FILE] [--hash blake3|sha256] [--encrypt [--kdf m=KiB,t=N,p=N]]",
   description:
     `Creates a store on LOCATION: a directory (created if missing; it must be empty: any file in it
 is refused, whatever it is), file://…,
 s3://bucket/prefix?endpoint=…&region=…, or memory:. Writes the store's Recovery Kit to FILE
 (mode 0600; default ./capsa-recovery-kit-<store id>.txt), never inside the store's directory;
 an existing file is never replaced.
-Keep the kit offline: \`capsa rebuild LOCATION --kit FILE\` rewrites a lost descriptor from it.`,
+Keep the kit offline: \`capsa rebuild LOCATION --kit FILE\` rewrites a lost descriptor from it.
+With --encrypt the store is encrypted (AES-256-GCM) under a passphrase taken from
+--new-passphrase-file, CAPSA_NEW_PASSPHRASE, --passphrase-file, CAPSA_PASSPHRASE or a prompt
+(asked twice), never from the command line; every later command needs it. The kit of an
+encrypted store holds its key slots, not the key: keep kit and passphrase apart.`,
   flags: {
     kit: { type: "string" },
     hash: { type: "string" },
+    encrypt: { type: "boolean" },
+    kdf: { type: "string" },
   },
   flagsHelp:
     `  --kit FILE            where to write the Recovery Kit (default: ./capsa-recovery-kit-<id>.txt)
-  --hash blake3|sha256  the hash of blob ids (default blake3)`,
+  --hash blake3|sha256  the hash of blob ids (default blake3)
+  --encrypt             encrypt the store under a passphrase (see above)
+  --kdf m=KiB,t=N,p=N   Argon2id cost of the passphrase's key slot (default m=65536,t=3,p=1;
+                        lower costs make guessing cheaper: for tests and very small machines)`,
   example: "capsa init /srv/capsa --kit ~/capsa-kit.txt",
   async run(ctx: CommandContext, args: ParsedArgs): Promise<number> {
     const { location } = namePositionals("init", args.positionals, ["LOCATION"]);
@@ -61,6 +72,12 @@ Keep the kit offline: \`capsa rebuild LOCATION --kit FILE\` rewrites a lost desc
     if (hash !== "blake3" && hash !== "sha256") {
       throw new UsageError(`--hash must be blake3 or sha256, got ${JSON.stringify(hash)}`);
     }
+    const encrypt = boolFlag(args.values, "encrypt");
+    const kdfText = stringFlag(args.values, "kdf");
+    if (kdfText !== undefined && !encrypt) throw new UsageError("--kdf needs --encrypt");
+    const kdf = kdfText === undefined ? undefined : parseKdf(kdfText);
+    // Asked before anything is created: a store is never left without its passphrase.
+    const passphrase = encrypt ? await ctx.passphrases.newOne(true) : undefined;
     const explicitKit = stringFlag(args.values, "kit");
     const kitPath = explicitKit === undefined ? undefined : absolutePath(explicitKit);
     if (kitPath !== undefined) await refuseExisting(kitPath);
@@ -81,6 +98,9 @@ Keep the kit offline: \`capsa rebuild LOCATION --kit FILE\` rewrites a lost desc
           hash,
           hostStorage: opened.host,
           location: opened.driver.location,
+          ...(passphrase === undefined
+            ? {}
+            : { encryption: { passphrase, ...(kdf === undefined ? {} : { kdf }) } }),
         });
         const storeId = store.storeId;
         await store.close();
@@ -100,11 +120,14 @@ Keep the kit offline: \`capsa rebuild LOCATION --kit FILE\` rewrites a lost desc
           storeId,
           location: opened.driver.location,
           hash,
+          encrypted: encrypt,
           kit: path,
           hostDir: opened.hostDir ?? null,
           notice: KIT_NOTICE,
         }, () => [
-          `created store ${storeId} at ${opened.driver.location} (hash ${hash})`,
+          `created ${
+            encrypt ? "encrypted " : ""
+          }store ${storeId} at ${opened.driver.location} (hash ${hash})`,
           `Recovery Kit written to ${path} (mode 0600).`,
           KIT_NOTICE,
         ]);

@@ -4,9 +4,7 @@
  * @module
  */
 
-import { StoreCorruptedError } from "../../errors.ts";
 import type { Descriptor } from "../../format/descriptor.ts";
-import { encodeRecoveryKit } from "../../format/kit.ts";
 import type { Store } from "../../store/store.ts";
 import { namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import type { Command } from "../_command.ts";
@@ -41,7 +39,7 @@ Use it when the kit written at init is lost, while a descriptor replica is still
     let committed = false;
     try {
       await withStore(ctx, location!, async (store) => {
-        const { descriptor, kit } = kitOf(store);
+        const { descriptor, kit } = await kitOf(store);
         await reserved.commit(path, enc.encode(kit));
         committed = true;
         const checksum = /^checksum: (.*)$/m.exec(kit)?.[1] ?? "";
@@ -66,15 +64,9 @@ Use it when the kit written at init is lost, while a descriptor replica is still
  * @returns The descriptor and the kit text.
  * @throws {StoreCorruptedError} when no descriptor replica is readable.
  */
-function kitOf(store: Store): { descriptor: Descriptor; kit: string } {
-  const descriptor = store.descriptor;
-  if (!descriptor) {
-    throw new StoreCorruptedError([
-      ...store.problems,
-      "no descriptor replica is readable, so no kit can be made from it; use the kit saved at init",
-    ]);
-  }
-  return { descriptor, kit: encodeRecoveryKit(descriptor, { location: store.driver.location }) };
+async function kitOf(store: Store): Promise<{ descriptor: Descriptor; kit: string }> {
+  const kit = await store.recoveryKit();
+  return { descriptor: store.descriptor!, kit };
 }
 
 /**
@@ -85,8 +77,8 @@ function kitOf(store: Store): { descriptor: Descriptor; kit: string } {
  * @returns The exit code.
  */
 async function kitToStdout(ctx: CommandContext, location: string): Promise<number> {
-  await withStore(ctx, location, (store) => {
-    const { descriptor, kit } = kitOf(store);
+  await withStore(ctx, location, async (store) => {
+    const { descriptor, kit } = await kitOf(store);
     const checksum = /^checksum: (.*)$/m.exec(kit)?.[1] ?? "";
     if (ctx.out.json) {
       ctx.out.result(

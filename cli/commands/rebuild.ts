@@ -6,6 +6,7 @@
  * @module
  */
 
+import { parseRecoveryKit } from "../../format/kit.ts";
 import {
   createRebuildIndexAgent,
   type RebuildConfig,
@@ -122,7 +123,18 @@ old one only when complete: Ctrl-C stops cleanly (lease released, old index kept
     const { location } = namePositionals("rebuild", args.positionals, ["LOCATION"]);
     const config = asUsage(() => parseRebuildOptions(args.values, "flags"));
     const kit = stringFlag(args.values, "kit");
-    if (kit !== undefined) config.recoveryKit = await readKitFile(absolutePath(kit));
+    if (kit !== undefined) {
+      config.recoveryKit = await readKitFile(absolutePath(kit));
+      // An encrypted store's kit opens nothing alone: its passphrase is needed (asked now, so
+      // that the prompt comes before the lease is taken).
+      let encrypted = false;
+      try {
+        encrypted = parseRecoveryKit(config.recoveryKit).encryption !== null;
+      } catch {
+        // A malformed kit is refused, with its reason, when the agent validates it.
+      }
+      if (encrypted) await ctx.passphrases.get();
+    }
     const report = await runAgentCommand(
       ctx,
       location!,

@@ -14,11 +14,23 @@ const MINUTE = 60_000;
 const KiB = 1024;
 
 /** A Location and a clock every handle on it shares, moved by the test. */
-function world() {
+function world(passphrase?: string) {
   const clock = { now: Date.UTC(2026, 0, 1) };
   const objects = new Map<string, Uint8Array>();
   const driver = () => new MemoryDriver({ objects, clock: () => clock.now });
-  return { clock, objects, driver, open: () => openStore(driver(), { clock: () => clock.now }) };
+  return {
+    clock,
+    objects,
+    driver,
+    open: () => openStore(driver(), { clock: () => clock.now, passphrase }),
+  };
+}
+
+/** An encrypted store's init options (a cheap key derivation: sweeps open it many times). */
+function encryption(passphrase: string | undefined) {
+  return passphrase === undefined
+    ? {}
+    : { encryption: { passphrase, kdf: { memoryKiB: 1024, iterations: 1, parallelism: 1 } } };
 }
 
 const CONFIG = {
@@ -216,62 +228,75 @@ Deno.test("gc refuses bad options and a store whose manifests live on the host",
   await store.close();
 });
 
-Deno.test("gc crash sweep: the k-th write fails for every k; the store answers as before or as after, never less", async () => {
-  // Count the writes of one run.
-  const setup = async () => {
-    const w = world();
-    const { store } = await initStore(w.driver(), { clock: () => w.clock.now, ...CONFIG });
-    for (let i = 0; i < 3; i++) await putOne(store, "ns", "k", body(i, 12 * KiB));
-    for (let i = 0; i < 3; i++) await putOne(store, "ns", `s${i}`, body(50 + i, 2 * KiB));
-    await store.close();
-    w.clock.now += 20 * MINUTE;
-    return w;
-  };
-  const expectCurrent = async (h: Store) => {
-    assert.deepEqual(await h.get("ns", "k"), body(2, 12 * KiB));
-    for (let i = 0; i < 3; i++) assert.deepEqual(await h.get("ns", `s${i}`), body(50 + i, 2 * KiB));
-  };
-  const counting = await setup();
-  const faulty0 = new FaultyDriver(counting.driver());
-  const h0 = await openStore(faulty0, { clock: () => counting.clock.now });
-  faulty0.resetCounts();
-  await collect(h0, counting.clock, { keepVersions: 1, grace: MINUTE });
-  const writes = faulty0.calls.put + faulty0.calls.delete;
-  await h0.close();
-  assert.ok(writes >= 5, `a run makes several writes (${writes})`);
+for (const passphrase of [undefined, "gc sweep"]) {
+  Deno.test(
+    `gc crash sweep${
+      passphrase === undefined ? "" : " (encrypted, compressed)"
+    }: the k-th write fails for every k; the store answers as before or as after, never less`,
+    async () => {
+      // Count the writes of one run.
+      const setup = async () => {
+        const w = world(passphrase);
+        const { store } = await initStore(w.driver(), {
+          clock: () => w.clock.now,
+          ...CONFIG,
+          ...encryption(passphrase),
+        });
+        for (let i = 0; i < 3; i++) await putOne(store, "ns", "k", body(i, 12 * KiB));
+        for (let i = 0; i < 3; i++) await putOne(store, "ns", `s${i}`, body(50 + i, 2 * KiB));
+        await store.close();
+        w.clock.now += 20 * MINUTE;
+        return w;
+      };
+      const expectCurrent = async (h: Store) => {
+        assert.deepEqual(await h.get("ns", "k"), body(2, 12 * KiB));
+        for (let i = 0; i < 3; i++) {
+          assert.deepEqual(await h.get("ns", `s${i}`), body(50 + i, 2 * KiB));
+        }
+      };
+      const counting = await setup();
+      const faulty0 = new FaultyDriver(counting.driver());
+      const h0 = await openStore(faulty0, { clock: () => counting.clock.now, passphrase });
+      faulty0.resetCounts();
+      await collect(h0, counting.clock, { keepVersions: 1, grace: MINUTE });
+      const writes = faulty0.calls.put + faulty0.calls.delete;
+      await h0.close();
+      assert.ok(writes >= 5, `a run makes several writes (${writes})`);
 
-  for (let k = 1; k <= writes; k++) {
-    const w = await setup();
-    const faulty = new FaultyDriver(w.driver());
-    const h = await openStore(faulty, { clock: () => w.clock.now });
-    faulty.resetCounts();
-    faulty.inject({ methods: WRITE_METHODS, nth: k, crash: true });
-    await collect(h, w.clock, { keepVersions: 1, grace: 0 }).then(
-      // Only the last write, the lease's release, may fail unnoticed: the lease then expires.
-      () => assert.ok(k === writes, `write ${k} of ${writes} failed, yet the run succeeded`),
-      () => {},
-    );
-    await h.close().catch(() => {});
-    // Reopened on the Location as the crash left it: every current version is there.
-    const after = await w.open();
-    await expectCurrent(after);
-    const versions = (await after.versions("ns", "k")).length;
-    assert.ok(versions === 1 || versions === 3, `k=${k}: ${versions} versions`);
-    // Once the crashed run's lease has expired: nothing to report, and a second run finishes.
-    w.clock.now += 31 * MINUTE;
-    await verifyClean(after);
-    await collect(after, w.clock, { keepVersions: 1, grace: 0 });
-    await expectCurrent(after);
-    assert.equal((await after.versions("ns", "k")).length, 1, `k=${k}`);
-    await verifyClean(after);
-    const rebuilt = await w.open();
-    await createRebuildIndexAgent(rebuilt, new EventBus(), { source: "FullScan" }).run();
-    await expectCurrent(rebuilt);
-    assert.equal((await rebuilt.versions("ns", "k")).length, 1, `k=${k} after a rebuild`);
-    await after.close();
-    await rebuilt.close();
-  }
-});
+      for (let k = 1; k <= writes; k++) {
+        const w = await setup();
+        const faulty = new FaultyDriver(w.driver());
+        const h = await openStore(faulty, { clock: () => w.clock.now, passphrase });
+        faulty.resetCounts();
+        faulty.inject({ methods: WRITE_METHODS, nth: k, crash: true });
+        await collect(h, w.clock, { keepVersions: 1, grace: 0 }).then(
+          // Only the last write, the lease's release, may fail unnoticed: the lease then expires.
+          () => assert.ok(k === writes, `write ${k} of ${writes} failed, yet the run succeeded`),
+          () => {},
+        );
+        await h.close().catch(() => {});
+        // Reopened on the Location as the crash left it: every current version is there.
+        const after = await w.open();
+        await expectCurrent(after);
+        const versions = (await after.versions("ns", "k")).length;
+        assert.ok(versions === 1 || versions === 3, `k=${k}: ${versions} versions`);
+        // Once the crashed run's lease has expired: nothing to report, and a second run finishes.
+        w.clock.now += 31 * MINUTE;
+        await verifyClean(after);
+        await collect(after, w.clock, { keepVersions: 1, grace: 0 });
+        await expectCurrent(after);
+        assert.equal((await after.versions("ns", "k")).length, 1, `k=${k}`);
+        await verifyClean(after);
+        const rebuilt = await w.open();
+        await createRebuildIndexAgent(rebuilt, new EventBus(), { source: "FullScan" }).run();
+        await expectCurrent(rebuilt);
+        assert.equal((await rebuilt.versions("ns", "k")).length, 1, `k=${k} after a rebuild`);
+        await after.close();
+        await rebuilt.close();
+      }
+    },
+  );
+}
 
 Deno.test("a writer idle through a whole gc run applies it before it deduplicates: its put never names a deleted blob", async () => {
   const w = world();

@@ -66,8 +66,17 @@ const config: Partial<ConfigSettings> = {
 const chunking = { min: 256, avg: 1024, max: 2048 };
 
 /** Fills a fresh store on `driver`; returns what a reader sees, and closes it. */
-async function fill(driver: Driver): Promise<{ storeId: string; answers: unknown }> {
-  const { store } = await initStore(driver, { config, chunking });
+async function fill(
+  driver: Driver,
+  passphrase?: string,
+): Promise<{ storeId: string; answers: unknown }> {
+  const { store } = await initStore(driver, {
+    config,
+    chunking,
+    ...(passphrase === undefined ? {} : {
+      encryption: { passphrase, kdf: { memoryKiB: 1024, iterations: 1, parallelism: 1 } },
+    }),
+  });
   for (let i = 0; i < 4; i++) await store.put("docs", `inline-${i}`, enc.encode(`tiny ${i}`));
   for (let i = 0; i < 6; i++) await store.put("docs", `regular-${i}`, body(i, 900 + i));
   await store.put("docs", "deleted", body(50, 600));
@@ -170,11 +179,12 @@ async function move(
   source: Driver,
   config: MoveConfig,
   during?: (bus: EventBus) => Promise<void>,
+  passphrase?: string,
 ): Promise<Moved> {
   const bus = new EventBus();
   const events: CapsaEvent[] = [];
   bus.subscribe((e) => events.push(e));
-  const store = await openStore(source, { bus });
+  const store = await openStore(source, { bus, passphrase });
   try {
     const agent = createMoveStoreAgent(store, bus, config);
     agent.validate();
@@ -311,60 +321,82 @@ const slowLocalfs: LocationKind = {
 };
 registerMove(memoryLocations, slowLocalfs, true);
 
-Deno.test("MoveStoreAgent resumes after a crash at every write to the destination, copying only what is missing", async () => {
-  // The source, once: each case starts from a copy of it.
-  const template: Objects = new Map();
-  const filled = await fill(new MemoryDriver({ objects: template }));
-  const objects = movable(template);
-  const writes = objects.size; // one put per object on a clean run
-  // Packs, a loose blob, snapshots, config and descriptors: every kind of object.
-  assert.ok(writes >= 20, `only ${writes} objects`);
-  assert.ok([...objects.keys()].some((key) => key.startsWith("blobs/")));
-  let resumedPartway = 0;
-  for (let k = 1; k <= writes; k++) {
-    const src: Objects = new Map([...template].map(([key, v]) => [key, v.slice()]));
-    const dst: Objects = new Map();
-    const crashing = new FaultyDriver(new MemoryDriver({ objects: dst }));
-    crashing.inject({ methods: ["put"], nth: k, crash: true });
-    await assert.rejects(
-      move(new MemoryDriver({ objects: src }), { destination: crashing, destinationLocation: "b" }),
-      TransientError,
-      `k=${k}`,
-    );
-    // The failed run left the source as it was, lease released, and no store at the destination.
-    assertSameObjects(src, template);
-    // (Puts already in flight when the k-th failed may have landed, as after a real kill.)
-    assert.equal(dst.has(DESCRIPTOR_KEY), false, `k=${k}`);
+for (const passphrase of [undefined, "move sweep"]) {
+  Deno.test(
+    `MoveStoreAgent resumes after a crash at every write to the destination, copying only what is missing${
+      passphrase === undefined ? "" : " (encrypted, compressed)"
+    }`,
+    async () => {
+      // The source, once: each case starts from a copy of it.
+      const template: Objects = new Map();
+      const filled = await fill(new MemoryDriver({ objects: template }), passphrase);
+      const objects = movable(template);
+      const writes = objects.size; // one put per object on a clean run
+      // Packs, a loose blob, snapshots, config and descriptors: every kind of object.
+      assert.ok(writes >= 20, `only ${writes} objects`);
+      assert.ok([...objects.keys()].some((key) => key.startsWith("blobs/")));
+      let resumedPartway = 0;
+      for (let k = 1; k <= writes; k++) {
+        const src: Objects = new Map([...template].map(([key, v]) => [key, v.slice()]));
+        const dst: Objects = new Map();
+        const crashing = new FaultyDriver(new MemoryDriver({ objects: dst }));
+        crashing.inject({ methods: ["put"], nth: k, crash: true });
+        await assert.rejects(
+          move(
+            new MemoryDriver({ objects: src }),
+            { destination: crashing, destinationLocation: "b" },
+            undefined,
+            passphrase,
+          ),
+          TransientError,
+          `k=${k}`,
+        );
+        // The failed run left the source as it was, lease released, and no store at the destination.
+        assertSameObjects(src, template);
+        // (Puts already in flight when the k-th failed may have landed, as after a real kill.)
+        assert.equal(dst.has(DESCRIPTOR_KEY), false, `k=${k}`);
 
-    const missing = [...objects].filter(([key, v]) => {
-      const there = dst.get(key);
-      return !there || there.length !== v.length || there.some((b, i) => b !== v[i]);
-    });
-    const counting = new CountingDriver(new MemoryDriver({ objects: dst }));
-    const { stats } = await move(new MemoryDriver({ objects: src }), {
-      destination: counting,
-      destinationLocation: "b",
-    });
-    assert.equal(counting.bytesPut, sizeOf(new Map(missing)), `k=${k}`);
-    assert.deepEqual(counting.puts.sort(), missing.map(([key]) => key).sort(), `k=${k}`);
-    assert.equal(stats.objectsCopied, missing.length);
-    assert.equal(stats.objectsSkipped, objects.size - missing.length);
-    if (stats.objectsSkipped > 0) resumedPartway++;
-    assert.equal(stats.bytesVerified, sizeOf(objects));
-    assertSameObjects(dst, objects);
-    assert.ok(src.has(MOVED_KEY));
-  }
-  assert.ok(resumedPartway >= writes - 8, `${resumedPartway} of ${writes} resumed part way`);
-  // One full check of a moved store.
-  const dst: Objects = new Map();
-  await move(new MemoryDriver({ objects: new Map(template) }), {
-    destination: new MemoryDriver({ objects: dst }),
-    destinationLocation: "b",
-  });
-  const moved = await openStore(new MemoryDriver({ objects: dst }));
-  assert.deepEqual(await answers(moved), filled.answers);
-  await moved.close();
-});
+        const missing = [...objects].filter(([key, v]) => {
+          const there = dst.get(key);
+          return !there || there.length !== v.length || there.some((b, i) => b !== v[i]);
+        });
+        const counting = new CountingDriver(new MemoryDriver({ objects: dst }));
+        const { stats } = await move(
+          new MemoryDriver({ objects: src }),
+          {
+            destination: counting,
+            destinationLocation: "b",
+          },
+          undefined,
+          passphrase,
+        );
+        assert.equal(counting.bytesPut, sizeOf(new Map(missing)), `k=${k}`);
+        assert.deepEqual(counting.puts.sort(), missing.map(([key]) => key).sort(), `k=${k}`);
+        assert.equal(stats.objectsCopied, missing.length);
+        assert.equal(stats.objectsSkipped, objects.size - missing.length);
+        if (stats.objectsSkipped > 0) resumedPartway++;
+        assert.equal(stats.bytesVerified, sizeOf(objects));
+        assertSameObjects(dst, objects);
+        assert.ok(src.has(MOVED_KEY));
+      }
+      assert.ok(resumedPartway >= writes - 8, `${resumedPartway} of ${writes} resumed part way`);
+      // One full check of a moved store.
+      const dst: Objects = new Map();
+      await move(
+        new MemoryDriver({ objects: new Map(template) }),
+        {
+          destination: new MemoryDriver({ objects: dst }),
+          destinationLocation: "b",
+        },
+        undefined,
+        passphrase,
+      );
+      const moved = await openStore(new MemoryDriver({ objects: dst }), { passphrase });
+      assert.deepEqual(await answers(moved), filled.answers);
+      await moved.close();
+    },
+  );
+}
 
 Deno.test("MoveStoreAgent resumes after the source was written and pruned a snapshot in between", async () => {
   const src: Objects = new Map();

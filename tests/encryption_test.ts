@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CorruptObjectError } from "../errors.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
-import { initStore, openStore } from "../mod.ts";
+import { EventBus, initStore, openStore } from "../mod.ts";
+import { MemoryDriver } from "../drivers/memory.ts";
 
 const KDF = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
 const MARKER = "ZEBRA-MARKER-91c3";
@@ -130,5 +131,156 @@ Deno.test("one flipped byte in a sealed blob is a CorruptObjectError naming the 
     await again.close();
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** A small encrypted store in memory, with a loose blob, a snapshot, a host cache and a log. */
+async function tamperable() {
+  const location = new Map<string, Uint8Array>();
+  const host = new Map<string, Uint8Array>();
+  const open = () =>
+    openStore(new MemoryDriver({ objects: location }), {
+      hostStorage: new MemoryDriver({ objects: host }),
+      passphrase: "p",
+    });
+  const { store } = await initStore(new MemoryDriver({ objects: location }), {
+    hostStorage: new MemoryDriver({ objects: host }),
+    encryption: { passphrase: "p", kdf: KDF },
+    chunking: { min: 1024, avg: 2048, max: 4096 },
+    config: {
+      packTargetSize: 16 * 1024,
+      chunkThreshold: 64 * 1024,
+      manifestStorage: "Replicated",
+    },
+  });
+  await store.put("ns", "small", "a small body");
+  await store.put("ns", "loose", new Uint8Array(20_000).fill(3)); // larger than a pack: loose
+  await store.snapshotIndex();
+  await store.close();
+  return { location, host, open };
+}
+
+function flip(map: Map<string, Uint8Array>, key: string, at: (n: number) => number): void {
+  const bytes = map.get(key)!.slice();
+  const i = at(bytes.length);
+  bytes[i] = bytes[i]! ^ 1;
+  map.set(key, bytes);
+}
+
+const keyOf = (map: Map<string, Uint8Array>, prefix: string) =>
+  [...map.keys()].find((k) => k.startsWith(prefix))!;
+
+Deno.test("a flipped byte in each kind of sealed object: a typed error or warning naming it, never wrong bytes", async () => {
+  // A sealed loose blob.
+  {
+    const t = await tamperable();
+    const key = keyOf(t.location, "blobs/");
+    flip(t.location, key, (n) => n - 20);
+    const s = await t.open();
+    await assert.rejects(
+      s.get("ns", "loose"),
+      (e: unknown) =>
+        e instanceof CorruptObjectError && e.key === key && /authentication/.test(e.reason),
+    );
+    assert.deepEqual(new TextDecoder().decode(await s.get("ns", "small")), "a small body");
+    await s.close();
+  }
+  // A pack's sealed TOC, its checksum recomputed (as someone who can write the bucket would).
+  {
+    const t = await tamperable();
+    const key = [...t.location.keys()].filter((k) => k.startsWith("packs/")).sort()[0]!;
+    const pack = t.location.get(key)!.slice();
+    const view = new DataView(pack.buffer);
+    const trailer = pack.length - 64;
+    const tocOffset = Number(view.getBigUint64(trailer + 16, true));
+    pack[tocOffset + 30] = pack[tocOffset + 30]! ^ 1;
+    const { createHash } = await import("node:crypto");
+    const sum = createHash("sha256").update(pack.subarray(tocOffset, trailer)).update(
+      pack.subarray(trailer, trailer + 32),
+    ).digest();
+    pack.set(sum, trailer + 32);
+    t.location.set(key, pack);
+    t.host.clear(); // no host cache: the packs are read
+    for (const k of [...t.location.keys()]) if (k.includes("snapshots/")) t.location.delete(k);
+    const s = await t.open();
+    assert.ok(
+      s.problems.some((p) => p.startsWith(key) && /fails authentication/.test(p)),
+      s.problems.join("; "),
+    );
+    await s.close();
+  }
+  // An index snapshot's sealed body: rejected with a warning, the store opens from the packs.
+  {
+    const t = await tamperable();
+    const key = keyOf(t.location, "system.state/index/snapshots/");
+    flip(t.location, key, (n) => n - 5);
+    t.host.clear();
+    const warnings: string[] = [];
+    const bus = new EventBus();
+    bus.subscribe((e) => {
+      if (e.type === "warning") warnings.push(e.message);
+    });
+    const s = await openStore(new MemoryDriver({ objects: t.location }), { passphrase: "p", bus });
+    assert.ok(
+      warnings.some((w) => w.includes(key) && /authentication/.test(w)),
+      warnings.join("; "),
+    );
+    assert.deepEqual(new TextDecoder().decode(await s.get("ns", "small")), "a small body");
+    await s.close();
+  }
+  // The host cache: unusable, with a warning; the snapshot is loaded instead.
+  {
+    const t = await tamperable();
+    flip(t.host, "index/cache", (n) => n - 5);
+    const warnings: string[] = [];
+    const bus = new EventBus();
+    bus.subscribe((e) => {
+      if (e.type === "warning") warnings.push(`${e.code}: ${e.message}`);
+    });
+    const s = await openStore(new MemoryDriver({ objects: t.location }), {
+      hostStorage: new MemoryDriver({ objects: t.host }),
+      passphrase: "p",
+      bus,
+    });
+    assert.ok(
+      warnings.some((w) => /host_cache_unusable.*authentication/.test(w)),
+      warnings.join("; "),
+    );
+    assert.equal(s.state, "Ready");
+    await s.close();
+  }
+  // A manifest log entry on the host.
+  {
+    const t = await tamperable();
+    const key = keyOf(t.host, "manifest-log/");
+    flip(t.host, key, (n) => n - 3);
+    t.host.delete("index/cache");
+    for (const k of [...t.location.keys()]) if (k.includes("snapshots/")) t.location.delete(k);
+    const s = await t.open();
+    assert.ok(
+      s.problems.some((p) => p.includes(key) && /authentication/.test(p)),
+      s.problems.join("; "),
+    );
+    await s.close();
+  }
+  // One copy of a key slot: healed from its twin. Both copies: a clear error, nothing written.
+  {
+    const t = await tamperable();
+    const primary = keyOf(t.location, "system.keys/");
+    const replica = keyOf(t.location, "system.state/keys/");
+    const sound = t.location.get(primary)!;
+    flip(t.location, primary, (n) => n - 10);
+    const s = await t.open();
+    assert.equal(s.state, "Ready");
+    await s.close();
+    assert.deepEqual(t.location.get(primary), sound);
+    flip(t.location, primary, (n) => n - 10);
+    flip(t.location, replica, (n) => n - 10);
+    const before = new Map([...t.location].map(([k, v]) => [k, v.slice()]));
+    await assert.rejects(
+      t.open(),
+      (e: unknown) => e instanceof CorruptObjectError && /no key slot is left/.test(e.reason),
+    );
+    assert.deepEqual(t.location, before);
   }
 });

@@ -62,11 +62,13 @@ export {
   type BatchResult,
   type BatchSummary,
   type Body,
+  type EncryptionOptions,
   type GetOptions,
   type IndexSource,
   initStore,
   type InitStoreOptions,
   type InitStoreResult,
+  type KeySlotInfo,
   type ListArtifactsOptions,
   type MaintenanceMode,
   openStore,
@@ -88,7 +90,14 @@ export {
   type StoreConfig,
 } from "./format/config.ts";
 export type { Descriptor, EncryptionParams } from "./format/descriptor.ts";
-export type { KdfParams, KeySlot } from "./format/crypto.ts";
+export {
+  type KdfCost,
+  type KdfParams,
+  type KeySlot,
+  PassphraseRequiredError,
+  WrongPassphraseError,
+} from "./format/crypto.ts";
+export type { Hasher } from "./format/hashing.ts";
 export type { ChunkingParams } from "./format/chunker.ts";
 export type { HashAlgorithm } from "./format/hashing.ts";
 export {

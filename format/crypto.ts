@@ -126,6 +126,7 @@ export interface KeySlot {
  */
 export class WrongPassphraseError extends CapsaError {
   /**
+   * Creates the error.
    * @param slots How many slots were tried.
    * @param options Cause.
    */
@@ -151,7 +152,10 @@ export class WrongPassphraseError extends CapsaError {
  * ```
  */
 export class PassphraseRequiredError extends CapsaError {
-  /** @param detail What needs it (default: opening the store). */
+  /**
+   * Creates the error.
+   * @param detail What needs it (default: opening the store).
+   */
   constructor(detail = "this store is encrypted") {
     super(
       "passphrase_required",

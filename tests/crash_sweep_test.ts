@@ -388,51 +388,57 @@ Deno.test("crash sweep: initStore() interrupted at any write leaves nothing or a
 });
 
 for (const passphrase of [undefined, "rebuild sweep"]) {
-  Deno.test(`crash sweep: a rebuild from the kit after the descriptor${
-    passphrase === undefined ? "" : " and every key slot (encrypted)"
-  } was lost, interrupted at any write, is finished by running it again`, async () => {
-    const world: World = { location: new Map(), host: new Map() };
-    const { store, recoveryKit } = await initStore(new MemoryDriver({ objects: world.location }), {
-      config: smallConfig,
-      chunking,
-      ...(passphrase === undefined ? {} : { encryption: { passphrase, kdf: CHEAP_KDF } }),
-    });
-    const bodies = [body(1, 500), body(2, 9000), body(3, 40)];
-    for (const [i, b] of bodies.entries()) await store.put("ns", `k${i}`, b);
-    await store.snapshotIndex();
-    await store.put("ns", "after-snapshot", body(4, 700));
-    await store.close();
-    for (const key of [...world.location.keys()]) {
-      if (
-        key === DESCRIPTOR_KEY || key.startsWith("system.state/descriptor/") ||
-        key.startsWith(KEY_SLOT_PREFIX) || key.startsWith(KEY_SLOT_REPLICA_PREFIX)
-      ) world.location.delete(key);
-    }
-    const rebuild = async (driver: MemoryDriver | FaultyDriver, force = false) => {
-      const h = await openStore(driver, { passphrase });
-      try {
-        await createRebuildIndexAgent(h, h.bus, { recoveryKit, force }).run();
-      } finally {
-        await h.close().catch(() => {});
+  Deno.test(
+    `crash sweep: a rebuild from the kit after the descriptor${
+      passphrase === undefined ? "" : " and every key slot (encrypted)"
+    } was lost, interrupted at any write, is finished by running it again`,
+    async () => {
+      const world: World = { location: new Map(), host: new Map() };
+      const { store, recoveryKit } = await initStore(
+        new MemoryDriver({ objects: world.location }),
+        {
+          config: smallConfig,
+          chunking,
+          ...(passphrase === undefined ? {} : { encryption: { passphrase, kdf: CHEAP_KDF } }),
+        },
+      );
+      const bodies = [body(1, 500), body(2, 9000), body(3, 40)];
+      for (const [i, b] of bodies.entries()) await store.put("ns", `k${i}`, b);
+      await store.snapshotIndex();
+      await store.put("ns", "after-snapshot", body(4, 700));
+      await store.close();
+      for (const key of [...world.location.keys()]) {
+        if (
+          key === DESCRIPTOR_KEY || key.startsWith("system.state/descriptor/") ||
+          key.startsWith(KEY_SLOT_PREFIX) || key.startsWith(KEY_SLOT_REPLICA_PREFIX)
+        ) world.location.delete(key);
       }
-    };
-    const dry = new FaultyDriver(new MemoryDriver({ objects: copy(world).location }));
-    await rebuild(dry);
-    const total = dry.writes;
-    assert.ok(total >= 4, `a rebuild from the kit makes ${total} writes`);
-    for (let k = 1; k <= total; k++) {
-      const w = copy(world);
-      const faulty = new FaultyDriver(new MemoryDriver({ objects: w.location }), {
-        faults: [{ methods: WRITE_METHODS, nth: k, times: Infinity, crash: true }],
-      });
-      await rebuild(faulty).catch(() => {});
-      // The operator reruns it, taking over the lease the crashed run may have left.
-      await rebuild(new MemoryDriver({ objects: w.location }), true);
-      const after = await openStore(new MemoryDriver({ objects: w.location }), { passphrase });
-      assert.equal(after.state, "Ready", `crash at write ${k}/${total}: ${after.problems}`);
-      for (const [i, b] of bodies.entries()) assert.deepEqual(await after.get("ns", `k${i}`), b);
-      assert.deepEqual(await after.get("ns", "after-snapshot"), body(4, 700));
-      await after.close();
-    }
-  });
+      const rebuild = async (driver: MemoryDriver | FaultyDriver, force = false) => {
+        const h = await openStore(driver, { passphrase });
+        try {
+          await createRebuildIndexAgent(h, h.bus, { recoveryKit, force }).run();
+        } finally {
+          await h.close().catch(() => {});
+        }
+      };
+      const dry = new FaultyDriver(new MemoryDriver({ objects: copy(world).location }));
+      await rebuild(dry);
+      const total = dry.writes;
+      assert.ok(total >= 4, `a rebuild from the kit makes ${total} writes`);
+      for (let k = 1; k <= total; k++) {
+        const w = copy(world);
+        const faulty = new FaultyDriver(new MemoryDriver({ objects: w.location }), {
+          faults: [{ methods: WRITE_METHODS, nth: k, times: Infinity, crash: true }],
+        });
+        await rebuild(faulty).catch(() => {});
+        // The operator reruns it, taking over the lease the crashed run may have left.
+        await rebuild(new MemoryDriver({ objects: w.location }), true);
+        const after = await openStore(new MemoryDriver({ objects: w.location }), { passphrase });
+        assert.equal(after.state, "Ready", `crash at write ${k}/${total}: ${after.problems}`);
+        for (const [i, b] of bodies.entries()) assert.deepEqual(await after.get("ns", `k${i}`), b);
+        assert.deepEqual(await after.get("ns", "after-snapshot"), body(4, 700));
+        await after.close();
+      }
+    },
+  );
 }

@@ -48,6 +48,7 @@ const PUBLIC_API: Record<string, readonly string[]> = {
     "isErrorCode",
     "openStore",
     "parseLocation",
+    "PassphraseRequiredError",
     "readLease",
     "retry",
     "validateKey",
@@ -55,6 +56,7 @@ const PUBLIC_API: Record<string, readonly string[]> = {
     "validatePrefix",
     "validateRange",
     "WriteBatch",
+    "WrongPassphraseError",
   ],
   "./drivers/localfs": [
     "CapsaError",

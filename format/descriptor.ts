@@ -76,8 +76,16 @@ export const DESCRIPTOR_FORMAT = "capsa-store";
  */
 export const DESCRIPTOR_FORMAT_VERSION = 2;
 
+/**
+ * The format version of an encrypted store: version 2 plus encryption
+ * (`docs/FORMAT.md` §9). An unencrypted store keeps version 2, so older
+ * capsa still opens it; a capsa without encryption refuses version 3 with
+ * `unsupported_format_version` ("upgrade capsa") instead of misreading it.
+ */
+export const ENCRYPTED_FORMAT_VERSION = 3;
+
 /** Every descriptor format version this code reads. */
-export const KNOWN_DESCRIPTOR_FORMAT_VERSIONS: readonly number[] = [2];
+export const KNOWN_DESCRIPTOR_FORMAT_VERSIONS: readonly number[] = [2, 3];
 
 /** The largest descriptor accepted, in bytes; checked before anything is parsed. */
 export const MAX_DESCRIPTOR_BYTES: number = 64 * 1024;
@@ -103,8 +111,11 @@ export interface EncryptionParams {
 export interface Descriptor {
   /** Always {@linkcode DESCRIPTOR_FORMAT}. */
   readonly format: "capsa-store";
-  /** The format version; this code knows {@linkcode KNOWN_DESCRIPTOR_FORMAT_VERSIONS}. */
-  readonly formatVersion: 2;
+  /**
+   * The format version: 2, or 3 for an encrypted store (this code knows
+   * {@linkcode KNOWN_DESCRIPTOR_FORMAT_VERSIONS}).
+   */
+  readonly formatVersion: 2 | 3;
   /** 32 lowercase hex digits: 128 random bits. */
   readonly storeId: string;
   /** When the store was created: ISO 8601 UTC with milliseconds (`toISOString()`). */
@@ -262,10 +273,13 @@ function descriptorProblem(value: unknown): string | undefined {
   if (value.format !== DESCRIPTOR_FORMAT) {
     return `"format" must be "${DESCRIPTOR_FORMAT}", got ${shown(value.format)}`;
   }
-  if (value.formatVersion !== DESCRIPTOR_FORMAT_VERSION) {
-    return `"formatVersion" must be ${DESCRIPTOR_FORMAT_VERSION}, got ${
-      shown(value.formatVersion)
-    }`;
+  const version = value.encryption === null || value.encryption === undefined
+    ? DESCRIPTOR_FORMAT_VERSION
+    : ENCRYPTED_FORMAT_VERSION;
+  if (value.formatVersion !== version) {
+    return `"formatVersion" must be ${version} for ${
+      version === ENCRYPTED_FORMAT_VERSION ? "an encrypted" : "an unencrypted"
+    } store, got ${shown(value.formatVersion)}`;
   }
   if (!isStoreId(value.storeId)) {
     return `"storeId" must be 32 lowercase hex digits, got ${shown(value.storeId)}`;
@@ -286,7 +300,7 @@ function copyDescriptor(d: Descriptor): Descriptor {
   const e = d.encryption;
   return {
     format: DESCRIPTOR_FORMAT,
-    formatVersion: DESCRIPTOR_FORMAT_VERSION,
+    formatVersion: e === null ? DESCRIPTOR_FORMAT_VERSION : ENCRYPTED_FORMAT_VERSION,
     storeId: d.storeId,
     createdAt: d.createdAt,
     hash: d.hash,
@@ -351,7 +365,7 @@ export function createDescriptor(options: CreateDescriptorOptions = {}): Descrip
   if (!Number.isFinite(now)) throw new InvalidArgumentError(`the clock returned ${now}`);
   const descriptor: Descriptor = {
     format: DESCRIPTOR_FORMAT,
-    formatVersion: DESCRIPTOR_FORMAT_VERSION,
+    formatVersion: options.encryption ? ENCRYPTED_FORMAT_VERSION : DESCRIPTOR_FORMAT_VERSION,
     storeId: options.storeId ?? newStoreId(),
     createdAt: new Date(now).toISOString(),
     hash: options.hash ?? DEFAULT_HASH_ALGORITHM,

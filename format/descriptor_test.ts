@@ -136,7 +136,13 @@ Deno.test("validateDescriptor() refuses an unknown field and a wrong type", () =
 // --- encode / decode -------------------------------------------------------
 
 Deno.test("encodeDescriptor() and decodeDescriptor() round trip", () => {
-  for (const d of [fixture(), fixture({ hash: "sha256" }), fixture({ encryption: ENCRYPTION })]) {
+  for (
+    const d of [
+      fixture(),
+      fixture({ hash: "sha256" }),
+      fixture({ encryption: ENCRYPTION, formatVersion: 3 }),
+    ]
+  ) {
     assert.deepEqual(decodeDescriptor(DESCRIPTOR_KEY, encodeDescriptor(d)), d);
   }
 });
@@ -209,16 +215,16 @@ Deno.test("decodeDescriptor() refuses another format", () => {
 });
 
 Deno.test("decodeDescriptor() refuses an unknown formatVersion, naming the known ones", () => {
-  const obj = { ...jsonOf(fixture()), formatVersion: 3 };
+  const obj = { ...jsonOf(fixture()), formatVersion: 4 };
   assert.throws(
     () => decodeDescriptor(DESCRIPTOR_KEY, bytesOf(obj)),
     (e: unknown) => {
       assert.ok(e instanceof UnsupportedFormatVersionError);
       assert.ok(e instanceof CorruptObjectError);
       assert.equal(e.code, "unsupported_format_version");
-      assert.equal(e.found, 3);
-      assert.deepEqual(e.known, [2]);
-      assert.match(e.message, /format version 3 \(this version of capsa reads 2\)/);
+      assert.equal(e.found, 4);
+      assert.deepEqual(e.known, [2, 3]);
+      assert.match(e.message, /format version 4 \(this version of capsa reads 2, 3\)/);
       return true;
     },
   );
@@ -254,11 +260,16 @@ Deno.test("decodeDescriptor() refuses an ill-typed or out-of-range field", () =>
     [{ chunking: { min: "1024", avg: 4096, max: 16384 } }, /"chunking.min" must be an integer/],
     [{ chunking: { min: 1024, avg: 4096.5, max: 16384 } }, /"chunking.avg" must be an integer/],
     [{ chunking: { min: 1024, avg: 16384, max: 16384 } }, /"chunking" is invalid/],
-    [{ encryption: "none" }, /"encryption" must be null or an object/],
-    [{ encryption: { ...ENCRYPTION, cipher: "chacha20" } }, /encryption.cipher/],
-    [{ encryption: { ...ENCRYPTION, keyCheck: btoa("short") } }, /keyCheck/],
-    [{ encryption: { ...ENCRYPTION, keyCheck: "***" } }, /keyCheck/],
-    [{ encryption: { ...ENCRYPTION, wrappedKey: btoa("k".repeat(60)) } }, /encryption/],
+    [{ encryption: "none", formatVersion: 3 }, /"encryption" must be null or an object/],
+    [{ encryption: ENCRYPTION }, /"formatVersion" must be 3 for an encrypted store/],
+    [{ formatVersion: 3 }, /"formatVersion" must be 2 for an unencrypted store/],
+    [{ encryption: { ...ENCRYPTION, cipher: "chacha20" }, formatVersion: 3 }, /encryption.cipher/],
+    [{ encryption: { ...ENCRYPTION, keyCheck: btoa("short") }, formatVersion: 3 }, /keyCheck/],
+    [{ encryption: { ...ENCRYPTION, keyCheck: "***" }, formatVersion: 3 }, /keyCheck/],
+    [
+      { encryption: { ...ENCRYPTION, wrappedKey: btoa("k".repeat(60)) }, formatVersion: 3 },
+      /encryption/,
+    ],
   ];
   for (const [override, reason] of cases) {
     const obj = { ...jsonOf(fixture()), ...override };

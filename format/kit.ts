@@ -35,8 +35,8 @@ import { type ChunkingParams, validateChunkingParams } from "./chunker.ts";
 import {
   type Descriptor,
   DESCRIPTOR_FORMAT,
-  DESCRIPTOR_FORMAT_VERSION,
   descriptorChecksum,
+  KNOWN_DESCRIPTOR_FORMAT_VERSIONS,
   validateDescriptor,
 } from "./descriptor.ts";
 import { canonicalChecksum, isChecksum, isStoreId, isTimestamp } from "./fields.ts";
@@ -147,8 +147,8 @@ export interface RecoveryKit {
   readonly storeId: string;
   /** When the store was created. */
   readonly createdAt: string;
-  /** The descriptor's format version. */
-  readonly formatVersion: 2;
+  /** The descriptor's format version (3 for an encrypted store). */
+  readonly formatVersion: 2 | 3;
   /** The hash algorithm of blob ids. */
   readonly hash: HashAlgorithm;
   /** The chunking parameters. */
@@ -444,10 +444,12 @@ export function parseRecoveryKit(input: string | Uint8Array): RecoveryKit {
 
   const formatVersion = field("format-version");
   if (!NUMBER.test(formatVersion.value)) throw bad("format-version", "must be a number");
-  if (Number(formatVersion.value) !== DESCRIPTOR_FORMAT_VERSION) {
+  if (!KNOWN_DESCRIPTOR_FORMAT_VERSIONS.includes(Number(formatVersion.value))) {
     throw invalid(
       "unknown_version",
-      `descriptor format version ${formatVersion.value} is unknown (this version of capsa reads ${DESCRIPTOR_FORMAT_VERSION})`,
+      `descriptor format version ${formatVersion.value} is unknown (this version of capsa reads ${
+        KNOWN_DESCRIPTOR_FORMAT_VERSIONS.join(" and ")
+      })`,
       formatVersion.line,
     );
   }
@@ -524,7 +526,7 @@ export function parseRecoveryKit(input: string | Uint8Array): RecoveryKit {
     version: RECOVERY_KIT_VERSION,
     storeId,
     createdAt,
-    formatVersion: DESCRIPTOR_FORMAT_VERSION,
+    formatVersion: Number(formatVersion.value) as 2 | 3,
     hash,
     chunking,
     encryption,

@@ -97,6 +97,7 @@ Deno.test("encodeRecoveryKit() omits the location when none is given", () => {
 Deno.test("encodeRecoveryKit() refuses an encrypted store without slots, an invalid descriptor and a multi-line location", () => {
   const encrypted = {
     ...D,
+    formatVersion: 3,
     encryption: { cipher: "aes-256-gcm", keyCheck: btoa("k".repeat(32)) },
   } as const;
   assert.throws(
@@ -201,8 +202,8 @@ Deno.test("parseRecoveryKit() refuses a kit of an unknown version", () => {
 });
 
 Deno.test("parseRecoveryKit() refuses an unknown descriptor format version", () => {
-  const e = refused(edit("format-version:", "format-version: 3"), "unknown_version");
-  assert.match(e.message, /descriptor format version 3 is unknown/);
+  const e = refused(edit("format-version:", "format-version: 4"), "unknown_version");
+  assert.match(e.message, /descriptor format version 4 is unknown/);
   assert.equal(e.line, 7);
   // Version 1 (the layout before plain keys) was never published: no reader.
   const v1 = refused(edit("format-version:", "format-version: 1"), "unknown_version");

@@ -106,6 +106,10 @@ Deno.test("an encrypted store's files on disk hold no content or name; get --to 
         for (const n of needles(s)) assert.ok(!contains(bytes, n), `${p} holds ${s}`);
       }
     }
+    // Format version 3: a capsa without encryption refuses it ("upgrade capsa"), never misreads.
+    const descriptor = JSON.parse(await Deno.readTextFile(join(f.store, "store.json")));
+    assert.equal(descriptor.formatVersion, 3);
+    assert.deepEqual(Object.keys(descriptor.encryption), ["cipher", "keyCheck"]);
     const kit = await Deno.readFile(f.kit);
     for (const s of secrets) for (const n of needles(s)) assert.ok(!contains(kit, n));
 

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { capsa, capsaOk } from "./processes.ts";
+import { capsa, capsaOk, CLI, denoRun } from "./processes.ts";
 
 const MARKER = "OKAPI-MARKER-7d1e";
 const NAMES = ["tax-return-2025.pdf", "medical/letter-from-dr-okafor.txt", "payroll.csv"];
@@ -253,6 +253,67 @@ Deno.test("capsa serve refuses to start with a wrong passphrase", async () => {
     });
     assert.equal(r.code, 6, r.stderr);
     assert.match(r.stderr, /wrong_passphrase/);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});
+
+Deno.test("every command works on an encrypted store: stat, rm, gc, migrate, move, serve", async () => {
+  const f = await fixture();
+  try {
+    const stat = JSON.parse(
+      (await f.ok(["stat", f.store, "private", "payroll.csv", "--json"])).stdout,
+    );
+    assert.equal(stat.size, (await Deno.stat(join(f.src, "payroll.csv"))).size);
+    await f.ok(["rm", f.store, "private", "tax-return-2025.pdf"]);
+    await f.ok(["put", f.store, "private", "payroll.csv", join(f.src, "tax-return-2025.pdf")]);
+    await f.ok(["gc", f.store, "--keep-versions", "1", "--grace", "0s"]);
+    const verify = JSON.parse((await f.ok(["verify", f.store, "--data", "--json"])).stdout);
+    assert.deepEqual(verify.problems, []);
+    await f.ok(["migrate", f.store, "--manifest-storage", "replicated"]);
+    const moved = join(f.root, "moved");
+    await f.ok(["move", f.store, moved]);
+    // Moved with its keys unchanged: the same passphrase opens it at the new Location.
+    const got = await f.ok(["get", moved, "private", "payroll.csv"]);
+    assert.deepEqual(got.bytes, await Deno.readFile(join(f.src, "tax-return-2025.pdf")));
+    assert.equal((await f.run(["ls", moved, "private"], { CAPSA_PASSPHRASE: "nope" })).code, 6);
+
+    // capsa serve, the passphrase given at start: an object over HTTP.
+    const token = join(f.root, "token");
+    await Deno.writeTextFile(token, "t".repeat(32), { mode: 0o600 });
+    await Deno.chmod(token, 0o600);
+    const child = denoRun([
+      CLI,
+      "serve",
+      moved,
+      "--listen",
+      "127.0.0.1:0",
+      "--token-file",
+      token,
+      "--json",
+      "--host-dir",
+      join(f.root, "serve-host"),
+    ], { env: f.env }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!/\}\s*$/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`capsa serve did not start: ${text} ${await stderr}`);
+      text += value;
+    }
+    const { url } = JSON.parse(text) as { url: string };
+    const res = await fetch(`${url}/v1/objects/private/medical/letter-from-dr-okafor.txt`, {
+      headers: { Authorization: `Bearer ${"t".repeat(32)}` },
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(
+      new Uint8Array(await res.arrayBuffer()),
+      await Deno.readFile(join(f.src, "medical/letter-from-dr-okafor.txt")),
+    );
+    child.kill("SIGINT");
+    await reader.cancel().catch(() => {});
+    assert.equal((await child.status).code, 0, await stderr);
   } finally {
     await Deno.remove(f.root, { recursive: true });
   }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { PassphraseRequiredError, WrongPassphraseError } from "../format/crypto.ts";
 import { CapsaError, type ErrorCode, StoreCorruptedError } from "../errors.ts";
 import { LeaseHeldError } from "../store/lease.ts";
 import { RecoveryKitRequiredError } from "../maintenance/mod.ts";
@@ -11,14 +12,16 @@ import {
   UsageError,
 } from "./_output.ts";
 
-Deno.test("exitCodeOf() maps usage to 2, lease_held to 4, corruption to 5, anything else to 1", () => {
+Deno.test("exitCodeOf() maps usage to 2, lease_held to 4, corruption to 5, passphrases to 6, anything else to 1", () => {
   assert.equal(exitCodeOf(new UsageError("x")), EXIT.usage);
   assert.equal(exitCodeOf(new LeaseHeldError("Verify on h (pid 1)", 0)), EXIT.leaseHeld);
   assert.equal(exitCodeOf(new StoreCorruptedError(["store.json: missing"])), EXIT.corrupted);
   assert.equal(exitCodeOf(new RecoveryKitRequiredError()), EXIT.corrupted);
   assert.equal(exitCodeOf(new CapsaError("not_found", "gone")), EXIT.failed);
   assert.equal(exitCodeOf(new TypeError("bug")), EXIT.failed);
-  assert.deepEqual(Object.values(EXIT), [0, 1, 2, 3, 4, 5]);
+  assert.equal(exitCodeOf(new WrongPassphraseError(1)), EXIT.passphrase);
+  assert.equal(exitCodeOf(new PassphraseRequiredError()), EXIT.passphrase);
+  assert.deepEqual(Object.values(EXIT), [0, 1, 2, 3, 4, 5, 6]);
 });
 
 Deno.test("describeError() gives one line with a stable code for every kind of error", () => {

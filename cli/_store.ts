@@ -14,6 +14,7 @@ import "../drivers/s3_lazy.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { type ArtifactInfo, openStore, type Store } from "../store/store.ts";
 import { type Output, UsageError } from "./_output.ts";
+import { holdHostDir, recordHostLocation } from "./_cache.ts";
 
 /** What every command knows besides its own arguments. */
 export interface CommandContext {
@@ -60,6 +61,16 @@ export async function defaultHostDir(location: string): Promise<string | undefin
     await crypto.subtle.digest("SHA-256", new TextEncoder().encode(location)),
   );
   const id = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${defaultCacheRoot()}/${id}`;
+}
+
+/**
+ * The directory holding every default host directory:
+ * `$XDG_CACHE_HOME/capsa` (or `~/.cache/capsa`, `%LOCALAPPDATA%/capsa`).
+ * @returns The directory.
+ * @throws {UsageError} when no cache directory can be found.
+ */
+export function defaultCacheRoot(): string {
   let base: string | undefined;
   try {
     base = Deno.env.get("XDG_CACHE_HOME") || undefined;
@@ -78,7 +89,7 @@ export async function defaultHostDir(location: string): Promise<string | undefin
   if (base === undefined) {
     throw new UsageError("neither XDG_CACHE_HOME nor HOME is set: give --host-dir DIR");
   }
-  return `${base.replace(/[/\\]+$/, "")}/capsa/${id}`;
+  return `${base.replace(/[/\\]+$/, "")}/capsa`;
 }
 
 /**
@@ -165,6 +176,7 @@ export async function openLocation(
   });
   let host: Driver | undefined;
   let hostDir: string | undefined;
+  let inUse: Deno.FsFile | undefined;
   try {
     hostDir = ctx.hostDir !== undefined
       ? absolutePath(ctx.hostDir)
@@ -172,9 +184,12 @@ export async function openLocation(
     if (hostDir !== undefined) {
       // Private to this user: the host directory holds the index (every key name).
       await Deno.mkdir(hostDir, { recursive: true, mode: 0o700 });
+      if (ctx.hostDir === undefined) inUse = await holdHostDir(hostDir);
       host = await openLocalFs(hostDir, { create: true, durable: true });
+      if (ctx.hostDir === undefined) await recordHostLocation(host, canonicalLocation(driver));
     }
   } catch (e) {
+    inUse?.close();
     await driver.close().catch(() => {});
     throw e;
   }
@@ -185,6 +200,7 @@ export async function openLocation(
     async close() {
       await host?.close().catch(() => {});
       await driver.close().catch(() => {});
+      inUse?.close();
     },
   };
 }

@@ -14,6 +14,7 @@
 import { boolFlag, GLOBAL_HELP, parseCommandLine, splitCommand, stringFlag } from "./_args.ts";
 import { type Command, commandHelp } from "./_command.ts";
 import { EXIT, EXIT_CODES_HELP, Output, OutputClosed, UsageError } from "./_output.ts";
+import { cacheCommand } from "./commands/cache.ts";
 import { getCommand } from "./commands/get.ts";
 import { initCommand } from "./commands/init.ts";
 import { kitCommand } from "./commands/kit.ts";
@@ -50,6 +51,7 @@ export const COMMANDS: readonly Command[] = [
   snapshotCommand,
   kitCommand,
   serveCommand,
+  cacheCommand,
 ];
 
 /**

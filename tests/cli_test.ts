@@ -523,7 +523,10 @@ Deno.test({
     const text = dec.decode(tty.stdout);
     assert.equal(tty.code, 0, text);
     assert.ok(text.includes("\u001b["), "terminal control sequences");
-    assert.match(text, /put .*\/300 files/);
+    assert.match(text, /put .*\/301 files/); // 300 files and the directory itself
+    // No ETA before one means something: none at 0 %, never "NFs" or an infinity.
+    assert.doesNotMatch(text, / 0\/301 files[^\r\n]*ETA/);
+    assert.doesNotMatch(text, /ETA[: ]*(NF|NULL|∞|Inf)/);
     const quiet = await new Deno.Command("script", {
       args: ["-qec", shell("--quiet"), "/dev/null"],
       env: envFor(s.cache),

@@ -78,7 +78,10 @@ Deno.test("capsa rm --prefix deletes every artifact under the prefix; --dry-run 
       const [args, message] of [
         [["--prefix", ""], /--prefix must not be empty/],
         [["--dry-run", "new/f001"], /--dry-run applies to rm --prefix P/],
-        [["new/f001", "--bogus"], /^capsa: usage: unknown flag --bogus; its flags: --prefix, --dry-run/],
+        [
+          ["new/f001", "--bogus"],
+          /^capsa: usage: unknown flag --bogus; its flags: --prefix, --dry-run/,
+        ],
         [["--prefix"], /--prefix/],
         [["--prefix", "new/", "new/f001"], /./],
       ] as Array<[string[], RegExp]>

@@ -113,7 +113,7 @@ async function removePrefix(
         total = keys.length;
         if (keys.length === 0) throw noneMatch();
         const progress = createProgress(
-          "rm {bar} {value}/{total} artifacts | ETA {eta_formatted}",
+          "rm {bar} {value}/{total} artifacts{eta}",
           ctx.out.quiet,
         );
         progress.start(keys.length);

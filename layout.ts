@@ -41,6 +41,19 @@ export const DESCRIPTOR_REPLICA_KEY = "system.state/descriptor/store.json";
 export const HOST_DESCRIPTOR_KEY = "descriptor/store.json";
 /** Where the host keeps its copy of the index (relative to the host directory). */
 export const HOST_CACHE_KEY = "index/cache";
+/**
+ * The Location a default host directory belongs to (relative to it): JSON
+ * `{"location": "<canonical Location URL>"}`, written on first use, read by
+ * `capsa cache list` and `capsa cache prune`.
+ */
+export const HOST_LOCATION_KEY = "location.json";
+/**
+ * The lock file of a default host directory (relative to it): every `capsa`
+ * process using the directory holds a shared `flock` on it, and
+ * `capsa cache prune` removes only a directory whose lock it can take
+ * exclusively.
+ */
+export const HOST_LOCK_KEY = "in-use.lock";
 
 /** The prefix of every key of the config history. */
 export const CONFIG_PREFIX = "system.config/";

@@ -69,7 +69,8 @@ export function progressEnabled(quiet: boolean): boolean {
  * terminal or `quiet` is set.
  *
  * @param format The `cli-progress` format, e.g.
- *   `"put  {bar} {value}/{total} files | {bytes} | ETA {eta_formatted}"`.
+ *   `"put {bar} {value}/{total} files | {bytes}{eta}"` (`{eta}`: see
+ *   {@linkcode etaText}).
  * @param quiet The `--quiet` flag.
  * @returns The bar.
  */
@@ -87,16 +88,26 @@ export function createProgress(format: string, quiet: boolean): Progress {
     fps: 5,
   }, presets["shades_classic"] ?? {});
   let started = false;
+  let startedAt = 0;
+  let total = 0;
   return {
-    start(total, payload = {}) {
-      bar.start(total, 0, payload);
+    start(t, payload = {}) {
+      startedAt = performance.now();
+      total = t;
+      bar.start(t, 0, { ...payload, eta: "" });
       started = true;
     },
     update(value, payload) {
-      if (started) bar.update(value, payload);
+      if (started) {
+        bar.update(value, {
+          ...payload,
+          eta: etaText(value, total, performance.now() - startedAt),
+        });
+      }
     },
-    setTotal(total) {
-      if (started) bar.setTotal(total);
+    setTotal(t) {
+      total = t;
+      if (started) bar.setTotal(t);
     },
     stop() {
       if (started) bar.stop();
@@ -213,6 +224,31 @@ export function maintenanceProgress(bus: EventBus, quiet: boolean): () => void {
 }
 
 /**
+ * The ETA part of a bar (`{eta}` in its format): empty until it means
+ * something, that is until some work is done and a second has passed (no
+ * `ETA NFs` at 0 %, no wild guess from the first file), and once all is done.
+ *
+ * @param done Work done.
+ * @param total The work to do.
+ * @param elapsedMs Time since the bar started.
+ * @returns `" | ETA 2.0 s"`, or `""`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { etaText } from "./_progress.ts";
+ * assert.equal(etaText(0, 100, 5000), "");
+ * assert.equal(etaText(50, 100, 500), "");
+ * assert.equal(etaText(50, 100, 4000), " | ETA 4.0 s");
+ * assert.equal(etaText(100, 100, 4000), "");
+ * ```
+ */
+export function etaText(done: number, total: number, elapsedMs: number): string {
+  if (done <= 0 || total <= done || elapsedMs < 1000) return "";
+  return ` | ETA ${formatDuration((elapsedMs * (total - done)) / done)}`;
+}
+
+/**
  * The payload of a {@linkcode transferFormat} bar.
  * @param bytes The bytes moved so far.
  * @returns The payload.
@@ -222,10 +258,10 @@ export function bytesPayload(bytes: number): { bytes: string } {
 }
 
 /**
- * The format of a files-and-bytes bar.
+ * The format of a files-and-bytes bar; its ETA is {@linkcode etaText}.
  * @param verb What is done (`put`, `get`).
  * @returns The format.
  */
 export function transferFormat(verb: string): string {
-  return `${verb} {bar} {value}/{total} files | {bytes} | ETA {eta_formatted}`;
+  return `${verb} {bar} {value}/{total} files | {bytes}{eta}`;
 }

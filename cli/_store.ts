@@ -15,6 +15,7 @@ import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { type ArtifactInfo, openStore, type Store } from "../store/store.ts";
 import { type Output, UsageError } from "./_output.ts";
 import type { Passphrases } from "./_passphrase.ts";
+import { holdHostDir, recordHostLocation } from "./_cache.ts";
 
 /** What every command knows besides its own arguments. */
 export interface CommandContext {
@@ -63,6 +64,16 @@ export async function defaultHostDir(location: string): Promise<string | undefin
     await crypto.subtle.digest("SHA-256", new TextEncoder().encode(location)),
   );
   const id = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${defaultCacheRoot()}/${id}`;
+}
+
+/**
+ * The directory holding every default host directory:
+ * `$XDG_CACHE_HOME/capsa` (or `~/.cache/capsa`, `%LOCALAPPDATA%/capsa`).
+ * @returns The directory.
+ * @throws {UsageError} when no cache directory can be found.
+ */
+export function defaultCacheRoot(): string {
   let base: string | undefined;
   try {
     base = Deno.env.get("XDG_CACHE_HOME") || undefined;
@@ -81,7 +92,7 @@ export async function defaultHostDir(location: string): Promise<string | undefin
   if (base === undefined) {
     throw new UsageError("neither XDG_CACHE_HOME nor HOME is set: give --host-dir DIR");
   }
-  return `${base.replace(/[/\\]+$/, "")}/capsa/${id}`;
+  return `${base.replace(/[/\\]+$/, "")}/capsa`;
 }
 
 /**
@@ -168,6 +179,7 @@ export async function openLocation(
   });
   let host: Driver | undefined;
   let hostDir: string | undefined;
+  let inUse: Deno.FsFile | undefined;
   try {
     hostDir = ctx.hostDir !== undefined
       ? absolutePath(ctx.hostDir)
@@ -175,9 +187,12 @@ export async function openLocation(
     if (hostDir !== undefined) {
       // Private to this user: the host directory holds the index (every key name).
       await Deno.mkdir(hostDir, { recursive: true, mode: 0o700 });
+      if (ctx.hostDir === undefined) inUse = await holdHostDir(hostDir);
       host = await openLocalFs(hostDir, { create: true, durable: true });
+      if (ctx.hostDir === undefined) await recordHostLocation(host, canonicalLocation(driver));
     }
   } catch (e) {
+    inUse?.close();
     await driver.close().catch(() => {});
     throw e;
   }
@@ -188,6 +203,7 @@ export async function openLocation(
     async close() {
       await host?.close().catch(() => {});
       await driver.close().catch(() => {});
+      inUse?.close();
     },
   };
 }

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { lutimes } from "node:fs/promises";
 import { CapsaError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import { validateArtifactKey } from "../format/manifest.ts";
 import { pool } from "../pool.ts";
@@ -49,10 +50,56 @@ export interface TreeFile {
   size: number;
   /** Whether it is a symbolic link (stored as the link, never followed). */
   symlink?: boolean;
+  /**
+   * Whether it is a directory: stored as an empty artifact at its path
+   * followed by `/.` (the tree's own directory at `.`), which keeps its mode
+   * and time and restores it even when empty.
+   */
+  dir?: boolean;
+  /** Whether its key is escaped (see {@linkcode escapeKeyPath}): its path holds a control character. */
+  escaped?: boolean;
 }
 
-/** The metadata entry naming what an artifact restores as: `symlink` (absent: a file). */
+/**
+ * The metadata entry naming what an artifact restores as: `symlink` or
+ * `dir` (absent: a file).
+ */
 export const TYPE_META = "capsa.type";
+/**
+ * The metadata entry (`1`) saying that the artifact's key is its path
+ * escaped by {@linkcode escapeKeyPath}: the path holds a character no key
+ * may hold (a newline, another control character).
+ */
+export const ESCAPED_META = "capsa.escaped";
+
+/** The characters a key may not hold (control characters): escaped, with `%`, in an escaped key. */
+// deno-lint-ignore no-control-regex
+const UNKEYABLE = /[\x00-\x1f\x7f-\x9f]/;
+
+/**
+ * A path as a key when it holds characters no key may hold: each control
+ * character, and each `%`, becomes `%` and two upper-case hex digits
+ * (`a\nb%` → `a%0Ab%25`). {@linkcode unescapeKeyPath} undoes it. A path
+ * without control characters is its own key and is never escaped.
+ * @param path The path (relative, with `/`).
+ * @returns The escaped key.
+ */
+export function escapeKeyPath(path: string): string {
+  return path.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f-\x9f%]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`,
+  );
+}
+
+/**
+ * Undoes {@linkcode escapeKeyPath}.
+ * @param key An escaped key.
+ * @returns The path.
+ */
+export function unescapeKeyPath(key: string): string {
+  return key.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
 /** The metadata entry holding a file's permission bits, in octal (`755`). */
 export const MODE_META = "capsa.mode";
 /** The metadata entry holding a file's modification time, in ms since the epoch. */
@@ -60,8 +107,9 @@ export const MTIME_META = "capsa.mtime";
 
 /**
  * What `put --from` records about a file besides its bytes: its permission
- * bits and modification time; for a symbolic link, that it is one (its
- * body is the link's target; its own mode and time are not kept).
+ * bits and modification time; for a directory the same and that it is one;
+ * for a symbolic link, that it is one and its own modification time (its
+ * body is the link's target; a link has no mode of its own).
  *
  * @param info The file's `lstat` (a symbolic link's own, never its target's).
  * @returns The artifact metadata.
@@ -80,19 +128,24 @@ export const MTIME_META = "capsa.mtime";
  * ```
  */
 export function fileMetadata(info: Deno.FileInfo): Record<string, string> {
-  if (info.isSymlink) return { [TYPE_META]: "symlink" };
   const meta: Record<string, string> = {};
-  if (info.mode !== null) meta[MODE_META] = (info.mode & 0o7777).toString(8);
+  if (info.isSymlink) meta[TYPE_META] = "symlink";
+  else if (info.isDirectory) meta[TYPE_META] = "dir";
+  if (info.mode !== null && !info.isSymlink) meta[MODE_META] = (info.mode & 0o7777).toString(8);
   if (info.mtime !== null) meta[MTIME_META] = String(info.mtime.getTime());
   return meta;
 }
 
 /**
- * Lists the regular files and symbolic links under `dir`, recursively, in
- * key order. Symbolic links are never followed: each is one entry.
+ * Lists the regular files, symbolic links and directories under `dir`,
+ * recursively, in key order. Symbolic links are never followed: each is one
+ * entry. A directory's key is its path followed by `/.`; `dir` itself is
+ * `.` (listed only when `prefix` is empty or ends with `/`). A path holding
+ * a control character gets an escaped key ({@linkcode escapeKeyPath}); an
+ * escaped key that is also another file's key is refused.
  * @param dir The directory.
  * @param prefix A key prefix.
- * @returns The files, and the special files (FIFOs, sockets, devices) skipped.
+ * @returns The entries, and the special files (FIFOs, sockets, devices) skipped.
  */
 export async function listTree(
   dir: string,
@@ -103,6 +156,13 @@ export async function listTree(
   if (!info.isDirectory) throw new InvalidArgumentError(`${dir} is not a directory`);
   const files: TreeFile[] = [];
   const skipped: string[] = [];
+  const entry = (e: TreeFile): TreeFile => {
+    if (!UNKEYABLE.test(e.key)) return e;
+    return { ...e, key: escapeKeyPath(e.key), escaped: true };
+  };
+  if (prefix === "" || prefix.endsWith("/")) {
+    files.push(entry({ path: root, key: `${prefix}.`, size: 0, dir: true }));
+  }
   // Directories are read, and their files' sizes taken, many at once: one at a
   // time, the lstat round trips dominated listing many small files.
   const walk = async (abs: string, rel: string): Promise<void> => {
@@ -111,19 +171,31 @@ export async function listTree(
     for await (const e of Deno.readDir(abs)) {
       const path = `${abs}/${e.name}`;
       const key = rel === "" ? e.name : `${rel}/${e.name}`;
-      if (e.isSymlink) files.push({ path, key: prefix + key, size: 0, symlink: true });
-      else if (e.isDirectory) subdirs.push([path, key]);
-      else if (e.isFile) here.push([path, key]);
+      if (e.isSymlink) files.push(entry({ path, key: prefix + key, size: 0, symlink: true }));
+      else if (e.isDirectory) {
+        subdirs.push([path, key]);
+        files.push(entry({ path, key: `${prefix}${key}/.`, size: 0, dir: true }));
+      } else if (e.isFile) here.push([path, key]);
       else skipped.push(key);
     }
     await pool(here, async ([path, key]) => {
-      files.push({ path, key: prefix + key, size: (await Deno.lstat(path)).size });
+      files.push(entry({ path, key: prefix + key, size: (await Deno.lstat(path)).size }));
     }, { concurrency: LIST_CONCURRENCY });
     await pool(subdirs, ([path, key]) => walk(path, key), { concurrency: LIST_CONCURRENCY });
   };
   await walk(root, "");
   skipped.sort();
   files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (let i = 1; i < files.length; i++) {
+    if (files[i]!.key === files[i - 1]!.key) {
+      const [a, b] = [files[i - 1]!, files[i]!];
+      throw new InvalidArgumentError(
+        `${JSON.stringify(a.path)} and ${JSON.stringify(b.path)} would both be stored as key ` +
+          `${JSON.stringify(a.key)} (a name holding a control character is stored escaped, ` +
+          `as %XX): rename one (nothing was stored)`,
+      );
+    }
+  }
   return { files, skipped };
 }
 
@@ -244,6 +316,9 @@ export async function putTree(
         else if (f.symlink) {
           metadata = fileMetadata(await Deno.lstat(f.path));
           body = new TextEncoder().encode(await Deno.readLink(f.path));
+        } else if (f.dir) {
+          metadata = fileMetadata(await Deno.lstat(f.path));
+          body = new Uint8Array(0);
         } else {
           metadata = fileMetadata(await Deno.stat(f.path));
           body = f.size <= SMALL_FILE_BYTES
@@ -253,6 +328,7 @@ export async function putTree(
       } catch (e) {
         body = e instanceof Error ? e : new Error(String(e));
       }
+      if (f.escaped) metadata[ESCAPED_META] = "1";
       await waitTurn(i);
       try {
         if (body === "unchanged") {
@@ -331,13 +407,16 @@ export async function isUnchanged(store: Store, namespace: string, f: TreeFile):
   }
   const info = await Deno.lstat(f.path);
   const meta = fileMetadata(info);
-  for (const name of [TYPE_META, MODE_META, MTIME_META]) {
+  if (f.escaped) meta[ESCAPED_META] = "1";
+  for (const name of [TYPE_META, MODE_META, MTIME_META, ESCAPED_META]) {
     if (meta[name] !== current.metadata[name]) return false;
   }
   if (store.state === "Corrupted") return false;
   const hasher = store.digestHasher();
   if (f.symlink) {
     hasher.update(new TextEncoder().encode(await Deno.readLink(f.path)));
+  } else if (f.dir) {
+    if (current.size !== 0) return false;
   } else {
     if (info.size !== current.size) return false;
     const file = await Deno.open(f.path, { read: true });
@@ -367,21 +446,24 @@ async function writeSymlinkAtomic(path: string, target: string): Promise<void> {
 }
 
 /**
- * Gives a restored file what `put --from` recorded about it (see
- * {@linkcode fileMetadata}): its permission bits and modification time.
+ * Gives a restored file or directory what `put --from` recorded about it
+ * (see {@linkcode fileMetadata}): its permission bits and modification
+ * time; a symbolic link its own time (the link's, never its target's).
  * Artifacts stored otherwise carry neither and keep the defaults.
- * @param path The restored file.
+ * @param path The restored file, directory or link.
  * @param info The artifact it was restored from.
  */
 export async function restoreFileMetadata(path: string, info: ArtifactInfo): Promise<void> {
+  const link = info.metadata[TYPE_META] === "symlink";
   const mode = info.metadata[MODE_META];
-  if (mode !== undefined && /^[0-7]{1,4}$/.test(mode) && Deno.build.os !== "windows") {
+  if (!link && mode !== undefined && /^[0-7]{1,4}$/.test(mode) && Deno.build.os !== "windows") {
     await Deno.chmod(path, parseInt(mode, 8));
   }
   const mtime = info.metadata[MTIME_META];
   if (mtime !== undefined && /^-?\d{1,15}$/.test(mtime)) {
     const t = new Date(Number(mtime));
-    await Deno.utime(path, t, t);
+    if (link) await lutimes(path, t, t);
+    else await Deno.utime(path, t, t);
   }
 }
 
@@ -419,7 +501,8 @@ export function keyToSegments(key: string): string[] | { refused: string } {
     if (utf8.encode(s).length > MAX_FILE_NAME_BYTES) {
       return { refused: `a path segment is longer than ${MAX_FILE_NAME_BYTES} bytes` };
     }
-    if (windows && /[:*?"<>|]/.test(s)) {
+    // deno-lint-ignore no-control-regex
+    if (windows && /[:*?"<>|\x00-\x1f]/.test(s)) {
       return { refused: "it holds a character Windows forbids in file names" };
     }
   }
@@ -512,12 +595,17 @@ export async function getTree(
     problems.push(p);
     options.onProblem?.(p);
   };
-  const listed: Array<{ info: ArtifactInfo; segments: string[] }> = [];
+  const listed: Array<{ info: ArtifactInfo; segments: string[]; dir: boolean }> = [];
   const dirs = new Set<string>();
   let total = 0;
   for await (const info of listAll(store, namespace, options.prefix)) {
     total++;
-    const segments = keyToSegments(info.key);
+    // An escaped key (a name holding a newline…) is restored under its own name.
+    const path = info.metadata[ESCAPED_META] === "1" ? unescapeKeyPath(info.key) : info.key;
+    // A directory `d/.` (the tree's own: `.`) restores as `d`, with its mode and time.
+    const isDir = info.metadata[TYPE_META] === "dir" && (path === "." || path.endsWith("/."));
+    const filePath = isDir ? path.slice(0, -2) : path;
+    const segments = isDir && filePath === "" ? [] : keyToSegments(filePath);
     if (!Array.isArray(segments)) {
       report({
         key: info.key,
@@ -527,11 +615,13 @@ export async function getTree(
       });
       continue;
     }
-    for (let i = 1; i < segments.length; i++) dirs.add(segments.slice(0, i).join("/"));
-    listed.push({ info, segments });
+    for (let i = 1; i <= segments.length - (isDir ? 0 : 1); i++) {
+      dirs.add(segments.slice(0, i).join("/"));
+    }
+    listed.push({ info, segments, dir: isDir });
   }
-  const items = listed.filter(({ info }) => {
-    if (!dirs.has(info.key)) return true;
+  const items = listed.filter(({ info, segments, dir }) => {
+    if (dir || !dirs.has(segments.join("/"))) return true;
     report({
       key: info.key,
       code: "key_conflict",
@@ -576,6 +666,13 @@ export async function getTree(
       if (fatal) return;
       const rel = item.segments.join("/");
       try {
+        if (item.dir) {
+          // Made here (an empty directory too); its mode and time are given once it is full.
+          if (rel !== "") await ensureDir(rel);
+          restored++;
+          progress?.update(++done, bytesPayload(bytes));
+          return;
+        }
         if (item.segments.length > 1) await ensureDir(item.segments.slice(0, -1).join("/"));
         const body = await store.getStream(namespace, item.info.key, {
           version: item.info.version,
@@ -583,6 +680,7 @@ export async function getTree(
         if (item.info.metadata[TYPE_META] === "symlink") {
           const target = await new Response(body).text();
           await writeSymlinkAtomic(`${root}/${rel}`, target);
+          await restoreFileMetadata(`${root}/${rel}`, item.info);
           bytes += item.info.size;
         } else {
           const written = await writeFileAtomic(`${root}/${rel}`, body);
@@ -596,6 +694,20 @@ export async function getTree(
       }
       progress?.update(++done, bytesPayload(bytes));
     }, { concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM });
+    // Directories last, deepest first: writing into one changes its time, and a
+    // read-only one must stay writable until it is full.
+    const dirItems = items.filter((i) => i.dir).sort((a, b) =>
+      b.segments.length - a.segments.length
+    );
+    for (const item of fatal ? [] : dirItems) {
+      const rel = item.segments.join("/");
+      try {
+        await restoreFileMetadata(rel === "" ? root : `${root}/${rel}`, item.info);
+      } catch (e) {
+        if (isArtifactFailure(e)) report(problemOf(item.info.key, e));
+        else fatal ??= { error: e, key: item.info.key };
+      }
+    }
   } finally {
     progress?.stop();
   }

@@ -15,6 +15,7 @@ import { boolFlag, GLOBAL_HELP, parseCommandLine, splitCommand, stringFlag } fro
 import { type Command, commandHelp } from "./_command.ts";
 import { EXIT, EXIT_CODES_HELP, Output, OutputClosed, UsageError } from "./_output.ts";
 import { Passphrases } from "./_passphrase.ts";
+import { cacheCommand } from "./commands/cache.ts";
 import { getCommand } from "./commands/get.ts";
 import { initCommand } from "./commands/init.ts";
 import { kitCommand } from "./commands/kit.ts";
@@ -53,6 +54,7 @@ export const COMMANDS: readonly Command[] = [
   kitCommand,
   keyCommand,
   serveCommand,
+  cacheCommand,
 ];
 
 /**

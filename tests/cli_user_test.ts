@@ -388,7 +388,8 @@ Deno.test("capsa put --from / get --to keep file modes, modification times and s
 
     const put = await s.ok(["put", "store", "ns", "--from", "tree", "--json"]);
     assert.equal(put.stderr, "", "no file is skipped");
-    assert.equal(JSON.parse(put.stdout).files, 6);
+    // Four links, two files, two directories (the tree's own, `.`, and bin).
+    assert.equal(JSON.parse(put.stdout).files, 8);
     const stat = JSON.parse((await s.ok(["stat", "store", "ns", "bin/run.sh", "--json"])).stdout);
     assert.deepEqual(stat.metadata, { "capsa.mode": "755", "capsa.mtime": "978307200123" });
 
@@ -430,14 +431,15 @@ Deno.test("capsa put --from skips unchanged files (--force writes them) and repo
     const put = async (...extra: string[]) =>
       JSON.parse((await s.ok(["put", "store", "ns", "--from", "tree", "--json", ...extra])).stdout);
     const first = await put();
-    assert.deepEqual([first.files, first.newVersions, first.unchanged], [6, 6, 0]);
+    // Five files, a link and the tree's own directory.
+    assert.deepEqual([first.files, first.newVersions, first.unchanged], [7, 7, 0]);
     assert.ok(first.newBytes >= 100_000, `new bytes ${first.newBytes}`);
 
     const again = await put();
     assert.deepEqual([again.files, again.newVersions, again.unchanged, again.newBytes], [
-      6,
+      7,
       0,
-      6,
+      7,
       0,
     ]);
     const versions = JSON.parse(
@@ -452,11 +454,11 @@ Deno.test("capsa put --from skips unchanged files (--force writes them) and repo
     await Deno.writeFile(`${tree}/f2.bin`, crypto.getRandomValues(new Uint8Array(20_000)));
     await Deno.utime(`${tree}/f2.bin`, f2.atime!, f2.mtime!);
     const third = await put();
-    assert.deepEqual([third.newVersions, third.unchanged], [2, 4]);
+    assert.deepEqual([third.newVersions, third.unchanged], [2, 5]);
     const human = await s.ok(["put", "store", "ns", "--from", "tree"]);
-    assert.match(human.stdout, /: 0 new versions \(0 B\), 6 unchanged, 0 B new in the store/);
+    assert.match(human.stdout, /: 0 new versions \(0 B\), 7 unchanged, 0 B new in the store/);
     const forced = await put("--force");
-    assert.deepEqual([forced.newVersions, forced.unchanged], [6, 0]);
+    assert.deepEqual([forced.newVersions, forced.unchanged], [7, 0]);
     assert.ok(forced.newBytes < 20_000, `deduplicated: ${forced.newBytes} new bytes`);
   } finally {
     await s.dispose();
@@ -510,7 +512,7 @@ Deno.test("Ctrl-C during capsa put --from says what was stored; running it again
     const stderr = new TextDecoder().decode(r.stderr);
     assert.equal(r.code, 1, stderr);
     const m =
-      /capsa: aborted: put stopped by Ctrl-C after (\d+) of 1500 files: (\d+) new versions .*run the same command again to store the rest/
+      /capsa: aborted: put stopped by Ctrl-C after (\d+) of 1501 files: (\d+) new versions .*run the same command again to store the rest/
         .exec(stderr);
     assert.ok(m, stderr);
     const stored = Number(m[2]);
@@ -521,9 +523,10 @@ Deno.test("Ctrl-C during capsa put --from says what was stored; running it again
     const rerun = JSON.parse(
       (await s.ok(["put", "store", "ns", "--from", "tree", "--json"])).stdout,
     );
-    assert.deepEqual([rerun.unchanged, rerun.newVersions], [stored, count - stored]);
+    // The files and the tree's own directory (`.`).
+    assert.deepEqual([rerun.unchanged, rerun.newVersions], [stored, count + 1 - stored]);
     const all = (await s.ok(["ls", "store", "ns"])).stdout.trim().split("\n");
-    assert.equal(all.length, count);
+    assert.equal(all.length, count + 1);
   } finally {
     await s.dispose();
   }

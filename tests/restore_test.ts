@@ -113,8 +113,9 @@ Deno.test("one damaged blob: get --to restores the rest, names the artifact, exi
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^capsa: warning: corrupt_object: ns\/sub\/f17\.bin: /m);
     const doc = JSON.parse(r.stdout) as Record<string, unknown>;
-    assert.equal(doc["files"], 59);
-    assert.equal(doc["total"], 60);
+    // 59 files and two directories (`.` and sub/.), each an artifact.
+    assert.equal(doc["files"], 61);
+    assert.equal(doc["total"], 62);
     assert.deepEqual(
       (doc["notRestored"] as Array<{ key: string; code: string }>).map((p) => [p.key, p.code]),
       [[victim, "corrupt_object"]],

@@ -29,11 +29,13 @@ export const putCommand: Command = {
        capsa put LOCATION NAMESPACE --from DIR [--prefix P] [--parallelism N]`,
   description:
     `Stores FILE (stdin when FILE is absent or "-") as artifact KEY of NAMESPACE: a new version.
-With --from, stores every regular file and symbolic link under DIR, keys being the paths
-relative to DIR with "/", after P; several at once, with a progress bar on a terminal. Each
-file's mode and modification time are kept as metadata (capsa.mode, capsa.mtime) and a link is
-stored as the link itself (capsa.type=symlink, its target as the body), never followed;
-\`get --to\` restores them. FIFOs, sockets and devices are skipped, each named on stderr.
+With --from, stores every regular file, directory and symbolic link under DIR, keys being the
+paths relative to DIR with "/", after P; several at once, with a progress bar on a terminal. Each
+file's and directory's mode and modification time are kept as metadata (capsa.mode, capsa.mtime);
+a directory is an empty artifact at "PATH/." (DIR itself at "."), a link is stored as the link
+itself (capsa.type=symlink, its target as the body), never followed; a name holding a newline or
+another control character gets an escaped key (%0A, capsa.escaped=1); \`get --to\` restores them
+as they were. FIFOs, sockets and devices are skipped, each named on stderr.
 A file whose current version has the same size, mode, modification time and digest is not
 stored again (--force stores it anyway). Ctrl-C stops after the files being stored: what was
 stored is kept, and running the same command again completes it. Every key is checked before

@@ -57,7 +57,7 @@ import {
   parsePackKey,
 } from "../layout.ts";
 import { pool } from "../pool.ts";
-import type { EventBus } from "../store/events.ts";
+import { EventBus } from "../store/events.ts";
 import type { Store } from "../store/store.ts";
 import { AgentBase, type MaintenanceContext, requireIntegers } from "./agent.ts";
 
@@ -904,10 +904,17 @@ export interface GarbageCollectAgent {
 }
 
 /**
+ * Creates the agent, publishing on `store.bus`.
+ * @param store The store.
+ * @param config The configuration.
+ * @returns The agent.
+ */
+export function createGarbageCollectAgent(store: Store, config?: GcConfig): GarbageCollectAgent;
+/**
  * Creates a GarbageCollectAgent.
  *
  * @param store The store to collect (not Corrupted; manifest storage `Remote`).
- * @param bus Where the agent publishes its events.
+ * @param bus Where the agent publishes its events (default: `store.bus`, so it may be left out).
  * @param config Retention policy and tuning; every field has a default.
  * @returns The agent; call `validate()`, then `run()`.
  *
@@ -923,7 +930,7 @@ export interface GarbageCollectAgent {
  * for (let i = 0; i < 3; i++) await store.put("ns", "k", new Uint8Array(4096).fill(i));
  * await store.flush();
  * // grace: 0 only when no other process writes (tests, a store nobody else uses).
- * const agent = createGarbageCollectAgent(store, new EventBus(), { keepVersions: 1, grace: 0 });
+ * const agent = createGarbageCollectAgent(store, { keepVersions: 1, grace: 0 });
  * agent.validate();
  * await agent.run();
  * assert.deepEqual(agent.stats().manifestsDropped, 2);
@@ -935,7 +942,15 @@ export interface GarbageCollectAgent {
 export function createGarbageCollectAgent(
   store: Store,
   bus: EventBus,
-  config: GcConfig = {},
+  config?: GcConfig,
+): GarbageCollectAgent;
+export function createGarbageCollectAgent(
+  store: Store,
+  busOrConfig?: EventBus | GcConfig,
+  config?: GcConfig,
 ): GarbageCollectAgent {
-  return new GarbageCollectAgentImpl(store, bus, config);
+  const [bus, cfg] = busOrConfig instanceof EventBus
+    ? [busOrConfig, config]
+    : [store.bus, busOrConfig];
+  return new GarbageCollectAgentImpl(store, bus, cfg ?? {});
 }

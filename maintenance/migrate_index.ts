@@ -37,7 +37,7 @@ import {
 } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
 import { CorruptObjectError, InvalidArgumentError, NotFoundError } from "../errors.ts";
-import type { EventBus } from "../store/events.ts";
+import { EventBus } from "../store/events.ts";
 import { type ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
 import type { Manifest } from "../format/manifest.ts";
@@ -489,10 +489,17 @@ function verifySame(live: StoreIndex, next: StoreIndex): void {
 }
 
 /**
+ * Creates the agent, publishing on `store.bus`.
+ * @param store The store.
+ * @param config The configuration.
+ * @returns The agent.
+ */
+export function createMigrateIndexAgent(store: Store, config?: MigrateConfig): MigrateIndexAgent;
+/**
  * Creates a MigrateIndexAgent.
  *
  * @param store The store (not Corrupted: rebuild it first).
- * @param bus Where the agent publishes its events.
+ * @param bus Where the agent publishes its events (default: `store.bus`, so it may be left out).
  * @param config The target manifest storage mode, if any, and the lease settings.
  * @returns The agent; call `validate()` then `run()`.
  *
@@ -508,7 +515,7 @@ function verifySame(live: StoreIndex, next: StoreIndex): void {
  * const { store } = await initStore(new MemoryDriver(), { hostStorage: host });
  * await store.put("ns", "k", new TextEncoder().encode("v"));
  * await store.flush();
- * const agent = createMigrateIndexAgent(store, new EventBus(), { manifestStorage: "Replicated" });
+ * const agent = createMigrateIndexAgent(store, { manifestStorage: "Replicated" });
  * agent.validate();
  * await agent.run();
  * assert.deepEqual([store.config?.manifestStorage, agent.stats().manifestsMoved], ["Replicated", 1]);
@@ -518,7 +525,15 @@ function verifySame(live: StoreIndex, next: StoreIndex): void {
 export function createMigrateIndexAgent(
   store: Store,
   bus: EventBus,
-  config: MigrateConfig = {},
+  config?: MigrateConfig,
+): MigrateIndexAgent;
+export function createMigrateIndexAgent(
+  store: Store,
+  busOrConfig?: EventBus | MigrateConfig,
+  config?: MigrateConfig,
 ): MigrateIndexAgent {
-  return new MigrateIndexAgentImpl(store, bus, config);
+  const [bus, cfg] = busOrConfig instanceof EventBus
+    ? [busOrConfig, config]
+    : [store.bus, busOrConfig];
+  return new MigrateIndexAgentImpl(store, bus, cfg ?? {});
 }

@@ -53,7 +53,7 @@ import {
   MAX_DESCRIPTOR_BYTES,
 } from "../format/descriptor.ts";
 import { CapsaError, CorruptObjectError, InvalidArgumentError, NotFoundError } from "../errors.ts";
-import type { EventBus } from "../store/events.ts";
+import { EventBus } from "../store/events.ts";
 import { hashBytes } from "../format/hashing.ts";
 import { readLease } from "../store/lease.ts";
 import {
@@ -558,11 +558,18 @@ class MoveStoreAgentImpl extends AgentBase<MoveStats, MoveProblem> implements Mo
 }
 
 /**
+ * Creates the agent, publishing on `store.bus`.
+ * @param store The store.
+ * @param config The configuration.
+ * @returns The agent.
+ */
+export function createMoveStoreAgent(store: Store, config: MoveConfig): MoveStoreAgent;
+/**
  * Creates a MoveStoreAgent: moves the store to `config.destination`, then
  * marks the source as moved (see the module doc for the order of the writes).
  *
  * @param store The store to move (its descriptor must be readable).
- * @param bus Where the agent publishes its events.
+ * @param bus Where the agent publishes its events (default: `store.bus`, so it may be left out).
  * @param config The destination and options.
  * @returns The agent; call `validate()` then `run()`.
  *
@@ -578,7 +585,7 @@ class MoveStoreAgentImpl extends AgentBase<MoveStats, MoveProblem> implements Mo
  * const destination = new MemoryDriver({ name: "memory:new" });
  * const { store } = await initStore(source);
  * await store.put("ns", "k", new TextEncoder().encode("v"));
- * const agent = createMoveStoreAgent(store, new EventBus(), {
+ * const agent = createMoveStoreAgent(store, {
  *   destination,
  *   destinationLocation: "memory:new",
  * });
@@ -596,6 +603,14 @@ export function createMoveStoreAgent(
   store: Store,
   bus: EventBus,
   config: MoveConfig,
+): MoveStoreAgent;
+export function createMoveStoreAgent(
+  store: Store,
+  busOrConfig?: EventBus | MoveConfig,
+  config?: MoveConfig,
 ): MoveStoreAgent {
-  return new MoveStoreAgentImpl(store, bus, config);
+  const [bus, cfg] = busOrConfig instanceof EventBus
+    ? [busOrConfig, config]
+    : [store.bus, busOrConfig];
+  return new MoveStoreAgentImpl(store, bus, cfg!);
 }

@@ -27,7 +27,7 @@ import {
   MAX_DESCRIPTOR_BYTES,
 } from "../format/descriptor.ts";
 import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
-import type { EventBus } from "../store/events.ts";
+import { EventBus } from "../store/events.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { readPackToc } from "../format/pack.ts";
 import { type KeySlot, SEAL_OVERHEAD, type StoreKeys } from "../format/crypto.ts";
@@ -572,10 +572,17 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
 }
 
 /**
+ * Creates the agent, publishing on `store.bus`.
+ * @param store The store.
+ * @param config The configuration.
+ * @returns The agent.
+ */
+export function createRebuildIndexAgent(store: Store, config?: RebuildConfig): RebuildIndexAgent;
+/**
  * Creates a RebuildIndexAgent.
  *
  * @param store The store (it may be Corrupted: that is what a rebuild is for).
- * @param bus Where the agent publishes its events.
+ * @param bus Where the agent publishes its events (default: `store.bus`, so it may be left out).
  * @param config The configuration; every field has a default.
  * @returns The agent; call `validate()` then `run()`.
  *
@@ -589,7 +596,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
  *
  * const { store } = await initStore(new MemoryDriver());
  * await store.put("ns", "k", new TextEncoder().encode("v"));
- * const agent = createRebuildIndexAgent(store, new EventBus(), { source: "FullScan" });
+ * const agent = createRebuildIndexAgent(store, { source: "FullScan" });
  * agent.validate();
  * await agent.run();
  * assert.deepEqual(agent.stats().manifestsIndexed, 1);
@@ -599,9 +606,17 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
 export function createRebuildIndexAgent(
   store: Store,
   bus: EventBus,
-  config: RebuildConfig = {},
+  config?: RebuildConfig,
+): RebuildIndexAgent;
+export function createRebuildIndexAgent(
+  store: Store,
+  busOrConfig?: EventBus | RebuildConfig,
+  config?: RebuildConfig,
 ): RebuildIndexAgent {
-  return new RebuildIndexAgentImpl(store, bus, config);
+  const [bus, cfg] = busOrConfig instanceof EventBus
+    ? [busOrConfig, config]
+    : [store.bus, busOrConfig];
+  return new RebuildIndexAgentImpl(store, bus, cfg ?? {});
 }
 
 async function hasAny(driver: Driver, prefix: string): Promise<boolean> {

@@ -5,7 +5,13 @@ import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../layout.ts";
 import { EventBus } from "../store/events.ts";
 import { listSnapshots } from "../store/persistence.ts";
 import { initStore, openStore } from "../store/store.ts";
-import { createRebuildIndexAgent, RecoveryKitMismatchError } from "./mod.ts";
+import {
+  createGarbageCollectAgent,
+  createMigrateIndexAgent,
+  createRebuildIndexAgent,
+  createVerificationAgent,
+  RecoveryKitMismatchError,
+} from "./mod.ts";
 import { localfsLocations, memoryLocations } from "../tests/locations.ts";
 import { registerRebuildScenarios } from "../tests/rebuild_scenarios.ts";
 
@@ -165,5 +171,25 @@ Deno.test("RebuildConfig takes what a library user has: the kit as initStore ret
     () => createRebuildIndexAgent(store, new EventBus(), { leaseTTL: "soon" }).validate(),
     /leaseTTL must be/,
   );
+  await store.close();
+});
+
+Deno.test("every agent may be created without a bus: it publishes on store.bus", async () => {
+  const { store } = await initStore(new MemoryDriver());
+  await store.put("ns", "k", "v");
+  const seen: string[] = [];
+  store.bus.subscribe((e) => seen.push(e.type));
+  await createRebuildIndexAgent(store).run();
+  await createVerificationAgent(store, { data: true }).run();
+  await createMigrateIndexAgent(store).run();
+  await createGarbageCollectAgent(store, { grace: 0 }).run();
+  const started = seen.filter((t) => t === "maintenance.started").length;
+  assert.equal(started, 4, seen.join(", "));
+  // The old form, a bus of one's own, still works.
+  const own = new EventBus();
+  const mine: string[] = [];
+  own.subscribe((e) => mine.push(e.type));
+  await createVerificationAgent(store, own, {}).run();
+  assert.ok(mine.includes("maintenance.started"));
   await store.close();
 });

@@ -31,7 +31,7 @@
 import type { Driver } from "../drivers/driver.ts";
 import type { ManifestStorage } from "../format/config.ts";
 import { CapsaError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
-import type { EventBus } from "../store/events.ts";
+import { EventBus } from "../store/events.ts";
 import { createHasher, type HashAlgorithm, hashBytes, isBlobId } from "../format/hashing.ts";
 import type { PackRecord, StoreIndex } from "../index/store_index.ts";
 import { decodeStoredBlob, type PackSource, type PackToc, readPackToc } from "../format/pack.ts";
@@ -680,10 +680,17 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
 }
 
 /**
+ * Creates the agent, publishing on `store.bus`.
+ * @param store The store.
+ * @param config The configuration.
+ * @returns The agent.
+ */
+export function createVerificationAgent(store: Store, config?: VerifyConfig): VerificationAgent;
+/**
  * Creates a VerificationAgent.
  *
  * @param store The store to verify (not Corrupted: rebuild it first).
- * @param bus Where the agent publishes its events.
+ * @param bus Where the agent publishes its events (default: `store.bus`, so it may be left out).
  * @param config The configuration; every field has a default.
  * @returns The agent; call `validate()`, then `run()`, then read `problems()`.
  *
@@ -708,7 +715,15 @@ class VerificationAgentImpl extends AgentBase<VerifyStats, VerifyProblem>
 export function createVerificationAgent(
   store: Store,
   bus: EventBus,
-  config: VerifyConfig = {},
+  config?: VerifyConfig,
+): VerificationAgent;
+export function createVerificationAgent(
+  store: Store,
+  busOrConfig?: EventBus | VerifyConfig,
+  config?: VerifyConfig,
 ): VerificationAgent {
-  return new VerificationAgentImpl(store, bus, config);
+  const [bus, cfg] = busOrConfig instanceof EventBus
+    ? [busOrConfig, config]
+    : [store.bus, busOrConfig];
+  return new VerificationAgentImpl(store, bus, cfg ?? {});
 }

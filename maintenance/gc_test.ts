@@ -122,7 +122,7 @@ Deno.test("gc keeps the newest version, drops what was deleted, frees the space 
     assert.equal((await s2.versions("ns", "a")).length, 1);
     for (const [i, bytes] of small.entries()) assert.deepEqual(await s2.get("ns", `s${i}`), bytes);
     assert.deepEqual(await s2.versions("ns", "gone"), []);
-    assert.deepEqual(s2.namespaces(), ["ns"]);
+    assert.deepEqual(await s2.namespaces(), ["ns"]);
   }
   await verifyClean(store);
   await verifyClean(other);

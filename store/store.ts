@@ -594,8 +594,26 @@ export class Store {
     return (await this.#readable(namespace, key)).versions(namespace, key).map(infoOf);
   }
 
-  /** The namespaces holding live artifacts. @returns The namespaces. */
-  namespaces(): string[] {
+  /**
+   * The namespaces holding live artifacts, caught up like every read (async,
+   * as every other read is).
+   * @returns The namespaces, in byte order.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { initStore } from "./store.ts";
+   * import { MemoryDriver } from "../drivers/memory.ts";
+   * const { store } = await initStore(new MemoryDriver());
+   * await store.put("photos", "a.jpg", "…");
+   * assert.deepEqual(await store.namespaces(), ["photos"]);
+   * await store.close();
+   * ```
+   */
+  async namespaces(): Promise<string[]> {
+    this.#live();
+    await this.#gate.check("read");
+    if (this.clock() - this.#caughtUpAt >= this.#refreshIntervalMs) await this.#autoRefresh();
     return this.#live().index.namespaces();
   }
 

@@ -1586,3 +1586,16 @@ Deno.test("Store.put() takes a string as its UTF-8 bytes; Store.iterate() walks 
   assert.equal(some.length, 100);
   await store.close();
 });
+
+Deno.test("namespaces() is a read like the others: it catches up on what another handle wrote", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store: a } = await initStore(new MemoryDriver({ objects }));
+  await a.put("first", "k", "v");
+  const b = await openStore(new MemoryDriver({ objects }), { refreshIntervalMs: 0 });
+  assert.deepEqual(await b.namespaces(), ["first"]);
+  await a.put("second", "k", "v");
+  await a.flush();
+  assert.deepEqual(await b.namespaces(), ["first", "second"]);
+  await a.close();
+  await b.close();
+});

@@ -15,7 +15,7 @@ import type { Store } from "../store/store.ts";
  */
 export async function answers(store: Store): Promise<unknown> {
   const out: Record<string, unknown> = {};
-  for (const ns of store.namespaces()) {
+  for (const ns of await store.namespaces()) {
     const keys: string[] = [];
     let after: string | undefined;
     for (;;) {

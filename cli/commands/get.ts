@@ -64,7 +64,7 @@ followed). Every blob is checked against its hash on the way.`,
         async (store) => {
           // Validates the name and catches up with other writers first.
           await store.list(namespace!, { limit: 1 });
-          const namespaces = store.namespaces();
+          const namespaces = await store.namespaces();
           if (!namespaces.includes(namespace!)) {
             throw new CapsaError(
               "not_found",

@@ -34,7 +34,7 @@ its live artifacts in key order (under P); -l adds size, time and version.`,
     }
     await withStore(ctx, location!, async (store) => {
       if (namespace === undefined) {
-        const namespaces = store.namespaces();
+        const namespaces = await store.namespaces();
         ctx.out.result({ namespaces }, () => namespaces.join("\n"), { essential: true });
         return;
       }

@@ -244,7 +244,7 @@ export function objectRoutes(
     await next();
   });
 
-  app.get("/v1/objects", (c) => c.json({ namespaces: store.namespaces() }));
+  app.get("/v1/objects", async (c) => c.json({ namespaces: await store.namespaces() }));
 
   app.get("/v1/objects/:namespace", async (c) => {
     const prefix = c.req.query("prefix");

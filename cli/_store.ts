@@ -307,7 +307,7 @@ export async function* listAll(
       limit: 1000,
     });
     yield* page.items;
-    if (page.cursor === undefined) return;
-    after = page.cursor;
+    if (page.after === undefined) return;
+    after = page.after;
   }
 }

@@ -8,7 +8,7 @@
  * | --- | --- | --- | --- |
  * | GET | `/v1/health` | 200 `{ ok: true }`, no token needed | `routes/health.ts` |
  * | GET | `/v1/objects` | `{ namespaces }` | `routes/objects.ts` |
- * | GET, HEAD | `/v1/objects/:namespace?prefix&after&limit` | `{ items, cursor? }` (an `ArtifactPage`); other methods 405 | `routes/objects.ts` |
+ * | GET, HEAD | `/v1/objects/:namespace?prefix&after&limit` | `{ items, after?, cursor? }` (an `ArtifactPage`: pass `after` back for the next page); other methods 405 | `routes/objects.ts` |
  * | POST | `/v1/objects/:namespace?batch&prefix=` | a tar body (`application/x-tar`): 200 `{ stored, failed, items }` (207 when some failed) once its packs are durable | `routes/batch.ts` |
  * | GET, HEAD | `/v1/objects/:namespace/:key?version=` | the body (200, or 206 for a `Range`; 304, 416) | `routes/objects.ts` |
  * | GET | `/v1/objects/:namespace/:key?versions` | `{ items }`: every version, newest first, deletions included | `routes/objects.ts` |

@@ -488,14 +488,16 @@ Deno.test("GET /v1/objects/:ns pages with limit and after, filters by prefix; GE
       const page = await res.json();
       pages++;
       seen.push(...page.items.map((i: { key: string }) => i.key));
-      if (page.cursor === undefined) break;
-      after = page.cursor;
+      // `after` names where the next page starts; `cursor`, its old name, says the same.
+      assert.equal(page.cursor, page.after);
+      if (page.after === undefined) break;
+      after = page.after;
     }
     assert.deepEqual(seen, keys);
     assert.equal(pages, 3);
     const all = await (await req(app, "/v1/objects/list")).json();
     assert.equal(all.items.length, 8);
-    assert.equal(all.cursor, undefined);
+    assert.equal(all.after, undefined);
 
     const ns = await (await req(app, "/v1/objects")).json();
     assert.deepEqual(ns.namespaces.sort(), ["list", "second"]);

@@ -241,6 +241,6 @@ export function listPage(
     limit,
   });
   const page: ArtifactPage = { items: rows.map(infoOf) };
-  if (rows.length === limit) page.cursor = rows[rows.length - 1]!.key;
+  if (rows.length === limit) page.after = page.cursor = rows[rows.length - 1]!.key;
   return page;
 }

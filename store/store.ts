@@ -580,8 +580,8 @@ export class Store {
         ...(after === undefined ? {} : { after }),
       });
       yield* page.items;
-      if (page.cursor === undefined) return;
-      after = page.cursor;
+      if (page.after === undefined) return;
+      after = page.after;
     }
   }
 

@@ -667,9 +667,9 @@ Deno.test("Store.list() pages through 2,500 keys with prefix, after, limit and c
         assert.equal(item.size, item.key.length);
         seen.push(item.key);
       }
-      if (page.cursor === undefined) break;
-      assert.equal(page.cursor, page.items[page.items.length - 1]!.key);
-      cursor = page.cursor;
+      if (page.after === undefined) break;
+      assert.equal(page.after, page.items[page.items.length - 1]!.key);
+      cursor = page.after;
       assert.ok(pages <= 2500, "paging does not end");
     }
     return seen;

@@ -54,7 +54,7 @@ export interface ArtifactInfo {
 export interface ListArtifactsOptions {
   /** Only keys starting with this. */
   prefix?: string;
-  /** Only keys after this one: the cursor of the previous page. */
+  /** Only keys after this one: the `after` of the previous page. */
   after?: string;
   /** Page size (default 1000, at most 10,000). */
   limit?: number;
@@ -64,7 +64,9 @@ export interface ListArtifactsOptions {
 export interface ArtifactPage {
   /** The artifacts, in key order. */
   items: ArtifactInfo[];
-  /** Pass as `after` for the next page; absent on the last page. */
+  /** Pass it as `after` to get the next page; absent on the last page. */
+  after?: string;
+  /** The same as `after` (its name before version 0.2). @deprecated Use `after`. */
   cursor?: string;
 }
 

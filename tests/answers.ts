@@ -21,8 +21,8 @@ export async function answers(store: Store): Promise<unknown> {
     for (;;) {
       const page = await store.list(ns, { limit: 5, ...(after === undefined ? {} : { after }) });
       keys.push(...page.items.map((i) => i.key));
-      if (!page.cursor) break;
-      after = page.cursor;
+      if (!page.after) break;
+      after = page.after;
     }
     out[`${ns}/`] = keys;
     for (const key of keys) {

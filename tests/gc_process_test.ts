@@ -76,8 +76,8 @@ async function answers(store: Store, ns: string): Promise<string[]> {
       const versions = await store.versions(ns, i.key);
       out.push(`${i.key} ${i.digest} ${versions.length}`);
     }
-    if (!page.cursor) break;
-    after = page.cursor;
+    if (!page.after) break;
+    after = page.after;
   }
   return out;
 }

@@ -128,8 +128,8 @@ export function registerStoreScenarios(kind: LocationKind): void {
       for (;;) {
         const page = await again.list("many", { limit: 64, ...(after ? { after } : {}) });
         keys.push(...page.items.map((i) => i.key));
-        if (!page.cursor) break;
-        after = page.cursor;
+        if (!page.after) break;
+        after = page.after;
       }
       assert.equal(keys.length, 200);
       for (let i = 0; i < 200; i++) {

@@ -17,8 +17,8 @@
  * @example Catching a missing object
  * ```ts
  * import assert from "node:assert/strict";
- * import { NotFoundError } from "./errors.ts";
- * import { MemoryDriver } from "./drivers/memory.ts";
+ * import { NotFoundError } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const driver = new MemoryDriver();
  * try {
@@ -39,7 +39,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ERROR_CODES, EXIT_CODES } from "./errors.ts";
+ * import { ERROR_CODES, EXIT_CODES } from "@capsa/capsa";
  * assert.deepEqual(ERROR_CODES.lease_held.exit === EXIT_CODES.leaseHeld, true);
  * ```
  */
@@ -91,7 +91,7 @@ const passphrase = EXIT_CODES.passphrase;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ERROR_CODES } from "./errors.ts";
+ * import { ERROR_CODES } from "@capsa/capsa";
  * const { status, exit, retryable } = ERROR_CODES.maintenance_mode;
  * assert.deepEqual([status, exit, retryable], [503, 1, true]);
  * ```
@@ -476,7 +476,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { isErrorCode } from "./errors.ts";
+ * import { isErrorCode } from "@capsa/capsa";
  * assert.deepEqual([isErrorCode("not_found"), isErrorCode("nope")], [true, false]);
  * ```
  */
@@ -496,7 +496,7 @@ export interface CapsaErrorOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { CapsaError, TransientError } from "./errors.ts";
+ * import { CapsaError, TransientError } from "@capsa/capsa";
  *
  * const e = new TransientError("S3 answered 503");
  * assert.deepEqual([e instanceof CapsaError, e.code, e.retryable], [true, "transient", true]);
@@ -535,7 +535,7 @@ export class CapsaError extends Error {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { NotFoundError } from "./errors.ts";
+ * import { NotFoundError } from "@capsa/capsa";
  * const e = new NotFoundError("blobs/ab/abcd");
  * assert.deepEqual(e.key, "blobs/ab/abcd");
  * ```
@@ -560,7 +560,7 @@ export class NotFoundError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { PreconditionFailedError } from "./errors.ts";
+ * import { PreconditionFailedError } from "@capsa/capsa";
  * const e = new PreconditionFailedError("system.state/maintenance/lease");
  * assert.deepEqual(e.code, "precondition_failed");
  * ```
@@ -586,7 +586,7 @@ export class PreconditionFailedError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { InvalidKeyError } from "./errors.ts";
+ * import { InvalidKeyError } from "@capsa/capsa";
  * const e = new InvalidKeyError("../etc/passwd", "segment '..' is not allowed");
  * assert.deepEqual(e.reason, "segment '..' is not allowed");
  * ```
@@ -614,7 +614,7 @@ export class InvalidKeyError extends CapsaError {
  *
  * @example
  * ```ts
- * import { PermissionDeniedError } from "./errors.ts";
+ * import { PermissionDeniedError } from "@capsa/capsa";
  * const e = new PermissionDeniedError("store.json", "read");
  * console.log(e.message);
  * ```
@@ -646,7 +646,7 @@ export class PermissionDeniedError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { TransientError } from "./errors.ts";
+ * import { TransientError } from "@capsa/capsa";
  * const e = new TransientError("connection reset", { cause: new Error("ECONNRESET") });
  * assert.deepEqual(e.retryable, true);
  * ```
@@ -668,7 +668,7 @@ export class TransientError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { InvalidArgumentError } from "./errors.ts";
+ * import { InvalidArgumentError } from "@capsa/capsa";
  * const e = new InvalidArgumentError('unknown Location scheme "ftp:"');
  * assert.deepEqual(e.code, "invalid_argument");
  * ```
@@ -690,7 +690,7 @@ export class InvalidArgumentError extends CapsaError {
  *
  * @example
  * ```ts
- * import { CorruptObjectError } from "./errors.ts";
+ * import { CorruptObjectError } from "@capsa/capsa";
  * const e = new CorruptObjectError("packs/01J…", "trailer checksum mismatch");
  * console.log(e.key, e.reason);
  * ```
@@ -722,7 +722,7 @@ export class CorruptObjectError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { UnsupportedFormatVersionError } from "./errors.ts";
+ * import { UnsupportedFormatVersionError } from "@capsa/capsa";
  * const e = new UnsupportedFormatVersionError("store.json", 2, [1]);
  * assert.deepEqual([e.code, e.found, e.known], ["unsupported_format_version", 2, [1]]);
  * ```
@@ -761,7 +761,7 @@ export class UnsupportedFormatVersionError extends CorruptObjectError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ClosedError } from "./errors.ts";
+ * import { ClosedError } from "@capsa/capsa";
  * const e = new ClosedError("memory driver");
  * assert.deepEqual(e.code, "closed");
  * ```
@@ -782,7 +782,7 @@ export class ClosedError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ArtifactNotFoundError, NotFoundError } from "./errors.ts";
+ * import { ArtifactNotFoundError, NotFoundError } from "@capsa/capsa";
  * const e = new ArtifactNotFoundError("photos", "2024/cat.jpg");
  * assert.deepEqual([e instanceof NotFoundError, e.code], [true, "not_found"]);
  * ```
@@ -815,7 +815,7 @@ export class ArtifactNotFoundError extends NotFoundError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { StoreCorruptedError } from "./errors.ts";
+ * import { StoreCorruptedError } from "@capsa/capsa";
  * const e = new StoreCorruptedError(["store.json: missing"]);
  * assert.deepEqual(e.code, "store_corrupted");
  * ```
@@ -843,7 +843,7 @@ export class StoreCorruptedError extends CapsaError {
  *
  * @example
  * ```ts
- * import { StoreMovedError } from "./errors.ts";
+ * import { StoreMovedError } from "@capsa/capsa";
  * const e = new StoreMovedError("s3://bucket/store");
  * console.log(e.destination);
  * ```
@@ -868,7 +868,7 @@ export class StoreMovedError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { MaintenanceModeError } from "./errors.ts";
+ * import { MaintenanceModeError } from "@capsa/capsa";
  * const e = new MaintenanceModeError("offline", "RebuildIndex on host-a (pid 7)");
  * assert.deepEqual(e.retryable, true);
  * ```
@@ -908,7 +908,7 @@ export class MaintenanceModeError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ReadOnlyStoreError } from "./errors.ts";
+ * import { ReadOnlyStoreError } from "@capsa/capsa";
  * assert.deepEqual(new ReadOnlyStoreError().code, "read_only");
  * ```
  */
@@ -928,7 +928,7 @@ export class ReadOnlyStoreError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { HostStorageRequiredError } from "./errors.ts";
+ * import { HostStorageRequiredError } from "@capsa/capsa";
  * assert.deepEqual(new HostStorageRequiredError().code, "host_storage_required");
  * ```
  */

@@ -11,7 +11,7 @@
  *
  * @example Create a store, write and read an artifact
  * ```ts
- * import { initStore, MemoryDriver } from "./mod.ts";
+ * import { initStore, MemoryDriver } from "@capsa/capsa";
  *
  * const { store, recoveryKit } = await initStore(new MemoryDriver());
  * // Give recoveryKit to the operator: it can rewrite a lost descriptor.

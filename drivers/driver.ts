@@ -48,7 +48,7 @@
  *
  * @example Using any driver
  * ```ts
- * import { MemoryDriver } from "./memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const driver = new MemoryDriver();
  * await driver.put("packs/0001", new Uint8Array([1, 2, 3]));
@@ -227,8 +227,8 @@ function keyProblem(key: string, isPrefix: boolean): string | undefined {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { validateKey } from "./driver.ts";
- * import { InvalidKeyError } from "../errors.ts";
+ * import { validateKey } from "@capsa/capsa";
+ * import { InvalidKeyError } from "@capsa/capsa";
  *
  * validateKey("packs/01j9z/01j9z3kxabcdefghjkmnpqrstv"); // fine
  * assert.throws(() => validateKey("a/../b"), InvalidKeyError);
@@ -269,7 +269,7 @@ export function isValidKey(key: string): boolean {
  *
  * @example
  * ```ts
- * import { validatePrefix } from "./driver.ts";
+ * import { validatePrefix } from "@capsa/capsa";
  * validatePrefix(""); validatePrefix("packs/"); validatePrefix("blobs/a");
  * ```
  */
@@ -288,7 +288,7 @@ export function validatePrefix(prefix: string): void {
  *
  * @example
  * ```ts
- * import { validateListArgs } from "./driver.ts";
+ * import { validateListArgs } from "@capsa/capsa";
  * validateListArgs("packs/", { startAfter: "packs/01j9z/" });
  * ```
  */
@@ -306,7 +306,7 @@ export function validateListArgs(prefix: string, options: ListOptions = {}): voi
  *
  * @example
  * ```ts
- * import { validateRange } from "./driver.ts";
+ * import { validateRange } from "@capsa/capsa";
  * validateRange(0, 16);
  * ```
  */
@@ -330,7 +330,7 @@ export function validateRange(offset: number, length: number): void {
  *
  * @example
  * ```ts
- * import { compareKeys } from "./driver.ts";
+ * import { compareKeys } from "@capsa/capsa";
  * ["b", "a/c", "a-b"].sort(compareKeys); // ["a-b", "a/c", "b"]
  * ```
  */

@@ -16,8 +16,8 @@
  * @example Fail the third write, then behave as a dead process
  * ```ts
  * import assert from "node:assert/strict";
- * import { FaultyDriver, WRITE_METHODS } from "./faulty.ts";
- * import { MemoryDriver } from "./memory.ts";
+ * import { FaultyDriver, WRITE_METHODS } from "@capsa/capsa/drivers/faulty";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const inner = new MemoryDriver();
  * const faulty = new FaultyDriver(inner);
@@ -119,8 +119,8 @@ interface ActiveFault {
  *
  * @example Latency on every read of packs
  * ```ts
- * import { FaultyDriver } from "./faulty.ts";
- * import { MemoryDriver } from "./memory.ts";
+ * import { FaultyDriver } from "@capsa/capsa/drivers/faulty";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const slow = new FaultyDriver(new MemoryDriver(), {
  *   faults: [{ methods: ["get", "getRange"], key: /^packs\//, latencyMs: 20, latencyOnly: true }],
  * });

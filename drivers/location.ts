@@ -18,7 +18,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createLocationRegistry } from "./location.ts";
+ * import { createLocationRegistry } from "@capsa/capsa";
  *
  * const locations = createLocationRegistry();
  * const driver = await locations.open("memory:");
@@ -57,7 +57,7 @@ export type LocationOpener = (url: URL, options: OpenLocationOptions) => Promise
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseLocation } from "./location.ts";
+ * import { parseLocation } from "@capsa/capsa";
  * assert.deepEqual(parseLocation("/srv/store").href, "file:///srv/store");
  * assert.deepEqual(parseLocation("s3://bucket/prefix").protocol, "s3:");
  * ```
@@ -88,8 +88,8 @@ export function parseLocation(location: string, cwd?: string): URL {
  *
  * @example A plugin driver joins the registry
  * ```ts
- * import { createLocationRegistry } from "./location.ts";
- * import { MemoryDriver } from "./memory.ts";
+ * import { createLocationRegistry } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const locations = createLocationRegistry();
  * locations.register("scratch", () => Promise.resolve(new MemoryDriver({ name: "scratch:" })));
@@ -166,7 +166,7 @@ export class LocationRegistry {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createLocationRegistry } from "./location.ts";
+ * import { createLocationRegistry } from "@capsa/capsa";
  * assert.deepEqual(createLocationRegistry().schemes(), ["file", "memory", "s3"]);
  * ```
  */

@@ -8,7 +8,7 @@
  *
  * @example A test that owns the map and the clock
  * ```ts
- * import { MemoryDriver } from "./memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const objects = new Map<string, Uint8Array>();
  * let now = 1_700_000_000_000;
@@ -56,7 +56,7 @@ export interface MemoryDriverOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { MemoryDriver } from "./memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const d = new MemoryDriver();
  * await d.put("k", new TextEncoder().encode("hello"));
  * assert.deepEqual(new TextDecoder().decode(await d.get("k")), "hello");

@@ -20,8 +20,8 @@
  * @example Retrying one read
  * ```ts
  * import assert from "node:assert/strict";
- * import { retry } from "./retrying.ts";
- * import { TransientError } from "../errors.ts";
+ * import { retry } from "@capsa/capsa";
+ * import { TransientError } from "@capsa/capsa";
  *
  * let calls = 0;
  * const value = await retry(() => {
@@ -191,8 +191,8 @@ async function backoff(
  * @example Errors that are not retryable are thrown at once
  * ```ts
  * import assert from "node:assert/strict";
- * import { retry } from "./retrying.ts";
- * import { NotFoundError } from "../errors.ts";
+ * import { retry } from "@capsa/capsa";
+ * import { NotFoundError } from "@capsa/capsa";
  *
  * let calls = 0;
  * await assert.rejects(
@@ -299,9 +299,9 @@ async function holds(
  * @example Wrapping a driver whose calls sometimes fail
  * ```ts
  * import assert from "node:assert/strict";
- * import { RetryingDriver } from "./retrying.ts";
- * import { FaultyDriver } from "./faulty.ts";
- * import { MemoryDriver } from "./memory.ts";
+ * import { RetryingDriver } from "@capsa/capsa";
+ * import { FaultyDriver } from "@capsa/capsa/drivers/faulty";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const flaky = new FaultyDriver(new MemoryDriver(), { faults: [{ methods: ["put"], times: 2 }] });
  * const driver = new RetryingDriver(flaky, { baseDelayMs: 1 });

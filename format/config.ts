@@ -20,7 +20,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { defaultConfig, resolveCurrentConfig, writeConfigVersion } from "./config.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const driver = new MemoryDriver();
  * await writeConfigVersion(driver, defaultConfig()); // seq 1, at init
@@ -369,7 +369,7 @@ function configProblem(
  * ```ts
  * import assert from "node:assert/strict";
  * import { defaultConfig, validateConfig } from "./config.ts";
- * import { InvalidArgumentError } from "../errors.ts";
+ * import { InvalidArgumentError } from "@capsa/capsa";
  *
  * try {
  *   validateConfig({ ...defaultConfig(), inlineThreshold: 8192, chunkThreshold: 4096 });
@@ -463,7 +463,7 @@ export function encodeConfig(config: StoreConfig): Uint8Array {
  * ```ts
  * import assert from "node:assert/strict";
  * import { decodeConfig } from "./config.ts";
- * import { CorruptObjectError } from "../errors.ts";
+ * import { CorruptObjectError } from "@capsa/capsa";
  * const text = '{"format":"capsa-config","formatVersion":1,"inlineThreshold":"4096"}';
  * try {
  *   decodeConfig("system.config/0000000001.json", new TextEncoder().encode(text));
@@ -570,7 +570,7 @@ export interface ConfigHistory {
  * ```ts
  * import assert from "node:assert/strict";
  * import { defaultConfig, readConfigHistory, writeConfigVersion } from "./config.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const driver = new MemoryDriver();
  * await writeConfigVersion(driver, defaultConfig());
  * await driver.put("system.config/0000000001.json", new TextEncoder().encode("garbage"));
@@ -660,7 +660,7 @@ export type CurrentPointer = { readonly seq: number } | { readonly dangling: str
  * ```ts
  * import assert from "node:assert/strict";
  * import { readCurrentPointer } from "./config.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  * assert.deepEqual(await readCurrentPointer(new MemoryDriver()), { dangling: "system.config/current does not exist" });
  * ```
  */
@@ -723,7 +723,7 @@ export interface ResolvedConfig {
  * ```ts
  * import assert from "node:assert/strict";
  * import { defaultConfig, resolveCurrentConfig, writeConfigVersion } from "./config.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const driver = new MemoryDriver();
  * await writeConfigVersion(driver, defaultConfig());
  * await driver.delete("system.config/current");
@@ -783,7 +783,7 @@ export async function resolveCurrentConfig(
  * @example Repairing a dangling pointer
  * ```ts
  * import { defaultConfig, resolveCurrentConfig, writeConfigVersion, writeCurrentPointer } from "./config.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const driver = new MemoryDriver();
  * await writeConfigVersion(driver, defaultConfig());
  * await driver.put("system.config/current", new TextEncoder().encode("99\n"));
@@ -852,7 +852,7 @@ async function highestSeq(driver: ConfigDriver): Promise<number> {
  * ```ts
  * import assert from "node:assert/strict";
  * import { defaultConfig, writeConfigVersion } from "./config.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const driver = new MemoryDriver();
  * const v1 = await writeConfigVersion(driver, { ...defaultConfig(), manifestStorage: "Replicated" });
  * assert.deepEqual([v1.seq, new TextDecoder().decode(await driver.get("system.config/current"))], [1, "1\n"]);

@@ -120,7 +120,7 @@ export interface KeySlot {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { WrongPassphraseError } from "./crypto.ts";
+ * import { WrongPassphraseError } from "@capsa/capsa";
  * assert.equal(new WrongPassphraseError(2).code, "wrong_passphrase");
  * ```
  */
@@ -147,7 +147,7 @@ export class WrongPassphraseError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { PassphraseRequiredError } from "./crypto.ts";
+ * import { PassphraseRequiredError } from "@capsa/capsa";
  * assert.equal(new PassphraseRequiredError().code, "passphrase_required");
  * ```
  */

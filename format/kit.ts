@@ -18,7 +18,7 @@
  * @example From init to rebuild
  * ```ts
  * import assert from "node:assert/strict";
- * import { descriptorFromKit, encodeRecoveryKit, parseRecoveryKit } from "./kit.ts";
+ * import { descriptorFromKit, encodeRecoveryKit, parseRecoveryKit } from "@capsa/capsa/kit";
  * import { createDescriptor } from "./descriptor.ts";
  *
  * const descriptor = createDescriptor();
@@ -97,7 +97,7 @@ export interface RecoveryKitInvalidErrorOptions extends CapsaErrorOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseRecoveryKit, RecoveryKitInvalidError } from "./kit.ts";
+ * import { parseRecoveryKit, RecoveryKitInvalidError } from "@capsa/capsa/kit";
  * try {
  *   parseRecoveryKit("not a kit\n");
  * } catch (e) {
@@ -221,7 +221,7 @@ function locationProblem(location: string): string | undefined {
  * @example Making the kit at init
  * ```ts
  * import assert from "node:assert/strict";
- * import { encodeRecoveryKit } from "./kit.ts";
+ * import { encodeRecoveryKit } from "@capsa/capsa/kit";
  * import { createDescriptor } from "./descriptor.ts";
  * const kit = encodeRecoveryKit(createDescriptor(), { location: "/srv/capsa" });
  * assert.deepEqual(kit.split("\n")[0], "capsa recovery kit v1");
@@ -354,7 +354,7 @@ const NUMBER = /^(?:0|[1-9][0-9]{0,14})$/;
  * @example A kit edited on Windows still parses
  * ```ts
  * import assert from "node:assert/strict";
- * import { encodeRecoveryKit, parseRecoveryKit } from "./kit.ts";
+ * import { encodeRecoveryKit, parseRecoveryKit } from "@capsa/capsa/kit";
  * import { createDescriptor } from "./descriptor.ts";
  * const text = encodeRecoveryKit(createDescriptor()).replaceAll("\n", "\r\n");
  * assert.deepEqual(parseRecoveryKit(text).hash, "blake3");
@@ -577,9 +577,9 @@ function checkKitChecksum(kit: RecoveryKit, line?: number): Descriptor {
  *
  * @example Rewriting a lost store.json
  * ```ts
- * import { descriptorFromKit, encodeRecoveryKit, parseRecoveryKit } from "./kit.ts";
+ * import { descriptorFromKit, encodeRecoveryKit, parseRecoveryKit } from "@capsa/capsa/kit";
  * import { createDescriptor, encodeDescriptor } from "./descriptor.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
  * import { DESCRIPTOR_KEY } from "../layout.ts";
  *
  * const text = encodeRecoveryKit(createDescriptor());

@@ -93,9 +93,9 @@
  * @example Put and get through the app, no socket
  * ```ts
  * import assert from "node:assert/strict";
- * import { createApp } from "./app.ts";
- * import { initStore } from "../store/store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { createApp } from "@capsa/capsa/http";
+ * import { initStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const { store } = await initStore(new MemoryDriver());
  * const app = createApp(store, { token: "s3cret" });
@@ -226,9 +226,9 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * @example Upload many files as one tar (one pack)
  * ```ts
  * import assert from "node:assert/strict";
- * import { createApp } from "./app.ts";
- * import { initStore } from "../store/store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { createApp } from "@capsa/capsa/http";
+ * import { initStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  * import { writeTarForTest } from "../tests/tar.ts"; // or the output of `tar -cf`
  *
  * const { store } = await initStore(new MemoryDriver());
@@ -252,9 +252,9 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createApp } from "./app.ts";
- * import { initStore } from "../store/store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { createApp } from "@capsa/capsa/http";
+ * import { initStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const { store } = await initStore(new MemoryDriver());
  * const app = createApp(store, { token: "s3cret" });

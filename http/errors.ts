@@ -13,8 +13,8 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { toHttpError } from "./errors.ts";
- * import { LeaseHeldError } from "../store/lease.ts";
+ * import { toHttpError } from "@capsa/capsa/http";
+ * import { LeaseHeldError } from "@capsa/capsa";
  *
  * const e = toHttpError(new LeaseHeldError("RebuildIndex on host-a (pid 7)", 0));
  * assert.deepEqual([e.status, e.code], [409, "lease_held"]);
@@ -37,7 +37,7 @@ import { CapsaError, ERROR_CODES, type ErrorCode, isErrorCode } from "../errors.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ERROR_STATUS } from "./errors.ts";
+ * import { ERROR_STATUS } from "@capsa/capsa/http";
  * assert.deepEqual(ERROR_STATUS.maintenance_mode, 503);
  * ```
  */
@@ -70,7 +70,7 @@ export interface HttpErrorOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { HttpError } from "./errors.ts";
+ * import { HttpError } from "@capsa/capsa/http";
  * const e = new HttpError("range_not_satisfiable", "the range starts past the end");
  * const res = e.toResponse();
  * assert.deepEqual([res.status, await res.json()], [
@@ -130,7 +130,7 @@ export class HttpError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { statusOf } from "./errors.ts";
+ * import { statusOf } from "@capsa/capsa/http";
  * assert.deepEqual([statusOf("not_found", false), statusOf("some_new_code", true)], [404, 503]);
  * ```
  */
@@ -177,8 +177,8 @@ export function httpAdvice(message: string): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { toHttpError } from "./errors.ts";
- * import { ArtifactNotFoundError } from "../errors.ts";
+ * import { toHttpError } from "@capsa/capsa/http";
+ * import { ArtifactNotFoundError } from "@capsa/capsa";
  *
  * assert.deepEqual(toHttpError(new ArtifactNotFoundError("ns", "k")).status, 404);
  * console.log(toHttpError(new TypeError("x is undefined")).toJSON());

@@ -23,9 +23,9 @@
  * @example Run a rebuild as a job and wait for it
  * ```ts
  * import assert from "node:assert/strict";
- * import { JobRegistry } from "./jobs.ts";
- * import { initStore } from "../store/store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { JobRegistry } from "@capsa/capsa/http";
+ * import { initStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const { store } = await initStore(new MemoryDriver());
  * const jobs = new JobRegistry(store);
@@ -136,10 +136,10 @@ export interface JobView {
  *
  * @example
  * ```ts
- * import { rebuildJob } from "./jobs.ts";
- * import { initStore } from "../store/store.ts";
- * import { EventBus } from "../store/events.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { rebuildJob } from "@capsa/capsa/http";
+ * import { initStore } from "@capsa/capsa";
+ * import { EventBus } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const { store } = await initStore(new MemoryDriver());
  * const agent = rebuildJob(store, new EventBus(), { source: "full-scan", parallelism: 4 });

@@ -17,9 +17,9 @@
  * @example Serve a store on loopback and talk to it
  * ```ts
  * import assert from "node:assert/strict";
- * import { serve } from "./mod.ts";
- * import { initStore } from "../store/store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { serve } from "@capsa/capsa/http";
+ * import { initStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const { store } = await initStore(new MemoryDriver());
  * const server = serve(store, { port: 0, token: "s3cret" });

@@ -11,9 +11,9 @@
  *
  * @example Serve a store until Ctrl-C
  * ```ts ignore
- * import { serve } from "./serve.ts";
- * import { openStore } from "../store/store.ts";
- * import { LocalFsDriver } from "../drivers/localfs/mod.ts";
+ * import { serve } from "@capsa/capsa/http";
+ * import { openStore } from "@capsa/capsa";
+ * import { LocalFsDriver } from "@capsa/capsa/drivers/localfs";
  *
  * const store = await openStore(new LocalFsDriver("/srv/capsa"));
  * const stop = new AbortController();
@@ -89,7 +89,7 @@ export interface CapsaServer {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { isLoopback } from "./serve.ts";
+ * import { isLoopback } from "@capsa/capsa/http";
  * assert.deepEqual([isLoopback("127.0.0.1"), isLoopback("0.0.0.0"), isLoopback("[::1]")], [true, false, true]);
  * ```
  */
@@ -113,9 +113,9 @@ export function isLoopback(hostname: string): boolean {
  * @example Serve on a free loopback port, then stop
  * ```ts
  * import assert from "node:assert/strict";
- * import { serve } from "./serve.ts";
- * import { initStore } from "../store/store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { serve } from "@capsa/capsa/http";
+ * import { initStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const { store } = await initStore(new MemoryDriver());
  * const server = serve(store, { port: 0, token: "s3cret" });

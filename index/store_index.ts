@@ -238,7 +238,7 @@ class BlobBloom {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { StoreIndex } from "./store_index.ts";
+ * import { StoreIndex } from "@capsa/capsa";
  * const index = await StoreIndex.create("01JSTOREID0000000000000000");
  * assert.deepEqual(index.counts().artifacts, 0);
  * const copy = await StoreIndex.load(index.export(), { storeId: index.storeId, key: "cache" });

@@ -16,9 +16,9 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { AgentBase, type MaintenanceContext } from "./agent.ts";
- * import { initStore, type Store } from "../store/store.ts";
- * import { EventBus } from "../store/events.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { initStore, type Store } from "@capsa/capsa";
+ * import { EventBus } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * type CountStats = { packs: number; duration: number };
  * class CountAgent extends AgentBase<CountStats, { key: string; reason: string }> {
@@ -111,7 +111,7 @@ export interface MaintenanceAgent {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { RecoveryKitRequiredError } from "./agent.ts";
+ * import { RecoveryKitRequiredError } from "@capsa/capsa/maintenance";
  * assert.deepEqual(new RecoveryKitRequiredError().code, "recovery_kit_required");
  * ```
  */
@@ -132,7 +132,7 @@ export class RecoveryKitRequiredError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { RecoveryKitMismatchError } from "./agent.ts";
+ * import { RecoveryKitMismatchError } from "@capsa/capsa/maintenance";
  *
  * const e = new RecoveryKitMismatchError("aaa", "bbb", "store.json");
  * assert.deepEqual([e.code, e.kitStoreId, e.storeId, e.where], [
@@ -173,7 +173,7 @@ export class RecoveryKitMismatchError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { NoSnapshotError } from "./agent.ts";
+ * import { NoSnapshotError } from "@capsa/capsa/maintenance";
  * assert.deepEqual(new NoSnapshotError([]).code, "no_snapshot");
  * ```
  */

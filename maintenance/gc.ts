@@ -197,7 +197,7 @@ export interface RetentionVersion {
  * @example Keep the newest two data versions
  * ```ts
  * import assert from "node:assert/strict";
- * import { retainedVersions } from "./gc.ts";
+ * import { retainedVersions } from "@capsa/capsa/maintenance";
  * const v = (created: number, deleted = false) => ({ created, deleted });
  * assert.deepEqual(
  *   retainedVersions([v(4), v(3), v(2, true), v(1)], { keepVersions: 2 }, 10),
@@ -921,10 +921,10 @@ export function createGarbageCollectAgent(store: Store, config?: GcConfig): Garb
  * @example Drop old versions, then reclaim their space
  * ```ts
  * import assert from "node:assert/strict";
- * import { initStore } from "../store/store.ts";
- * import { EventBus } from "../store/events.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
- * import { createGarbageCollectAgent } from "./gc.ts";
+ * import { initStore } from "@capsa/capsa";
+ * import { EventBus } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
+ * import { createGarbageCollectAgent } from "@capsa/capsa/maintenance";
  *
  * const { store } = await initStore(new MemoryDriver());
  * for (let i = 0; i < 3; i++) await store.put("ns", "k", new Uint8Array(4096).fill(i));

@@ -506,10 +506,10 @@ export function createMigrateIndexAgent(store: Store, config?: MigrateConfig): M
  * @example Move a store's manifests to the host as well (Replicated)
  * ```ts
  * import assert from "node:assert/strict";
- * import { initStore } from "../store/store.ts";
- * import { EventBus } from "../store/events.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
- * import { createMigrateIndexAgent } from "./migrate_index.ts";
+ * import { initStore } from "@capsa/capsa";
+ * import { EventBus } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
+ * import { createMigrateIndexAgent } from "@capsa/capsa/maintenance";
  *
  * const host = new MemoryDriver();
  * const { store } = await initStore(new MemoryDriver(), { hostStorage: host });

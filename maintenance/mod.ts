@@ -32,8 +32,8 @@
  *
  * @example Rebuild a store's index after its host cache was lost
  * ```ts
- * import { initStore, openStore, MemoryDriver, EventBus } from "../mod.ts";
- * import { createRebuildIndexAgent } from "./mod.ts";
+ * import { initStore, openStore, MemoryDriver, EventBus } from "@capsa/capsa";
+ * import { createRebuildIndexAgent } from "@capsa/capsa/maintenance";
  *
  * const driver = new MemoryDriver();
  * const { store } = await initStore(driver);

@@ -162,7 +162,7 @@ export const MOVE_DEFAULTS = {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { DestinationHoldsStoreError } from "./move_store.ts";
+ * import { DestinationHoldsStoreError } from "@capsa/capsa/maintenance";
  * const e = new DestinationHoldsStoreError("/srv/b", "0123", "store.json");
  * assert.deepEqual(e.code, "destination_holds_store");
  * ```
@@ -195,7 +195,7 @@ export class DestinationHoldsStoreError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { DestinationNotEmptyError } from "./move_store.ts";
+ * import { DestinationNotEmptyError } from "@capsa/capsa/maintenance";
  * const e = new DestinationNotEmptyError("/srv/b", "notes.txt");
  * assert.deepEqual([e.code, e.key], ["destination_not_empty", "notes.txt"]);
  * ```
@@ -227,7 +227,7 @@ export class DestinationNotEmptyError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { CopyMismatchError } from "./move_store.ts";
+ * import { CopyMismatchError } from "@capsa/capsa/maintenance";
  * const e = new CopyMismatchError([{ kind: "copy_mismatch", key: "packs/01J", detail: "…" }]);
  * assert.deepEqual(e.code, "copy_mismatch");
  * ```
@@ -576,10 +576,10 @@ export function createMoveStoreAgent(store: Store, config: MoveConfig): MoveStor
  * @example Moving a store from memory to another Location
  * ```ts
  * import assert from "node:assert/strict";
- * import { initStore, openStore } from "../store/store.ts";
- * import { EventBus } from "../store/events.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
- * import { createMoveStoreAgent } from "./move_store.ts";
+ * import { initStore, openStore } from "@capsa/capsa";
+ * import { EventBus } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
+ * import { createMoveStoreAgent } from "@capsa/capsa/maintenance";
  *
  * const source = new MemoryDriver({ name: "memory:old" });
  * const destination = new MemoryDriver({ name: "memory:new" });

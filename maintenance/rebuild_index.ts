@@ -589,10 +589,10 @@ export function createRebuildIndexAgent(store: Store, config?: RebuildConfig): R
  * @example Rebuilding the index of a store
  * ```ts
  * import assert from "node:assert/strict";
- * import { initStore } from "../store/store.ts";
- * import { EventBus } from "../store/events.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
- * import { createRebuildIndexAgent } from "./rebuild_index.ts";
+ * import { initStore } from "@capsa/capsa";
+ * import { EventBus } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
+ * import { createRebuildIndexAgent } from "@capsa/capsa/maintenance";
  *
  * const { store } = await initStore(new MemoryDriver());
  * await store.put("ns", "k", new TextEncoder().encode("v"));

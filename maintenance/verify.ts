@@ -179,7 +179,7 @@ function u32Of(text: string): number {
  * @example Three slices cover each pack exactly once
  * ```ts
  * import assert from "node:assert/strict";
- * import { inVerifySubset } from "./verify.ts";
+ * import { inVerifySubset } from "@capsa/capsa/maintenance";
  * const key = "packs/01arz/01arz3ndektsv4rrffq69g5fav";
  * const hits = [1, 2, 3].filter((n) => inVerifySubset(key, { slice: [n, 3] }));
  * assert.deepEqual(hits.length, 1);
@@ -697,10 +697,10 @@ export function createVerificationAgent(store: Store, config?: VerifyConfig): Ve
  * @example Verifying structure and data of a store
  * ```ts
  * import assert from "node:assert/strict";
- * import { initStore } from "../store/store.ts";
- * import { EventBus } from "../store/events.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
- * import { createVerificationAgent } from "./verify.ts";
+ * import { initStore } from "@capsa/capsa";
+ * import { EventBus } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
+ * import { createVerificationAgent } from "@capsa/capsa/maintenance";
  *
  * const { store } = await initStore(new MemoryDriver());
  * await store.put("ns", "k", new Uint8Array(4096));

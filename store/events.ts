@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { EventBus } from "./events.ts";
+ * import { EventBus } from "@capsa/capsa";
  *
  * const bus = new EventBus();
  * const off = bus.subscribe((e) => console.log(e.type), { types: ["snapshot.written"] });

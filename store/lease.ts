@@ -26,8 +26,8 @@
  *
  * @example
  * ```ts
- * import { acquireLease } from "./lease.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { acquireLease } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const driver = new MemoryDriver();
  * const lease = await acquireLease(driver, { storeId: "s1", agent: "RebuildIndex", ttlMs: 60_000 });
@@ -79,8 +79,8 @@ export interface LeaseRecord {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { MemoryDriver } from "../drivers/memory.ts";
- * import { acquireLease, LeaseHeldError } from "./lease.ts";
+ * import { MemoryDriver } from "@capsa/capsa";
+ * import { acquireLease, LeaseHeldError } from "@capsa/capsa";
  *
  * const driver = new MemoryDriver();
  * const first = await acquireLease(driver, { storeId: "s", agent: "RebuildIndex" });
@@ -121,7 +121,7 @@ export class LeaseHeldError extends CapsaError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { LeaseLostError } from "./lease.ts";
+ * import { LeaseLostError } from "@capsa/capsa";
  * const e = new LeaseLostError("taken over by RebuildIndex on host-b (pid 7)");
  * assert.deepEqual(e.code, "lease_lost");
  * ```
@@ -419,8 +419,8 @@ function randomNonce(): string {
  *
  * @example
  * ```ts
- * import { acquireLease, LeaseHeldError } from "./lease.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { acquireLease, LeaseHeldError } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const d = new MemoryDriver();
  * const a = await acquireLease(d, { storeId: "s", agent: "Verify" });
  * await acquireLease(d, { storeId: "s", agent: "Verify" }).catch((e) => console.log(e instanceof LeaseHeldError));

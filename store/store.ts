@@ -23,8 +23,8 @@
  * @example Put and get
  * ```ts
  * import assert from "node:assert/strict";
- * import { initStore } from "./store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { initStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * const { store, recoveryKit } = await initStore(new MemoryDriver());
  * await store.put("docs", "hello.txt", new TextEncoder().encode("hello"));
@@ -1020,8 +1020,8 @@ export class Store {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { initStore, openStore } from "./store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { initStore, openStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const driver = new MemoryDriver();
  * await (await initStore(driver)).store.close();
  * const store = await openStore(driver);
@@ -1048,8 +1048,8 @@ export function openStore(driver: Driver, options: OpenStoreOptions = {}): Promi
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { initStore } from "./store.ts";
- * import { MemoryDriver } from "../drivers/memory.ts";
+ * import { initStore } from "@capsa/capsa";
+ * import { MemoryDriver } from "@capsa/capsa";
  * const { store, recoveryKit } = await initStore(new MemoryDriver(), { hash: "sha256" });
  * assert.deepEqual(recoveryKit.split("\n")[0], "capsa recovery kit v1");
  * await store.close();

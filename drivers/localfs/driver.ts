@@ -94,7 +94,7 @@ let construct: (root: string, durable: boolean, canLink: boolean) => LocalFsDriv
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { openLocalFs } from "./driver.ts";
+ * import { openLocalFs } from "@capsa/capsa/drivers/localfs";
  *
  * const root = await Deno.makeTempDir();
  * const driver = await openLocalFs(root);
@@ -591,7 +591,7 @@ export class LocalFsDriver implements Driver {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { openLocalFs } from "./driver.ts";
+ * import { openLocalFs } from "@capsa/capsa/drivers/localfs";
  *
  * const parent = await Deno.makeTempDir();
  * const driver = await openLocalFs(`${parent}/store`, { create: true, durable: true });

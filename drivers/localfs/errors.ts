@@ -38,7 +38,7 @@ const ERRNO_HINTS: Record<string, string> = {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { LocalFsError } from "./errors.ts";
+ * import { LocalFsError } from "@capsa/capsa/drivers/localfs";
  *
  * const e = new LocalFsError("packs/01j9z/01j9z3kxabcdefghjkmnpqrstv", "write", { errno: "ENOSPC" });
  * assert.equal(e.code, "io_error");

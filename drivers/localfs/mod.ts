@@ -65,7 +65,7 @@
  * @example Opening a store directory
  * ```ts
  * import assert from "node:assert/strict";
- * import { openLocalFs } from "./mod.ts";
+ * import { openLocalFs } from "@capsa/capsa/drivers/localfs";
  *
  * const root = await Deno.makeTempDir();
  * const driver = await openLocalFs(root, { durable: true });

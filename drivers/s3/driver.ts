@@ -108,7 +108,7 @@ function readEnv(name: string): string | undefined {
  * @example Creating a driver whose capability is known (no request is sent)
  * ```ts
  * import assert from "node:assert/strict";
- * import { S3Driver } from "./driver.ts";
+ * import { S3Driver } from "@capsa/capsa/drivers/s3";
  *
  * const driver = new S3Driver({
  *   bucket: "backups",
@@ -311,7 +311,7 @@ function makeRequests(
  *
  * @example Opening with the capability probe (needs the server)
  * ```ts ignore
- * import { openS3 } from "./driver.ts";
+ * import { openS3 } from "@capsa/capsa/drivers/s3";
  *
  * const driver = await openS3("s3://backups/capsa?endpoint=http://127.0.0.1:9000", {
  *   retry: { maxAttempts: 8 },
@@ -323,7 +323,7 @@ function makeRequests(
  * @example Opening without a probe, for a server known to ignore If-None-Match
  * ```ts
  * import assert from "node:assert/strict";
- * import { openS3 } from "./driver.ts";
+ * import { openS3 } from "@capsa/capsa/drivers/s3";
  *
  * const driver = await openS3("s3://backups/capsa?endpoint=http://127.0.0.1:9000&create-only=false");
  * assert.deepEqual(driver.capabilities, { createOnly: false, durable: true });

@@ -43,7 +43,7 @@
  *
  * @example Opening a store's Location on a local S3-compatible server
  * ```ts ignore
- * import { openS3 } from "./mod.ts";
+ * import { openS3 } from "@capsa/capsa/drivers/s3";
  *
  * // AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set in the environment.
  * const driver = await openS3("s3://backups/capsa?endpoint=http://127.0.0.1:9000");

@@ -146,7 +146,7 @@ function parseBool(name: string, value: string): boolean {
  * @example Reading a Location URL
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseS3Url } from "./url.ts";
+ * import { parseS3Url } from "@capsa/capsa/drivers/s3";
  *
  * const loc = parseS3Url("s3://backups/capsa/main?endpoint=http://127.0.0.1:9000&region=eu-west-1");
  * assert.deepEqual([loc.bucket, loc.prefix, loc.endpoint], ["backups", "capsa/main/", "http://127.0.0.1:9000"]);

@@ -482,8 +482,8 @@ export const CONFORMANCE_CASES: readonly string[] = Object.keys(cases);
  *
  * @example
  * ```ts ignore
- * import { testDriverConformance } from "./conformance.ts";
- * import { MemoryDriver } from "../memory.ts";
+ * import { testDriverConformance } from "@capsa/capsa/drivers/conformance";
+ * import { MemoryDriver } from "@capsa/capsa";
  *
  * testDriverConformance("memory", () => {
  *   const objects = new Map<string, Uint8Array>();

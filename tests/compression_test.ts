@@ -20,6 +20,7 @@ import { EventBus } from "../store/events.ts";
 import { initStore, openStore } from "../store/store.ts";
 import type { InitStoreOptions } from "../store/types.ts";
 import { body } from "./data.ts";
+import { capsa, capsaOk } from "./processes.ts";
 
 const KiB = 1024;
 const NS = "docs";
@@ -258,3 +259,84 @@ Deno.test("a store made before compression (config format 1, no compression fiel
   }
   await again.close();
 });
+
+Deno.test("capsa init --compression/--compression-level: recorded in the config, shown by status; bad values exit 2 and create nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "capsa-compression-cli-" });
+  const host = ["--host-dir", `${dir}/host`];
+  try {
+    const cases = [
+      { args: [], json: ["zstd", 3], line: "zstd level 3" },
+      {
+        args: ["--compression", "zstd", "--compression-level", "19"],
+        json: ["zstd", 19],
+        line: "zstd level 19",
+      },
+      { args: ["--compression-level", "1"], json: ["zstd", 1], line: "zstd level 1" },
+      { args: ["--compression", "none"], json: ["none", 3], line: "none" },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const location = `${dir}/store${i}`;
+      await capsaOk(["init", location, "--kit", `${dir}/kit${i}.txt`, ...c.args, ...host]);
+      const status = JSON.parse((await capsaOk(["status", location, "--json", ...host])).stdout);
+      assert.deepEqual(
+        [status.config.compression, status.config.compressionLevel],
+        c.json,
+        c.args.join(" "),
+      );
+      const text = (await capsaOk(["status", location, ...host])).stdout;
+      assert.match(text, new RegExp(`^compression +${c.line}$`, "m"), text);
+    }
+    // What the config says is what the writer does: text stored compressed or not.
+    const text = enc.encode("the quick brown fox jumps over the lazy dog\n".repeat(2000));
+    for (const i of [0, 3]) {
+      await capsaOk(["put", `${dir}/store${i}`, NS, "fox.txt", ...host], { stdin: text });
+    }
+    const packsOf = async (dir: string): Promise<number> => {
+      let n = 0;
+      for await (const e of Deno.readDir(dir)) {
+        const path = `${dir}/${e.name}`;
+        n += e.isDirectory ? await packsOf(path) : (await Deno.stat(path)).size;
+      }
+      return n;
+    };
+    const [zstd, none] = [
+      await packsOf(`${dir}/store0/packs`),
+      await packsOf(`${dir}/store3/packs`),
+    ];
+    assert.ok(zstd < text.length / 10, `zstd: ${zstd} bytes`);
+    assert.ok(none > text.length, `none: ${none} bytes`);
+
+    const bad: Array<[string[], RegExp]> = [
+      [["--compression", "gzip"], /^capsa: usage: --compression must be zstd or none, got "gzip"$/],
+      [["--compression-level", "0"], /--compression-level.*an integer from 1 to 19.*"0"/],
+      [["--compression-level", "20"], /--compression-level.*an integer from 1 to 19.*"20"/],
+      [["--compression-level", "three"], /--compression-level.*an integer from 1 to 19/],
+      [
+        ["--compression", "none", "--compression-level", "5"],
+        /--compression-level applies to zstd only/,
+      ],
+    ];
+    for (const [args, message] of bad) {
+      const location = `${dir}/bad`;
+      const r = await capsa(["init", location, "--kit", `${dir}/bad-kit.txt`, ...args, ...host]);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, message);
+      assert.equal(await exists(location), false, `${args.join(" ")} created the store`);
+      assert.equal(await exists(`${dir}/bad-kit.txt`), false, `${args.join(" ")} wrote a kit`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}

@@ -95,14 +95,51 @@ export function compressIfWorthIt(raw: Uint8Array, level: number): Uint8Array | 
   }
   // Nothing this small can save 1/16 once the frame header is paid for.
   if (raw.length < 32) return undefined;
+  if (raw.length >= PROBE_FROM && !probeShrinks(raw, level)) return undefined;
+  const out = zstd(raw, level);
+  if (out.length > maxCompressedLength(raw.length)) return undefined;
+  return out;
+}
+
+/** Bodies at least this large are probed before they are compressed whole. */
+const PROBE_FROM = 256 * 1024;
+/** The size of each probe sample. */
+const PROBE_BYTES = 16 * 1024;
+
+/**
+ * Whether any of three samples of `raw` (its start, middle and end) shrinks
+ * by at least 1/64 under zstd. When none does — random data, media, archives,
+ * already-compressed files — the whole cannot be expected to save the 1/16
+ * that storing it compressed requires, and compressing it whole (with an
+ * output buffer as large as the input) would be paid for nothing: about 15 %
+ * of the ingest of a large random body. A body that is incompressible at all
+ * three places but compressible elsewhere is stored as it is: a missed
+ * saving, never a wrong byte.
+ *
+ * @param raw The raw bytes (at least {@linkcode PROBE_FROM} long).
+ * @param level The zstd level.
+ * @returns `true` when compressing the whole is worth trying.
+ */
+function probeShrinks(raw: Uint8Array, level: number): boolean {
+  for (const at of [0, (raw.length - PROBE_BYTES) >>> 1, raw.length - PROBE_BYTES]) {
+    const sample = raw.subarray(at, at + PROBE_BYTES);
+    if (zstd(sample, level).length <= PROBE_BYTES - PROBE_BYTES / 64) return true;
+  }
+  return false;
+}
+
+/** One zstd frame of `raw` (no checksum, the content size in its header). */
+function zstd(raw: Uint8Array, level: number): Uint8Array {
   const out = zstdCompressSync(raw, {
+    // One output buffer as large as the input: the default (16 KiB pieces, joined at the end)
+    // allocates and copies the output twice, which halves the speed on incompressible data.
+    chunkSize: Math.max(64, raw.length),
     params: {
       [constants.ZSTD_c_compressionLevel]: level,
       [constants.ZSTD_c_checksumFlag]: 0,
       [constants.ZSTD_c_contentSizeFlag]: 1,
     },
   });
-  if (out.length > maxCompressedLength(raw.length)) return undefined;
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 

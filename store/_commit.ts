@@ -51,6 +51,13 @@ export interface CommitterOptions {
   compressionLevel?: number | undefined;
   /** An encrypted store's keys: blobs and TOCs are sealed. */
   keys?: StoreKeys | undefined;
+  /**
+   * The largest blob a pack may be handed (the chunker's maximum or the chunk
+   * threshold, whichever is larger; default 4 MiB): a pack that will be full
+   * takes its buffer at once for the target size plus one such blob, so that it
+   * never grows by copying.
+   */
+  maxBlobSize?: number;
   /** How long a pack with manifests waits for more before sealing (ms). */
   lingerMs: number;
   /** Carry manifests in the pack TOCs (`false` for `Local` manifest storage). */
@@ -77,7 +84,12 @@ class PackSlot {
   sealed = false;
   timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(packId: string, options: CommitterOptions) {
+  /**
+   * @param packId The pack's id.
+   * @param options The committer's options.
+   * @param firstBlob The size of the blob the pack is opened for (0: a manifest).
+   */
+  constructor(packId: string, options: CommitterOptions, firstBlob: number) {
     this.packId = packId;
     this.writer = new PackWriter({
       packId,
@@ -85,11 +97,7 @@ class PackSlot {
       hash: options.hash,
       compressionLevel: options.compressionLevel,
       keys: options.keys,
-      // A session's pack will be full: its buffer is taken at once, not grown by doubling.
-      sizeHint: Math.min(
-        options.packTargetSize + 64 * 1024,
-        options.fillPacks ? 64 * 1024 * 1024 : 256 * 1024,
-      ),
+      sizeHint: sizeHint(options, firstBlob),
     });
     this.durable = new Promise<void>((res, rej) => {
       this.resolve = res;
@@ -98,6 +106,26 @@ class PackSlot {
     // Waiters attach their own handlers; this keeps an unobserved failure from crashing.
     this.durable.catch(() => {});
   }
+}
+
+/** Blobs this large mark a pack that will fill up: a large body streamed in chunks. */
+const LARGE_BLOB = 256 * 1024;
+
+/**
+ * How large a new pack's buffer is taken. A pack that will be full (a write
+ * session's, or one opened for a chunk of a large body) takes the target size
+ * plus the largest blob at once: growing it by doubling from a small buffer
+ * copies the pack about twice and, past the target, doubles it to twice the
+ * target. A pack of small puts starts small (group commit writes many small
+ * packs).
+ * @param options The committer's options.
+ * @param firstBlob The size of the blob the pack is opened for (0: a manifest).
+ * @returns The size hint for the pack writer.
+ */
+function sizeHint(options: CommitterOptions, firstBlob: number): number {
+  const full = options.packTargetSize + (options.maxBlobSize ?? 4 * 1024 * 1024) + 64 * 1024;
+  if (options.fillPacks || firstBlob >= LARGE_BLOB) return Math.min(full, 128 * 1024 * 1024);
+  return Math.min(full, 256 * 1024);
 }
 
 /** A handle on where a blob went: durability to wait for before naming it. */
@@ -133,9 +161,10 @@ export class Committer {
     return this.#pending.get(blobId);
   }
 
-  #slot(): PackSlot {
+  /** The open pack, opened for a blob of `firstBlob` bytes (0: a manifest) when there is none. */
+  #slot(firstBlob = 0): PackSlot {
     if (this.#closed) throw new Error("committer is closed");
-    this.#open ??= new PackSlot(this.#sink.newPackId(), this.#options);
+    this.#open ??= new PackSlot(this.#sink.newPackId(), this.#options, firstBlob);
     return this.#open;
   }
 
@@ -171,7 +200,7 @@ export class Committer {
       if (!this.#options.fillPacks || !this.#open || !this.#full(this.#open)) break;
       if (!this.#sealIfFull()) await this.#race();
     }
-    const slot = this.#slot();
+    const slot = this.#slot(bytes.length);
     const writer = slot.writer!;
     slot.entries.push(writer.addBlob(input));
     this.#pending.set(id, slot);

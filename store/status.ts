@@ -38,7 +38,13 @@ export async function storeStatus(view: HandleView): Promise<StoreStatus> {
     problems: [...view.problems],
     hash: view.descriptor?.hash,
     config: config
-      ? { seq: config.seq, pointer: view.pointer, manifestStorage: config.manifestStorage }
+      ? {
+        seq: config.seq,
+        pointer: view.pointer,
+        manifestStorage: config.manifestStorage,
+        compression: config.compression,
+        compressionLevel: config.compressionLevel,
+      }
       : undefined,
     counts: index?.counts(),
     index: index

@@ -183,8 +183,14 @@ export interface StoreStatus {
   problems: string[];
   /** The hash algorithm. */
   hash: HashAlgorithm | undefined;
-  /** The config in force. */
-  config: { seq: number; pointer: "ok" | "dangling"; manifestStorage: string } | undefined;
+  /** The config in force: its version, pointer, where manifests live, how new data is compressed. */
+  config: {
+    seq: number;
+    pointer: "ok" | "dangling";
+    manifestStorage: string;
+    compression: "zstd" | "none";
+    compressionLevel: number;
+  } | undefined;
   /** Counts and sizes from the index. */
   counts: IndexCounts | undefined;
   /** The index. */

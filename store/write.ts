@@ -148,6 +148,7 @@ export class Writer {
         storeId: descriptor.storeId,
         hash: descriptor.hash,
         packTargetSize: config.packTargetSize,
+        maxBlobSize: Math.max(descriptor.chunking.max, config.chunkThreshold),
         compressionLevel: compressionLevelOf(config),
         keys,
         lingerMs: config.packLingerMs,

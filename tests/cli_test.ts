@@ -565,7 +565,13 @@ Deno.test("capsa status and snapshot report the store, with --json", async () =>
     assert.equal(d.state, "Ready");
     assert.equal(d.location, location);
     assert.equal(d.hash, "blake3");
-    assert.deepEqual(d.config, { seq: 1, pointer: "ok", manifestStorage: "Remote" });
+    assert.deepEqual(d.config, {
+      seq: 1,
+      pointer: "ok",
+      manifestStorage: "Remote",
+      compression: "zstd",
+      compressionLevel: 3,
+    });
     assert.equal(d.counts.artifacts, 1);
     assert.equal(d.counts.packs, 1);
     assert.equal(d.counts.blobs, 1);

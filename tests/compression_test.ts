@@ -4,22 +4,28 @@
  * random data stays uncompressed; a damaged compressed blob is a typed error
  * from `get` and from `verify --data`, never wrong
  * bytes; garbage collection copies compressed blobs as they are; a store made
- * before compression (config format 1) reads and writes uncompressed.
+ * before compression (config format 1) reads and writes uncompressed;
+ * `capsa init --compression/--compression-level` set the config and
+ * `capsa status` shows it; `capsa verify --data`, a real process, checks the
+ * raw digest after decompression.
  */
 
 import assert from "node:assert/strict";
+import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { CorruptObjectError } from "../errors.ts";
+import { decompressExactly } from "../format/compression.ts";
 import { canonicalChecksum } from "../format/fields.ts";
 import { hashBytes } from "../format/hashing.ts";
-import { readPackToc } from "../format/pack.ts";
+import { type PackBlobEntry, readPackToc } from "../format/pack.ts";
 import { configReplicaKey, configVersionKey, PACK_PREFIX } from "../layout.ts";
 import { createGarbageCollectAgent } from "../maintenance/gc.ts";
 import { createVerificationAgent } from "../maintenance/verify.ts";
 import { EventBus } from "../store/events.ts";
 import { initStore, openStore } from "../store/store.ts";
 import type { InitStoreOptions } from "../store/types.ts";
-import { body } from "./data.ts";
+import { body, Xorshift } from "./data.ts";
+import { capsa, capsaOk } from "./processes.ts";
 
 const KiB = 1024;
 const NS = "docs";
@@ -257,4 +263,173 @@ Deno.test("a store made before compression (config format 1, no compression fiel
     }
   }
   await again.close();
+});
+
+Deno.test("capsa init --compression/--compression-level: recorded in the config, shown by status; bad values exit 2 and create nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "capsa-compression-cli-" });
+  const host = ["--host-dir", `${dir}/host`];
+  try {
+    const cases = [
+      { args: [], json: ["zstd", 3], line: "zstd level 3" },
+      {
+        args: ["--compression", "zstd", "--compression-level", "19"],
+        json: ["zstd", 19],
+        line: "zstd level 19",
+      },
+      { args: ["--compression-level", "1"], json: ["zstd", 1], line: "zstd level 1" },
+      { args: ["--compression", "none"], json: ["none", 3], line: "none" },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const location = `${dir}/store${i}`;
+      await capsaOk(["init", location, "--kit", `${dir}/kit${i}.txt`, ...c.args, ...host]);
+      const status = JSON.parse((await capsaOk(["status", location, "--json", ...host])).stdout);
+      assert.deepEqual(
+        [status.config.compression, status.config.compressionLevel],
+        c.json,
+        c.args.join(" "),
+      );
+      const text = (await capsaOk(["status", location, ...host])).stdout;
+      assert.match(text, new RegExp(`^compression +${c.line}$`, "m"), text);
+    }
+    // What the config says is what the writer does: text stored compressed or not.
+    const text = enc.encode("the quick brown fox jumps over the lazy dog\n".repeat(2000));
+    for (const i of [0, 3]) {
+      await capsaOk(["put", `${dir}/store${i}`, NS, "fox.txt", ...host], { stdin: text });
+    }
+    const packsOf = async (dir: string): Promise<number> => {
+      let n = 0;
+      for await (const e of Deno.readDir(dir)) {
+        const path = `${dir}/${e.name}`;
+        n += e.isDirectory ? await packsOf(path) : (await Deno.stat(path)).size;
+      }
+      return n;
+    };
+    const [zstd, none] = [
+      await packsOf(`${dir}/store0/packs`),
+      await packsOf(`${dir}/store3/packs`),
+    ];
+    assert.ok(zstd < text.length / 10, `zstd: ${zstd} bytes`);
+    assert.ok(none > text.length, `none: ${none} bytes`);
+
+    const bad: Array<[string[], RegExp]> = [
+      [["--compression", "gzip"], /^capsa: usage: --compression must be zstd or none, got "gzip"$/],
+      [["--compression-level", "0"], /--compression-level.*an integer from 1 to 19.*"0"/],
+      [["--compression-level", "20"], /--compression-level.*an integer from 1 to 19.*"20"/],
+      [["--compression-level", "three"], /--compression-level.*an integer from 1 to 19/],
+      [
+        ["--compression", "none", "--compression-level", "5"],
+        /--compression-level applies to zstd only/,
+      ],
+    ];
+    for (const [args, message] of bad) {
+      const location = `${dir}/bad`;
+      const r = await capsa(["init", location, "--kit", `${dir}/bad-kit.txt`, ...args, ...host]);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, message);
+      assert.equal(await exists(location), false, `${args.join(" ")} created the store`);
+      assert.equal(await exists(`${dir}/bad-kit.txt`), false, `${args.join(" ")} wrote a kit`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+Deno.test("capsa verify --data (a real process) names a compressed blob whose frame is broken, and one whose frame decompresses to other bytes (the raw digest is checked)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "capsa-compression-verify-" });
+  const host = ["--host-dir", `${dir}/host`];
+  const location = `${dir}/store`;
+  try {
+    await capsaOk(["init", location, "--kit", `${dir}/kit.txt`, ...host]);
+    const words = (seed: number) => {
+      const r = new Xorshift(seed);
+      const vocabulary = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split(" ");
+      return enc.encode(
+        Array.from({ length: 4000 }, () => vocabulary[r.next() % 10]! + (r.next() % 100)).join(" "),
+      );
+    };
+    const files = { "broken.txt": words(1), "altered.txt": words(2) };
+    for (const [key, bytes] of Object.entries(files)) {
+      await capsaOk(["put", location, NS, key, ...host], { stdin: bytes });
+    }
+    const driver = await openLocalFs(location);
+    const packs = await Array.fromAsync(driver.list(PACK_PREFIX));
+    const entries: Array<PackBlobEntry & { pack: string }> = [];
+    for (const p of packs) {
+      for (const b of (await readPackToc(driver, p.key, { size: p.size })).blobs) {
+        entries.push({ pack: p.key, ...b });
+      }
+    }
+    const entryOf = (bytes: Uint8Array) =>
+      entries.find((e) => e.id === hashBytes("blake3", bytes))!;
+    const broken = entryOf(files["broken.txt"]);
+    const altered = entryOf(files["altered.txt"]);
+    for (const e of [broken, altered]) assert.equal(e.compression, "zstd", JSON.stringify(e));
+
+    // One byte of the first frame's header: the stream no longer decodes.
+    const flip = async (pack: string, at: number, mask: number) => {
+      const bytes = await driver.get(pack);
+      bytes[at]! ^= mask;
+      await driver.put(pack, bytes);
+    };
+    await flip(broken.pack, broken.offset + 4, 0xff);
+    // One byte of the second frame chosen so that it still decompresses, to other raw bytes of the
+    // same length: only the digest of the raw bytes can tell.
+    const frame = (await driver.get(altered.pack)).slice(
+      altered.offset,
+      altered.offset + altered.storedLength,
+    );
+    let at = -1;
+    for (let i = frame.length - 1; i > 8 && at < 0; i--) {
+      frame[i]! ^= 0x01;
+      try {
+        const out = decompressExactly("x", frame, altered.rawLength, "probe");
+        if (hashBytes("blake3", out) !== altered.id) at = i;
+      } catch { /* this byte breaks the frame: try another */ }
+      frame[i]! ^= 0x01;
+    }
+    assert.ok(at > 0, "no byte of the frame decompresses to other bytes");
+    await flip(altered.pack, altered.offset + at, 0x01);
+    await driver.close();
+
+    const quick = await capsa(["verify", location, "--json", ...host]);
+    assert.equal(quick.code, 0, `structure alone cannot see a blob byte: ${quick.stdout}`);
+    const r = await capsa(["verify", location, "--data", "--json", ...host]);
+    assert.equal(r.code, 3, r.stderr);
+    const problems = JSON.parse(r.stdout).problems as Array<
+      { kind: string; key: string; detail: string }
+    >;
+    const about = (e: PackBlobEntry) => problems.filter((p) => p.detail.includes(e.id));
+    assert.equal(problems.length, 2, JSON.stringify(problems));
+    assert.deepEqual(about(broken).map((p) => [p.kind, p.key]), [[
+      "blob_hash_mismatch",
+      broken.pack,
+    ]]);
+    assert.match(about(broken)[0]!.detail, /\(\d+ bytes stored, \d+ raw, zstd\): .*zstd stream/);
+    assert.deepEqual(about(altered).map((p) => [p.kind, p.key]), [[
+      "blob_hash_mismatch",
+      altered.pack,
+    ]]);
+    assert.match(about(altered)[0]!.detail, /does not match its id/);
+    // get refuses both, and writes no byte.
+    for (const key of Object.keys(files)) {
+      const got = await capsa(["get", location, NS, key, ...host]);
+      assert.notEqual(got.code, 0, key);
+      assert.equal(got.bytes.length, 0, key);
+      assert.match(got.stderr, /corrupt_object/, key);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -7,7 +7,7 @@
 import { CapsaError, NotFoundError } from "../../errors.ts";
 import { initStore } from "../../store/store.ts";
 import { HOST_CACHE_KEY } from "../../layout.ts";
-import { boolFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
+import { boolFlag, intFlag, namePositionals, type ParsedArgs, stringFlag } from "../_args.ts";
 import { parseKdf } from "../_passphrase.ts";
 import type { Command } from "../_command.ts";
 import { dirname, pathExists, reserveFile } from "../_files.ts";
@@ -36,12 +36,40 @@ export async function refuseExisting(path: string): Promise<void> {
   }
 }
 
-/** `capsa init LOCATION [--kit FILE] [--hash blake3|sha256]`. */
+/** The highest zstd level `--compression-level` takes (the config's bound). */
+const MAX_LEVEL = 19;
+
+/**
+ * Reads `--compression` and `--compression-level` into the first config's
+ * settings (absent: the defaults, zstd level 3).
+ * @param args The parsed arguments.
+ * @returns The settings to pass as `initStore`'s `config`.
+ * @throws {UsageError} on an unknown compression, a level outside 1–19, or a
+ *   level given with `--compression none`.
+ */
+export function compressionFlags(
+  args: ParsedArgs,
+): { compression?: "zstd" | "none"; compressionLevel?: number } {
+  const compression = stringFlag(args.values, "compression");
+  if (compression !== undefined && compression !== "zstd" && compression !== "none") {
+    throw new UsageError(`--compression must be zstd or none, got ${JSON.stringify(compression)}`);
+  }
+  const level = intFlag(args.values, "compression-level", MAX_LEVEL);
+  if (level !== undefined && compression === "none") {
+    throw new UsageError("--compression-level applies to zstd only, not to --compression none");
+  }
+  return {
+    ...(compression === undefined ? {} : { compression }),
+    ...(level === undefined ? {} : { compressionLevel: level }),
+  };
+}
+
+/** `capsa init LOCATION [--kit FILE] [--hash blake3|sha256] [--compression zstd|none] [--compression-level N]`. */
 export const initCommand: Command = {
   name: "init",
   summary: "create a store and write its Recovery Kit",
   usage:
-    "capsa init LOCATION [--kit FILE] [--hash blake3|sha256] [--encrypt [--kdf m=KiB,t=N,p=N]]",
+    "capsa init LOCATION [--kit FILE] [--hash blake3|sha256] [--compression zstd|none] [--compression-level N] [--encrypt [--kdf m=KiB,t=N,p=N]]",
   description:
     `Creates a store on LOCATION: a directory (created if missing; it must be empty: any file in it
 is refused, whatever it is), file://…,
@@ -49,6 +77,9 @@ s3://bucket/prefix?endpoint=…&region=…, or memory:. Writes the store's Recov
 (mode 0600; default ./capsa-recovery-kit-<store id>.txt), never inside the store's directory;
 an existing file is never replaced.
 Keep the kit offline: \`capsa rebuild LOCATION --kit FILE\` rewrites a lost descriptor from it.
+New stores compress with zstd at level 3: blobs (each kept compressed only when that saves at
+least 1/16 of it), pack TOCs and manifest log entries. --compression none stores every byte as
+it is. Both are recorded in the store's config; \`capsa status\` shows them.
 With --encrypt the store is encrypted (AES-256-GCM) under a passphrase taken from
 --new-passphrase-file, CAPSA_NEW_PASSPHRASE, --passphrase-file, CAPSA_PASSPHRASE or a prompt
 (asked twice), never from the command line; every later command needs it. The kit of an
@@ -56,12 +87,17 @@ encrypted store holds its key slots, not the key: keep kit and passphrase apart.
   flags: {
     kit: { type: "string" },
     hash: { type: "string" },
+    compression: { type: "string" },
+    "compression-level": { type: "string" },
     encrypt: { type: "boolean" },
     kdf: { type: "string" },
   },
   flagsHelp:
     `  --kit FILE            where to write the Recovery Kit (default: ./capsa-recovery-kit-<id>.txt)
   --hash blake3|sha256  the hash of blob ids (default blake3)
+  --compression zstd|none
+                        how new data is compressed (default zstd)
+  --compression-level N the zstd level, 1 (fastest) to 19 (smallest) (default 3)
   --encrypt             encrypt the store under a passphrase (see above)
   --kdf m=KiB,t=N,p=N   Argon2id cost of the passphrase's key slot (default m=65536,t=3,p=1;
                         lower costs make guessing cheaper: for tests and very small machines)`,
@@ -72,6 +108,7 @@ encrypted store holds its key slots, not the key: keep kit and passphrase apart.
     if (hash !== "blake3" && hash !== "sha256") {
       throw new UsageError(`--hash must be blake3 or sha256, got ${JSON.stringify(hash)}`);
     }
+    const compression = compressionFlags(args);
     const encrypt = boolFlag(args.values, "encrypt");
     const kdfText = stringFlag(args.values, "kdf");
     if (kdfText !== undefined && !encrypt) throw new UsageError("--kdf needs --encrypt");
@@ -96,6 +133,7 @@ encrypted store holds its key slots, not the key: keep kit and passphrase apart.
         });
         const { store, recoveryKit } = await initStore(opened.driver, {
           hash,
+          config: compression,
           hostStorage: opened.host,
           location: opened.driver.location,
           ...(passphrase === undefined

@@ -198,6 +198,14 @@ export function statusLines(r: StatusReport): string[] {
         ? `version ${r.config.seq}, pointer ${r.config.pointer}, manifests ${r.config.manifestStorage}`
         : "unknown",
     ],
+    [
+      "compression",
+      !r.config
+        ? "unknown"
+        : r.config.compression === "zstd"
+        ? `zstd level ${r.config.compressionLevel}`
+        : "none",
+    ],
   ];
   if (c) {
     rows.push(

@@ -219,6 +219,12 @@ export interface PackWriterOptions {
   /** The expected final size, to allocate the buffer once (default 1 MiB; it grows). */
   sizeHint?: number;
   /**
+   * A buffer to fill instead of a new one (a pack buffer given back after its
+   * pack was written: reusing it spares the page faults of a fresh one). Used
+   * when it holds at least `sizeHint` bytes; its old content is overwritten.
+   */
+  buffer?: Uint8Array | undefined;
+  /**
    * The packs this one supersedes (garbage collection's rewrite): distinct
    * ULIDs, each smaller than `packId`, at most {@linkcode MAX_SUPERSEDED}.
    */
@@ -426,7 +432,10 @@ export class PackWriter {
     this.#level = level;
     this.#keys = options.keys;
     this.#supersedes = supersedes;
-    this.#buffer = new Uint8Array(Math.max(hint, 4096));
+    const given = options.buffer;
+    this.#buffer = given !== undefined && given.length >= Math.max(hint, 4096)
+      ? given
+      : new Uint8Array(Math.max(hint, 4096));
   }
 
   /** The pack's bytes so far: header and blob bodies (the TOC and trailer come on finish). */

@@ -71,6 +71,14 @@ export interface CommitterOptions {
   fillPacks?: boolean;
 }
 
+/** How often a streaming put lets the event loop turn while packs are written (ms). */
+const YIELD_EVERY_MS = 4;
+
+/** Resolves on the next turn of the event loop (after pending I/O callbacks), not as a microtask. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 /** A pack being filled or written. */
 class PackSlot {
   readonly packId: string;
@@ -88,16 +96,24 @@ class PackSlot {
    * @param packId The pack's id.
    * @param options The committer's options.
    * @param firstBlob The size of the blob the pack is opened for (0: a manifest).
+   * @param spare Buffers of written packs, one of which a large pack takes.
    */
-  constructor(packId: string, options: CommitterOptions, firstBlob: number) {
+  constructor(
+    packId: string,
+    options: CommitterOptions,
+    firstBlob: number,
+    spare: Uint8Array[],
+  ) {
     this.packId = packId;
+    const hint = sizeHint(options, firstBlob);
     this.writer = new PackWriter({
       packId,
       storeId: options.storeId,
       hash: options.hash,
       compressionLevel: options.compressionLevel,
       keys: options.keys,
-      sizeHint: sizeHint(options, firstBlob),
+      sizeHint: hint,
+      buffer: hint >= LARGE_BLOB ? spare.pop() : undefined,
     });
     this.durable = new Promise<void>((res, rej) => {
       this.resolve = res;
@@ -135,6 +151,9 @@ export type BlobHandle = PackSlot | undefined;
  * The group-commit engine of one store handle.
  */
 export class Committer {
+  #lastYield = 0;
+  /** Buffers of large packs already written, for the next ones (at most two). */
+  #spare: Uint8Array[] = [];
   #options: CommitterOptions;
   #sink: CommitSink;
   #open: PackSlot | undefined;
@@ -164,7 +183,7 @@ export class Committer {
   /** The open pack, opened for a blob of `firstBlob` bytes (0: a manifest) when there is none. */
   #slot(firstBlob = 0): PackSlot {
     if (this.#closed) throw new Error("committer is closed");
-    this.#open ??= new PackSlot(this.#sink.newPackId(), this.#options, firstBlob);
+    this.#open ??= new PackSlot(this.#sink.newPackId(), this.#options, firstBlob, this.#spare);
     return this.#open;
   }
 
@@ -248,6 +267,12 @@ export class Committer {
     } else {
       while (this.#inFlight.size >= this.#max) await this.#race();
     }
+    // While packs are being written, let the event loop turn: a put that streams a large body
+    // otherwise keeps the thread in microtasks, and the writes' I/O steps wait for it.
+    if (this.#inFlight.size > 0 && performance.now() - this.#lastYield >= YIELD_EVERY_MS) {
+      await yieldToEventLoop();
+      this.#lastYield = performance.now();
+    }
   }
 
   /**
@@ -327,6 +352,16 @@ export class Committer {
       () => {
         this.#forget(slot);
         slot.resolve();
+        // The driver is done with the bytes once its put resolved (docs/DRIVERS.md): a large
+        // pack's buffer serves the next pack. Never after a failure, which may leave a read
+        // of them in flight.
+        const buffer = sealed.bytes.buffer;
+        if (
+          buffer instanceof ArrayBuffer && buffer.byteLength >= LARGE_BLOB &&
+          this.#spare.length < 2
+        ) {
+          this.#spare.push(new Uint8Array(buffer));
+        }
       },
       (e) => {
         this.#forget(slot);

@@ -28,9 +28,9 @@ export async function syncDir(path: string): Promise<void> {
 }
 
 /** Writes all of `bytes` at the start of a new file. @param handle The file. @param bytes The content. */
-export async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+export async function writeAll(handle: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   for (let done = 0; done < bytes.length;) {
-    done += (await handle.write(bytes, done, bytes.length - done, done)).bytesWritten;
+    done += await handle.write(bytes.subarray(done));
   }
 }
 

@@ -69,7 +69,6 @@ const MAX_ATTEMPTS = 8;
 // without blocking on a FIFO; temporary files are created exclusively.
 const NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 const READ_FLAGS = fsConstants.O_RDONLY | NOFOLLOW | (fsConstants.O_NONBLOCK ?? 0);
-const CREATE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | NOFOLLOW;
 
 /**
  * How far the directories on a key's path exist: `count` real directories
@@ -402,7 +401,7 @@ export class LocalFsDriver implements Driver {
     const ifAbsent = options.ifAbsent ?? false;
 
     let tempNames: string[] = [];
-    let handle: FileHandle | undefined;
+    let handle: Deno.FsFile | undefined;
     for (let attempt = 1; handle === undefined; attempt++) {
       if (attempt > MAX_ATTEMPTS) {
         throw new TransientError(`the directories of "${key}" keep vanishing; try again`);
@@ -418,7 +417,9 @@ export class LocalFsDriver implements Driver {
       if (existing !== undefined && ifAbsent) throw new PreconditionFailedError(key);
       tempNames = [...names.slice(0, dirs), tempName()];
       try {
-        handle = await openHandle(this.#path(tempNames), CREATE_FLAGS, 0o666);
+        // O_CREAT|O_EXCL: never follows a symbolic link at the name, never opens an existing file.
+        // Deno's own file writes run off the main thread (node:fs FileHandle writes copy on it).
+        handle = await Deno.open(this.#path(tempNames), { write: true, createNew: true, mode: 0o666 });
       } catch (e) {
         // The directory was pruned by a concurrent delete: make it again.
         if (!isMissing(e)) throw writeError(e, key);
@@ -436,7 +437,7 @@ export class LocalFsDriver implements Driver {
         await writeAll(handle, bytes);
         if (this.#durable) await handle.sync();
       } finally {
-        await handle.close();
+        handle.close();
       }
       if (ifAbsent && this.#canLink) {
         try {

@@ -24,6 +24,7 @@ import { parseArgs } from "node:util";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { PACK_HEADER_BYTES, PACK_TRAILER_BYTES, readPackToc } from "../format/pack.ts";
 import { PACK_PREFIX, SNAPSHOT_PREFIX } from "../layout.ts";
+import { openStore } from "../store/store.ts";
 
 const { values } = parseArgs({
   options: {
@@ -31,8 +32,13 @@ const { values } = parseArgs({
     level: { type: "string", default: "3" },
     dir: { type: "string", default: "" },
     keep: { type: "boolean", default: false },
+    encrypt: { type: "boolean", default: false },
   },
 });
+/** `--encrypt`: capsa encrypts too, as restic always does (the passphrase in the environment). */
+const PASS_ENV: Record<string, string> = values.encrypt
+  ? { CAPSA_PASSPHRASE: "capsa-size-bench" }
+  : {};
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const CAPSA = [
@@ -112,10 +118,11 @@ await run(Deno.execPath(), [
   `${base}/kit.txt`,
   "--compression-level",
   values.level,
+  ...(values.encrypt ? ["--encrypt"] : []),
   "--host-dir",
   host,
   "-q",
-]);
+], PASS_ENV);
 const capsaPut = await run(Deno.execPath(), [
   ...CAPSA,
   "put",
@@ -127,14 +134,19 @@ const capsaPut = await run(Deno.execPath(), [
   host,
   "-q",
   "--json",
-]);
+], PASS_ENV);
 const capsaFiles = await filesUnder(store);
 const capsaTotal = sum(capsaFiles);
 const packs = [...capsaFiles].filter(([k]) => k.startsWith(PACK_PREFIX));
 const driver = await openLocalFs(store);
+// An encrypted store's TOCs are read with its keys.
+const opened = values.encrypt
+  ? await openStore(driver, { passphrase: PASS_ENV.CAPSA_PASSPHRASE, readOnly: true })
+  : undefined;
+const keys = opened?.keys;
 let raw = 0, stored = 0, blobs = 0, zstdBlobs = 0, manifests = 0, tocs = 0;
 for (const [key, size] of packs) {
-  const toc = await readPackToc(driver, key, { size });
+  const toc = await readPackToc(driver, key, { size, keys });
   let body = 0;
   for (const b of toc.blobs) {
     raw += b.rawLength;
@@ -192,7 +204,7 @@ console.log(
     }.\n`,
 );
 console.log(
-  `| measure | capsa (zstd level ${values.level}) | restic (--compression auto) |${
+  `| measure | capsa (zstd level ${values.level}${values.encrypt ? ", encrypted" : ""}) | restic (--compression auto) |${
     borg ? " borg (-e none, zstd,3) |" : ""
   }`,
 );

@@ -380,11 +380,20 @@ export class Store {
   /**
    * Deletes an artifact: commits a tombstone (older versions stay readable
    * through {@linkcode Store.versions} until garbage collection).
+   * The handle first catches up on what other handles wrote, so a key another
+   * process deleted (or wrote) is judged as it is now: a second delete finds
+   * nothing and writes no second tombstone.
    * @param namespace The namespace. @param key The key.
-   * @returns `true` when a tombstone was written, `false` when there was nothing to delete.
+   * @returns `true` when a tombstone was written, `false` when there was
+   *   nothing to delete (the CLI and HTTP report that as `not_found`).
    */
   delete(namespace: string, key: string): Promise<boolean> {
-    return this.#track(() => this.#writer.delete(namespace, key));
+    return this.#track(async () => {
+      validateNamespace(namespace);
+      validateArtifactKey(key);
+      if (!this.#gate.ownAgentRuns) await this.refresh();
+      return await this.#writer.delete(namespace, key);
+    });
   }
 
   /** Seals the open pack and waits until every pending put is durable. */

@@ -1599,3 +1599,16 @@ Deno.test("namespaces() is a read like the others: it catches up on what another
   await a.close();
   await b.close();
 });
+
+Deno.test("delete() catches up first: a key another handle deleted is not deleted twice", async () => {
+  const objects = new Map<string, Uint8Array>();
+  const { store: a } = await initStore(new MemoryDriver({ objects }));
+  await a.put("ns", "k", "v");
+  const b = await openStore(new MemoryDriver({ objects }), { refreshIntervalMs: Infinity });
+  assert.equal(await a.delete("ns", "k"), true);
+  // b's index still holds "k" as current; its delete looks at the Location first.
+  assert.equal(await b.delete("ns", "k"), false);
+  assert.equal((await a.versions("ns", "k")).length, 2, "one version and one tombstone");
+  await a.close();
+  await b.close();
+});

@@ -204,9 +204,9 @@ console.log(
     }.\n`,
 );
 console.log(
-  `| measure | capsa (zstd level ${values.level}${values.encrypt ? ", encrypted" : ""}) | restic (--compression auto) |${
-    borg ? " borg (-e none, zstd,3) |" : ""
-  }`,
+  `| measure | capsa (zstd level ${values.level}${
+    values.encrypt ? ", encrypted" : ""
+  }) | restic (--compression auto) |${borg ? " borg (-e none, zstd,3) |" : ""}`,
 );
 console.log(`| --- | --- | --- |${borg ? " --- |" : ""}`);
 console.log(

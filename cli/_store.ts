@@ -6,7 +6,12 @@
  * @module
  */
 
-import { CapsaError, StoreCorruptedError } from "../errors.ts";
+import { CapsaError, InvalidArgumentError, StoreCorruptedError } from "../errors.ts";
+import {
+  canonicalLocation,
+  defaultCacheRoot as sharedCacheRoot,
+  defaultHostDir as sharedDefaultHostDir,
+} from "../drivers/localfs/host.ts";
 import { EventBus } from "../store/events.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { createLocationRegistry, parseLocation } from "../drivers/location.ts";
@@ -27,72 +32,35 @@ export interface CommandContext {
   passphrases: Passphrases;
 }
 
-/**
- * The canonical Location of an opened driver: the one spelling of the store
- * whatever the user typed. A local directory is the `file:` URL of its real
- * path (symbolic links resolved, no trailing slash: `./store/`, `store` and
- * a link to it are one Location); an S3 Location is the driver's normalised
- * URL (prefix with one trailing slash, endpoint as a bare origin, parameters
- * in a fixed order).
- *
- * @param driver The opened Location.
- * @returns The canonical Location URL.
- */
-export function canonicalLocation(driver: Driver): string {
-  const location = driver.location;
-  if (location.startsWith("/") || /^[A-Za-z]:[\\/]/.test(location)) {
-    const url = new URL("file://");
-    url.pathname = location;
-    return url.href;
-  }
-  return location;
-}
+export { canonicalLocation } from "../drivers/localfs/host.ts";
 
 /**
- * The default host directory of a Location:
- * `$XDG_CACHE_HOME/capsa/<first 16 hex of sha256(canonical Location URL)>`,
- * with `~/.cache` when `XDG_CACHE_HOME` is unset (`%LOCALAPPDATA%` on
- * Windows). `memory:` Locations get none: their data dies with the process.
- *
- * @param location The canonical Location (see {@linkcode canonicalLocation}).
+ * The default host directory of a Location (see `drivers/localfs/host.ts`),
+ * its "cannot find one" error a usage error that names `--host-dir`.
+ * @param location The canonical Location.
  * @returns The directory, or `undefined` for `memory:`.
- * @throws {UsageError} when no cache directory can be found (give `--host-dir`).
  */
 export async function defaultHostDir(location: string): Promise<string | undefined> {
-  if (location.startsWith("memory:")) return undefined;
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(location)),
-  );
-  const id = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `${defaultCacheRoot()}/${id}`;
+  try {
+    return await sharedDefaultHostDir(location);
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e;
+    throw new UsageError(e.message.replace("choose a host directory", "give --host-dir DIR"));
+  }
 }
 
 /**
- * The directory holding every default host directory:
- * `$XDG_CACHE_HOME/capsa` (or `~/.cache/capsa`, `%LOCALAPPDATA%/capsa`).
+ * The directory holding every default host directory (see
+ * `drivers/localfs/host.ts`), its error a usage error naming `--host-dir`.
  * @returns The directory.
- * @throws {UsageError} when no cache directory can be found.
  */
 export function defaultCacheRoot(): string {
-  let base: string | undefined;
   try {
-    base = Deno.env.get("XDG_CACHE_HOME") || undefined;
-    if (base === undefined) {
-      const home = Deno.env.get("HOME");
-      if (home) base = `${home}/.cache`;
-      else if (Deno.build.os === "windows") base = Deno.env.get("LOCALAPPDATA") || undefined;
-    }
+    return sharedCacheRoot();
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotCapable)) throw e;
-    throw new UsageError(
-      "cannot find the per-user cache directory without --allow-env=HOME,XDG_CACHE_HOME: " +
-        "grant it, or give --host-dir DIR",
-    );
+    if (!(e instanceof InvalidArgumentError)) throw e;
+    throw new UsageError(e.message.replace("choose a host directory", "give --host-dir DIR"));
   }
-  if (base === undefined) {
-    throw new UsageError("neither XDG_CACHE_HOME nor HOME is set: give --host-dir DIR");
-  }
-  return `${base.replace(/[/\\]+$/, "")}/capsa`;
 }
 
 /**

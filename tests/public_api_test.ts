@@ -60,9 +60,13 @@ const PUBLIC_API: Record<string, readonly string[]> = {
   ],
   "./drivers/localfs": [
     "CapsaError",
+    "canonicalLocation",
+    "defaultCacheRoot",
+    "defaultHostDir",
     "LocalFsDriver",
     "LocalFsError",
     "localFsPath",
+    "openHostStorage",
     "openLocalFs",
   ],
   "./drivers/s3": [

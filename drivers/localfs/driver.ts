@@ -419,7 +419,11 @@ export class LocalFsDriver implements Driver {
       try {
         // O_CREAT|O_EXCL: never follows a symbolic link at the name, never opens an existing file.
         // Deno's own file writes run off the main thread (node:fs FileHandle writes copy on it).
-        handle = await Deno.open(this.#path(tempNames), { write: true, createNew: true, mode: 0o666 });
+        handle = await Deno.open(this.#path(tempNames), {
+          write: true,
+          createNew: true,
+          mode: 0o666,
+        });
       } catch (e) {
         // The directory was pruned by a concurrent delete: make it again.
         if (!isMissing(e)) throw writeError(e, key);

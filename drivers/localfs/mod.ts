@@ -84,6 +84,7 @@
 export { LocalFsDriver, type LocalFsOptions, openLocalFs } from "./driver.ts";
 export { LocalFsError, type LocalFsErrorOptions } from "./errors.ts";
 export { localFsPath } from "./paths.ts";
+export { canonicalLocation, defaultCacheRoot, defaultHostDir, openHostStorage } from "./host.ts";
 // Re-exported so that this entry point documents every type its API names.
 export type { Driver, DriverCapabilities, ListOptions, ObjectInfo, PutOptions } from "../driver.ts";
 export { CapsaError } from "../../errors.ts";

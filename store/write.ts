@@ -34,6 +34,9 @@ import type { GateKind } from "./gate.ts";
 import { concat, infoOf } from "./read.ts";
 import type { ArtifactInfo, Body, PutOptions } from "./types.ts";
 
+/** How many chunks of one body an encrypted store seals at once, at most (their bytes are held). */
+const OUTSTANDING_BLOBS = 4;
+
 /** What a live handle serves from. */
 export interface Live {
   /** The index. */
@@ -343,11 +346,30 @@ export class Writer {
     let size = 0;
     let inline: Uint8Array | undefined;
     let digest: string;
+    // An encrypted store seals each chunk off the main thread: up to OUTSTANDING_BLOBS chunks
+    // are then stored at once, so the thread hashes and cuts the next ones meanwhile. Their order
+    // in the manifest is the order they were cut; a failure fails the put once all have settled.
+    const outstanding: Promise<void>[] = [];
+    let failure: { error: unknown } | undefined;
+    const settle = async (keep: number) => {
+      while (outstanding.length > keep) await outstanding.shift();
+      if (failure !== undefined) throw failure.error;
+    };
     const storeChunks = async (chunks: Iterable<Uint8Array>) => {
       for (const c of chunks) {
         const id = hashOf(c);
         blobs.push(id);
-        deps.add(await this.#storeBlob(id, "chunk", c, committer));
+        if (keys === undefined) {
+          deps.add(await this.#storeBlob(id, "chunk", c, committer));
+          continue;
+        }
+        outstanding.push(
+          this.#storeBlob(id, "chunk", c, committer).then(
+            (handle) => void deps.add(handle),
+            (error) => void (failure ??= { error }),
+          ),
+        );
+        await settle(OUTSTANDING_BLOBS - 1);
       }
     };
 
@@ -376,6 +398,7 @@ export class Writer {
     if (chunker) {
       const last = chunker.finish();
       if (last && last.length > 0) await storeChunks([last]);
+      await settle(0);
       digest = whole!.digestHex();
     } else {
       const bytes = concat(head, headBytes);

@@ -23,6 +23,7 @@
 
 import { parseArgs } from "node:util";
 import { body, Xorshift } from "../tests/data.ts";
+import { CAPSA } from "./_capsa.ts";
 
 const { values } = parseArgs({
   options: {
@@ -33,18 +34,6 @@ const { values } = parseArgs({
 });
 const MIB = Number(values.mib);
 const RUNS = Number(values.runs);
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const CAPSA = [
-  "run",
-  "--no-prompt",
-  "--config",
-  `${ROOT}/deno.json`,
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-sys",
-  `${ROOT}/cli.ts`,
-];
 
 let lastStdout = "";
 

@@ -45,6 +45,7 @@ import { createHasher } from "../format/hashing.ts";
 import { PACK_PREFIX } from "../layout.ts";
 import { initStore } from "../store/store.ts";
 import type { InitStoreOptions } from "../store/types.ts";
+import { CAPSA } from "./_capsa.ts";
 
 const { values } = parseArgs({
   options: {
@@ -285,20 +286,7 @@ if (values.child === "floors") {
 
 // ---------------------------------------------------------------- parent
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const SELF = new URL(import.meta.url).pathname;
-/** The README's `capsa` for a local store. */
-const CAPSA = [
-  "run",
-  "--no-prompt",
-  "--config",
-  `${ROOT}/deno.json`,
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-sys",
-  `${ROOT}/cli.ts`,
-];
 const ENV = values.encrypt ? { CAPSA_PASSPHRASE: PASSPHRASE } : {};
 
 const GNU_TIME = await (async () => {

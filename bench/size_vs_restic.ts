@@ -25,6 +25,7 @@ import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { PACK_HEADER_BYTES, PACK_TRAILER_BYTES, readPackToc } from "../format/pack.ts";
 import { PACK_PREFIX, SNAPSHOT_PREFIX } from "../layout.ts";
 import { openStore } from "../store/store.ts";
+import { CAPSA } from "./_capsa.ts";
 
 const { values } = parseArgs({
   options: {
@@ -40,18 +41,6 @@ const PASS_ENV: Record<string, string> = values.encrypt
   ? { CAPSA_PASSPHRASE: "capsa-size-bench" }
   : {};
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const CAPSA = [
-  "run",
-  "--no-prompt",
-  "--config",
-  `${ROOT}/deno.json`,
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-sys",
-  `${ROOT}/cli.ts`,
-];
 const dec = new TextDecoder();
 const MB = 1e6;
 

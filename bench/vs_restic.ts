@@ -50,6 +50,7 @@ import {
   PACK_PREFIX,
   SNAPSHOT_PREFIX,
 } from "../layout.ts";
+import { CAPSA } from "./_capsa.ts";
 
 const { values } = parseArgs({
   options: {
@@ -79,20 +80,6 @@ const DIRS = positiveInt("dirs", values.dirs ?? String(Math.max(1, Math.round(FI
 const RUNS = positiveInt("runs", values.runs);
 const SEED = Number(values.seed) >>> 0;
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const CLI = `${ROOT}/cli.ts`;
-/** The permissions of the README's `capsa` for a local store (broad, as in the tests). */
-const CAPSA = [
-  "run",
-  "--no-prompt",
-  "--config",
-  `${ROOT}/deno.json`,
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-sys",
-  CLI,
-];
 const dec = new TextDecoder();
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -10,29 +10,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { containsBytes, filesUnder } from "./disk.ts";
 import { capsa, capsaOk, CLI, denoRun } from "./processes.ts";
 
 const MARKER = "OKAPI-MARKER-7d1e";
 const NAMES = ["tax-return-2025.pdf", "medical/letter-from-dr-okafor.txt", "payroll.csv"];
 const KDF = "m=1024,t=1,p=1";
-
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) out.push(...await walk(p));
-    else if (e.isFile) out.push(p);
-  }
-  return out.sort();
-}
-
-function contains(hay: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return true;
-  }
-  return false;
-}
 
 /** Every encoding of a text capsa could store it in: UTF-8, UTF-16LE, JSON-escaped, base64. */
 function needles(text: string): Uint8Array[] {
@@ -45,7 +28,7 @@ function needles(text: string): Uint8Array[] {
 /** A snapshot of a directory: every file's path, size and modification time. */
 async function state(dir: string): Promise<string> {
   const lines: string[] = [];
-  for (const f of await walk(dir)) {
+  for (const f of await filesUnder(dir)) {
     const info = await Deno.stat(f);
     lines.push(`${f} ${info.size} ${info.mtime?.getTime()}`);
   }
@@ -95,7 +78,7 @@ async function fixture(): Promise<Fixture> {
 Deno.test("an encrypted store's files on disk hold no content or name; get --to restores every byte", async () => {
   const f = await fixture();
   try {
-    const files = [...await walk(f.store), ...await walk(f.host)];
+    const files = [...await filesUnder(f.store), ...await filesUnder(f.host)];
     assert.ok(files.some((p) => p.includes("/packs/")), "packs written");
     assert.ok(files.some((p) => p.includes("/snapshots/")), "a snapshot written");
     assert.ok(files.some((p) => p.endsWith("/index/cache")), "a host cache written");
@@ -103,7 +86,7 @@ Deno.test("an encrypted store's files on disk hold no content or name; get --to 
     for (const p of files) {
       const bytes = await Deno.readFile(p);
       for (const s of secrets) {
-        for (const n of needles(s)) assert.ok(!contains(bytes, n), `${p} holds ${s}`);
+        for (const n of needles(s)) assert.ok(!containsBytes(bytes, n), `${p} holds ${s}`);
       }
     }
     // Format version 3: a capsa without encryption refuses it ("upgrade capsa"), never misreads.
@@ -111,7 +94,7 @@ Deno.test("an encrypted store's files on disk hold no content or name; get --to 
     assert.equal(descriptor.formatVersion, 3);
     assert.deepEqual(Object.keys(descriptor.encryption), ["cipher", "keyCheck"]);
     const kit = await Deno.readFile(f.kit);
-    for (const s of secrets) for (const n of needles(s)) assert.ok(!contains(kit, n));
+    for (const s of secrets) for (const n of needles(s)) assert.ok(!containsBytes(kit, n));
 
     const out = join(f.root, "out");
     await f.ok(["get", f.store, "private", "--to", out]);
@@ -229,7 +212,10 @@ Deno.test("rebuild --kit after every descriptor replica and key slot is lost: ki
     assert.match(noPass.stderr, /passphrase_required/);
     const wrong = await f.run(["rebuild", f.store, "--kit", f.kit], { CAPSA_PASSPHRASE: "nope" });
     assert.equal(wrong.code, 6, wrong.stderr);
-    assert.ok(!(await walk(f.store)).some((p) => p.endsWith("store.json")), "nothing written");
+    assert.ok(
+      !(await filesUnder(f.store)).some((p) => p.endsWith("store.json")),
+      "nothing written",
+    );
     const rebuilt = await f.ok(["rebuild", f.store, "--kit", f.kit]);
     assert.match(rebuilt.stderr, /key_slots_restored/);
     const out = join(f.root, "out");

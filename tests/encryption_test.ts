@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { containsBytes, filesUnder } from "./disk.ts";
 import { CorruptObjectError } from "../errors.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { EventBus, initStore, openStore } from "../mod.ts";
@@ -15,29 +16,11 @@ const KDF = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
 const MARKER = "ZEBRA-MARKER-91c3";
 const NAME = "quarterly-secret-report";
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory) out.push(...await walk(p));
-    else if (e.isFile) out.push(p);
-  }
-  return out;
-}
-
 function encodings(text: string): Uint8Array[] {
   const utf8 = new TextEncoder().encode(text);
   const utf16 = new Uint8Array(text.length * 2);
   for (let i = 0; i < text.length; i++) utf16[i * 2] = text.charCodeAt(i);
   return [utf8, utf16, new TextEncoder().encode(btoa(text).slice(0, 12))];
-}
-
-function contains(hay: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return true;
-  }
-  return false;
 }
 
 Deno.test("an encrypted store shows no file content or name on the Location or the host", async () => {
@@ -61,13 +44,16 @@ Deno.test("an encrypted store shows no file content or name on the Location or t
     assert.ok(recoveryKit.includes("key-slot: "));
 
     const needles = [...encodings(MARKER), ...encodings(NAME)];
-    const files = [...await walk(join(root, "store")), ...await walk(join(root, "host"))];
+    const files = [
+      ...await filesUnder(join(root, "store")),
+      ...await filesUnder(join(root, "host")),
+    ];
     assert.ok(files.some((f) => f.includes("/packs/")));
     assert.ok(files.some((f) => f.includes("snapshots")));
     assert.ok(files.some((f) => f.endsWith("index/cache")));
     for (const f of files) {
       const bytes = await Deno.readFile(f);
-      for (const n of needles) assert.ok(!contains(bytes, n), `${f} holds a marker`);
+      for (const n of needles) assert.ok(!containsBytes(bytes, n), `${f} holds a marker`);
     }
 
     const again = await openStore(driver, { hostStorage: host, passphrase: "correct horse" });
@@ -89,7 +75,7 @@ Deno.test("wrong and missing passphrases are typed errors that change nothing", 
     const { store } = await initStore(driver, { encryption: { passphrase: "right", kdf: KDF } });
     await store.put("ns", "k", "v");
     await store.close();
-    const before = await walk(join(root, "store"));
+    const before = await filesUnder(join(root, "store"));
     await assert.rejects(
       openStore(driver, { passphrase: "wrong" }),
       (e: unknown) => (e as { code?: string }).code === "wrong_passphrase",
@@ -101,7 +87,7 @@ Deno.test("wrong and missing passphrases are typed errors that change nothing", 
         /CAPSA_PASSPHRASE/.test((e as Error).message) &&
         /--passphrase-file/.test((e as Error).message),
     );
-    assert.deepEqual(await walk(join(root, "store")), before);
+    assert.deepEqual(await filesUnder(join(root, "store")), before);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -117,7 +103,7 @@ Deno.test("one flipped byte in a sealed blob is a CorruptObjectError naming the 
     });
     await store.put("ns", "k", new Uint8Array(5000).fill(7));
     await store.close();
-    const pack = (await walk(join(root, "store"))).find((f) => f.includes("/packs/"))!;
+    const pack = (await filesUnder(join(root, "store"))).find((f) => f.includes("/packs/"))!;
     const bytes = await Deno.readFile(pack);
     bytes[100] = bytes[100]! ^ 1;
     await Deno.writeFile(pack, bytes);

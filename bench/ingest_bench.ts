@@ -45,7 +45,7 @@ import { createHasher } from "../format/hashing.ts";
 import { PACK_PREFIX } from "../layout.ts";
 import { initStore } from "../store/store.ts";
 import type { InitStoreOptions } from "../store/types.ts";
-import { CAPSA } from "./_capsa.ts";
+import { CAPSA, peakRss } from "./_capsa.ts";
 
 const { values } = parseArgs({
   options: {
@@ -352,13 +352,7 @@ async function measure(
   const out = await output;
   const s = (performance.now() - t0) / 1000;
   if (poll !== undefined) clearInterval(poll);
-  let rss: number | undefined = polled || undefined;
-  if (rssFile) {
-    const lines = (await Deno.readTextFile(rssFile)).trim().split("\n");
-    const kib = Number(lines[lines.length - 1]);
-    rss = Number.isFinite(kib) && kib > 0 ? kib * KiB : undefined;
-    await Deno.remove(rssFile);
-  }
+  const rss = await peakRss(rssFile, polled);
   return {
     s,
     rss,

@@ -50,7 +50,7 @@ import {
   PACK_PREFIX,
   SNAPSHOT_PREFIX,
 } from "../layout.ts";
-import { CAPSA } from "./_capsa.ts";
+import { CAPSA, peakRss } from "./_capsa.ts";
 
 const { values } = parseArgs({
   options: {
@@ -160,13 +160,7 @@ async function measure(
   const out = await child.output();
   const s = (performance.now() - t0) / 1000;
   if (poll !== undefined) clearInterval(poll);
-  let rss: number | undefined = polled || undefined;
-  if (rssFile) {
-    const lines = (await Deno.readTextFile(rssFile)).trim().split("\n");
-    const kib = Number(lines[lines.length - 1]);
-    rss = Number.isFinite(kib) && kib > 0 ? kib * KiB : undefined;
-    await Deno.remove(rssFile);
-  }
+  const rss = await peakRss(rssFile, polled);
   if (!out.success) {
     throw new CommandFailed(
       `${line}\nexited with code ${out.code}; its stderr:\n${dec.decode(out.stderr).trim()}\n` +

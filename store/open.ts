@@ -159,7 +159,9 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
   const movedTo = await readMovedTo(driver);
   if (movedTo !== undefined) throw new StoreMovedError(movedTo);
 
-  const rec = reconcileDescriptors(await readDescriptorReplicas(driver, host));
+  const readings = await readDescriptorReplicas(driver, host);
+  const rec = reconcileDescriptors(readings);
+  refuseDowngrade(rec.descriptor, readings);
   // A host without its replica (a new host, a new host directory after a move, a deleted cache)
   // is not a degraded store: the replica is written quietly on the first writable open.
   // With no replica left at all, every missing one is reported (the store is Corrupted).
@@ -319,6 +321,34 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
   }
   opened.state = opened.problems.length === 0 ? "Ready" : "Degraded";
   return opened;
+}
+
+/**
+ * Refuses to open a store as unencrypted when any readable replica of the
+ * same store says it is encrypted. Descriptors never change, so such a
+ * disagreement means replicas were replaced — and a majority of replaced
+ * Location replicas must not make writers store plain bytes in what this
+ * host knows is an encrypted store (docs/FORMAT.md §9.3).
+ * @param chosen The descriptor the replicas agreed on.
+ * @param readings Every replica's reading.
+ * @throws {CorruptObjectError} naming the replica that says encrypted.
+ */
+function refuseDowngrade(
+  chosen: Descriptor | undefined,
+  readings: readonly { where: string; result: Descriptor | Error }[],
+): void {
+  if (chosen === undefined || chosen.encryption !== null) return;
+  for (const r of readings) {
+    if (r.result instanceof Error) continue;
+    if (r.result.storeId === chosen.storeId && r.result.encryption !== null) {
+      throw new CorruptObjectError(
+        DESCRIPTOR_KEY,
+        `${r.where} says store ${chosen.storeId} is encrypted, other replicas say it is not: ` +
+          "descriptors never change, so replicas were replaced; refusing to open it unencrypted " +
+          "(rebuild the descriptor with the store's Recovery Kit: capsa rebuild LOCATION --kit FILE)",
+      );
+    }
+  }
 }
 
 /** Whether a key exists (a failed stat other than "not found" propagates). */

@@ -37,6 +37,9 @@ export async function storeStatus(view: HandleView): Promise<StoreStatus> {
     state: view.state,
     problems: [...view.problems],
     hash: view.descriptor?.hash,
+    encryption: view.descriptor === undefined
+      ? undefined
+      : view.descriptor.encryption?.cipher ?? "none",
     config: config
       ? {
         seq: config.seq,

@@ -183,6 +183,8 @@ export interface StoreStatus {
   problems: string[];
   /** The hash algorithm. */
   hash: HashAlgorithm | undefined;
+  /** `"aes-256-gcm"` for an encrypted store, `"none"` otherwise (`undefined` without a descriptor). */
+  encryption: "aes-256-gcm" | "none" | undefined;
   /** The config in force: its version, pointer, where manifests live, how new data is compressed. */
   config: {
     seq: number;

@@ -89,6 +89,9 @@ Deno.test("an encrypted store's files on disk hold no content or name; get --to 
         for (const n of needles(s)) assert.ok(!containsBytes(bytes, n), `${p} holds ${s}`);
       }
     }
+    const status = JSON.parse((await f.ok(["status", f.store, "--json"])).stdout);
+    assert.equal(status.encryption, "aes-256-gcm");
+    assert.match((await f.ok(["status", f.store])).stdout, /^encryption\s+aes-256-gcm$/m);
     // Format version 3: a capsa without encryption refuses it ("upgrade capsa"), never misreads.
     const descriptor = JSON.parse(await Deno.readTextFile(join(f.store, "store.json")));
     assert.equal(descriptor.formatVersion, 3);

@@ -270,3 +270,33 @@ Deno.test("a flipped byte in each kind of sealed object: a typed error or warnin
     assert.deepEqual(t.location, before);
   }
 });
+
+Deno.test("a host that knows a store is encrypted refuses replaced Location replicas that say it is not", async () => {
+  const location = new Map<string, Uint8Array>();
+  const hostObjects = new Map<string, Uint8Array>();
+  const host = () => new MemoryDriver({ objects: hostObjects });
+  const { store } = await initStore(new MemoryDriver({ objects: location }), {
+    hostStorage: host(),
+    encryption: { passphrase: "p", kdf: KDF },
+  });
+  await store.put("ns", "k", "secret");
+  await store.close();
+  // Someone with write access to the bucket replaces both Location replicas with an unencrypted
+  // descriptor of the same store id, so that writers would store plain bytes.
+  const { createDescriptor, encodeDescriptor, decodeDescriptor } = await import(
+    "../format/descriptor.ts"
+  );
+  const real = decodeDescriptor("store.json", location.get("store.json")!);
+  const plain = encodeDescriptor(
+    createDescriptor({ storeId: real.storeId, hash: real.hash, chunking: real.chunking }),
+  );
+  location.set("store.json", plain);
+  location.set("system.state/descriptor/store.json", plain);
+  const before = new Map([...location].map(([k, v]) => [k, v.slice()]));
+  await assert.rejects(
+    openStore(new MemoryDriver({ objects: location }), { hostStorage: host(), passphrase: "p" }),
+    (e: unknown) =>
+      e instanceof CorruptObjectError && /refusing to open it unencrypted/.test(e.reason),
+  );
+  assert.deepEqual(location, before);
+});

@@ -192,6 +192,7 @@ export function statusLines(r: StatusReport): string[] {
     ["location", r.location],
     ["state", r.state],
     ["hash", r.hash ?? "unknown"],
+    ["encryption", r.encryption ?? "unknown"],
     [
       "config",
       r.config

@@ -320,6 +320,21 @@ async function keyedIdHash(alg: HashAlgorithm, key: Uint8Array): Promise<IdHash>
   };
 }
 
+/** What a chunk-list digest hashes first (docs/FORMAT.md §9.2): it is never a body's own bytes. */
+export const CHUNK_LIST_PREFIX: Uint8Array = new TextEncoder().encode("capsa chunk-list v1\0");
+
+/**
+ * The digest of a chunked body in an encrypted store: the keyed hash of
+ * {@linkcode CHUNK_LIST_PREFIX} then each chunk id's 32 bytes, in order. The
+ * ids already cover every byte, so the body is hashed once, not twice.
+ * Feed it the chunk ids with `update(Uint8Array.fromHex(id))`.
+ * @param ids The store's keyed id hash.
+ * @returns A hasher, the prefix already fed.
+ */
+export function chunkListHasher(ids: IdHash): Hasher {
+  return ids.hasher().update(CHUNK_LIST_PREFIX);
+}
+
 /** Associated data of each kind of sealed object (docs/FORMAT.md §9.4). */
 export const AAD = Object.freeze({
   /** A blob (in a pack or loose): its 32 id bytes. */

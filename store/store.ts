@@ -49,7 +49,7 @@ import {
 import { readConfigHistory, type StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
 import type { KdfCost, KeySlot, StoreKeys } from "../format/crypto.ts";
-import { createHasher, type Hasher } from "../format/hashing.ts";
+import type { Hasher } from "../format/hashing.ts";
 import { deleteKeySlot, readKeySlots, unlock, type Unlocked, writeKeySlot } from "./keyslots.ts";
 import { encodeRecoveryKit } from "../format/kit.ts";
 import { validateArtifactKey, validateNamespace } from "../format/manifest.ts";
@@ -98,7 +98,7 @@ import type {
   StoreStatus,
 } from "./types.ts";
 import { DEFAULT_REFRESH_INTERVAL_MS, MISS_REFRESH_MS } from "./types.ts";
-import { type Live, Writer } from "./write.ts";
+import { bodyDigestHasher, type Live, Writer } from "./write.ts";
 
 export type * from "./types.ts";
 export { type BatchItem, type BatchOptions, type BatchResult, type BatchSummary, WriteBatch };
@@ -702,8 +702,7 @@ export class Store {
    * @throws {StoreCorruptedError} when the store is Corrupted.
    */
   digestHasher(): Hasher {
-    const { descriptor, keys } = this.#live();
-    return keys === undefined ? createHasher(descriptor.hash) : keys.ids.hasher();
+    return bodyDigestHasher(this.#live());
   }
 
   /**

@@ -14,7 +14,7 @@ import { InvalidArgumentError, TransientError } from "../errors.ts";
 import { Chunker } from "../format/chunker.ts";
 import { compressionLevelOf, type StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
-import { AAD, type StoreKeys } from "../format/crypto.ts";
+import { AAD, chunkListHasher, type StoreKeys } from "../format/crypto.ts";
 import { createHasher, hashBytes, type Hasher } from "../format/hashing.ts";
 import { encodeManifestLogEntry } from "../format/manifest_log.ts";
 import {
@@ -339,7 +339,6 @@ export class Writer {
     const hashOf = keys === undefined
       ? (b: Uint8Array) => hashBytes(descriptor.hash, b)
       : (b: Uint8Array) => keys.ids.bytes(b);
-    const newHasher = () => keys === undefined ? createHasher(descriptor.hash) : keys.ids.hasher();
     // The packs this put waits on (a set: many chunks share a pack).
     const deps = new Set<BlobHandle>();
     const blobs: string[] = [];
@@ -355,10 +354,14 @@ export class Writer {
       while (outstanding.length > keep) await outstanding.shift();
       if (failure !== undefined) throw failure.error;
     };
+    // An encrypted store's chunked body is digested from its chunk ids (docs/FORMAT.md §9.2): the
+    // body is hashed once. A plain store's digest is the hash of the whole body, as b3sum gives it.
+    const list = keys === undefined ? undefined : chunkListHasher(keys.ids);
     const storeChunks = async (chunks: Iterable<Uint8Array>) => {
       for (const c of chunks) {
         const id = hashOf(c);
         blobs.push(id);
+        list?.update(Uint8Array.fromHex(id));
         if (keys === undefined) {
           deps.add(await this.#storeBlob(id, "chunk", c, committer));
           continue;
@@ -385,21 +388,21 @@ export class Writer {
         headBytes += piece.length;
         if (headBytes <= config.chunkThreshold) continue;
         chunker = new Chunker(descriptor.chunking);
-        whole = newHasher();
+        whole = list === undefined ? createHasher(descriptor.hash) : undefined;
         for (const h of head.splice(0)) {
-          whole.update(h);
+          whole?.update(h);
           await storeChunks(chunker.push(h));
         }
         continue;
       }
-      whole!.update(piece);
+      whole?.update(piece);
       await storeChunks(chunker.push(piece));
     }
     if (chunker) {
       const last = chunker.finish();
       if (last && last.length > 0) await storeChunks([last]);
       await settle(0);
-      digest = whole!.digestHex();
+      digest = (whole ?? list!).digestHex();
     } else {
       const bytes = concat(head, headBytes);
       digest = hashOf(bytes);
@@ -456,4 +459,52 @@ export class Writer {
     await this.#commit().commitManifest(tombstone, []);
     return true;
   }
+}
+
+/**
+ * A hasher of body digests as the write path computes them (`ArtifactInfo.digest`),
+ * to compare a local file with a stored version without reading the version.
+ * Plain store: the hash of the body. Encrypted store: the keyed hash of the
+ * body when it is at most the chunk threshold, else of its chunk ids
+ * (docs/FORMAT.md §9.2), so the file is cut as a put would cut it.
+ * @param live The store's descriptor, config and keys.
+ * @returns A fresh hasher.
+ */
+export function bodyDigestHasher(live: Pick<Live, "descriptor" | "config" | "keys">): Hasher {
+  const { descriptor, config, keys } = live;
+  if (keys === undefined) return createHasher(descriptor.hash);
+  const head: Uint8Array[] = [];
+  let headBytes = 0;
+  let chunker: Chunker | undefined;
+  let list: Hasher | undefined;
+  let finished = false;
+  const feed = (chunks: Iterable<Uint8Array>) => {
+    for (const c of chunks) list!.update(Uint8Array.fromHex(keys.ids.bytes(c)));
+  };
+  const hasher: Hasher = {
+    algorithm: descriptor.hash,
+    update(bytes: Uint8Array) {
+      if (finished) throw new InvalidArgumentError("hasher already finished");
+      if (chunker === undefined) {
+        head.push(bytes.slice());
+        headBytes += bytes.length;
+        if (headBytes <= config.chunkThreshold) return hasher;
+        chunker = new Chunker(descriptor.chunking);
+        list = chunkListHasher(keys.ids);
+        for (const h of head.splice(0)) feed(chunker.push(h));
+        return hasher;
+      }
+      feed(chunker.push(bytes));
+      return hasher;
+    },
+    digestHex() {
+      if (finished) throw new InvalidArgumentError("hasher already finished");
+      finished = true;
+      if (chunker === undefined) return keys.ids.bytes(concat(head, headBytes));
+      const last = chunker.finish();
+      if (last && last.length > 0) feed([last]);
+      return list!.digestHex();
+    },
+  };
+  return hasher;
 }

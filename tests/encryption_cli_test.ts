@@ -66,7 +66,7 @@ async function fixture(): Promise<Fixture> {
     await Deno.mkdir(join(path, ".."), { recursive: true });
     // Text that compresses (so compressed blobs are sealed too), a small file, and a large one.
     const body = i === 2
-      ? `${MARKER}\n`.repeat(200_000)
+      ? `${MARKER}\n`.repeat(200_000) // 3.6 MB: cut into chunks
       : `${MARKER} ${name} `.repeat(i === 0 ? 1 : 3000);
     await Deno.writeTextFile(path, body);
   }

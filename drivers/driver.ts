@@ -132,7 +132,10 @@ export interface Driver {
    */
   getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
   /**
-   * Writes a whole object atomically.
+   * Writes a whole object atomically. Once the returned promise settles
+   * successfully the driver holds no reference to `bytes`: the caller may
+   * reuse the buffer (the write path recycles large pack buffers). A driver
+   * that writes later (a queue, a cache) copies them first.
    * @param key The object's key.
    * @param bytes Its content.
    * @param options `ifAbsent` for a create-only put.

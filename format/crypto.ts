@@ -16,8 +16,7 @@
  *   what the bytes are (a blob's id, a pack's trailer, a snapshot's header),
  *   so sealed bytes moved to another place fail to open.
  *
- * Sealing uses `node:crypto` (synchronous, streamable, so codecs stay
- * synchronous and large objects are sealed piece by piece) and, for blob
+ * Sealing uses `node:crypto` (synchronous, so codecs stay synchronous) and, for blob
  * bodies on the write path, WebCrypto (asynchronous: it runs beside the
  * hashing and compression of the next blob). Both produce the same bytes.
  *
@@ -358,14 +357,6 @@ function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** A sealing stream (large bodies, sealed piece by piece with bounded extra memory). */
-export interface SealStream {
-  /** Seals the next piece; returns its ciphertext (the nonce comes first, once). */
-  update(piece: Uint8Array): Uint8Array;
-  /** Ends the stream; returns the tag. */
-  final(): Uint8Array;
-}
-
 /**
  * The keys of an open encrypted store, derived from its data key. Hand it to
  * every codec that reads or writes the store's sealed objects.
@@ -496,33 +487,6 @@ export class StoreKeys {
     } catch {
       return undefined;
     }
-  }
-
-  /**
-   * A sealing stream for a large body: `update` each piece, then `final`;
-   * the concatenation is what {@linkcode StoreKeys.seal} would return.
-   * @param aad What the body is.
-   * @returns The stream.
-   */
-  sealStream(aad: Uint8Array): SealStream {
-    const nonce = randomBytes(NONCE_BYTES);
-    const c = createCipheriv("aes-256-gcm", this.#seal, nonce);
-    c.setAAD(aad);
-    let first = true;
-    return {
-      update: (piece) => {
-        const body = new Uint8Array(c.update(piece));
-        if (!first) return body;
-        first = false;
-        return concatBytes(nonce, body);
-      },
-      final: () => {
-        const rest = new Uint8Array(c.final());
-        const head = first ? nonce : new Uint8Array(0);
-        first = false;
-        return concatBytes(concatBytes(head, rest), new Uint8Array(c.getAuthTag()));
-      },
-    };
   }
 }
 

@@ -352,7 +352,7 @@ export class Committer {
       () => {
         this.#forget(slot);
         slot.resolve();
-        // The driver is done with the bytes once its put resolved (docs/DRIVERS.md): a large
+        // The driver is done with the bytes once its put resolved (docs/DESIGN.md §8.1): a large
         // pack's buffer serves the next pack. Never after a failure, which may leave a read
         // of them in flight.
         const buffer = sealed.bytes.buffer;

@@ -46,6 +46,8 @@ export interface AgentCommandOptions {
   force?: boolean | undefined;
   /** Open a Corrupted store too (what a rebuild is for). */
   allowCorrupted?: boolean;
+  /** Open the store without its index (a rebuild builds its own): `StoreOptions.deferIndex`. */
+  deferIndex?: boolean;
   /** The message of the `aborted` error after a Ctrl-C (default: see {@linkcode withInterrupt}). */
   stopped?: string;
 }
@@ -80,7 +82,10 @@ export async function runAgentCommand<A extends MaintenanceAgent, R>(
           );
         }
         return report(await runAgent(create(store), store, ctx.out, signal));
-      }, { allowCorrupted: options.allowCorrupted ?? false }),
+      }, {
+        allowCorrupted: options.allowCorrupted ?? false,
+        deferIndex: options.deferIndex ?? false,
+      }),
     options.stopped,
   );
 }

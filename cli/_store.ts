@@ -182,6 +182,8 @@ export interface WithStoreOptions {
   readOnly?: boolean;
   /** Hand over a Corrupted store instead of failing with exit code 5 (status, rebuild). */
   allowCorrupted?: boolean;
+  /** Open without loading the index (`capsa rebuild`, which builds or loads its own). */
+  deferIndex?: boolean;
 }
 
 /**
@@ -216,6 +218,7 @@ export async function withStore<T>(
         bus,
         readOnly: options.readOnly ?? false,
         passphrase,
+        deferIndex: options.deferIndex ?? false,
       });
     try {
       store = await open(await ctx.passphrases.given());

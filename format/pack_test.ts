@@ -918,3 +918,34 @@ Deno.test("PackWriter copies stored blobs with their compression (garbage collec
     InvalidArgumentError,
   );
 });
+
+Deno.test("a compressing writer estimates its finished size from the TOC's own ratio (packs of small files reach the target)", () => {
+  // 4,000 small files: 2 KiB of random bytes each and a manifest like put --from's. The raw
+  // manifest text is ≈1.6 MiB of an 8 MiB pack and compresses about 3×: a writer estimating
+  // from the raw text sealed such packs an eighth short of the target.
+  const w = new PackWriter({
+    packId: PACK_ID,
+    storeId: STORE,
+    hash: "blake3",
+    compressionLevel: 3,
+  });
+  for (let i = 0; i < 4000; i++) {
+    const bytes = body(7 + i, 2048);
+    const id = hashBytes("blake3", bytes);
+    w.addBlob({ id, kind: "regular", bytes });
+    w.addManifest(manifest([id], {
+      key: `d${String(i % 200).padStart(5, "0")}/f${String(i).padStart(6, "0")}.bin`,
+      size: bytes.length,
+      digest: id,
+      contentType: "",
+      metadata: { "capsa.mode": "644", "capsa.mtime": String(1_700_000_000_000 + i) },
+    }));
+  }
+  const estimate = w.estimatedSize;
+  const bytes = w.finish();
+  const off = Math.abs(estimate - bytes.length) / bytes.length;
+  assert.ok(
+    off < 0.02,
+    `estimate ${estimate} vs ${bytes.length} (${(off * 100).toFixed(2)} % off)`,
+  );
+});

@@ -352,9 +352,12 @@ Deno.test("A superseding pack retires the packs it names, in whichever order the
     supersedes: ["P1"],
   };
   const other = pack("P5", [manifest("M5", "x")]);
-  for (const order of [[old, other, superseding], [superseding, other, old]]) {
-    const index = await StoreIndex.create(STORE);
+  // Row by row, and as a rebuild's bulk load (blob rows sorted into place at finishBulk).
+  const orders = [[old, other, superseding], [superseding, other, old]];
+  for (const [order, bulk] of orders.flatMap((o) => [[o, false], [o, true]] as const)) {
+    const index = bulk ? await StoreIndex.createBulk(STORE) : await StoreIndex.create(STORE);
     for (const p of order) index.indexPack(p);
+    index.finishBulk();
     assert.deepEqual(index.versions("ns", "a").map((m) => [m.id, m.packId]), [["M2", "P9"]]);
     assert.equal(index.current("ns", "a")?.size, 20);
     assert.deepEqual(index.versions("ns", "gone"), []);
@@ -442,6 +445,29 @@ Deno.test("StoreIndex.createBulk() then finishBulk() gives the same index as row
   assert.deepEqual(bulk.namespaceStats(), normal.namespaceStats());
   bulk.close();
   normal.close();
+});
+
+Deno.test("A bulk load keeps the copy of a blob indexed first, as row-by-row indexing does", async () => {
+  const id = "7".repeat(64);
+  const packOf = (packId: string, offset: number) => ({
+    pack: { packId, size: 100, blobCount: 1, manifestCount: 1 },
+    blobs: [{ blobId: id, kind: "regular" as const, rawSize: 3, storedSize: 3, packId, offset }],
+    manifests: [manifest(`M${packId}`, packId, { blobs: [id], size: 3, packId })],
+  });
+  for (const order of [["P2", "P1", "P3"], ["P3", "P1", "P2"]]) {
+    const normal = await StoreIndex.create(STORE);
+    const bulk = await StoreIndex.createBulk(STORE);
+    for (const [i, packId] of order.entries()) {
+      normal.indexPack(packOf(packId!, 16 + i));
+      bulk.indexPack(packOf(packId!, 16 + i));
+    }
+    bulk.finishBulk();
+    assert.deepEqual(bulk.blob(id), normal.blob(id));
+    assert.deepEqual(normal.blob(id)?.packId, order[0]);
+    assert.deepEqual(bulk.counts(), normal.counts());
+    bulk.close();
+    normal.close();
+  }
 });
 
 Deno.test("StoreIndex.hostCacheCurrent follows every change after markHostCacheCurrent()", async () => {

@@ -502,6 +502,8 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       });
       this.found.push(...result.problems);
       if (listedThrough !== undefined) index.setHighWaterMark(listedThrough);
+      // The blob rows are in place once the bulk load ends: loose blobs are checked against them.
+      index.finishBulk();
       // Loose blobs are found by listing; they are always whole (regular) blobs.
       for await (const info of driver.list(LOOSE_BLOB_PREFIX)) {
         signal.throwIfAborted();
@@ -524,7 +526,6 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
         });
         this.counters.blobsRegistered++;
       }
-      index.finishBulk();
       return index;
     } catch (e) {
       index.close();

@@ -193,3 +193,38 @@ Deno.test("every agent may be created without a bus: it publishes on store.bus",
   assert.ok(mine.includes("maintenance.started"));
   await store.close();
 });
+
+Deno.test("openStore({ deferIndex }) loads no index: reads refuse until a rebuild installs one, and a closed handle leaves the host cache alone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { openLocalFs } = await import("../drivers/localfs/mod.ts");
+    const driver = await openLocalFs(`${dir}/store`, { create: true });
+    const host = await openLocalFs(`${dir}/host`, { create: true });
+    const { store: first } = await initStore(driver, { hostStorage: host });
+    await first.put("ns", "a", new TextEncoder().encode("alpha"));
+    await first.close();
+    const cache = `${dir}/host/index/cache`;
+    const before = await Deno.readFile(cache);
+
+    const deferred = await openStore(driver, { hostStorage: host, deferIndex: true });
+    assert.equal(deferred.state, "Ready");
+    await assert.rejects(() => deferred.stat("ns", "a"), /deferIndex/);
+    await assert.rejects(() => deferred.put("ns", "b", new Uint8Array(1)), /deferIndex/);
+    await deferred.close();
+    assert.deepEqual(await Deno.readFile(cache), before, "the host cache is untouched");
+
+    const rebuilding = await openStore(driver, { hostStorage: host, deferIndex: true });
+    const agent = createRebuildIndexAgent(rebuilding, { source: "FullScan" });
+    agent.validate();
+    await agent.run();
+    assert.equal(agent.stats().manifestsIndexed, 1);
+    assert.equal((await rebuilding.stat("ns", "a"))?.size, 5);
+    await rebuilding.put("ns", "b", new TextEncoder().encode("bravo"));
+    await rebuilding.close();
+    const again = await openStore(driver, { hostStorage: host });
+    assert.deepEqual((await again.list("ns")).items.map((i) => i.key), ["a", "b"]);
+    await again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -90,6 +90,8 @@ export interface OpenContext {
   parallelism: number;
   /** An encrypted store's passphrase. */
   passphrase?: string | undefined;
+  /** Load no index (a rebuild installs its own): see `StoreOptions.deferIndex`. */
+  deferIndex?: boolean;
 }
 
 /** What a catch-up reads with. */
@@ -283,6 +285,10 @@ export async function openLocation(driver: Driver, context: OpenContext): Promis
     }
   }
 
+  if (context.deferIndex) {
+    opened.state = opened.problems.length === 0 ? "Ready" : "Degraded";
+    return opened;
+  }
   const loaded = await loadIndex(driver, host, {
     storeId: descriptor.storeId,
     bus,

@@ -178,6 +178,7 @@ export class Store {
       readOnly: options.readOnly ?? false,
       parallelism: options.parallelism ?? 8,
       passphrase: options.passphrase,
+      deferIndex: options.deferIndex ?? false,
     };
     const store = new Store(driver, context, await openLocation(driver, context));
     store.#refreshIntervalMs = options.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
@@ -200,6 +201,12 @@ export class Store {
 
   #live(): Live {
     if (this.#closed) throw new ClosedError("the store");
+    if (this.#s.state !== "Corrupted" && !this.#s.index && this.#s.config) {
+      throw new InvalidArgumentError(
+        "this handle was opened with deferIndex: it has no index until a rebuild " +
+          "(RebuildIndexAgent) installs one",
+      );
+    }
     if (this.#s.state === "Corrupted" || !this.#s.index || !this.#s.descriptor || !this.#s.config) {
       throw new StoreCorruptedError(this.#s.problems.length > 0 ? this.#s.problems : ["unknown"]);
     }

@@ -103,6 +103,17 @@ export interface StoreOptions {
    * passphrase that opens none of its key slots, `wrong_passphrase`.
    */
   passphrase?: string | undefined;
+  /**
+   * Open without an index: the descriptor and config are read (and an
+   * encrypted store unlocked) as usual, but neither the host cache nor a
+   * snapshot is loaded and nothing is caught up. Reads and writes through
+   * the handle are refused until a RebuildIndexAgent run on it installs the
+   * index it builds. For a process whose first act is a rebuild (`capsa
+   * rebuild`): the rebuild loads or builds its own index, so an open that did
+   * too would do the work twice — with no host cache and no snapshot, a
+   * whole indexing of every pack before the full scan. Default `false`.
+   */
+  deferIndex?: boolean;
 }
 
 /** How stale a long-lived handle's reads may be, by default: 5 s (docs/OPERATIONS.md). */

@@ -144,6 +144,9 @@ old one only when complete: Ctrl-C stops cleanly (lease released, old index kept
         what: "rebuild",
         force: config.force,
         allowCorrupted: true,
+        // The agent loads the newest snapshot or scans every pack itself: an open that loaded
+        // and caught up an index first did that work twice (docs/DESIGN.md §5.1).
+        deferIndex: true,
         stopped:
           "rebuild stopped by Ctrl-C: the lease is released and the previous index is kept; " +
           "run the rebuild again to finish it",

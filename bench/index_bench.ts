@@ -65,7 +65,8 @@ if (values.child) {
     extra.source = (await store.status()).index?.source;
     await store.close();
   } else {
-    const store = await openStore(location, { hostStorage: host });
+    // As `capsa rebuild` does: the agent loads or builds its own index.
+    const store = await openStore(location, { hostStorage: host, deferIndex: true });
     const t1 = performance.now();
     extra.openMs = Math.round(t1 - t0);
     const agent = createRebuildIndexAgent(store, new EventBus(), {

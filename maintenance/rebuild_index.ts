@@ -118,6 +118,13 @@ export interface RebuildStats {
   pointerRecovered: boolean;
   /** Whether `store.json` was rewritten from the Recovery Kit. */
   descriptorRewrote: boolean;
+  /**
+   * Whether the rebuild wrote a fresh index snapshot: always after a full
+   * scan; after starting from a snapshot only when it read
+   * `snapshotEveryPacks` packs or more past it, or a newer snapshot was
+   * unusable (docs/DESIGN.md §5.1).
+   */
+  snapshotWritten: boolean;
   /** Elapsed time in ms. */
   duration: number;
 }
@@ -168,6 +175,8 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     parallelism: number;
   };
   #packsTotal = 0;
+  /** The index came from the newest snapshot listed (none newer was unusable). */
+  #newestSnapshotUsed = false;
   #kit: Descriptor | undefined;
   #kitSlots: readonly KeySlot[] = [];
   /** An encrypted store's keys, unlocked before anything is written. */
@@ -192,6 +201,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       packsIndexed: 0,
       pointerRecovered: false,
       descriptorRewrote: false,
+      snapshotWritten: false,
       duration: 0,
     });
     this.#config = {
@@ -246,7 +256,12 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     try {
       // The commit point: nothing above touched the live index.
       await ctx.lease.check();
-      await this.#persist(index, descriptor, config);
+      // Started from the newest snapshot and read fewer packs past it than the snapshot schedule
+      // allows: that snapshot, caught up, is what any host loads anyway, and writing a new one
+      // would recompress the whole database for those few packs (most of the snapshot path's time).
+      const fresh = this.counters.source === "Snapshot" && this.#newestSnapshotUsed &&
+        config.snapshotEveryPacks > 0 && this.counters.packsIndexed < config.snapshotEveryPacks;
+      await this.#persist(index, descriptor, config, !fresh);
       this.store.adoptRebuild({ index, descriptor, config, pointer, keys: this.#keys });
     } catch (e) {
       index.close();
@@ -454,6 +469,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       );
       if (found.index && found.key) {
         index = found.index;
+        this.#newestSnapshotUsed = found.rejected.length === 0;
         this.counters.snapshotUsed = found.key.slice(SNAPSHOT_PREFIX.length);
       }
       if (!index && source === "Snapshot") throw new NoSnapshotError(found.rejected);
@@ -538,18 +554,26 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
    * the config this rebuild resolved (the one in force now, not the handle's),
    * and the host cache.
    */
-  async #persist(index: StoreIndex, descriptor: Descriptor, config: StoreConfig): Promise<void> {
+  async #persist(
+    index: StoreIndex,
+    descriptor: Descriptor,
+    config: StoreConfig,
+    snapshot: boolean,
+  ): Promise<void> {
     const store = this.store;
-    const written = await writeIndexSnapshot(store.driver, index, {
-      storeId: descriptor.storeId,
-      config,
-      clock: store.clock,
-      keys: this.#keys,
-    });
+    const written = snapshot
+      ? await writeIndexSnapshot(store.driver, index, {
+        storeId: descriptor.storeId,
+        config,
+        clock: store.clock,
+        keys: this.#keys,
+      })
+      : undefined;
+    this.counters.snapshotWritten = written !== undefined;
     const host = this.#config.hostStorage;
     if (host && !store.readOnly) {
-      // The host cache is disposable (docs/DESIGN.md §5.2): the snapshot just written already
-      // holds the rebuilt index, so a host directory that cannot take it (full, read-only) costs
+      // The host cache is disposable (docs/DESIGN.md §5.2): the snapshot just written (or the one
+      // the rebuild started from, with the few packs past it) holds the rebuilt index, so a host directory that cannot take it (full, read-only) costs
       // the next open a snapshot load, not the rebuild.
       try {
         await saveHostCache(host, index, {
@@ -564,7 +588,10 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
           at: store.clock(),
           storeId: descriptor.storeId,
           code: "host_cache_unwritable",
-          message: `the index is rebuilt and in ${written.key}, but the host cache in ` +
+          message:
+            `the index is rebuilt${
+              written === undefined ? "" : ` and in ${written.key}`
+            }, but the host cache in ` +
             `${host.location} could not be written (${e.message}): the next open loads the snapshot`,
         });
       }

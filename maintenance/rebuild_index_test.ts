@@ -228,3 +228,60 @@ Deno.test("openStore({ deferIndex }) loads no index: reads refuse until a rebuil
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("A rebuild from the newest snapshot writes a new one only once snapshotEveryPacks packs lie past it", async () => {
+  const driver = new MemoryDriver();
+  const host = new MemoryDriver();
+  const config = { snapshotEveryPacks: 3, snapshotIntervalMs: 0, snapshotsKept: 5 };
+  const { store } = await initStore(driver, { hostStorage: host, config });
+  // Each put through a handle of its own: one pack each, never the count a handle snapshots at.
+  const put = async (k: string) => {
+    const writer = await openStore(driver);
+    await writer.put("ns", k, new TextEncoder().encode(k.repeat(300)));
+    await writer.close();
+  };
+  await put("a");
+  await store.refresh();
+  await store.snapshotIndex();
+  await put("b");
+  await put("c"); // two packs past the snapshot
+  const rebuild = async () => {
+    await host.delete("index/cache").catch(() => {});
+    const agent = createRebuildIndexAgent(store, { source: "Auto" });
+    agent.validate();
+    await agent.run();
+    return agent.stats();
+  };
+  let stats = await rebuild();
+  assert.deepEqual([stats.source, stats.packsIndexed, stats.snapshotWritten], [
+    "Snapshot",
+    2,
+    false,
+  ]);
+  assert.equal((await listSnapshots(driver)).length, 1);
+  assert.deepEqual((await store.list("ns")).items.map((i) => i.key), ["a", "b", "c"]);
+
+  await put("d"); // three packs past it: the schedule's count
+  stats = await rebuild();
+  assert.deepEqual([stats.packsIndexed, stats.snapshotWritten], [3, true]);
+  const snapshots = await listSnapshots(driver);
+  assert.equal(snapshots.length, 2);
+
+  // A newest snapshot that is unusable: the rebuild starts from the older one and writes anew.
+  await put("e");
+  await driver.put(snapshots[0]!, new TextEncoder().encode("not a snapshot"));
+  stats = await rebuild();
+  assert.deepEqual([stats.source, stats.packsIndexed, stats.snapshotWritten], [
+    "Snapshot",
+    4,
+    true,
+  ]);
+  assert.deepEqual((await store.list("ns")).items.map((i) => i.key), ["a", "b", "c", "d", "e"]);
+
+  // A full scan always writes one.
+  const full = createRebuildIndexAgent(store, { source: "FullScan" });
+  full.validate();
+  await full.run();
+  assert.equal(full.stats().snapshotWritten, true);
+  await store.close();
+});

@@ -676,6 +676,7 @@ Deno.test("capsa on a store whose every descriptor replica is lost: exit 5 until
       "packsIndexed",
       "pointerRecovered",
       "snapshotUsed",
+      "snapshotWritten",
       "source",
     ]);
     assert.equal(stats["descriptorRewrote"], true);

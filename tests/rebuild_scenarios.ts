@@ -194,6 +194,8 @@ export function registerRebuildScenarios(kind: LocationKind): void {
       packsIndexed: f.final.packs - snap.packs,
       pointerRecovered: false,
       descriptorRewrote: false,
+      // snapshotEveryPacks 0 (never by count): a rebuild always writes one.
+      snapshotWritten: true,
       duration: 0,
     });
     assert.ok(stats.packsIndexed >= 1 && stats.manifestsSkipped > 0);
@@ -242,6 +244,8 @@ export function registerRebuildScenarios(kind: LocationKind): void {
       packsIndexed: f.final.packs,
       pointerRecovered: false,
       descriptorRewrote: false,
+      // snapshotEveryPacks 0 (never by count): a rebuild always writes one.
+      snapshotWritten: true,
       duration: 0,
     });
     await assertAnswers(f, store);

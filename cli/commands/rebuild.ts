@@ -80,6 +80,7 @@ export function rebuildLines(r: RebuildReport): string[] {
       ["packsIndexed", String(s.packsIndexed)],
       ["pointerRecovered", String(s.pointerRecovered)],
       ["descriptorRewrote", String(s.descriptorRewrote)],
+      ["snapshotWritten", String(s.snapshotWritten)],
       ["duration", formatDuration(s.duration)],
     ], 2),
   ];

@@ -7,6 +7,24 @@
 
 import { CorruptObjectError } from "../errors.ts";
 
+const looseUtf8 = new TextDecoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Decodes UTF-8 strictly (invalid input throws a `TypeError`, as a fatal
+ * `TextDecoder` does), fast for valid input: the non-fatal decoder is
+ * several times faster here (a fatal one also yields a string that
+ * `JSON.parse` reads more slowly), and the fatal one runs only when the text
+ * holds a U+FFFD — a replaced invalid sequence, or a real one.
+ * @param bytes The bytes.
+ * @returns The text.
+ * @throws {TypeError} when the bytes are not valid UTF-8.
+ */
+export function decodeUtf8(bytes: Uint8Array): string {
+  const text = looseUtf8.decode(bytes);
+  return text.includes("\uFFFD") ? strictUtf8.decode(bytes) : text;
+}
+
 /**
  * A value as shown in an error: its JSON (cut at 60 characters) and its type.
  * @param value Any value.

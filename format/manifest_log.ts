@@ -31,12 +31,12 @@ import { compressIfWorthIt, decompressExactly, maxCompressedLength } from "./com
 import { hashBytes } from "./hashing.ts";
 import { AAD, type StoreKeys } from "./crypto.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
+import { decodeUtf8 } from "./_json.ts";
 
 /** The largest entry accepted (bounded before reading). */
 export const MAX_MANIFEST_LOG_ENTRY_BYTES = 256 * 1024 * 1024;
 
 const enc = new TextEncoder();
-const dec = new TextDecoder("utf-8", { fatal: true });
 
 /** The magic of a compressed entry (8 ASCII bytes). */
 export const MANIFEST_LOG_ZSTD_MAGIC = "CAPSAMLZ";
@@ -170,7 +170,7 @@ export function decodeManifestLogEntry(
   const json = unpack(key, bytes);
   let v: Record<string, unknown>;
   try {
-    v = JSON.parse(dec.decode(json));
+    v = JSON.parse(decodeUtf8(json));
   } catch (cause) {
     throw new CorruptObjectError(key, "not valid UTF-8 JSON", { cause });
   }

@@ -155,6 +155,11 @@ Deno.test("validateManifest() wants exactly one of an inline body and blobs", ()
   assertCorrupt(json({ size: 6 }), /inline body is 5 bytes, size says 6/);
   assertCorrupt(json({ inline: "aGVsbG8" }), /not canonical base64/);
   assertCorrupt(json({ inline: "aGVs bG8=" }), /not canonical base64/);
+  // Whitespace the decoder would skip, in a length that is a multiple of 4; the URL alphabet.
+  assertCorrupt(json({ inline: "aGVsbA=\n" }), /not canonical base64/);
+  assertCorrupt(json({ inline: "aGVs    " }), /not canonical base64/);
+  assertCorrupt(json({ inline: "aGV\tbGxv" }), /not canonical base64/);
+  assertCorrupt(json({ inline: "aGVs-G8=" }), /not canonical base64/);
   assertCorrupt(json({ inline: "aGVsbG9=" }), /not canonical base64/); // non-zero padding bits
   assertCorrupt(json({ inline: 5 }), /inline must be a base64 string/);
   const big = new Uint8Array(MAX_INLINE_BYTES + 1).toBase64();

@@ -53,6 +53,7 @@ import { AAD, SEAL_OVERHEAD, type StoreKeys } from "./crypto.ts";
 import { isStoreId } from "./fields.ts";
 import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 import { isUlid, ULID_LENGTH } from "./ulid.ts";
+import { decodeUtf8 } from "./_json.ts";
 import {
   type BlobCompression,
   compressIfWorthIt,
@@ -1061,7 +1062,7 @@ export function decodePackToc(
   let parsed: unknown;
   try {
     const at = entriesStart + blobCount * PACK_BLOB_ENTRY_BYTES;
-    parsed = JSON.parse(decoder.decode(toc.subarray(at, at + manifestsLength)));
+    parsed = JSON.parse(decodeUtf8(toc.subarray(at, at + manifestsLength)));
   } catch (e) {
     bad(`manifests are not valid UTF-8 JSON (${(e as Error).message})`);
   }

@@ -575,6 +575,18 @@ Deno.test("decodePackToc() refuses TOC fields that do not add up", async () => {
   const badUtf8 = buildToc({ manifestsJson: "[ ]" });
   badUtf8[badUtf8.length - 2] = 0xff;
   await assertCorrupt(read(sealPack(new Uint8Array(0), badUtf8)), /not valid UTF-8 JSON/);
+  // A real U+FFFD (EF BF BD) is valid UTF-8: read as it is, not taken for a replaced byte.
+  const replacement = manifest([], { key: "r\uFFFDsum\u00e9", size: 2, inline: text("ok") });
+  const withFffd = await read(
+    encodePack({
+      packId: PACK_ID,
+      storeId: STORE,
+      hash: "blake3",
+      blobs: [],
+      manifests: [replacement],
+    }),
+  );
+  assert.equal(withFffd.manifests[0]!.key, "r\uFFFDsum\u00e9");
   const trailer = parsePackTrailer(KEY, bytes);
   assert.throws(
     () => decodePackToc(KEY, new Uint8Array(10), trailer),

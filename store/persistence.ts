@@ -304,8 +304,6 @@ export interface WrittenSnapshot {
  * import assert from "node:assert/strict";
  * import { MemoryDriver } from "../drivers/memory.ts";
  * import { StoreIndex } from "../index/store_index.ts";
-import { Database } from "../index/_sqlite.ts";
-import { schemaVersionOf } from "../index/schema.ts";
  * import { listSnapshots, writeIndexSnapshot } from "./persistence.ts";
  *
  * const driver = new MemoryDriver();

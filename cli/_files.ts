@@ -72,7 +72,26 @@ export interface ReservedFile {
  */
 export async function reserveFile(dir: string): Promise<ReservedFile> {
   const tmp = `${dir.replace(/[/\\]+$/, "")}/.capsa-${randomSuffix()}.tmp`;
-  const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      throw new CapsaError(
+        "not_found",
+        `the directory ${dir} does not exist: create it, or name a file in a directory that ` +
+          "exists (nothing was written)",
+      );
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new CapsaError(
+        "permission_denied",
+        `cannot create a file in ${dir} (permission denied): name a file in a directory you ` +
+          "can write (nothing was written)",
+      );
+    }
+    throw e;
+  }
   let open = true;
   const closeFile = () => {
     if (open) file.close();

@@ -285,3 +285,23 @@ Deno.test("capsa snapshot --help says it is an index snapshot, not a backup snap
   const readme = await Deno.readTextFile(`${ROOT}/README.md`);
   assert.match(readme, /"Snapshot" in capsa means an \*\*index snapshot\*\*/);
 });
+
+Deno.test("capsa init --kit in a directory that does not exist says so in one line and creates nothing", async () => {
+  const s = await sandbox();
+  try {
+    const r = await s.run(["init", "store", "--kit", "no/such/dir/store.kit"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^capsa: not_found: the directory .*no\/such\/dir does not exist: create it/,
+    );
+    await assert.rejects(Deno.lstat(`${s.dir}/store`), Deno.errors.NotFound);
+    await s.ok(["init", "store", "--kit", "store.kit"]);
+    const out = await s.run(["kit", "store", "--out", "missing/kit.txt"]);
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(out.stderr, /the directory .*missing does not exist/);
+  } finally {
+    await s.dispose();
+  }
+});

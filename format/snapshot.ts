@@ -106,32 +106,57 @@ export const SNAPSHOT_ZSTD_PARAMS: Record<number, number> = {
  * that compresses a database file piece by piece).
  * @param header Everything but the sizes.
  * @param dbBytes The database's size, decompressed.
- * @param body The zstd frame (with {@linkcode SNAPSHOT_ZSTD_PARAMS}).
+ * @param body The zstd frame (with {@linkcode SNAPSHOT_ZSTD_PARAMS}), whole or in
+ *   consecutive pieces.
  * @param keys An encrypted store's keys: the body is sealed.
  * @returns The snapshot's bytes.
  */
 export function frameSnapshot(
   header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes" | "cipher">,
   dbBytes: number,
-  body: Uint8Array,
+  body: Uint8Array | readonly Uint8Array[],
   keys?: StoreKeys,
 ): Uint8Array {
+  // A body in pieces (a compressor's output) is copied once, straight into the frame.
+  let pieces = body instanceof Uint8Array ? [body] : body;
+  if (keys !== undefined && pieces.length !== 1) pieces = [concatPieces(pieces)];
+  let bodyLength = 0;
+  for (const p of pieces) bodyLength += p.length;
   const full: SnapshotHeader = {
     ...header,
     dbBytes,
     compression: "zstd",
-    bodyBytes: body.length + (keys === undefined ? 0 : SEAL_OVERHEAD),
+    bodyBytes: bodyLength + (keys === undefined ? 0 : SEAL_OVERHEAD),
     ...(keys === undefined ? {} : { cipher: "aes-256-gcm" as const }),
   };
   const h = enc.encode(JSON.stringify(full));
-  if (keys !== undefined) body = keys.seal(AAD.snapshot(h), body);
-  const out = new Uint8Array(FIXED + h.length + body.length);
+  if (keys !== undefined) {
+    pieces = [keys.seal(AAD.snapshot(h), pieces[0]!)];
+    bodyLength = pieces[0]!.length;
+  }
+  const out = new Uint8Array(FIXED + h.length + bodyLength);
   out.set(MAGIC_BYTES, 0);
   const view = new DataView(out.buffer);
   view.setUint16(8, SNAPSHOT_VERSION);
   view.setUint32(12, h.length);
   out.set(h, FIXED);
-  out.set(body, FIXED + h.length);
+  let at = FIXED + h.length;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function concatPieces(pieces: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 

@@ -91,15 +91,7 @@ export async function encodeIndexSnapshot(
   }
   z.end();
   await ended;
-  let size = 0;
-  for (const c of out) size += c.length;
-  const body = new Uint8Array(size);
-  let at = 0;
-  for (const c of out) {
-    body.set(c, at);
-    at += c.length;
-  }
-  return frameSnapshot(header, dbBytes, body);
+  return frameSnapshot(header, dbBytes, out);
 }
 
 /**

@@ -58,6 +58,13 @@ export interface TreeFile {
   dir?: boolean;
   /** Whether its key is escaped (see {@linkcode escapeKeyPath}): its path holds a control character. */
   escaped?: boolean;
+  /**
+   * A regular file's permission and type bits from the walk's `lstat` (`null` where the
+   * platform has none): its metadata is built from these, with no second `stat`.
+   */
+  mode?: number | null;
+  /** A regular file's modification time from the walk's `lstat`, in ms (`null`: none). */
+  mtimeMs?: number | null;
 }
 
 /**
@@ -137,6 +144,21 @@ export function fileMetadata(info: Deno.FileInfo): Record<string, string> {
 }
 
 /**
+ * {@linkcode fileMetadata} of a regular file from what the walk recorded
+ * (its `lstat` then), with no second `stat`.
+ * @param f The listed entry.
+ * @returns The artifact metadata, or `undefined` for a link, a directory, or
+ *   an entry listed without its mode and time (`lstat` it).
+ */
+export function listedFileMetadata(f: TreeFile): Record<string, string> | undefined {
+  if (f.symlink || f.dir || f.mode === undefined || f.mtimeMs === undefined) return undefined;
+  const meta: Record<string, string> = {};
+  if (f.mode !== null) meta[MODE_META] = (f.mode & 0o7777).toString(8);
+  if (f.mtimeMs !== null) meta[MTIME_META] = String(f.mtimeMs);
+  return meta;
+}
+
+/**
  * Lists the regular files, symbolic links and directories under `dir`,
  * recursively, in key order. Symbolic links are never followed: each is one
  * entry. A directory's key is its path followed by `/.`; `dir` itself is
@@ -179,7 +201,14 @@ export async function listTree(
       else skipped.push(key);
     }
     await pool(here, async ([path, key]) => {
-      files.push(entry({ path, key: prefix + key, size: (await Deno.lstat(path)).size }));
+      const info = await Deno.lstat(path);
+      files.push(entry({
+        path,
+        key: prefix + key,
+        size: info.size,
+        mode: info.mode,
+        mtimeMs: info.mtime === null ? null : info.mtime.getTime(),
+      }));
     }, { concurrency: LIST_CONCURRENCY });
     await pool(subdirs, ([path, key]) => walk(path, key), { concurrency: LIST_CONCURRENCY });
   };
@@ -297,6 +326,15 @@ export async function putTree(
   }
   progress?.start(files.length, bytesPayload(0));
   try {
+    // The current versions under the prefix, read once (not one index lookup per file).
+    let current: CurrentVersions | undefined;
+    if (!options.force) {
+      try {
+        current = await currentVersions(store, namespace, options.prefix ?? "");
+      } catch (e) {
+        about(`${dir} (nothing was stored)`, e);
+      }
+    }
     // The puts of the session are made in file order (so are their results).
     let next = 0;
     const turns = new Map<number, () => void>();
@@ -312,15 +350,19 @@ export async function putTree(
       let body: Uint8Array | Deno.FsFile | Error | "unchanged";
       let metadata: Record<string, string> = {};
       try {
-        if (!options.force && await isUnchanged(store, namespace, f)) body = "unchanged";
-        else if (f.symlink) {
+        const check = options.force ? undefined : await compare(store, namespace, current, f);
+        if (check === "unchanged") body = "unchanged";
+        else if (check !== undefined) {
+          metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.lstat(f.path));
+          body = check;
+        } else if (f.symlink) {
           metadata = fileMetadata(await Deno.lstat(f.path));
           body = new TextEncoder().encode(await Deno.readLink(f.path));
         } else if (f.dir) {
           metadata = fileMetadata(await Deno.lstat(f.path));
           body = new Uint8Array(0);
         } else {
-          metadata = fileMetadata(await Deno.stat(f.path));
+          metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.stat(f.path));
           body = f.size <= SMALL_FILE_BYTES
             ? await Deno.readFile(f.path)
             : await Deno.open(f.path, { read: true });
@@ -388,41 +430,125 @@ export async function putTree(
   };
 }
 
+/** What skip-unchanged compares a file with: its key's current version. */
+interface CurrentVersion {
+  /** The body's size. */
+  size: number;
+  /** The body's digest. */
+  digest: string;
+  /** The metadata entries {@linkcode fileMetadata} records, as stored. */
+  meta: Array<string | undefined>;
+}
+
+/** The metadata entries skip-unchanged compares. */
+const COMPARED_META = [TYPE_META, MODE_META, MTIME_META, ESCAPED_META] as const;
+
+/**
+ * The current versions of a namespace's keys under a prefix, read in one
+ * listing (a key outside the prefix, an escaped key whose prefix was escaped
+ * too, is looked up on its own).
+ */
+export interface CurrentVersions {
+  /** The prefix the listing covers. */
+  prefix: string;
+  /** The current versions by key. */
+  versions: Map<string, CurrentVersion>;
+}
+
+/**
+ * The current versions of every key of `namespace` under `prefix`, read
+ * once, in pages (`Store.iterate`): what {@linkcode isUnchanged} compares
+ * each file with. An empty namespace costs one empty page, where a lookup
+ * per file cost an index query (and a not-found error) for every file.
+ * @param store The store.
+ * @param namespace The namespace.
+ * @param prefix The key prefix of the tree.
+ * @returns The versions.
+ */
+export async function currentVersions(
+  store: Store,
+  namespace: string,
+  prefix: string,
+): Promise<CurrentVersions> {
+  const versions = new Map<string, CurrentVersion>();
+  for await (const a of store.iterate(namespace, prefix === "" ? {} : { prefix })) {
+    versions.set(a.key, versionOf(a));
+  }
+  return { prefix, versions };
+}
+
+function versionOf(a: ArtifactInfo): CurrentVersion {
+  return { size: a.size, digest: a.digest, meta: COMPARED_META.map((n) => a.metadata[n]) };
+}
+
 /**
  * Whether the current version of a file's key already holds it: the same
  * size, the same recorded mode, time and kind ({@linkcode fileMetadata}),
  * and the same digest (the file is read and hashed, nothing is written).
+ * The size, mode and time of a regular file are those the listing recorded.
  * @param store The store.
  * @param namespace The namespace.
  * @param f The file or link.
+ * @param current The current versions read beforehand ({@linkcode currentVersions});
+ *   without them, the key's current version is looked up.
  * @returns `true` when storing it again would only repeat the current version.
  */
-export async function isUnchanged(store: Store, namespace: string, f: TreeFile): Promise<boolean> {
-  let current: ArtifactInfo;
-  try {
-    current = await store.stat(namespace, f.key);
-  } catch (e) {
-    if (e instanceof NotFoundError) return false;
-    throw e;
+export async function isUnchanged(
+  store: Store,
+  namespace: string,
+  f: TreeFile,
+  current?: CurrentVersions,
+): Promise<boolean> {
+  return (await compare(store, namespace, current, f)) === "unchanged";
+}
+
+/**
+ * {@linkcode isUnchanged}, handing back the bytes of a small regular file it
+ * read to hash, so that a changed file is not read twice.
+ * @returns `"unchanged"`, the bytes read, or `undefined` (changed, nothing kept).
+ */
+async function compare(
+  store: Store,
+  namespace: string,
+  current: CurrentVersions | undefined,
+  f: TreeFile,
+): Promise<"unchanged" | Uint8Array | undefined> {
+  let version: CurrentVersion | undefined;
+  if (current !== undefined && f.key.startsWith(current.prefix)) {
+    version = current.versions.get(f.key);
+  } else {
+    try {
+      version = versionOf(await store.stat(namespace, f.key));
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+    }
   }
-  const info = await Deno.lstat(f.path);
-  const meta = fileMetadata(info);
+  if (version === undefined) return undefined;
+  const listed = listedFileMetadata(f);
+  const meta = listed ?? fileMetadata(await Deno.lstat(f.path));
   if (f.escaped) meta[ESCAPED_META] = "1";
-  for (const name of [TYPE_META, MODE_META, MTIME_META, ESCAPED_META]) {
-    if (meta[name] !== current.metadata[name]) return false;
+  for (let i = 0; i < COMPARED_META.length; i++) {
+    if (meta[COMPARED_META[i]!] !== version.meta[i]) return undefined;
   }
-  if (store.state === "Corrupted") return false;
+  if (store.state === "Corrupted") return undefined;
   const hasher = store.digestHasher();
+  let body: Uint8Array | undefined;
   if (f.symlink) {
     hasher.update(new TextEncoder().encode(await Deno.readLink(f.path)));
   } else if (f.dir) {
-    if (current.size !== 0) return false;
+    if (version.size !== 0) return undefined;
   } else {
-    if (info.size !== current.size) return false;
-    const file = await Deno.open(f.path, { read: true });
-    for await (const piece of file.readable) hasher.update(piece); // closes the file at its end
+    const size = listed !== undefined ? f.size : (await Deno.lstat(f.path)).size;
+    if (size !== version.size) return undefined;
+    if (size <= SMALL_FILE_BYTES) {
+      body = await Deno.readFile(f.path);
+      hasher.update(body);
+    } else {
+      const file = await Deno.open(f.path, { read: true });
+      for await (const piece of file.readable) hasher.update(piece); // closes the file at its end
+    }
   }
-  return hasher.digestHex() === current.digest;
+  return hasher.digestHex() === version.digest ? "unchanged" : body;
 }
 
 /**

@@ -77,3 +77,97 @@ Deno.test("putTree() stores the other files when one cannot be read, then throws
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Counts the calls of `Deno[name]` while `fn` runs. */
+async function counting<T>(
+  names: Array<"stat" | "lstat" | "readFile">,
+  fn: () => Promise<T>,
+): Promise<{ result: T; calls: Record<string, number> }> {
+  const calls: Record<string, number> = {};
+  const originals = names.map((n) => [n, Deno[n]] as const);
+  for (const [n, original] of originals) {
+    calls[n] = 0;
+    // deno-lint-ignore no-explicit-any
+    (Deno as any)[n] = (...args: unknown[]) => {
+      calls[n]!++;
+      // deno-lint-ignore no-explicit-any
+      return (original as any)(...args);
+    };
+  }
+  try {
+    return { result: await fn(), calls };
+  } finally {
+    // deno-lint-ignore no-explicit-any
+    for (const [n, original] of originals) (Deno as any)[n] = original;
+  }
+}
+
+Deno.test("putTree() takes a file's mode and time from the listing and compares with current versions read once", async () => {
+  const { store } = await initStore(new MemoryDriver());
+  const dir = await Deno.makeTempDir();
+  try {
+    for (let i = 0; i < 20; i++) {
+      await Deno.writeTextFile(`${dir}/f${i}.txt`, `file ${i} `.repeat(50), { mode: 0o640 });
+    }
+    const stats: number[] = [];
+    const originalStat = store.stat.bind(store);
+    store.stat = (...args) => {
+      stats.push(1);
+      return originalStat(...args);
+    };
+    const first = await counting(["stat", "lstat", "readFile"], () => putTree(store, "ns", dir));
+    assert.equal(first.result.newVersions, 21);
+    // The listing's lstat of each file, the tree's own directory's; no second stat of a file,
+    // no lookup of each key in an empty namespace.
+    assert.deepEqual(first.calls, { stat: 1, lstat: 21, readFile: 20 });
+    assert.equal(stats.length, 0);
+    const info = await originalStat("ns", "f3.txt");
+    assert.equal(info.metadata["capsa.mode"], "640");
+    assert.equal(
+      info.metadata["capsa.mtime"],
+      String((await Deno.lstat(`${dir}/f3.txt`)).mtime!.getTime()),
+    );
+
+    // Changed bytes, same size and time: read once (to hash, then stored from those bytes).
+    const f5 = await Deno.lstat(`${dir}/f5.txt`);
+    await Deno.writeTextFile(`${dir}/f5.txt`, `FILE 5 `.repeat(50));
+    assert.equal((await Deno.lstat(`${dir}/f5.txt`)).size, f5.size);
+    await Deno.utime(`${dir}/f5.txt`, f5.atime!, f5.mtime!);
+    // A new mode: changed without reading.
+    await Deno.chmod(`${dir}/f6.txt`, 0o600);
+    const again = await counting(["stat", "lstat", "readFile"], () => putTree(store, "ns", dir));
+    assert.deepEqual([again.result.newVersions, again.result.unchanged], [2, 19]);
+    // 18 unchanged files read to be hashed, f5 once, f6 once (to be stored).
+    assert.deepEqual(again.calls, { stat: 1, lstat: 21, readFile: 20 });
+    assert.equal(stats.length, 0, "no lookup per key: the current versions are listed once");
+    assert.equal(
+      await new Response(await store.getStream("ns", "f5.txt")).text(),
+      `FILE 5 `.repeat(50),
+    );
+    assert.equal((await originalStat("ns", "f6.txt")).metadata["capsa.mode"], "600");
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("putTree() skips an unchanged file whose escaped key falls outside the escaped prefix", async () => {
+  const { store } = await initStore(new MemoryDriver());
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/a\nb`, "two lines");
+    await Deno.writeTextFile(`${dir}/plain`, "plain");
+    const first = await putTree(store, "ns", dir, { prefix: "p%/" });
+    assert.equal(first.newVersions, 3);
+    // The key of a\nb is the whole key escaped, its prefix too: p%25/a%0Ab.
+    assert.equal((await store.stat("ns", "p%25/a%0Ab")).metadata["capsa.escaped"], "1");
+    const again = await putTree(store, "ns", dir, { prefix: "p%/" });
+    assert.deepEqual([again.newVersions, again.unchanged], [0, 3]);
+    await Deno.writeTextFile(`${dir}/a\nb`, "three lines");
+    const third = await putTree(store, "ns", dir, { prefix: "p%/" });
+    assert.deepEqual([third.newVersions, third.unchanged], [1, 2]);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -20,9 +20,6 @@ import { listAll } from "./_store.ts";
 /** Default number of files moved at once by `put --from` and `get --to`. */
 export const DEFAULT_TREE_PARALLELISM = 32;
 
-/** Directories read, and files measured, at once per directory while listing. */
-const LIST_CONCURRENCY = 16;
-
 /** Re-throws `e` with `what` in front of its message, keeping its code. */
 function about(what: string, e: unknown): never {
   if (e instanceof CapsaError) {
@@ -185,34 +182,32 @@ export async function listTree(
   if (prefix === "" || prefix.endsWith("/")) {
     files.push(entry({ path: root, key: `${prefix}.`, size: 0, dir: true }));
   }
-  // Directories are read, and their files' sizes taken, many at once: one at a
-  // time, the lstat round trips dominated listing many small files.
-  const walk = async (abs: string, rel: string): Promise<void> => {
+  // Synchronous calls: on a page-cached tree, an lstat or a directory read takes a few
+  // microseconds, less than the round trip of an async call (measured: 20,000 files listed in
+  // 0.17 s, against 0.46 s with 16 async calls in flight per directory).
+  const walk = (abs: string, rel: string): void => {
     const subdirs: Array<[string, string]> = [];
-    const here: Array<[string, string]> = [];
-    for await (const e of Deno.readDir(abs)) {
+    for (const e of Deno.readDirSync(abs)) {
       const path = `${abs}/${e.name}`;
       const key = rel === "" ? e.name : `${rel}/${e.name}`;
       if (e.isSymlink) files.push(entry({ path, key: prefix + key, size: 0, symlink: true }));
       else if (e.isDirectory) {
         subdirs.push([path, key]);
         files.push(entry({ path, key: `${prefix}${key}/.`, size: 0, dir: true }));
-      } else if (e.isFile) here.push([path, key]);
-      else skipped.push(key);
+      } else if (e.isFile) {
+        const info = Deno.lstatSync(path);
+        files.push(entry({
+          path,
+          key: prefix + key,
+          size: info.size,
+          mode: info.mode,
+          mtimeMs: info.mtime === null ? null : info.mtime.getTime(),
+        }));
+      } else skipped.push(key);
     }
-    await pool(here, async ([path, key]) => {
-      const info = await Deno.lstat(path);
-      files.push(entry({
-        path,
-        key: prefix + key,
-        size: info.size,
-        mode: info.mode,
-        mtimeMs: info.mtime === null ? null : info.mtime.getTime(),
-      }));
-    }, { concurrency: LIST_CONCURRENCY });
-    await pool(subdirs, ([path, key]) => walk(path, key), { concurrency: LIST_CONCURRENCY });
+    for (const [path, key] of subdirs) walk(path, key);
   };
-  await walk(root, "");
+  walk(root, "");
   skipped.sort();
   files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (let i = 1; i < files.length; i++) {
@@ -363,6 +358,8 @@ export async function putTree(
           body = new Uint8Array(0);
         } else {
           metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.stat(f.path));
+          // Async: a read overlaps with storing the files before it (readFileSync measured no
+          // faster for 20,000 files of 1–4 KiB, unlike the listing's lstat).
           body = f.size <= SMALL_FILE_BYTES
             ? await Deno.readFile(f.path)
             : await Deno.open(f.path, { read: true });

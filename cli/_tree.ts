@@ -56,11 +56,12 @@ export interface TreeFile {
   /** Whether its key is escaped (see {@linkcode escapeKeyPath}): its path holds a control character. */
   escaped?: boolean;
   /**
-   * A regular file's permission and type bits from the walk's `lstat` (`null` where the
-   * platform has none): its metadata is built from these, with no second `stat`.
+   * A regular file's or a directory's permission and type bits from the walk's `lstat`
+   * (`null` where the platform has none): its metadata is built from these, with no second
+   * `stat`.
    */
   mode?: number | null;
-  /** A regular file's modification time from the walk's `lstat`, in ms (`null`: none). */
+  /** A regular file's or a directory's modification time from the walk's `lstat`, in ms. */
   mtimeMs?: number | null;
 }
 
@@ -141,15 +142,16 @@ export function fileMetadata(info: Deno.FileInfo): Record<string, string> {
 }
 
 /**
- * {@linkcode fileMetadata} of a regular file from what the walk recorded
- * (its `lstat` then), with no second `stat`.
+ * {@linkcode fileMetadata} of a regular file or a directory from what the
+ * walk recorded (its `lstat` then), with no second `stat`.
  * @param f The listed entry.
- * @returns The artifact metadata, or `undefined` for a link, a directory, or
- *   an entry listed without its mode and time (`lstat` it).
+ * @returns The artifact metadata, or `undefined` for a link, or an entry
+ *   listed without its mode and time (the tree's own directory): `lstat` it.
  */
 export function listedFileMetadata(f: TreeFile): Record<string, string> | undefined {
-  if (f.symlink || f.dir || f.mode === undefined || f.mtimeMs === undefined) return undefined;
+  if (f.symlink || f.mode === undefined || f.mtimeMs === undefined) return undefined;
   const meta: Record<string, string> = {};
+  if (f.dir) meta[TYPE_META] = "dir";
   if (f.mode !== null) meta[MODE_META] = (f.mode & 0o7777).toString(8);
   if (f.mtimeMs !== null) meta[MTIME_META] = String(f.mtimeMs);
   return meta;
@@ -193,7 +195,15 @@ export async function listTree(
       if (e.isSymlink) files.push(entry({ path, key: prefix + key, size: 0, symlink: true }));
       else if (e.isDirectory) {
         subdirs.push([path, key]);
-        files.push(entry({ path, key: `${prefix}${key}/.`, size: 0, dir: true }));
+        const info = Deno.lstatSync(path);
+        files.push(entry({
+          path,
+          key: `${prefix}${key}/.`,
+          size: 0,
+          dir: true,
+          mode: info.mode,
+          mtimeMs: info.mtime === null ? null : info.mtime.getTime(),
+        }));
       } else if (e.isFile) {
         const info = Deno.lstatSync(path);
         files.push(entry({
@@ -371,7 +381,7 @@ export async function putTree(
           metadata = fileMetadata(await Deno.lstat(f.path));
           body = new TextEncoder().encode(await Deno.readLink(f.path));
         } else if (f.dir) {
-          metadata = fileMetadata(await Deno.lstat(f.path));
+          metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.lstat(f.path));
           body = new Uint8Array(0);
         } else {
           metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.stat(f.path));

@@ -109,6 +109,8 @@ Deno.test("putTree() takes a file's mode and time from the listing and compares 
     for (let i = 0; i < 20; i++) {
       await Deno.writeTextFile(`${dir}/f${i}.txt`, `file ${i} `.repeat(50), { mode: 0o640 });
     }
+    await Deno.mkdir(`${dir}/sub`);
+    await Deno.chmod(`${dir}/sub`, 0o750);
     const stats: number[] = [];
     const originalStat = store.stat.bind(store);
     store.stat = (...args) => {
@@ -119,11 +121,16 @@ Deno.test("putTree() takes a file's mode and time from the listing and compares 
       ["stat", "lstat", "lstatSync", "readFileSync"],
       () => putTree(store, "ns", dir),
     );
-    assert.equal(first.result.newVersions, 21);
-    // The listing's lstat of each file, the tree's own directory's; no second stat of a file,
-    // no lookup of each key in an empty namespace.
-    assert.deepEqual(first.calls, { stat: 1, lstat: 1, lstatSync: 20, readFileSync: 20 });
+    assert.equal(first.result.newVersions, 22);
+    // The listing's lstat of each file and directory, the tree's own directory's; no second
+    // stat of a file, no lookup of each key in an empty namespace.
+    assert.deepEqual(first.calls, { stat: 1, lstat: 1, lstatSync: 21, readFileSync: 20 });
     assert.equal(stats.length, 0);
+    assert.deepEqual((await originalStat("ns", "sub/.")).metadata, {
+      "capsa.type": "dir",
+      "capsa.mode": "750",
+      "capsa.mtime": String((await Deno.lstat(`${dir}/sub`)).mtime!.getTime()),
+    });
     const info = await originalStat("ns", "f3.txt");
     assert.equal(info.metadata["capsa.mode"], "640");
     assert.equal(
@@ -142,9 +149,9 @@ Deno.test("putTree() takes a file's mode and time from the listing and compares 
       ["stat", "lstat", "lstatSync", "readFileSync"],
       () => putTree(store, "ns", dir),
     );
-    assert.deepEqual([again.result.newVersions, again.result.unchanged], [2, 19]);
+    assert.deepEqual([again.result.newVersions, again.result.unchanged], [2, 20]);
     // 18 unchanged files read to be hashed, f5 once, f6 once (to be stored).
-    assert.deepEqual(again.calls, { stat: 1, lstat: 1, lstatSync: 20, readFileSync: 20 });
+    assert.deepEqual(again.calls, { stat: 1, lstat: 1, lstatSync: 21, readFileSync: 20 });
     assert.equal(stats.length, 0, "no lookup per key: the current versions are listed once");
     assert.equal(
       await new Response(await store.getStream("ns", "f5.txt")).text(),

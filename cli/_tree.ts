@@ -43,7 +43,7 @@ export interface TreeFile {
   path: string;
   /** Its artifact key: the prefix, then its path relative to the directory, with `/`. */
   key: string;
-  /** Its size when listed. */
+  /** Its size when listed (−1: a regular file listed unmeasured, see {@linkcode listTree}). */
   size: number;
   /** Whether it is a symbolic link (stored as the link, never followed). */
   symlink?: boolean;
@@ -166,12 +166,16 @@ export function listedFileMetadata(f: TreeFile): Record<string, string> | undefi
  * escaped key that is also another file's key is refused.
  * @param dir The directory.
  * @param prefix A key prefix.
+ * @param options `measure: false` leaves regular files unmeasured (no `lstat`: size −1, no
+ *   mode nor time), for a caller that opens each of them anyway (default true).
  * @returns The entries, and the special files (FIFOs, sockets, devices) skipped.
  */
 export async function listTree(
   dir: string,
   prefix = "",
+  options: { measure?: boolean } = {},
 ): Promise<{ files: TreeFile[]; skipped: string[] }> {
+  const measure = options.measure ?? true;
   const root = dir.replace(/[/\\]+$/, "") || "/";
   const info = await Deno.stat(root);
   if (!info.isDirectory) throw new InvalidArgumentError(`${dir} is not a directory`);
@@ -204,6 +208,8 @@ export async function listTree(
           mode: info.mode,
           mtimeMs: info.mtime === null ? null : info.mtime.getTime(),
         }));
+      } else if (e.isFile && !measure) {
+        files.push(entry({ path, key: prefix + key, size: -1 }));
       } else if (e.isFile) {
         const info = Deno.lstatSync(path);
         files.push(entry({
@@ -277,20 +283,71 @@ export interface PutTreeResult {
 export const SMALL_FILE_BYTES = 1024 * 1024;
 
 /**
- * Files up to this size are read with a synchronous call: its cost is less
- * than an async call's round trip (20,000 files of 1–4 KiB stored 6 % faster,
- * with 20 % less system time); a larger read goes on while the files before
- * it are hashed and packed.
+ * Files up to this size are opened, measured (`fstat`) and read with
+ * synchronous calls, their metadata taken from that `fstat`: less than an
+ * async call's round trip, and one `lstat` fewer than measuring them while
+ * listing (200,000 files of 1–4 KiB: 3.5 s against 4.1–4.7 s to measure and
+ * read them). A larger read goes on while the files before it are hashed and
+ * packed.
  */
 export const SYNC_READ_BYTES = 64 * 1024;
 
+/** A regular file opened by {@linkcode openRegular}. */
+interface OpenedFile {
+  /** Its `fstat`, taken once it was open. */
+  info: Deno.FileInfo;
+  /** Its bytes, when it is at most {@linkcode SYNC_READ_BYTES} long (and a file). */
+  bytes?: Uint8Array;
+}
+
 /**
- * A small file's bytes, read synchronously up to {@linkcode SYNC_READ_BYTES}.
- * @param f The listed file (its size as listed decides).
- * @returns Its bytes.
+ * Opens a file, takes its `fstat` and, when it is at most
+ * {@linkcode SYNC_READ_BYTES} long, reads it to its end, all synchronously;
+ * closes it again. A path that is no longer a regular file is returned
+ * unread (reading it then fails as it should).
+ * @param path The file.
+ * @returns Its `fstat` and its bytes.
  */
-function readSmallFile(f: TreeFile): Uint8Array | Promise<Uint8Array> {
-  return f.size <= SYNC_READ_BYTES ? Deno.readFileSync(f.path) : Deno.readFile(f.path);
+function openRegular(path: string): OpenedFile {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const info = file.statSync();
+    if (!info.isFile || info.size > SYNC_READ_BYTES) return { info };
+    return { info, bytes: readToEnd(file, info.size) };
+  } finally {
+    file.close();
+  }
+}
+
+/** Where {@linkcode readToEnd} looks past the expected end (reused: the reads are synchronous). */
+const PAST_END = new Uint8Array(64 * 1024);
+
+/**
+ * Reads an open file to its end, expecting `size` bytes: one read of them,
+ * one that finds the end; a file that grew or shrank meanwhile is read as it
+ * is now.
+ * @param file The file.
+ * @param size Its size from `fstat`.
+ * @returns Its bytes (an array of exactly their length).
+ */
+function readToEnd(file: Deno.FsFile, size: number): Uint8Array {
+  let buf = new Uint8Array(size);
+  let n = 0;
+  for (;;) {
+    if (n < buf.length) {
+      const k = file.readSync(buf.subarray(n));
+      if (k === null) return buf.slice(0, n);
+      n += k;
+      continue;
+    }
+    const k = file.readSync(PAST_END);
+    if (k === null) return buf;
+    const grown = new Uint8Array(Math.max(2 * buf.length, n + k));
+    grown.set(buf);
+    grown.set(PAST_END.subarray(0, k), n);
+    buf = grown;
+    n += k;
+  }
 }
 
 /**
@@ -315,7 +372,8 @@ export async function putTree(
   dir: string,
   options: PutTreeOptions = {},
 ): Promise<PutTreeResult> {
-  const { files, skipped } = await listTree(dir, options.prefix ?? "");
+  // Regular files are measured when opened (openRegular), not while listing.
+  const { files, skipped } = await listTree(dir, options.prefix ?? "", { measure: false });
   for (const f of files) {
     try {
       validateArtifactKey(f.key);
@@ -372,9 +430,18 @@ export async function putTree(
       let body: Uint8Array | Deno.FsFile | Error | "unchanged";
       let metadata: Record<string, string> = {};
       try {
-        const check = options.force ? undefined : await compare(store, namespace, current, f);
+        const opened = f.dir || f.symlink ? undefined : openRegular(f.path);
+        const check = options.force
+          ? undefined
+          : await compare(store, namespace, current, f, opened);
         if (check === "unchanged") body = "unchanged";
-        else if (check !== undefined) {
+        else if (opened !== undefined) {
+          metadata = fileMetadata(opened.info);
+          body = check ?? opened.bytes ??
+            (opened.info.size <= SMALL_FILE_BYTES
+              ? await Deno.readFile(f.path)
+              : await Deno.open(f.path, { read: true }));
+        } else if (check !== undefined) {
           metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.lstat(f.path));
           body = check;
         } else if (f.symlink) {
@@ -386,7 +453,7 @@ export async function putTree(
         } else {
           metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.stat(f.path));
           body = f.size <= SMALL_FILE_BYTES
-            ? await readSmallFile(f)
+            ? await Deno.readFile(f.path)
             : await Deno.open(f.path, { read: true });
         }
       } catch (e) {
@@ -527,6 +594,7 @@ export async function isUnchanged(
 /**
  * {@linkcode isUnchanged}, handing back the bytes of a small regular file it
  * read to hash, so that a changed file is not read twice.
+ * @param opened A regular file opened already: its `fstat` and its bytes are compared.
  * @returns `"unchanged"`, the bytes read, or `undefined` (changed, nothing kept).
  */
 async function compare(
@@ -534,6 +602,7 @@ async function compare(
   namespace: string,
   current: CurrentVersions | undefined,
   f: TreeFile,
+  opened?: OpenedFile,
 ): Promise<"unchanged" | Uint8Array | undefined> {
   let version: CurrentVersion | undefined;
   if (current !== undefined && f.key.startsWith(current.prefix)) {
@@ -546,8 +615,10 @@ async function compare(
     }
   }
   if (version === undefined) return undefined;
-  const listed = listedFileMetadata(f);
-  const meta = listed ?? fileMetadata(await Deno.lstat(f.path));
+  const listed = opened === undefined ? listedFileMetadata(f) : undefined;
+  const meta = opened !== undefined
+    ? fileMetadata(opened.info)
+    : listed ?? fileMetadata(await Deno.lstat(f.path));
   if (f.escaped) meta[ESCAPED_META] = "1";
   for (let i = 0; i < COMPARED_META.length; i++) {
     if (meta[COMPARED_META[i]!] !== version.meta[i]) return undefined;
@@ -560,10 +631,17 @@ async function compare(
   } else if (f.dir) {
     if (version.size !== 0) return undefined;
   } else {
-    const size = listed !== undefined ? f.size : (await Deno.lstat(f.path)).size;
+    const size = opened !== undefined
+      ? opened.info.size
+      : listed !== undefined
+      ? f.size
+      : (await Deno.lstat(f.path)).size;
     if (size !== version.size) return undefined;
-    if (size <= SMALL_FILE_BYTES) {
-      body = await readSmallFile(f);
+    if (opened?.bytes !== undefined) {
+      body = opened.bytes;
+      hasher.update(body);
+    } else if (size <= SMALL_FILE_BYTES) {
+      body = await Deno.readFile(f.path);
       hasher.update(body);
     } else {
       const file = await Deno.open(f.path, { read: true });

@@ -47,22 +47,22 @@ Deno.test("putTree() stores the other files when one cannot be read, then throws
     // A directory where a file was listed: reading it fails (even as root).
     const listed = (await listTree(dir)).files.filter((f) => !f.dir).length;
     assert.equal(listed, 30);
-    const originalReadFile = Deno.readFileSync;
+    const originalOpen = Deno.openSync;
     let swapped = false;
-    // Replace one file by a directory after listing, through a hook on the first read.
-    Deno.readFileSync = (path) => {
+    // Replace one file by a directory after listing, through a hook on the first open.
+    Deno.openSync = (path, o) => {
       if (!swapped) {
         swapped = true;
         Deno.removeSync(`${dir}/f17`);
         Deno.mkdirSync(`${dir}/f17`);
       }
-      return originalReadFile(path);
+      return originalOpen(path, o);
     };
     let e: unknown;
     try {
       e = await putTree(store, "ns", dir).then(() => undefined, (x: unknown) => x);
     } finally {
-      Deno.readFileSync = originalReadFile;
+      Deno.openSync = originalOpen;
     }
     assert.ok(e instanceof Error, String(e));
     assert.match(e.message, /f17/);
@@ -80,7 +80,7 @@ Deno.test("putTree() stores the other files when one cannot be read, then throws
 
 /** Counts the calls of `Deno[name]` while `fn` runs. */
 async function counting<T>(
-  names: Array<"stat" | "lstat" | "lstatSync" | "readFileSync">,
+  names: Array<"stat" | "lstat" | "lstatSync" | "readFileSync" | "openSync">,
   fn: () => Promise<T>,
 ): Promise<{ result: T; calls: Record<string, number> }> {
   const calls: Record<string, number> = {};
@@ -102,7 +102,7 @@ async function counting<T>(
   }
 }
 
-Deno.test("putTree() takes a file's mode and time from the listing and compares with current versions read once", async () => {
+Deno.test("putTree() opens each file once (its mode and time from that open file) and compares with current versions read once", async () => {
   const { store } = await initStore(new MemoryDriver());
   const dir = await Deno.makeTempDir();
   try {
@@ -118,13 +118,20 @@ Deno.test("putTree() takes a file's mode and time from the listing and compares 
       return originalStat(...args);
     };
     const first = await counting(
-      ["stat", "lstat", "lstatSync", "readFileSync"],
+      ["stat", "lstat", "lstatSync", "readFileSync", "openSync"],
       () => putTree(store, "ns", dir),
     );
     assert.equal(first.result.newVersions, 22);
-    // The listing's lstat of each file and directory, the tree's own directory's; no second
-    // stat of a file, no lookup of each key in an empty namespace.
-    assert.deepEqual(first.calls, { stat: 1, lstat: 1, lstatSync: 21, readFileSync: 20 });
+    // Each file opened once, its metadata from that open file's fstat (no lstat of it while
+    // listing, no second stat); the listing's lstat of each directory (the tree's own stat'd,
+    // then lstat'd); no lookup of each key in an empty namespace.
+    assert.deepEqual(first.calls, {
+      stat: 1,
+      lstat: 1,
+      lstatSync: 1,
+      readFileSync: 0,
+      openSync: 20,
+    });
     assert.equal(stats.length, 0);
     assert.deepEqual((await originalStat("ns", "sub/.")).metadata, {
       "capsa.type": "dir",
@@ -146,12 +153,18 @@ Deno.test("putTree() takes a file's mode and time from the listing and compares 
     // A new mode: changed without reading.
     await Deno.chmod(`${dir}/f6.txt`, 0o600);
     const again = await counting(
-      ["stat", "lstat", "lstatSync", "readFileSync"],
+      ["stat", "lstat", "lstatSync", "readFileSync", "openSync"],
       () => putTree(store, "ns", dir),
     );
     assert.deepEqual([again.result.newVersions, again.result.unchanged], [2, 20]);
-    // 18 unchanged files read to be hashed, f5 once, f6 once (to be stored).
-    assert.deepEqual(again.calls, { stat: 1, lstat: 1, lstatSync: 21, readFileSync: 20 });
+    // 18 unchanged files read to be hashed, f5 once (hashed, then stored), f6 once (stored).
+    assert.deepEqual(again.calls, {
+      stat: 1,
+      lstat: 1,
+      lstatSync: 1,
+      readFileSync: 0,
+      openSync: 20,
+    });
     assert.equal(stats.length, 0, "no lookup per key: the current versions are listed once");
     assert.equal(
       await new Response(await store.getStream("ns", "f5.txt")).text(),
@@ -180,6 +193,40 @@ Deno.test("putTree() skips an unchanged file whose escaped key falls outside the
     const third = await putTree(store, "ns", dir, { prefix: "p%/" });
     assert.deepEqual([third.newVersions, third.unchanged], [1, 2]);
   } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("putTree() stores a small file as it is when read, when it grows or shrinks after its fstat", async () => {
+  const { store } = await initStore(new MemoryDriver());
+  const dir = await Deno.makeTempDir();
+  const originalOpen = Deno.openSync;
+  try {
+    await Deno.writeTextFile(`${dir}/grows`, "a".repeat(3000));
+    await Deno.writeTextFile(`${dir}/shrinks`, "b".repeat(3000));
+    // Past the size fstat gave: more than one read of the look past the end (64 KiB).
+    const grown = "a".repeat(3000) + "c".repeat(150_000);
+    Deno.openSync = (path, o) => {
+      const file = originalOpen(path, o);
+      const stat = file.statSync.bind(file);
+      file.statSync = () => {
+        const info = stat();
+        if (String(path).endsWith("/grows")) Deno.writeTextFileSync(`${dir}/grows`, grown);
+        if (String(path).endsWith("/shrinks")) Deno.truncateSync(`${dir}/shrinks`, 1000);
+        return info;
+      };
+      return file;
+    };
+    try {
+      await putTree(store, "ns", dir);
+    } finally {
+      Deno.openSync = originalOpen;
+    }
+    assert.equal(new TextDecoder().decode(await store.get("ns", "grows")), grown);
+    assert.equal(new TextDecoder().decode(await store.get("ns", "shrinks")), "b".repeat(1000));
+  } finally {
+    Deno.openSync = originalOpen;
     await store.close();
     await Deno.remove(dir, { recursive: true });
   }

@@ -20,9 +20,6 @@ import { listAll } from "./_store.ts";
 /** Default number of files moved at once by `put --from` and `get --to`. */
 export const DEFAULT_TREE_PARALLELISM = 32;
 
-/** Directories read, and files measured, at once per directory while listing. */
-const LIST_CONCURRENCY = 16;
-
 /** Re-throws `e` with `what` in front of its message, keeping its code. */
 function about(what: string, e: unknown): never {
   if (e instanceof CapsaError) {
@@ -46,7 +43,7 @@ export interface TreeFile {
   path: string;
   /** Its artifact key: the prefix, then its path relative to the directory, with `/`. */
   key: string;
-  /** Its size when listed. */
+  /** Its size when listed (−1: a regular file listed unmeasured, see {@linkcode listTree}). */
   size: number;
   /** Whether it is a symbolic link (stored as the link, never followed). */
   symlink?: boolean;
@@ -58,6 +55,14 @@ export interface TreeFile {
   dir?: boolean;
   /** Whether its key is escaped (see {@linkcode escapeKeyPath}): its path holds a control character. */
   escaped?: boolean;
+  /**
+   * A regular file's or a directory's permission and type bits from the walk's `lstat`
+   * (`null` where the platform has none): its metadata is built from these, with no second
+   * `stat`.
+   */
+  mode?: number | null;
+  /** A regular file's or a directory's modification time from the walk's `lstat`, in ms. */
+  mtimeMs?: number | null;
 }
 
 /**
@@ -137,6 +142,22 @@ export function fileMetadata(info: Deno.FileInfo): Record<string, string> {
 }
 
 /**
+ * {@linkcode fileMetadata} of a regular file or a directory from what the
+ * walk recorded (its `lstat` then), with no second `stat`.
+ * @param f The listed entry.
+ * @returns The artifact metadata, or `undefined` for a link, or an entry
+ *   listed without its mode and time (the tree's own directory): `lstat` it.
+ */
+export function listedFileMetadata(f: TreeFile): Record<string, string> | undefined {
+  if (f.symlink || f.mode === undefined || f.mtimeMs === undefined) return undefined;
+  const meta: Record<string, string> = {};
+  if (f.dir) meta[TYPE_META] = "dir";
+  if (f.mode !== null) meta[MODE_META] = (f.mode & 0o7777).toString(8);
+  if (f.mtimeMs !== null) meta[MTIME_META] = String(f.mtimeMs);
+  return meta;
+}
+
+/**
  * Lists the regular files, symbolic links and directories under `dir`,
  * recursively, in key order. Symbolic links are never followed: each is one
  * entry. A directory's key is its path followed by `/.`; `dir` itself is
@@ -145,12 +166,16 @@ export function fileMetadata(info: Deno.FileInfo): Record<string, string> {
  * escaped key that is also another file's key is refused.
  * @param dir The directory.
  * @param prefix A key prefix.
+ * @param options `measure: false` leaves regular files unmeasured (no `lstat`: size −1, no
+ *   mode nor time), for a caller that opens each of them anyway (default true).
  * @returns The entries, and the special files (FIFOs, sockets, devices) skipped.
  */
 export async function listTree(
   dir: string,
   prefix = "",
+  options: { measure?: boolean } = {},
 ): Promise<{ files: TreeFile[]; skipped: string[] }> {
+  const measure = options.measure ?? true;
   const root = dir.replace(/[/\\]+$/, "") || "/";
   const info = await Deno.stat(root);
   if (!info.isDirectory) throw new InvalidArgumentError(`${dir} is not a directory`);
@@ -163,27 +188,42 @@ export async function listTree(
   if (prefix === "" || prefix.endsWith("/")) {
     files.push(entry({ path: root, key: `${prefix}.`, size: 0, dir: true }));
   }
-  // Directories are read, and their files' sizes taken, many at once: one at a
-  // time, the lstat round trips dominated listing many small files.
-  const walk = async (abs: string, rel: string): Promise<void> => {
+  // Synchronous calls: on a page-cached tree, an lstat or a directory read takes a few
+  // microseconds, less than the round trip of an async call (measured: 20,000 files listed in
+  // 0.17 s, against 0.46 s with 16 async calls in flight per directory).
+  const walk = (abs: string, rel: string): void => {
     const subdirs: Array<[string, string]> = [];
-    const here: Array<[string, string]> = [];
-    for await (const e of Deno.readDir(abs)) {
+    for (const e of Deno.readDirSync(abs)) {
       const path = `${abs}/${e.name}`;
       const key = rel === "" ? e.name : `${rel}/${e.name}`;
       if (e.isSymlink) files.push(entry({ path, key: prefix + key, size: 0, symlink: true }));
       else if (e.isDirectory) {
         subdirs.push([path, key]);
-        files.push(entry({ path, key: `${prefix}${key}/.`, size: 0, dir: true }));
-      } else if (e.isFile) here.push([path, key]);
-      else skipped.push(key);
+        const info = Deno.lstatSync(path);
+        files.push(entry({
+          path,
+          key: `${prefix}${key}/.`,
+          size: 0,
+          dir: true,
+          mode: info.mode,
+          mtimeMs: info.mtime === null ? null : info.mtime.getTime(),
+        }));
+      } else if (e.isFile && !measure) {
+        files.push(entry({ path, key: prefix + key, size: -1 }));
+      } else if (e.isFile) {
+        const info = Deno.lstatSync(path);
+        files.push(entry({
+          path,
+          key: prefix + key,
+          size: info.size,
+          mode: info.mode,
+          mtimeMs: info.mtime === null ? null : info.mtime.getTime(),
+        }));
+      } else skipped.push(key);
     }
-    await pool(here, async ([path, key]) => {
-      files.push(entry({ path, key: prefix + key, size: (await Deno.lstat(path)).size }));
-    }, { concurrency: LIST_CONCURRENCY });
-    await pool(subdirs, ([path, key]) => walk(path, key), { concurrency: LIST_CONCURRENCY });
+    for (const [path, key] of subdirs) walk(path, key);
   };
-  await walk(root, "");
+  walk(root, "");
   skipped.sort();
   files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (let i = 1; i < files.length; i++) {
@@ -243,6 +283,74 @@ export interface PutTreeResult {
 export const SMALL_FILE_BYTES = 1024 * 1024;
 
 /**
+ * Files up to this size are opened, measured (`fstat`) and read with
+ * synchronous calls, their metadata taken from that `fstat`: less than an
+ * async call's round trip, and one `lstat` fewer than measuring them while
+ * listing (200,000 files of 1–4 KiB: 3.5 s against 4.1–4.7 s to measure and
+ * read them). A larger read goes on while the files before it are hashed and
+ * packed.
+ */
+export const SYNC_READ_BYTES = 64 * 1024;
+
+/** A regular file opened by {@linkcode openRegular}. */
+interface OpenedFile {
+  /** Its `fstat`, taken once it was open. */
+  info: Deno.FileInfo;
+  /** Its bytes, when it is at most {@linkcode SYNC_READ_BYTES} long (and a file). */
+  bytes?: Uint8Array;
+}
+
+/**
+ * Opens a file, takes its `fstat` and, when it is at most
+ * {@linkcode SYNC_READ_BYTES} long, reads it to its end, all synchronously;
+ * closes it again. A path that is no longer a regular file is returned
+ * unread (reading it then fails as it should).
+ * @param path The file.
+ * @returns Its `fstat` and its bytes.
+ */
+function openRegular(path: string): OpenedFile {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const info = file.statSync();
+    if (!info.isFile || info.size > SYNC_READ_BYTES) return { info };
+    return { info, bytes: readToEnd(file, info.size) };
+  } finally {
+    file.close();
+  }
+}
+
+/** Where {@linkcode readToEnd} looks past the expected end (reused: the reads are synchronous). */
+const PAST_END = new Uint8Array(64 * 1024);
+
+/**
+ * Reads an open file to its end, expecting `size` bytes: one read of them,
+ * one that finds the end; a file that grew or shrank meanwhile is read as it
+ * is now.
+ * @param file The file.
+ * @param size Its size from `fstat`.
+ * @returns Its bytes (an array of exactly their length).
+ */
+function readToEnd(file: Deno.FsFile, size: number): Uint8Array {
+  let buf = new Uint8Array(size);
+  let n = 0;
+  for (;;) {
+    if (n < buf.length) {
+      const k = file.readSync(buf.subarray(n));
+      if (k === null) return buf.slice(0, n);
+      n += k;
+      continue;
+    }
+    const k = file.readSync(PAST_END);
+    if (k === null) return buf;
+    const grown = new Uint8Array(Math.max(2 * buf.length, n + k));
+    grown.set(buf);
+    grown.set(PAST_END.subarray(0, k), n);
+    buf = grown;
+    n += k;
+  }
+}
+
+/**
  * Stores every regular file under `dir` in `namespace`, keys being the
  * paths relative to `dir` with `/` (after `prefix`), through one write
  * session (`Store.batch()`): the files fill packs of the store's target
@@ -264,7 +372,8 @@ export async function putTree(
   dir: string,
   options: PutTreeOptions = {},
 ): Promise<PutTreeResult> {
-  const { files, skipped } = await listTree(dir, options.prefix ?? "");
+  // Regular files are measured when opened (openRegular), not while listing.
+  const { files, skipped } = await listTree(dir, options.prefix ?? "", { measure: false });
   for (const f of files) {
     try {
       validateArtifactKey(f.key);
@@ -297,6 +406,15 @@ export async function putTree(
   }
   progress?.start(files.length, bytesPayload(0));
   try {
+    // The current versions under the prefix, read once (not one index lookup per file).
+    let current: CurrentVersions | undefined;
+    if (!options.force) {
+      try {
+        current = await currentVersions(store, namespace, options.prefix ?? "");
+      } catch (e) {
+        about(`${dir} (nothing was stored)`, e);
+      }
+    }
     // The puts of the session are made in file order (so are their results).
     let next = 0;
     const turns = new Map<number, () => void>();
@@ -312,15 +430,28 @@ export async function putTree(
       let body: Uint8Array | Deno.FsFile | Error | "unchanged";
       let metadata: Record<string, string> = {};
       try {
-        if (!options.force && await isUnchanged(store, namespace, f)) body = "unchanged";
-        else if (f.symlink) {
+        const opened = f.dir || f.symlink ? undefined : openRegular(f.path);
+        const check = options.force
+          ? undefined
+          : await compare(store, namespace, current, f, opened);
+        if (check === "unchanged") body = "unchanged";
+        else if (opened !== undefined) {
+          metadata = fileMetadata(opened.info);
+          body = check ?? opened.bytes ??
+            (opened.info.size <= SMALL_FILE_BYTES
+              ? await Deno.readFile(f.path)
+              : await Deno.open(f.path, { read: true }));
+        } else if (check !== undefined) {
+          metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.lstat(f.path));
+          body = check;
+        } else if (f.symlink) {
           metadata = fileMetadata(await Deno.lstat(f.path));
           body = new TextEncoder().encode(await Deno.readLink(f.path));
         } else if (f.dir) {
-          metadata = fileMetadata(await Deno.lstat(f.path));
+          metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.lstat(f.path));
           body = new Uint8Array(0);
         } else {
-          metadata = fileMetadata(await Deno.stat(f.path));
+          metadata = listedFileMetadata(f) ?? fileMetadata(await Deno.stat(f.path));
           body = f.size <= SMALL_FILE_BYTES
             ? await Deno.readFile(f.path)
             : await Deno.open(f.path, { read: true });
@@ -388,41 +519,136 @@ export async function putTree(
   };
 }
 
+/** What skip-unchanged compares a file with: its key's current version. */
+interface CurrentVersion {
+  /** The body's size. */
+  size: number;
+  /** The body's digest. */
+  digest: string;
+  /** The metadata entries {@linkcode fileMetadata} records, as stored. */
+  meta: Array<string | undefined>;
+}
+
+/** The metadata entries skip-unchanged compares. */
+const COMPARED_META = [TYPE_META, MODE_META, MTIME_META, ESCAPED_META] as const;
+
+/**
+ * The current versions of a namespace's keys under a prefix, read in one
+ * listing (a key outside the prefix, an escaped key whose prefix was escaped
+ * too, is looked up on its own).
+ */
+export interface CurrentVersions {
+  /** The prefix the listing covers. */
+  prefix: string;
+  /** The current versions by key. */
+  versions: Map<string, CurrentVersion>;
+}
+
+/**
+ * The current versions of every key of `namespace` under `prefix`, read
+ * once, in pages (`Store.iterate`): what {@linkcode isUnchanged} compares
+ * each file with. An empty namespace costs one empty page, where a lookup
+ * per file cost an index query (and a not-found error) for every file.
+ * @param store The store.
+ * @param namespace The namespace.
+ * @param prefix The key prefix of the tree.
+ * @returns The versions.
+ */
+export async function currentVersions(
+  store: Store,
+  namespace: string,
+  prefix: string,
+): Promise<CurrentVersions> {
+  const versions = new Map<string, CurrentVersion>();
+  for await (const a of store.iterate(namespace, prefix === "" ? {} : { prefix })) {
+    versions.set(a.key, versionOf(a));
+  }
+  return { prefix, versions };
+}
+
+function versionOf(a: ArtifactInfo): CurrentVersion {
+  return { size: a.size, digest: a.digest, meta: COMPARED_META.map((n) => a.metadata[n]) };
+}
+
 /**
  * Whether the current version of a file's key already holds it: the same
  * size, the same recorded mode, time and kind ({@linkcode fileMetadata}),
  * and the same digest (the file is read and hashed, nothing is written).
+ * The size, mode and time of a regular file are those the listing recorded.
  * @param store The store.
  * @param namespace The namespace.
  * @param f The file or link.
+ * @param current The current versions read beforehand ({@linkcode currentVersions});
+ *   without them, the key's current version is looked up.
  * @returns `true` when storing it again would only repeat the current version.
  */
-export async function isUnchanged(store: Store, namespace: string, f: TreeFile): Promise<boolean> {
-  let current: ArtifactInfo;
-  try {
-    current = await store.stat(namespace, f.key);
-  } catch (e) {
-    if (e instanceof NotFoundError) return false;
-    throw e;
+export async function isUnchanged(
+  store: Store,
+  namespace: string,
+  f: TreeFile,
+  current?: CurrentVersions,
+): Promise<boolean> {
+  return (await compare(store, namespace, current, f)) === "unchanged";
+}
+
+/**
+ * {@linkcode isUnchanged}, handing back the bytes of a small regular file it
+ * read to hash, so that a changed file is not read twice.
+ * @param opened A regular file opened already: its `fstat` and its bytes are compared.
+ * @returns `"unchanged"`, the bytes read, or `undefined` (changed, nothing kept).
+ */
+async function compare(
+  store: Store,
+  namespace: string,
+  current: CurrentVersions | undefined,
+  f: TreeFile,
+  opened?: OpenedFile,
+): Promise<"unchanged" | Uint8Array | undefined> {
+  let version: CurrentVersion | undefined;
+  if (current !== undefined && f.key.startsWith(current.prefix)) {
+    version = current.versions.get(f.key);
+  } else {
+    try {
+      version = versionOf(await store.stat(namespace, f.key));
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+    }
   }
-  const info = await Deno.lstat(f.path);
-  const meta = fileMetadata(info);
+  if (version === undefined) return undefined;
+  const listed = opened === undefined ? listedFileMetadata(f) : undefined;
+  const meta = opened !== undefined
+    ? fileMetadata(opened.info)
+    : listed ?? fileMetadata(await Deno.lstat(f.path));
   if (f.escaped) meta[ESCAPED_META] = "1";
-  for (const name of [TYPE_META, MODE_META, MTIME_META, ESCAPED_META]) {
-    if (meta[name] !== current.metadata[name]) return false;
+  for (let i = 0; i < COMPARED_META.length; i++) {
+    if (meta[COMPARED_META[i]!] !== version.meta[i]) return undefined;
   }
-  if (store.state === "Corrupted") return false;
+  if (store.state === "Corrupted") return undefined;
   const hasher = store.digestHasher();
+  let body: Uint8Array | undefined;
   if (f.symlink) {
     hasher.update(new TextEncoder().encode(await Deno.readLink(f.path)));
   } else if (f.dir) {
-    if (current.size !== 0) return false;
+    if (version.size !== 0) return undefined;
   } else {
-    if (info.size !== current.size) return false;
-    const file = await Deno.open(f.path, { read: true });
-    for await (const piece of file.readable) hasher.update(piece); // closes the file at its end
+    const size = opened !== undefined
+      ? opened.info.size
+      : listed !== undefined
+      ? f.size
+      : (await Deno.lstat(f.path)).size;
+    if (size !== version.size) return undefined;
+    if (opened?.bytes !== undefined) {
+      body = opened.bytes;
+      hasher.update(body);
+    } else if (size <= SMALL_FILE_BYTES) {
+      body = await Deno.readFile(f.path);
+      hasher.update(body);
+    } else {
+      const file = await Deno.open(f.path, { read: true });
+      for await (const piece of file.readable) hasher.update(piece); // closes the file at its end
+    }
   }
-  return hasher.digestHex() === current.digest;
+  return hasher.digestHex() === version.digest ? "unchanged" : body;
 }
 
 /**

@@ -95,10 +95,79 @@ export function compressIfWorthIt(raw: Uint8Array, level: number): Uint8Array | 
   }
   // Nothing this small can save 1/16 once the frame header is paid for.
   if (raw.length < 32) return undefined;
+  if (raw.length <= ESTIMATE_TO && !estimateMayShrink(raw)) return undefined;
   if (raw.length >= PROBE_FROM && !probeShrinks(raw, level)) return undefined;
   const out = zstd(raw, level);
   if (out.length > maxCompressedLength(raw.length)) return undefined;
   return out;
+}
+
+/**
+ * Bodies up to this size are estimated ({@linkcode estimateMayShrink}) before
+ * zstd is tried: for them a zstd call costs about 50 µs whatever the bytes
+ * (most of it setting up the compressor), the estimate 6–25 µs.
+ */
+export const ESTIMATE_TO = 8 * 1024;
+
+/**
+ * The fewest bytes a zstd frame of Huffman-coded literals adds to them: a
+ * frame header (6), a block header (3), a literals section header (3).
+ */
+const ZSTD_LEAST_OVERHEAD = 12;
+
+/** The estimate's byte histogram and table of sampled 4-byte sequences (reused, one thread). */
+const HISTOGRAM = new Int32Array(256);
+const SEEN = new Int32Array(8192);
+
+/**
+ * Whether zstd could save the 1/16 that storing a small body compressed
+ * requires, estimated in one pass over it, without compressing (FORMAT.md
+ * §5.5.7: storing a blob as it is is always the writer's choice). Two things
+ * let zstd shrink bytes: a skewed byte distribution (its Huffman-coded
+ * literals cannot take fewer bits than the bytes' order-0 entropy, so
+ * `entropy / 8` is a lower bound of their size), and repeated sequences (its
+ * matches). Repeats are sampled: one position in 8, picked by a hash of the
+ * 4 bytes ending there (so a repeated region is sampled at the same places
+ * both times), is looked up among the sampled sequences seen before. The
+ * body is taken as incompressible only when the entropy bound plus the
+ * least a frame adds, less twice the bytes the sampled repeats stand for,
+ * still exceeds the largest size worth storing. Random bytes (entropy ≈ 7.8–8 bits a byte, no
+ * repeats) are never compressed; text, base64 or hex, and a body repeating a
+ * part of itself, are tried. A body that is compressible in some other way
+ * is stored as it is: a missed saving, never a wrong byte.
+ *
+ * @param raw The raw bytes (at most {@linkcode ESTIMATE_TO} long).
+ * @returns `false` when zstd cannot be expected to save 1/16.
+ */
+export function estimateMayShrink(raw: Uint8Array): boolean {
+  const n = raw.length;
+  const histogram = HISTOGRAM;
+  const seen = SEEN;
+  histogram.fill(0);
+  seen.fill(0);
+  let v = 0;
+  let sampled = 0;
+  let repeated = 0;
+  for (let i = 0; i < n; i++) {
+    const b = raw[i]!;
+    histogram[b]!++;
+    v = (v << 8) | b; // the last 4 bytes
+    const h = Math.imul(v, 0x9e3779b1);
+    if (h >>> 29 === 0 && i >= 3) {
+      sampled++;
+      const slot = (h >>> 16) & 8191;
+      const was = seen[slot]!;
+      if (was === (v | 1)) repeated++; // (| 1: 0 marks an empty slot; a rare false repeat only costs a try)
+      else if (was === 0) seen[slot] = v | 1;
+    }
+  }
+  let bits = 0;
+  for (let s = 0; s < 256; s++) {
+    const c = histogram[s]!;
+    if (c !== 0) bits -= c * Math.log2(c / n);
+  }
+  const repeatedBytes = sampled === 0 ? 0 : 2 * n * repeated / sampled;
+  return bits / 8 + ZSTD_LEAST_OVERHEAD - repeatedBytes <= maxCompressedLength(n);
 }
 
 /** Bodies at least this large are probed before they are compressed whole. */

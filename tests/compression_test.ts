@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { CorruptObjectError } from "../errors.ts";
-import { decompressExactly } from "../format/compression.ts";
+import { decompressExactly, maxCompressedLength } from "../format/compression.ts";
 import { canonicalChecksum } from "../format/fields.ts";
 import { hashBytes } from "../format/hashing.ts";
 import { type PackBlobEntry, readPackToc } from "../format/pack.ts";
@@ -428,6 +428,52 @@ Deno.test("capsa verify --data (a real process) names a compressed blob whose fr
       assert.notEqual(got.code, 0, key);
       assert.equal(got.bytes.length, 0, key);
       assert.match(got.stderr, /corrupt_object/, key);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("capsa put --from (a real process) stores small text files compressed and small random files as they are", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "capsa-compression-tree-" });
+  const host = ["--host-dir", `${dir}/host`];
+  const location = `${dir}/store`;
+  try {
+    await capsaOk(["init", location, "--kit", `${dir}/kit.txt`, ...host]);
+    await Deno.mkdir(`${dir}/tree`);
+    const files = new Map<string, Uint8Array>();
+    for (let i = 0; i < 40; i++) {
+      const size = 1024 + i * 100; // 1 KiB to 4.9 KiB: below and around the estimate's bound
+      const r = new Xorshift(i + 1);
+      const text = enc.encode(
+        Array.from({ length: size }, () => `line ${r.next() % 1000}: status ok\n`).join(""),
+      ).subarray(0, size);
+      files.set(`t${i}.txt`, text);
+      files.set(`r${i}.bin`, body(i + 100, size));
+    }
+    for (const [name, bytes] of files) await Deno.writeFile(`${dir}/tree/${name}`, bytes);
+    await capsaOk(["put", location, NS, "--from", `${dir}/tree`, ...host]);
+    const driver = await openLocalFs(location);
+    const byId = new Map<string, PackBlobEntry>();
+    for (const p of await Array.fromAsync(driver.list(PACK_PREFIX))) {
+      for (const b of (await readPackToc(driver, p.key, { size: p.size })).blobs) byId.set(b.id, b);
+    }
+    for (const [name, bytes] of files) {
+      const entry = byId.get(hashBytes("blake3", bytes))!;
+      assert.ok(entry, name);
+      if (name.endsWith(".txt")) {
+        assert.equal(entry.compression, "zstd", name);
+        assert.ok(entry.storedLength <= maxCompressedLength(bytes.length), name);
+      } else {assert.deepEqual(
+          [entry.compression, entry.storedLength],
+          ["none", bytes.length],
+          name,
+        );}
+    }
+    const out = `${dir}/out`;
+    await capsaOk(["get", location, NS, "--to", out, ...host]);
+    for (const [name, bytes] of files) {
+      assert.deepEqual(await Deno.readFile(`${out}/${name}`), bytes);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

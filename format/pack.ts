@@ -338,8 +338,8 @@ function tocChecksum(toc: Uint8Array, trailerPrefix: Uint8Array): string {
   return createHash("sha256").update(toc).update(trailerPrefix).digest("hex");
 }
 
-/** How much new manifest text a writer compresses at a time to learn its TOC's ratio. */
-const TOC_SAMPLE_CHARS = 256 * 1024;
+/** How much manifest text a writer compresses at a time to learn its TOC's ratio. */
+const TOC_SAMPLE_CHARS = 64 * 1024;
 
 /**
  * Writes one pack in memory: add blobs and manifests, then
@@ -380,8 +380,8 @@ export class PackWriter {
   readonly #manifests: string[] = [];
   readonly #manifestIds = new Set<string>();
   #manifestChars = 0;
-  /** Manifest text compressed so far to learn the TOC's ratio: [first manifest not yet sampled, raw chars, stored bytes]. */
-  #sample = { from: 0, chars: 0, raw: 0, stored: 0 };
+  /** Manifest text compressed to learn the TOC's ratio: next sample at `chars`; bytes sampled, raw and stored. */
+  #sample = { chars: TOC_SAMPLE_CHARS, raw: 0, stored: 0 };
   #finished = false;
 
   /**
@@ -459,8 +459,9 @@ export class PackWriter {
    * What the manifests will take in the stored TOC. With compression on, the
    * TOC is compressed at finish; a writer that sealed on the raw length made
    * packs of small files an eighth short of the target (their manifests, JSON,
-   * shrink about 4×). The ratio is learnt from the manifests themselves: every
-   * {@linkcode TOC_SAMPLE_CHARS} of new manifest text is compressed once.
+   * shrink about 4×). The ratio is learnt from the manifests themselves: the
+   * newest {@linkcode TOC_SAMPLE_CHARS} of text is compressed when the text
+   * reaches 64 KiB, then each time it has grown fourfold.
    */
   #manifestBytesEstimate(): number {
     const s = this.#sample;
@@ -471,13 +472,18 @@ export class PackWriter {
 
   #learnTocRatio(): void {
     const s = this.#sample;
-    if (this.#level === undefined || this.#manifestChars - s.chars < TOC_SAMPLE_CHARS) return;
-    const text = encoder.encode(this.#manifests.slice(s.from).join(","));
+    // Samples at 64 KiB, 256 KiB, 1 MiB… of manifest text, each the newest ≈64 KiB of it: a
+    // few small compressions per pack (compressing all of it again cost as much as the TOC's own).
+    if (this.#level === undefined || this.#manifestChars < s.chars) return;
+    let from = this.#manifests.length;
+    for (let chars = 0; from > 0 && chars < TOC_SAMPLE_CHARS;) {
+      chars += this.#manifests[--from]!.length;
+    }
+    const text = encoder.encode(this.#manifests.slice(from).join(","));
     const packed = compressIfWorthIt(text, this.#level);
     s.raw += text.length;
     s.stored += packed?.length ?? text.length;
-    s.from = this.#manifests.length;
-    s.chars = this.#manifestChars;
+    s.chars = Math.max(this.#manifestChars, TOC_SAMPLE_CHARS) * 4;
   }
 
   /** How many blobs were added. */

@@ -25,6 +25,7 @@
 import { parseArgs } from "node:util";
 import { body } from "../tests/data.ts";
 import { initStore, openStore } from "../store/store.ts";
+import { defaultConfig, writeConfigVersion } from "../format/config.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { EventBus } from "../store/events.ts";
 import { createRebuildIndexAgent } from "../maintenance/mod.ts";
@@ -112,6 +113,7 @@ async function putMany(
 async function ensureStore(): Promise<void> {
   try {
     await Deno.stat(`${dir}/ready`);
+    await defaultSchedule();
     return;
   } catch { /* make it */ }
   await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -131,7 +133,31 @@ async function ensureStore(): Promise<void> {
   for await (const e of Deno.readDir(`${dir}/store/${SNAPSHOT_PREFIX}`)) {
     await Deno.copyFile(`${dir}/store/${SNAPSHOT_PREFIX}${e.name}`, `${dir}/saved/${e.name}`);
   }
+  await defaultSchedule();
   await Deno.writeTextFile(`${dir}/ready`, "");
+}
+
+/**
+ * Puts the default snapshot schedule back in force (a new config version) once the store is
+ * made: the rebuilds are measured on a store configured as users' are (a rebuild from the
+ * newest snapshot with fewer than `snapshotEveryPacks` packs past it writes no new one).
+ */
+async function defaultSchedule(): Promise<void> {
+  const { location, host } = await open();
+  const store = await openStore(location, { hostStorage: host, deferIndex: true });
+  const config = store.config!;
+  const defaults = defaultConfig();
+  if (
+    config.snapshotEveryPacks !== defaults.snapshotEveryPacks ||
+    config.snapshotIntervalMs !== defaults.snapshotIntervalMs
+  ) {
+    await writeConfigVersion(location, {
+      ...config,
+      snapshotEveryPacks: defaults.snapshotEveryPacks,
+      snapshotIntervalMs: defaults.snapshotIntervalMs,
+    }, { chunking: store.descriptor!.chunking });
+  }
+  await store.close();
 }
 
 /** Puts the snapshots back as made (one snapshot, EXTRA artifacts after it); drops the host cache. */

@@ -136,7 +136,9 @@ async function decompressToFile(
   path: string,
 ): Promise<void> {
   using file = await Deno.open(path, { write: true, create: true, truncate: true });
-  const z = createZstdDecompress({ chunkSize: 1 << 20 });
+  // 4 MiB output pieces (1 MiB ones cost about a tenth more); written asynchronously, so that
+  // the writes overlap the decompression (synchronous ones measured a fifth slower).
+  const z = createZstdDecompress({ chunkSize: PIECE });
   let written = 0;
   let failure: unknown;
   const pending: Uint8Array[] = [];

@@ -241,8 +241,14 @@ export function decompressExactly(
 ): Uint8Array {
   let out: Uint8Array;
   try {
-    // maxOutputLength must be ≥ 1; a zero-length raw never is stored compressed anyway.
-    const b = zstdDecompressSync(stored, { maxOutputLength: Math.max(1, rawLength) });
+    // maxOutputLength must be ≥ 1; a zero-length raw never is stored compressed anyway. One
+    // output piece of the announced size (plus the byte that detects a longer stream): with the
+    // default 16 KiB pieces, joining them cost more than the decompression (2.7 against 8.8 ms
+    // for a 1.4 MB TOC).
+    const b = zstdDecompressSync(stored, {
+      maxOutputLength: Math.max(1, rawLength),
+      chunkSize: Math.max(64, rawLength + 1),
+    });
     out = new Uint8Array(b.buffer, b.byteOffset, b.length);
   } catch (cause) {
     const code = (cause as { code?: string }).code;

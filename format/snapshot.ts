@@ -305,7 +305,12 @@ export function decodeSnapshot(
   let db: Uint8Array;
   try {
     // The frame's content checksum is checked by the decompressor.
-    const out = zstdDecompressSync(body, { maxOutputLength: Math.max(1, header.dbBytes) });
+    const out = zstdDecompressSync(body, {
+      maxOutputLength: Math.max(1, header.dbBytes),
+      // One output piece of the announced size (and a byte to detect a longer stream): joining
+      // default 16 KiB pieces costs more than decompressing (format/compression.ts).
+      chunkSize: Math.max(64, header.dbBytes + 1),
+    });
     db = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (cause) {
     throw new CorruptObjectError(

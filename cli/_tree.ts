@@ -393,6 +393,8 @@ export async function putTree(
   let batch: WriteBatch;
   try {
     batch = store.batch({
+      // Outcomes are counted here as they come: a tree of millions of files keeps none.
+      keepResults: false,
       onResult: (r, i) => {
         if (r.ok) {
           bytes += r.info.size;

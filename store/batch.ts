@@ -60,11 +60,20 @@ export interface BatchOptions {
    * position in the session.
    */
   onResult?: (result: BatchResult, index: number) => void;
+  /**
+   * Keep every put's outcome for {@linkcode BatchSummary.results} (default
+   * `true`). A session of very many puts that takes its outcomes through
+   * `onResult` passes `false`: `close()` then reports the counts with an
+   * empty `results`, and the session's memory no longer grows with the
+   * number of puts (each kept outcome holds the artifact's info: about
+   * 0.5–1 KiB).
+   */
+  keepResults?: boolean;
 }
 
 /** What {@linkcode WriteBatch.close} reports. */
 export interface BatchSummary {
-  /** Every put's outcome, in the order the puts were made. */
+  /** Every put's outcome, in the order the puts were made (empty with `keepResults: false`). */
   results: BatchResult[];
   /** Puts stored. */
   stored: number;
@@ -89,7 +98,7 @@ export interface BatchHost {
  *
  * Memory stays bounded: a put waits (before reading its body) while two
  * sealed packs are being written, so at most the open pack and two sealed
- * ones are held.
+ * ones are held — plus each put's outcome, unless `keepResults` is `false`.
  */
 export class WriteBatch {
   readonly #host: BatchHost;
@@ -180,7 +189,7 @@ export class WriteBatch {
   }
 
   #settle(index: number, result: BatchResult): void {
-    this.#results[index] = result;
+    if (this.#options.keepResults ?? true) this.#results[index] = result;
     if (result.ok) {
       this.#stored++;
       this.#bytes += result.info.size;

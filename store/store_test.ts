@@ -1439,6 +1439,21 @@ Deno.test("Store.batch() fails a bad name or a failing body alone; the other put
   await store.close();
 });
 
+Deno.test("Store.batch({ keepResults: false }) reports outcomes through onResult and counts only", async () => {
+  const { store } = await initStore(new MemoryDriver(), SMALL);
+  const seen: Array<[number, boolean]> = [];
+  const batch = store.batch({ keepResults: false, onResult: (r, i) => seen.push([i, r.ok]) });
+  for (let i = 0; i < 50; i++) await batch.put(NS, `k${i}`, randomBytes(300, 100 + i));
+  await batch.put(NS, "bad\u0000key", randomBytes(10, 1));
+  const summary = await batch.close();
+  assert.deepEqual(summary.results, []);
+  assert.deepEqual([summary.stored, summary.failed, summary.bytes], [50, 1, 50 * 300]);
+  assert.equal(seen.length, 51);
+  assert.deepEqual(seen.filter(([, ok]) => !ok).map(([i]) => i), [50]);
+  assertBytes(await store.get(NS, "k49"), randomBytes(300, 149), "k49");
+  await store.close();
+});
+
 Deno.test("Store.batch() holds at most two sealed packs in flight: a put waits while they are written", async () => {
   const objects = new Map<string, Uint8Array>();
   const releases: Array<() => void> = [];

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { capsa, capsaOk, CLI, PROCESS_FLAGS, ROOT, runToEnd } from "./processes.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "./s3_server.ts";
+import { pathExists } from "../cli/_files.ts";
 
 const enc = new TextEncoder();
 
@@ -306,7 +307,7 @@ Deno.test("capsa init and move refuse a directory holding any file; init never w
     assert.equal(errorCode(init), "location_not_empty");
     assert.match(init.stderr, /Photos\/IMG 0001\.JPG.*choose a new or empty one/);
     assert.deepEqual(await treeState(full), before);
-    assert.equal(await exists(`${s.dir}/full.kit`), false);
+    assert.equal(await pathExists(`${s.dir}/full.kit`), false);
 
     // Run inside an empty directory, the default kit would land in the store.
     await Deno.mkdir(`${s.dir}/here`);
@@ -331,16 +332,6 @@ Deno.test("capsa init and move refuse a directory holding any file; init never w
     await s.dispose();
   }
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 // ------------------------------------------------------------ trees
 
@@ -478,7 +469,7 @@ Deno.test("Ctrl-C during capsa put --from says what was stored; running it again
         crypto.getRandomValues(new Uint8Array(40_000)),
       );
     }
-    assert.equal(await exists(`${s.dir}/store/packs`), false, "no pack before the put starts");
+    assert.equal(await pathExists(`${s.dir}/store/packs`), false, "no pack before the put starts");
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",

@@ -26,6 +26,7 @@ import { initStore, openStore } from "../store/store.ts";
 import type { InitStoreOptions } from "../store/types.ts";
 import { body, Xorshift } from "./data.ts";
 import { capsa, capsaOk } from "./processes.ts";
+import { pathExists } from "../cli/_files.ts";
 
 const KiB = 1024;
 const NS = "docs";
@@ -328,23 +329,13 @@ Deno.test("capsa init --compression/--compression-level: recorded in the config,
       const lines = r.stderr.trim().split("\n");
       assert.equal(lines.length, 1, r.stderr);
       assert.match(lines[0]!, message);
-      assert.equal(await exists(location), false, `${args.join(" ")} created the store`);
-      assert.equal(await exists(`${dir}/bad-kit.txt`), false, `${args.join(" ")} wrote a kit`);
+      assert.equal(await pathExists(location), false, `${args.join(" ")} created the store`);
+      assert.equal(await pathExists(`${dir}/bad-kit.txt`), false, `${args.join(" ")} wrote a kit`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 Deno.test("capsa verify --data (a real process) names a compressed blob whose frame is broken, and one whose frame decompresses to other bytes (the raw digest is checked)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "capsa-compression-verify-" });

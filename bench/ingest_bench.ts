@@ -46,7 +46,7 @@ import { createHasher } from "../format/hashing.ts";
 import { PACK_PREFIX } from "../layout.ts";
 import { initStore } from "../store/store.ts";
 import type { InitStoreOptions } from "../store/types.ts";
-import { CAPSA, peakRss } from "./_capsa.ts";
+import { CAPSA, type MeasuredRun, runMeasured } from "./_capsa.ts";
 
 const { values } = parseArgs({
   options: {
@@ -71,7 +71,6 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const PIECE = 4 * MiB;
 const PASSPHRASE = "capsa ingest bench passphrase";
-const dec = new TextDecoder();
 
 function fail(message: string): never {
   console.error(`bench/ingest_bench.ts: ${message}`);
@@ -290,78 +289,19 @@ if (values.child === "floors") {
 const SELF = new URL(import.meta.url).pathname;
 const ENV = values.encrypt ? { CAPSA_PASSPHRASE: PASSPHRASE } : {};
 
-const GNU_TIME = await (async () => {
-  const out = await Deno.makeTempFile();
-  try {
-    const r = await new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%M", "-o", out, "true"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return r.success && /^\d+\s*$/m.test(await Deno.readTextFile(out));
-  } catch {
-    return false;
-  } finally {
-    await Deno.remove(out);
-  }
-})();
+type Measured = MeasuredRun;
 
-/** One finished process. */
-interface Measured {
-  /** Wall time from spawn to exit, seconds. */
-  s: number;
-  /** Peak RSS, bytes. */
-  rss: number | undefined;
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs a process to its end, timing it and taking its peak RSS. With
- * `stdinFrom`, that file's bytes are piped into its stdin.
- */
-async function measure(
+/** Runs a process to its end, timed, with its peak RSS; `stdinFrom` is piped into its stdin. */
+function measure(
   program: string,
   args: string[],
   options: { stdinFrom?: string; env?: Record<string, string> } = {},
 ): Promise<Measured> {
-  const rssFile = GNU_TIME ? await Deno.makeTempFile({ dir: base }) : undefined;
-  const t0 = performance.now();
-  const child = new Deno.Command(rssFile ? "/usr/bin/time" : program, {
-    args: rssFile ? ["-f", "%M", "-o", rssFile, program, ...args] : args,
+  return runMeasured(program, args, {
     env: { NO_COLOR: "1", ...options.env },
-    stdin: options.stdinFrom === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let polled = 0;
-  const poll = rssFile ? undefined : setInterval(async () => {
-    try {
-      const hwm = /^VmHWM:\s+(\d+) kB/m.exec(await Deno.readTextFile(`/proc/${child.pid}/status`));
-      if (hwm) polled = Math.max(polled, Number(hwm[1]) * KiB);
-    } catch { /* gone */ }
-  }, 20);
-  const output = child.output();
-  if (options.stdinFrom !== undefined) {
-    // As `cat FILE | capsa put …`: the bytes come from the page cache, so the pipe's producer
-    // costs a copy, not the generation of the data on the same two cores.
-    const source = await Deno.open(options.stdinFrom, { read: true });
-    await source.readable.pipeTo(child.stdin).catch(() => {
-      // The child exited early: its stderr says why.
-    });
-  }
-  const out = await output;
-  const s = (performance.now() - t0) / 1000;
-  if (poll !== undefined) clearInterval(poll);
-  const rss = await peakRss(rssFile, polled);
-  return {
-    s,
-    rss,
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+    tmpDir: base,
+    ...(options.stdinFrom === undefined ? {} : { stdinFrom: options.stdinFrom }),
+  });
 }
 
 function ok(m: Measured, what: string): Measured {

@@ -50,7 +50,7 @@ import {
   PACK_PREFIX,
   SNAPSHOT_PREFIX,
 } from "../layout.ts";
-import { CAPSA, peakRss } from "./_capsa.ts";
+import { CAPSA, GNU_TIME, runMeasured } from "./_capsa.ts";
 
 const { values } = parseArgs({
   options: {
@@ -106,15 +106,6 @@ if (!await runs("restic", ["version"])) {
   Deno.exit(0);
 }
 const HAS_BORG = await runs("borg", ["--version"]);
-const GNU_TIME = await (async () => {
-  const probe = await Deno.makeTempFile();
-  try {
-    const ok = await runs("/usr/bin/time", ["-f", "%M", "-o", probe, "true"]);
-    return ok && /^\d+\s*$/m.test(await Deno.readTextFile(probe));
-  } finally {
-    await Deno.remove(probe);
-  }
-})();
 /** restic ≥ 0.16 has `repair index`; before, `rebuild-index`. */
 const RESTIC_REBUILD = await runs("restic", ["repair", "index", "--help"])
   ? ["repair", "index"]
@@ -139,35 +130,14 @@ async function measure(
   env: Record<string, string> = {},
 ): Promise<Measured> {
   const line = [program, ...args].join(" ");
-  const rssFile = GNU_TIME ? await Deno.makeTempFile({ dir: base }) : undefined;
-  const t0 = performance.now();
-  const child = new Deno.Command(rssFile ? "/usr/bin/time" : program, {
-    args: rssFile ? ["-f", "%M", "-o", rssFile, program, ...args] : args,
-    env,
-    cwd: base,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let polled = 0;
-  const poll = rssFile ? undefined : setInterval(async () => {
-    try {
-      const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
-      const hwm = /^VmHWM:\s+(\d+) kB/m.exec(status);
-      if (hwm) polled = Math.max(polled, Number(hwm[1]) * KiB);
-    } catch { /* gone */ }
-  }, 20);
-  const out = await child.output();
-  const s = (performance.now() - t0) / 1000;
-  if (poll !== undefined) clearInterval(poll);
-  const rss = await peakRss(rssFile, polled);
-  if (!out.success) {
+  const out = await runMeasured(program, args, { env, cwd: base, tmpDir: base });
+  if (out.code !== 0) {
     throw new CommandFailed(
-      `${line}\nexited with code ${out.code}; its stderr:\n${dec.decode(out.stderr).trim()}\n` +
-        `its stdout:\n${dec.decode(out.stdout).trim().slice(-2000)}`,
+      `${line}\nexited with code ${out.code}; its stderr:\n${out.stderr.trim()}\n` +
+        `its stdout:\n${out.stdout.trim().slice(-2000)}`,
     );
   }
-  return { s, rss, stdout: dec.decode(out.stdout) };
+  return { s: out.s, rss: out.rss, stdout: out.stdout };
 }
 
 class CommandFailed extends Error {}

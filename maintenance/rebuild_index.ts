@@ -122,7 +122,7 @@ export interface RebuildStats {
    * Whether the rebuild wrote a fresh index snapshot: always after a full
    * scan; after starting from a snapshot only when it read
    * `snapshotEveryPacks` packs or more past it, or a newer snapshot was
-   * unusable (docs/DESIGN.md §5.1).
+   * unusable (docs/DESIGN.md §5.3).
    */
   snapshotWritten: boolean;
   /** Elapsed time in ms. */
@@ -550,9 +550,9 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
   }
 
   /**
-   * Writes a fresh snapshot of the new index, pruned to the `snapshotsKept` of
-   * the config this rebuild resolved (the one in force now, not the handle's),
-   * and the host cache.
+   * Writes a fresh snapshot of the new index (when `snapshot`), pruned to the
+   * `snapshotsKept` of the config this rebuild resolved (the one in force now,
+   * not the handle's), and the host cache.
    */
   async #persist(
     index: StoreIndex,

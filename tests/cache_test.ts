@@ -10,18 +10,12 @@
  */
 
 import assert from "node:assert/strict";
-import { capsa, capsaOk, CLI, PROCESS_FLAGS } from "./processes.ts";
+import { capsa, capsaOk, CLI, denoDir, PROCESS_FLAGS } from "./processes.ts";
 
 const enc = new TextEncoder();
 
-/** Deno's own cache: a sandboxed XDG_CACHE_HOME would otherwise move it (and refetch everything). */
-const DENO_DIR: string = Deno.env.get("DENO_DIR") ??
-  JSON.parse(
-    new TextDecoder().decode(
-      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
-        .output()).stdout,
-    ),
-  ).denoDir;
+/** Deno's own cache directory, kept out of the sandboxed XDG_CACHE_HOME (tests/processes.ts). */
+const DENO_DIR: string = await denoDir();
 
 interface Listed {
   path: string;

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runToEnd } from "./processes.ts";
+import { denoDir, runToEnd } from "./processes.ts";
 import { acquireLease, readLease } from "../store/lease.ts";
 import { openStore } from "../store/store.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
@@ -36,18 +36,8 @@ interface Run {
   bytes: Uint8Array;
 }
 
-/**
- * Deno's own cache directory. The tests point XDG_CACHE_HOME (where capsa
- * keeps host directories) at a sandbox, which would also move Deno's cache
- * there: DENO_DIR keeps it where the dependencies already are.
- */
-const DENO_DIR: string = Deno.env.get("DENO_DIR") ??
-  JSON.parse(
-    dec.decode(
-      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
-        .output()).stdout,
-    ),
-  ).denoDir;
+/** Deno's own cache directory, kept out of the sandboxed XDG_CACHE_HOME (tests/processes.ts). */
+const DENO_DIR: string = await denoDir();
 
 /** The environment of a CLI process whose per-user cache directory is `cache`. */
 function envFor(cache: string): Record<string, string> {

@@ -7,24 +7,14 @@
  */
 
 import assert from "node:assert/strict";
-import { capsa, capsaOk, CLI, PROCESS_FLAGS, ROOT, runToEnd } from "./processes.ts";
+import { capsa, capsaOk, CLI, denoDir, PROCESS_FLAGS, ROOT, runToEnd } from "./processes.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "./s3_server.ts";
 import { pathExists } from "../cli/_files.ts";
 
 const enc = new TextEncoder();
 
-/**
- * Deno's own cache directory: a CLI process whose XDG_CACHE_HOME points at a
- * sandbox would move Deno's cache there too (and fetch every dependency
- * again); DENO_DIR keeps it where the dependencies already are.
- */
-const DENO_DIR: string = Deno.env.get("DENO_DIR") ??
-  JSON.parse(
-    new TextDecoder().decode(
-      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
-        .output()).stdout,
-    ),
-  ).denoDir;
+/** Deno's own cache directory, kept out of the sandboxed XDG_CACHE_HOME (tests/processes.ts). */
+const DENO_DIR: string = await denoDir();
 
 /** A temporary directory with its own per-user cache (XDG_CACHE_HOME). */
 async function sandbox() {

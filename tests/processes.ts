@@ -63,6 +63,27 @@ export interface ProcessResult {
 
 let faketimeChecked: Promise<void> | undefined;
 
+let denoDirOnce: Promise<string> | undefined;
+
+/**
+ * Deno's own cache directory (`DENO_DIR`, else what `deno info` says). A test
+ * that points XDG_CACHE_HOME (where capsa keeps host directories) at a sandbox
+ * would also move Deno's cache there, and the CLI would fetch every dependency
+ * again: passing DENO_DIR keeps it where the dependencies already are.
+ * @returns The directory.
+ */
+export function denoDir(): Promise<string> {
+  denoDirOnce ??= (async () =>
+    Deno.env.get("DENO_DIR") ??
+      JSON.parse(
+        new TextDecoder().decode(
+          (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+            .output()).stdout,
+        ),
+      ).denoDir)();
+  return denoDirOnce;
+}
+
 /**
  * Fails, with the command that installs it, when `faketime` is missing: the
  * tests that shift a process's clock must not pass by skipping.

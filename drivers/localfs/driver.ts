@@ -46,6 +46,7 @@ import {
   isRealFile,
   joinPath,
   lstatOrUndefined,
+  lstatSyncOrUndefined,
   sameFile,
   tempName,
   walk,
@@ -136,16 +137,17 @@ export class LocalFsDriver implements Driver {
     return joinPath(this.#root, names, count);
   }
 
-  /** `lstat` of each of the first `count` paths of `names` (all at once; `undefined` if absent). */
-  async #lstatPath(
+  /** `lstat` of each of the first `count` paths of `names` (`undefined` if absent). */
+  #lstatPath(
     key: string,
     operation: Operation,
     names: readonly string[],
     count: number,
-  ): Promise<(Deno.FileInfo | undefined)[]> {
+  ): (Deno.FileInfo | undefined)[] {
     try {
-      return await Promise.all(
-        Array.from({ length: count }, (_, i) => lstatOrUndefined(this.#path(names, i + 1))),
+      return Array.from(
+        { length: count },
+        (_, i) => lstatSyncOrUndefined(this.#path(names, i + 1)),
       );
     } catch (e) {
       throw fsError(e, key, operation);
@@ -179,14 +181,14 @@ export class LocalFsDriver implements Driver {
    * file by device and inode. (Deno offers no `openat`, and `/proc/self/fd`
    * only with `--allow-all`, so this narrows a race rather than closing it.)
    */
-  async #isAt(
+  #isAt(
     opened: { dev: number | bigint; ino: number | bigint | null },
     key: string,
     operation: Operation,
     names: readonly string[],
-  ): Promise<boolean> {
+  ): boolean {
     const dirs = names.length - 1;
-    const infos = await this.#lstatPath(key, operation, names, names.length);
+    const infos = this.#lstatPath(key, operation, names, names.length);
     if (this.#existingDirs(key, operation, names, infos, dirs).count < dirs) return false;
     const info = infos[dirs];
     return isRealFile(info) && sameFile(opened, info);
@@ -203,7 +205,7 @@ export class LocalFsDriver implements Driver {
     names: readonly string[],
   ): Promise<Deno.FileInfo | undefined | false> {
     const dirs = names.length - 1;
-    const infos = await this.#lstatPath(key, "write", names, names.length);
+    const infos = this.#lstatPath(key, "write", names, names.length);
     const found = this.#existingDirs(key, "write", names, infos, dirs);
     if (found.file !== undefined) throw conflict(key, `the object "${found.file}"`);
     if (found.count === dirs) return infos[dirs];
@@ -243,7 +245,7 @@ export class LocalFsDriver implements Driver {
     const dirs = names.length - 1;
     const path = this.#path(names);
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const infos = await this.#lstatPath(key, "read", names, names.length);
+      const infos = this.#lstatPath(key, "read", names, names.length);
       const found = this.#existingDirs(key, "read", names, infos, dirs);
       if (found.count < dirs) throw new NotFoundError(key);
       const info = infos[dirs];
@@ -260,7 +262,7 @@ export class LocalFsDriver implements Driver {
       }
       try {
         const opened = await handle.stat();
-        if (await this.#isAt(opened, key, "read", names) && opened.isFile()) {
+        if (this.#isAt(opened, key, "read", names) && opened.isFile()) {
           return { handle, size: opened.size, modified: opened.mtime?.getTime() };
         }
       } catch (e) {
@@ -435,7 +437,7 @@ export class LocalFsDriver implements Driver {
       try {
         // Before writing a byte: the temporary file must be inside the root.
         const created = await handle.stat();
-        if (!await this.#isAt(created, key, "write", tempNames)) {
+        if (!this.#isAt(created, key, "write", tempNames)) {
           throw refused(key, "write", dir, "not the directory that was checked (it was swapped)");
         }
         await writeAll(handle, bytes);
@@ -499,7 +501,7 @@ export class LocalFsDriver implements Driver {
     const dirs = names.length - 1;
     const path = this.#path(names);
     try {
-      const infos = await this.#lstatPath(key, "delete", names, names.length);
+      const infos = this.#lstatPath(key, "delete", names, names.length);
       if (this.#existingDirs(key, "delete", names, infos, dirs).count < dirs) return;
       const info = infos[dirs];
       // Nothing there, or a folder of other keys: no such object.

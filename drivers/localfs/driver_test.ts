@@ -550,13 +550,14 @@ interface Interceptions {
 }
 
 /**
- * Runs `fn` with Deno.lstat wrapped, so that a test can
- * swap entries at a chosen moment of the driver's work: a race, made
+ * Runs `fn` with Deno.lstat and Deno.lstatSync wrapped (the driver checks
+ * paths with the second, lists with the first), so that a test can swap
+ * entries at a chosen moment of the driver's work: a race, made
  * deterministic.
  */
 async function intercepted<T>(on: Interceptions, fn: () => Promise<T>): Promise<T> {
-  const d = Deno as { lstat: typeof Deno.lstat };
-  const { lstat } = d;
+  const d = Deno as { lstat: typeof Deno.lstat; lstatSync: typeof Deno.lstatSync };
+  const { lstat, lstatSync } = d;
   const inflight: Promise<unknown>[] = [];
   d.lstat = async (path) => {
     on.beforeLstat?.(String(path));
@@ -570,10 +571,17 @@ async function intercepted<T>(on: Interceptions, fn: () => Promise<T>): Promise<
     }
     return info;
   };
+  d.lstatSync = (path) => {
+    on.beforeLstat?.(String(path));
+    const info = lstatSync(path);
+    on.afterLstat?.(String(path));
+    return info;
+  };
   try {
     return await fn();
   } finally {
     d.lstat = lstat;
+    d.lstatSync = lstatSync;
   }
 }
 
@@ -654,7 +662,7 @@ Deno.test("LocalFsDriver.put() writes nothing outside when a directory is swappe
   assert.deepEqual((await walk(r.parent)).filter((e) => e.path.includes(",tmp.")), []);
 });
 
-type Patchable = "link" | "rename" | "lstat";
+type Patchable = "link" | "rename" | "lstat" | "lstatSync";
 
 /** Runs `fn` with one of Deno's filesystem functions replaced. */
 async function patched<K extends Patchable>(
@@ -728,13 +736,19 @@ Deno.test("LocalFsDriver maps filesystem errors to typed errors, keeping the old
     assert.deepEqual(await s.driver.get("k"), bytesOf("old"), code);
   }
   // Reads too: a failing lstat is an error, never "not found".
-  const lstat = Deno.lstat;
+  // (Operations check paths with lstatSync, listings use lstat: both fail here.)
+  const { lstat, lstatSync } = Deno;
   await patched("lstat", (path) => {
     return String(path).endsWith("/k") ? Promise.reject(systemError("EIO")) : lstat(path);
   }, async () => {
-    await rejects(s.driver.get("k"), LocalFsError);
-    await rejects(s.driver.delete("k"), LocalFsError);
-    await rejects(keysOf(s.driver, ""), LocalFsError);
+    await patched("lstatSync", (path) => {
+      if (String(path).endsWith("/k")) throw systemError("EIO");
+      return lstatSync(path);
+    }, async () => {
+      await rejects(s.driver.get("k"), LocalFsError);
+      await rejects(s.driver.delete("k"), LocalFsError);
+      await rejects(keysOf(s.driver, ""), LocalFsError);
+    });
   });
   assert.deepEqual((await walk(s.root)).map((e) => e.path), ["k"]);
 });

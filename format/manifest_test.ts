@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import { hashBytes } from "./hashing.ts";
 import {
+  InlineArena,
   type Manifest,
   manifestToJson,
   MAX_ARTIFACT_KEY_BYTES,
@@ -153,17 +154,48 @@ Deno.test("validateManifest() wants exactly one of an inline body and blobs", ()
   assertCorrupt(json({ blobs: [DIGEST] }), /both an inline body and blobs/);
   assertCorrupt(json({ inline: undefined }), /neither an inline body nor blobs/);
   assertCorrupt(json({ size: 6 }), /inline body is 5 bytes, size says 6/);
-  assertCorrupt(json({ inline: "aGVsbG8" }), /not canonical base64/);
-  assertCorrupt(json({ inline: "aGVs bG8=" }), /not canonical base64/);
-  // Whitespace the decoder would skip, in a length that is a multiple of 4; the URL alphabet.
-  assertCorrupt(json({ inline: "aGVsbA=\n" }), /not canonical base64/);
-  assertCorrupt(json({ inline: "aGVs    " }), /not canonical base64/);
-  assertCorrupt(json({ inline: "aGV\tbGxv" }), /not canonical base64/);
-  assertCorrupt(json({ inline: "aGVs-G8=" }), /not canonical base64/);
-  assertCorrupt(json({ inline: "aGVsbG9=" }), /not canonical base64/); // non-zero padding bits
-  assertCorrupt(json({ inline: 5 }), /inline must be a base64 string/);
-  const big = new Uint8Array(MAX_INLINE_BYTES + 1).toBase64();
-  assertCorrupt(json({ inline: big, size: MAX_INLINE_BYTES + 1 }), /inline body larger than/);
+  // Decoded into a buffer of its own, or into an arena's shared pieces (a TOC's way): the same rules.
+  for (const options of [{}, { inlineArena: new InlineArena() }]) {
+    assertCorrupt(json({ inline: "aGVsbG8" }), /not canonical base64/, options);
+    assertCorrupt(json({ inline: "aGVs bG8=" }), /not canonical base64/, options);
+    // Whitespace the decoder would skip, in a length that is a multiple of 4; the URL alphabet.
+    assertCorrupt(json({ inline: "aGVsbA=\n" }), /not canonical base64/, options);
+    assertCorrupt(json({ inline: "aGVs    " }), /not canonical base64/, options);
+    assertCorrupt(json({ inline: "aGV\tbGxv" }), /not canonical base64/, options);
+    assertCorrupt(json({ inline: "aGVs-G8=" }), /not canonical base64/, options);
+    assertCorrupt(json({ inline: "aGVsbG9=" }), /not canonical base64/, options); // padding bits
+    assertCorrupt(json({ inline: 5 }), /inline must be a base64 string/, options);
+    const big = new Uint8Array(MAX_INLINE_BYTES + 1).toBase64();
+    assertCorrupt(
+      json({ inline: big, size: MAX_INLINE_BYTES + 1 }),
+      /inline body larger than/,
+      options,
+    );
+  }
+});
+
+Deno.test("validateManifest() with an InlineArena: every body intact across the arena's pieces", () => {
+  const arena = new InlineArena();
+  const bodies = Array.from({ length: 3000 }, (_, i) => {
+    const b = new Uint8Array(1 + (i * 37) % 300);
+    for (let j = 0; j < b.length; j++) b[j] = (i * 131 + j * 7) & 0xff;
+    return b;
+  });
+  // A refused body in the middle leaves the others as they are.
+  assertCorrupt(json({ inline: "aGVs bG8=" }), /not canonical base64/, { inlineArena: arena });
+  const decoded = bodies.map((b) =>
+    validateManifest(
+      PACK_KEY,
+      json({ inline: b.toBase64(), size: b.length, digest: hashBytes("blake3", b) }),
+      { inlineArena: arena },
+    ).inline!
+  );
+  // 3,000 bodies of up to 300 bytes fill more than one 256 KiB piece.
+  assert.ok(new Set(decoded.map((d) => d.buffer)).size > 1);
+  decoded.forEach((d, i) => assert.deepEqual(d, bodies[i], `body ${i}`));
+  // An empty body decodes to no bytes.
+  const empty = json({ inline: "", size: 0, digest: hashBytes("blake3", new Uint8Array(0)) });
+  assert.equal(validateManifest(PACK_KEY, empty, { inlineArena: arena }).inline!.length, 0);
 });
 
 Deno.test("validateManifest() holds tombstones to their rules", () => {

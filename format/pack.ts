@@ -51,7 +51,7 @@ import {
 import { blobIdToBytes, type HashAlgorithm, hashBytes, isBlobId } from "./hashing.ts";
 import { AAD, SEAL_OVERHEAD, type StoreKeys } from "./crypto.ts";
 import { isStoreId } from "./fields.ts";
-import { type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
+import { InlineArena, type Manifest, manifestToJson, validateManifest } from "./manifest.ts";
 import { isUlid, ULID_LENGTH } from "./ulid.ts";
 import { decodeUtf8 } from "./_json.ts";
 import {
@@ -1078,9 +1078,16 @@ export function decodePackToc(
   }
   const manifests: Manifest[] = new Array(parsed.length);
   const manifestIds = new Set<string>();
+  // Inline bodies share a few buffers: a TOC's manifests are decoded at once.
+  const inlineArena = new InlineArena();
   for (let i = 0; i < parsed.length; i++) {
     // The parsed values are this function's own: adopt them rather than copy.
-    const m = validateManifest(key, parsed[i], { storeId, label: `manifest ${i}`, adopt: true });
+    const m = validateManifest(key, parsed[i], {
+      storeId,
+      label: `manifest ${i}`,
+      adopt: true,
+      inlineArena,
+    });
     if (manifestIds.has(m.id)) bad(`manifest ${i} repeats manifest id ${m.id}`);
     manifestIds.add(m.id);
     manifests[i] = m;

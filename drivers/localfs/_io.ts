@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { FileHandle } from "node:fs/promises";
+import { read } from "node:fs";
 import { errnoOf } from "./errors.ts";
 import { lstatOrUndefined, SEP, tempName } from "./paths.ts";
 
@@ -35,19 +35,20 @@ export async function writeAll(handle: Deno.FsFile, bytes: Uint8Array): Promise<
 }
 
 /**
- * Reads up to `length` bytes at `offset`; fewer at the end of the file.
- * @param handle The file. @param offset Where. @param length How many.
+ * Reads up to `length` bytes at `offset` of an open file descriptor; fewer at
+ * the end of the file. The read itself runs on the runtime's I/O threads, even
+ * for a few bytes: an operation that never waits for I/O would let a loop of
+ * reads starve every other task of the event loop.
+ * @param fd The file. @param offset Where. @param length How many.
  * @returns The bytes read.
  */
-export async function readAt(
-  handle: FileHandle,
-  offset: number,
-  length: number,
-): Promise<Uint8Array> {
+export async function readAt(fd: number, offset: number, length: number): Promise<Uint8Array> {
   const buffer = new Uint8Array(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
+    const bytesRead = await new Promise<number>((resolve, reject) =>
+      read(fd, buffer, done, length - done, offset + done, (e, n) => e ? reject(e) : resolve(n))
+    );
     if (bytesRead === 0) break;
     done += bytesRead;
   }

@@ -306,6 +306,7 @@ export class TreeReader {
   /** The batches not yet given back, in order: where each ends, its files not yet released. */
   readonly #held: Array<{ end: number; left: number; buffer: ArrayBuffer }> = [];
   #failed = false;
+  #closed = false;
   #read = 0;
 
   private constructor(worker: Worker) {
@@ -313,16 +314,15 @@ export class TreeReader {
   }
 
   /**
-   * Starts a reader worker on `paths`, or returns `undefined` where none can
-   * start (the module is not a local file, or is not readable under the
-   * granted permissions): the caller reads the files itself.
-   * @param paths The regular files to read, in order.
-   * @param hashing What to compute besides reading.
+   * Starts a reader worker, or returns `undefined` where none can start (the
+   * module is not a local file, or is not readable under the granted
+   * permissions): the caller reads the files itself. Start it before listing
+   * the files: it loads meanwhile.
    * @returns The reader.
    */
-  static start(paths: string[], hashing: ReaderHashing): TreeReader | undefined {
+  static spawn(): TreeReader | undefined {
     const url = import.meta.url;
-    if (!url.startsWith("file:") || paths.length === 0) return undefined;
+    if (!url.startsWith("file:")) return undefined;
     try {
       const path = decodeURIComponent(new URL(url).pathname);
       if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
@@ -330,11 +330,8 @@ export class TreeReader {
       const reader = new TreeReader(worker);
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
-        if (m.capsaReader === "ready") {
-          worker.postMessage(
-            { capsaReader: "start", paths, hashing, ahead: BATCHES_AHEAD } satisfies ToWorker,
-          );
-        } else if (m.capsaReader === "batch") reader.#arrived(m.buffer, m.files);
+        if (m.capsaReader === "ready") reader.#ready0();
+        else if (m.capsaReader === "batch") reader.#arrived(m.buffer, m.files);
       };
       worker.onerror = (e) => {
         // A worker that cannot start or dies: what it did not hand over is read here.
@@ -346,6 +343,24 @@ export class TreeReader {
     } catch {
       return undefined;
     }
+  }
+
+  #isReady = false;
+  #job: ToWorker | undefined;
+
+  #ready0(): void {
+    this.#isReady = true;
+    if (this.#job !== undefined) this.#worker.postMessage(this.#job);
+  }
+
+  /**
+   * Gives the worker the files to read, in order (once).
+   * @param paths The regular files.
+   * @param hashing What to compute besides reading.
+   */
+  begin(paths: string[], hashing: ReaderHashing): void {
+    this.#job = { capsaReader: "start", paths, hashing, ahead: BATCHES_AHEAD };
+    if (this.#isReady && !this.#failed) this.#worker.postMessage(this.#job);
   }
 
   /** Files the worker read and handed over. */
@@ -425,8 +440,10 @@ export class TreeReader {
     return new Promise((resolve) => this.#waiting.set(position, resolve));
   }
 
-  /** Stops the worker. */
+  /** Stops the worker (again: nothing). */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#worker.terminate();
     this.#failed = true;
     for (const [, waiter] of this.#waiting) waiter(undefined);

@@ -318,6 +318,22 @@ export async function putTree(
   dir: string,
   options: PutTreeOptions = {},
 ): Promise<PutTreeResult> {
+  // The reader worker loads while the tree is listed.
+  const reader = options.reader === "thread" ? undefined : TreeReader.spawn();
+  try {
+    return await putListed(store, namespace, dir, options, reader);
+  } finally {
+    reader?.close();
+  }
+}
+
+async function putListed(
+  store: Store,
+  namespace: string,
+  dir: string,
+  options: PutTreeOptions,
+  reader: TreeReader | undefined,
+): Promise<PutTreeResult> {
   // Regular files are measured when opened (openRegular), not while listing.
   const { files, skipped } = await listTree(dir, options.prefix ?? "", { measure: false });
   for (const f of files) {
@@ -354,7 +370,6 @@ export async function putTree(
     about(`${dir} (nothing was stored)`, e);
   }
   progress?.start(files.length, bytesPayload(0));
-  let reader: TreeReader | undefined;
   try {
     // The current versions under the prefix, read once (not one index lookup per file).
     let current: CurrentVersions | undefined;
@@ -371,7 +386,8 @@ export async function putTree(
     files.forEach((f, i) => {
       if (!f.dir && !f.symlink) positions[i] = paths.push(f.path) - 1;
     });
-    if (options.reader !== "thread") reader = TreeReader.start(paths, sessionHashing(batch));
+    if (paths.length === 0) reader = undefined;
+    reader?.begin(paths, sessionHashing(batch));
     // The puts of the session are made in file order (so are their results).
     let next = 0;
     const turns = new Map<number, () => void>();

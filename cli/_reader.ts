@@ -209,10 +209,9 @@ function serve(): void {
     const send = async () => {
       while (credits === 0) await new Promise<void>((r) => wake = r);
       credits--;
-      let buffer = free.pop();
-      if (buffer === undefined || buffer.byteLength < bytes) {
-        buffer = new ArrayBuffer(Math.max(bytes, BATCH_CAPACITY));
-      }
+      // A batch past the capacity (a file grew while read) gets a buffer of its own.
+      let buffer = bytes <= BATCH_CAPACITY ? free.pop() : undefined;
+      buffer ??= new ArrayBuffer(Math.max(bytes, BATCH_CAPACITY));
       const all = new Uint8Array(buffer);
       let at = 0;
       for (const p of pieces) {

@@ -160,6 +160,9 @@ const BATCH_CAPACITY = BATCH_BYTES + 2 * SYNC_READ_BYTES;
  */
 export const BATCHES_AHEAD = 6;
 
+/** A worker not loaded after this long is given up: the files are read on the main thread. */
+const READY_WITHIN_MS = 20_000;
+
 /** An error as it crosses to the main thread. */
 interface WireError {
   name: string;
@@ -306,6 +309,7 @@ export class TreeReader {
   readonly #held: Array<{ end: number; left: number; buffer: ArrayBuffer }> = [];
   #failed = false;
   #closed = false;
+  #late: ReturnType<typeof setTimeout> | undefined;
   #read = 0;
 
   private constructor(worker: Worker) {
@@ -327,14 +331,21 @@ export class TreeReader {
       if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
       const worker = new Worker(url, { type: "module", name: WORKER_NAME });
       const reader = new TreeReader(worker);
+      // A worker that neither loads nor fails (it should never happen) must not hang the put.
+      const late = setTimeout(() => reader.#fail(), READY_WITHIN_MS);
+      Deno.unrefTimer(late);
+      reader.#late = late;
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
-        if (m.capsaReader === "ready") reader.#ready0();
-        else if (m.capsaReader === "batch") reader.#arrived(m.buffer, m.files);
+        if (m.capsaReader === "ready") {
+          clearTimeout(late);
+          reader.#ready0();
+        } else if (m.capsaReader === "batch") reader.#arrived(m.buffer, m.files);
       };
       worker.onerror = (e) => {
         // A worker that cannot start or dies: what it did not hand over is read here.
         e.preventDefault();
+        clearTimeout(late);
         reader.#fail();
       };
       worker.onmessageerror = () => reader.#fail();
@@ -396,7 +407,7 @@ export class TreeReader {
   }
 
   #fail(): void {
-    if (this.#failed) return;
+    if (this.#failed || this.#closed) return;
     this.#failed = true;
     this.#worker.terminate();
     for (const [, waiter] of this.#waiting) waiter(undefined);
@@ -443,6 +454,7 @@ export class TreeReader {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#late);
     this.#worker.terminate();
     this.#failed = true;
     for (const [, waiter] of this.#waiting) waiter(undefined);

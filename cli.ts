@@ -13,5 +13,7 @@
  */
 
 import { main } from "./cli/main.ts";
+import { IN_WORKER } from "./cli/_reader.ts";
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+// In the bundle, `put --from`'s reader worker runs this file too (cli/_reader.ts): not the CLI.
+if (import.meta.main && !IN_WORKER) Deno.exit(await main(Deno.args));

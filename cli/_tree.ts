@@ -13,8 +13,10 @@ import { CapsaError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import { validateArtifactKey } from "../format/manifest.ts";
 import { pool } from "../pool.ts";
 import type { ArtifactInfo, Store, WriteBatch } from "../store/store.ts";
+import { putPrepared, sessionHashing } from "../store/batch.ts";
 import { writeFileAtomic } from "./_files.ts";
 import { bytesPayload, type Progress } from "./_progress.ts";
+import { type FileStat, type OpenedFile, openRegular, TreeReader } from "./_reader.ts";
 import { listAll } from "./_store.ts";
 
 /** Default number of files moved at once by `put --from` and `get --to`. */
@@ -116,7 +118,8 @@ export const MTIME_META = "capsa.mtime";
  * for a symbolic link, that it is one and its own modification time (its
  * body is the link's target; a link has no mode of its own).
  *
- * @param info The file's `lstat` (a symbolic link's own, never its target's).
+ * @param info The file's `lstat` (a symbolic link's own, never its target's), or the
+ *   `fstat` of an open regular file.
  * @returns The artifact metadata.
  *
  * @example
@@ -132,7 +135,7 @@ export const MTIME_META = "capsa.mtime";
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export function fileMetadata(info: Deno.FileInfo): Record<string, string> {
+export function fileMetadata(info: FileStat): Record<string, string> {
   const meta: Record<string, string> = {};
   if (info.isSymlink) meta[TYPE_META] = "symlink";
   else if (info.isDirectory) meta[TYPE_META] = "dir";
@@ -254,6 +257,15 @@ export interface PutTreeOptions {
    * stored finish, and the result says `interrupted`.
    */
   signal?: AbortSignal;
+  /**
+   * Where small regular files are read, hashed and tried to compress:
+   * `"worker"` (default), a worker thread beside the one that packs and
+   * indexes them (`cli/_reader.ts`), or `"thread"`, this thread. Where no
+   * worker can start, this thread reads them.
+   */
+  reader?: "worker" | "thread";
+  /** Called once the tree is listed and its keys checked, before any file is read. */
+  afterListing?: () => void | Promise<void>;
 }
 
 /** What {@linkcode putTree} reports. */
@@ -274,6 +286,8 @@ export interface PutTreeResult {
   interrupted: boolean;
   /** Special files skipped (FIFOs, sockets, devices), as relative paths. */
   skipped: string[];
+  /** Regular files the reader worker opened (and read when small); 0: all read on this thread. */
+  readByWorker: number;
 }
 
 /**
@@ -281,74 +295,6 @@ export interface PutTreeResult {
  * stream); larger ones are streamed.
  */
 export const SMALL_FILE_BYTES = 1024 * 1024;
-
-/**
- * Files up to this size are opened, measured (`fstat`) and read with
- * synchronous calls, their metadata taken from that `fstat`: less than an
- * async call's round trip, and one `lstat` fewer than measuring them while
- * listing (200,000 files of 1–4 KiB: 3.5 s against 4.1–4.7 s to measure and
- * read them). A larger read goes on while the files before it are hashed and
- * packed.
- */
-export const SYNC_READ_BYTES = 64 * 1024;
-
-/** A regular file opened by {@linkcode openRegular}. */
-interface OpenedFile {
-  /** Its `fstat`, taken once it was open. */
-  info: Deno.FileInfo;
-  /** Its bytes, when it is at most {@linkcode SYNC_READ_BYTES} long (and a file). */
-  bytes?: Uint8Array;
-}
-
-/**
- * Opens a file, takes its `fstat` and, when it is at most
- * {@linkcode SYNC_READ_BYTES} long, reads it to its end, all synchronously;
- * closes it again. A path that is no longer a regular file is returned
- * unread (reading it then fails as it should).
- * @param path The file.
- * @returns Its `fstat` and its bytes.
- */
-function openRegular(path: string): OpenedFile {
-  const file = Deno.openSync(path, { read: true });
-  try {
-    const info = file.statSync();
-    if (!info.isFile || info.size > SYNC_READ_BYTES) return { info };
-    return { info, bytes: readToEnd(file, info.size) };
-  } finally {
-    file.close();
-  }
-}
-
-/** Where {@linkcode readToEnd} looks past the expected end (reused: the reads are synchronous). */
-const PAST_END = new Uint8Array(64 * 1024);
-
-/**
- * Reads an open file to its end, expecting `size` bytes: one read of them,
- * one that finds the end; a file that grew or shrank meanwhile is read as it
- * is now.
- * @param file The file.
- * @param size Its size from `fstat`.
- * @returns Its bytes (an array of exactly their length).
- */
-function readToEnd(file: Deno.FsFile, size: number): Uint8Array {
-  let buf = new Uint8Array(size);
-  let n = 0;
-  for (;;) {
-    if (n < buf.length) {
-      const k = file.readSync(buf.subarray(n));
-      if (k === null) return buf.slice(0, n);
-      n += k;
-      continue;
-    }
-    const k = file.readSync(PAST_END);
-    if (k === null) return buf;
-    const grown = new Uint8Array(Math.max(2 * buf.length, n + k));
-    grown.set(buf);
-    grown.set(PAST_END.subarray(0, k), n);
-    buf = grown;
-    n += k;
-  }
-}
 
 /**
  * Stores every regular file under `dir` in `namespace`, keys being the
@@ -372,6 +318,22 @@ export async function putTree(
   dir: string,
   options: PutTreeOptions = {},
 ): Promise<PutTreeResult> {
+  // The reader worker loads while the tree is listed.
+  const reader = options.reader === "thread" ? undefined : TreeReader.spawn();
+  try {
+    return await putListed(store, namespace, dir, options, reader);
+  } finally {
+    reader?.close();
+  }
+}
+
+async function putListed(
+  store: Store,
+  namespace: string,
+  dir: string,
+  options: PutTreeOptions,
+  reader: TreeReader | undefined,
+): Promise<PutTreeResult> {
   // Regular files are measured when opened (openRegular), not while listing.
   const { files, skipped } = await listTree(dir, options.prefix ?? "", { measure: false });
   for (const f of files) {
@@ -381,6 +343,7 @@ export async function putTree(
       about(`${f.path} cannot be stored (nothing was stored)`, e);
     }
   }
+  await options.afterListing?.();
   const progress = options.progress;
   let done = 0;
   let bytes = 0;
@@ -417,6 +380,14 @@ export async function putTree(
         about(`${dir} (nothing was stored)`, e);
       }
     }
+    // Regular files are read (and hashed) in a worker, in order, while this thread stores them.
+    const positions = new Int32Array(files.length).fill(-1);
+    const paths: string[] = [];
+    files.forEach((f, i) => {
+      if (!f.dir && !f.symlink) positions[i] = paths.push(f.path) - 1;
+    });
+    if (paths.length === 0) reader = undefined;
+    reader?.begin(paths, sessionHashing(batch));
     // The puts of the session are made in file order (so are their results).
     let next = 0;
     const turns = new Map<number, () => void>();
@@ -431,8 +402,16 @@ export async function putTree(
       // Reading (and comparing with the current version) overlaps across files.
       let body: Uint8Array | Deno.FsFile | Error | "unchanged";
       let metadata: Record<string, string> = {};
+      let opened: OpenedFile | undefined;
+      // A file the worker read: released once its bytes are no longer used (its buffer is reused).
+      let taken = false;
       try {
-        const opened = f.dir || f.symlink ? undefined : openRegular(f.path);
+        if (!f.dir && !f.symlink) {
+          const read = await reader?.take(positions[i]!);
+          taken = read !== undefined;
+          if (read instanceof Error) throw read;
+          opened = read ?? openRegular(f.path);
+        }
         const check = options.force
           ? undefined
           : await compare(store, namespace, current, f, opened);
@@ -473,6 +452,14 @@ export async function putTree(
         if (body instanceof Error) {
           // A put that fails alone, with the read error.
           await batch.put(namespace, f.key, errorStream(body));
+        } else if (body instanceof Uint8Array && body === opened?.bytes) {
+          // Read (and perhaps hashed and tried) by the reader: what it computed is not redone.
+          await putPrepared(batch, namespace, f.key, {
+            bytes: body,
+            digest: opened.digest,
+            algorithm: opened.algorithm,
+            compression: opened.compression,
+          }, { metadata });
         } else if (body instanceof Uint8Array) {
           await batch.put(namespace, f.key, body, { metadata });
         } else {
@@ -486,6 +473,7 @@ export async function putTree(
         }
       } finally {
         passTurn();
+        if (taken) reader!.release(positions[i]!);
       }
     }, {
       concurrency: options.parallelism ?? DEFAULT_TREE_PARALLELISM,
@@ -496,6 +484,7 @@ export async function putTree(
     });
     await batch.close();
   } finally {
+    reader?.close();
     await batch.close().catch(() => {});
     progress?.stop();
   }
@@ -518,6 +507,7 @@ export async function putTree(
     newBytes,
     interrupted,
     skipped,
+    readByWorker: reader?.filesRead ?? 0,
   };
 }
 
@@ -641,6 +631,8 @@ async function compare(
     if (size !== version.size) return undefined;
     if (opened?.bytes !== undefined) {
       body = opened.bytes;
+      // Hashed by the reader already when the store's digests are its plain hash.
+      if (opened.digest !== undefined) return opened.digest === version.digest ? "unchanged" : body;
       hasher.update(body);
     } else if (size <= SMALL_FILE_BYTES) {
       body = await Deno.readFile(f.path);

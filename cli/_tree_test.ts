@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { ReadOnlyStoreError } from "../errors.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
-import { initStore, openStore } from "../store/store.ts";
-import { keyToSegments, listTree, putTree } from "./_tree.ts";
+import { readPackToc } from "../format/pack.ts";
+import { initStore, openStore, type Store } from "../store/store.ts";
+import { escapeKeyPath, keyToSegments, listTree, putTree } from "./_tree.ts";
 
 Deno.test("keyToSegments() refuses every key that could land outside the target directory", () => {
   assert.deepEqual(keyToSegments("a/b/c.txt"), ["a", "b", "c.txt"]);
@@ -47,36 +49,149 @@ Deno.test("putTree() stores the other files when one cannot be read, then throws
     // A directory where a file was listed: reading it fails (even as root).
     const listed = (await listTree(dir)).files.filter((f) => !f.dir).length;
     assert.equal(listed, 30);
-    const originalOpen = Deno.openSync;
-    let swapped = false;
-    // Replace one file by a directory after listing, through a hook on the first open.
-    Deno.openSync = (path, o) => {
-      if (!swapped) {
-        swapped = true;
+    for (const reader of ["worker", "thread"] as const) {
+      // After listing, before reading: one file becomes a directory, another goes away.
+      const afterListing = () => {
         Deno.removeSync(`${dir}/f17`);
         Deno.mkdirSync(`${dir}/f17`);
+        Deno.removeSync(`${dir}/f23`);
+      };
+      const e = await putTree(store, reader, dir, { reader, afterListing }).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      // The first failure, typed as reading it here would have thrown it, names the rest.
+      assert.ok(e instanceof Deno.errors.IsADirectory, `${reader}: ${e}`);
+      assert.match(e.message, /f17 \(and 1 more files not stored; the others were\)/);
+      for (let i = 0; i < 30; i++) {
+        if (i === 17 || i === 23) continue;
+        assert.deepEqual((await store.get(reader, `f${i}`))[0], i);
       }
-      return originalOpen(path, o);
-    };
-    let e: unknown;
-    try {
-      e = await putTree(store, "ns", dir).then(() => undefined, (x: unknown) => x);
-    } finally {
-      Deno.openSync = originalOpen;
+      await Deno.remove(`${dir}/f17`);
+      await Deno.writeFile(`${dir}/f17`, new Uint8Array(3000).fill(17));
+      await Deno.writeFile(`${dir}/f23`, new Uint8Array(3000).fill(23));
     }
-    assert.ok(e instanceof Error, String(e));
+    // Each run one write session: its 28 files share one pack.
+    assert.equal([...objects.keys()].filter((k) => k.startsWith("packs/")).length, 2);
+    const e = await putTree(store, "ns", dir, {
+      afterListing: () => Deno.removeSync(`${dir}/f17`),
+    }).then(() => undefined, (x: unknown) => x);
+    assert.ok(e instanceof Deno.errors.NotFound, String(e));
     assert.match(e.message, /f17/);
     for (let i = 0; i < 30; i++) {
       if (i === 17) continue;
       assert.deepEqual((await store.get("ns", `f${i}`))[0], i);
     }
-    // One write session: the 29 files share one pack.
-    assert.equal([...objects.keys()].filter((k) => k.startsWith("packs/")).length, 1);
+    assert.equal([...objects.keys()].filter((k) => k.startsWith("packs/")).length, 3);
   } finally {
     await store.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("putTree() reading in its worker stores what reading on this thread stores, opening no file here", async () => {
+  const dir = await Deno.makeTempDir();
+  const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 }; // cheap, for the test
+  try {
+    const rand = (n: number) => {
+      const b = new Uint8Array(n);
+      for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, i + 65536));
+      return b;
+    };
+    const text = (n: number, seed: number) =>
+      new TextEncoder().encode(`line ${seed} of a text that compresses\n`.repeat(n));
+    await Deno.mkdir(`${dir}/a/b/c`, { recursive: true });
+    await Deno.mkdir(`${dir}/empty-dir`);
+    const regular = new Map<string, Uint8Array>([
+      ["empty", new Uint8Array(0)],
+      ["a/inline", text(2, 1)], // under the inline threshold
+      ["a/b/random", rand(3000)], // not worth compressing
+      ["a/b/c/text", text(200, 2)], // compressed
+      ["a/b/c/text-again", text(200, 2)], // the same blob
+      ["a/at-limit", rand(64 * 1024)], // the largest read in the worker
+      ["a/past-limit", text(3000, 3)], // read on this thread
+      ["big", rand(1_500_000)], // above the chunk threshold: chunked, streamed here
+      ["tab\tname", text(50, 4)], // an escaped key
+    ]);
+    for (let i = 0; i < 600; i++) regular.set(`a/b/many/f${i}`, i % 2 ? rand(100 + i) : text(i, i));
+    await Deno.mkdir(`${dir}/a/b/many`);
+    for (const [k, v] of regular) await Deno.writeFile(`${dir}/${k}`, v);
+    await Deno.symlink("a/b/random", `${dir}/link`);
+    for (const encryption of [undefined, { passphrase: "p", kdf }]) {
+      const stores = [];
+      const objects: Array<Map<string, Uint8Array>> = [];
+      for (const reader of ["thread", "worker"] as const) {
+        objects.push(new Map());
+        const { store } = await initStore(
+          new MemoryDriver({ objects: objects.at(-1)! }),
+          encryption ? { encryption } : {},
+        );
+        let opens = 0;
+        const originalOpen = Deno.openSync;
+        Deno.openSync = (...args) => {
+          opens++;
+          return originalOpen(...args);
+        };
+        let result;
+        try {
+          result = await putTree(store, "ns", dir, { reader });
+        } finally {
+          Deno.openSync = originalOpen;
+        }
+        // The worker opened every regular file; this thread none (the large ones it reads again).
+        assert.equal(result.readByWorker, reader === "worker" ? regular.size : 0);
+        assert.equal(opens, reader === "worker" ? 0 : regular.size);
+        assert.equal(result.newVersions, regular.size + 1 + 6); // the link and 6 directories
+        stores.push(store);
+      }
+      const [thread, worker] = stores as [Store, Store];
+      const all = async (store: Store) => {
+        const out = [];
+        for await (const a of store.iterate("ns")) {
+          // An encrypted store's digests are keyed: each store its own.
+          const digest = encryption === undefined ? a.digest : "";
+          const body = createHash("sha256").update(await store.get("ns", a.key)).digest("hex");
+          out.push([a.key, a.size, digest, a.metadata, body]);
+        }
+        return out;
+      };
+      // Each get checks the body's digest and every blob id against the bytes.
+      const expected = await all(thread);
+      assert.deepEqual(await all(worker), expected);
+      for (const [k, v] of regular) {
+        assert.deepEqual(await worker.get("ns", escapeKeyPath(k)), v, k);
+      }
+      // The same blobs, compressed alike (the TOCs differ: manifest ids and times).
+      const counts = async (store: Store) => {
+        const { blobs, blobBytes, packs } = (await store.status()).counts!;
+        return { blobs, blobBytes, packs };
+      };
+      assert.deepEqual(await counts(worker), await counts(thread));
+      if (encryption === undefined) {
+        assert.deepEqual(await storedBlobs(objects[1]!), await storedBlobs(objects[0]!));
+      }
+      // Unchanged files are recognised by the worker's digests: nothing is stored again.
+      const again = await putTree(worker, "ns", dir);
+      assert.deepEqual([again.newVersions, again.unchanged], [0, regular.size + 7]);
+      for (const store of stores) await store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Every blob of the packs of an unencrypted store: its id, compression and stored size. */
+async function storedBlobs(objects: Map<string, Uint8Array>): Promise<string[]> {
+  const driver = new MemoryDriver({ objects });
+  const out: string[] = [];
+  for (const key of objects.keys()) {
+    if (!key.startsWith("packs/")) continue;
+    for (const b of (await readPackToc(driver, key)).blobs) {
+      out.push(`${b.id} ${b.compression} ${b.storedLength}`);
+    }
+  }
+  return out.sort();
+}
 
 /** Counts the calls of `Deno[name]` while `fn` runs. */
 async function counting<T>(
@@ -119,9 +234,10 @@ Deno.test("putTree() opens each file once (its mode and time from that open file
     };
     const first = await counting(
       ["stat", "lstat", "lstatSync", "readFileSync", "openSync"],
-      () => putTree(store, "ns", dir),
+      () => putTree(store, "ns", dir, { reader: "thread" }),
     );
     assert.equal(first.result.newVersions, 22);
+    assert.equal(first.result.readByWorker, 0);
     // Each file opened once, its metadata from that open file's fstat (no lstat of it while
     // listing, no second stat); the listing's lstat of each directory (the tree's own stat'd,
     // then lstat'd); no lookup of each key in an empty namespace.
@@ -154,7 +270,7 @@ Deno.test("putTree() opens each file once (its mode and time from that open file
     await Deno.chmod(`${dir}/f6.txt`, 0o600);
     const again = await counting(
       ["stat", "lstat", "lstatSync", "readFileSync", "openSync"],
-      () => putTree(store, "ns", dir),
+      () => putTree(store, "ns", dir, { reader: "thread" }),
     );
     assert.deepEqual([again.result.newVersions, again.result.unchanged], [2, 20]);
     // 18 unchanged files read to be hashed, f5 once (hashed, then stored), f6 once (stored).
@@ -219,7 +335,7 @@ Deno.test("putTree() stores a small file as it is when read, when it grows or sh
       return file;
     };
     try {
-      await putTree(store, "ns", dir);
+      await putTree(store, "ns", dir, { reader: "thread" });
     } finally {
       Deno.openSync = originalOpen;
     }

@@ -39,6 +39,18 @@ export interface SealedPack {
   manifests: Manifest[];
 }
 
+/**
+ * What a trusted caller found trying to compress a blob (`put --from`'s
+ * reader worker, docs/DESIGN.md §4.8): used only when `level` is the
+ * committer's own.
+ */
+export interface CompressionTried {
+  /** The zstd level tried. */
+  level: number;
+  /** `compressIfWorthIt(bytes, level)`: the zstd frame, or `null` when not worth it. */
+  packed: Uint8Array | null;
+}
+
 /** Options of {@linkcode Committer}. */
 export interface CommitterOptions {
   /** The store. */
@@ -191,18 +203,37 @@ export class Committer {
    * Adds a blob to the open pack (sealing it when full). Waits while too many
    * packs are being written, so memory stays bounded.
    * @param id The blob id. @param kind Its kind. @param bytes Its bytes.
+   * @param tried Compression already tried on `bytes` (taken at this committer's level only).
    * @returns The slot holding it.
    */
-  async addBlob(id: string, kind: BlobKind, bytes: Uint8Array): Promise<PackSlot> {
+  async addBlob(
+    id: string,
+    kind: BlobKind,
+    bytes: Uint8Array,
+    tried?: CompressionTried,
+  ): Promise<PackSlot> {
     const known = this.#pending.get(id);
     if (known) return known;
+    const level = this.#options.compressionLevel;
+    // Compression a trusted caller already tried, at this committer's level only.
+    const done = tried !== undefined && level !== undefined && tried.level === level
+      ? tried.packed
+      : undefined;
     // An encrypted store's blob is compressed here and sealed off the main thread (WebCrypto),
     // so that sealing overlaps the hashing and compression of the next one.
     const keys = this.#options.keys;
     let input: PackBlobInput = { id, kind, bytes };
-    if (keys !== undefined) {
-      const level = this.#options.compressionLevel;
-      const packed = level === undefined ? undefined : compressIfWorthIt(bytes, level);
+    if (keys === undefined && done !== undefined) {
+      // The pack writer stores these as they are, without trying zstd again.
+      input = done === null
+        ? { id, kind, bytes, compression: "none", rawLength: bytes.length }
+        : { id, kind, bytes: done, compression: "zstd", rawLength: bytes.length };
+    } else if (keys !== undefined) {
+      const packed = done !== undefined
+        ? done ?? undefined
+        : level === undefined
+        ? undefined
+        : compressIfWorthIt(bytes, level);
       input = {
         id,
         kind,

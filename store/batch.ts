@@ -17,7 +17,7 @@
 import { ClosedError } from "../errors.ts";
 import { infoOf } from "./read.ts";
 import type { ArtifactInfo, Body, PutOptions } from "./types.ts";
-import type { SessionWriter } from "./write.ts";
+import type { PreparedBody, SessionHashing, SessionWriter } from "./write.ts";
 
 /** One artifact to store in a write session. */
 export interface BatchItem extends PutOptions {
@@ -93,6 +93,16 @@ export interface BatchHost {
   closed(batch: WriteBatch): void;
 }
 
+// Set by WriteBatch's static block (they reach its private fields): see putPrepared().
+let putPreparedImpl: (
+  batch: WriteBatch,
+  namespace: string,
+  key: string,
+  prepared: PreparedBody,
+  options: PutOptions,
+) => Promise<void>;
+let hashingImpl: (batch: WriteBatch) => SessionHashing;
+
 /**
  * A write session on a store: see `Store.batch()`.
  *
@@ -143,6 +153,22 @@ export class WriteBatch {
    * @throws {ClosedError} when the session or the store is closing.
    */
   put(namespace: string, key: string, body: Body, options: PutOptions = {}): Promise<void> {
+    return this.#put(namespace, key, body, options, undefined);
+  }
+
+  static {
+    putPreparedImpl = (batch, namespace, key, prepared, options) =>
+      batch.#put(namespace, key, prepared.bytes, options, prepared);
+    hashingImpl = (batch) => batch.#host.writer.hashing;
+  }
+
+  #put(
+    namespace: string,
+    key: string,
+    body: Body,
+    options: PutOptions,
+    prepared: PreparedBody | undefined,
+  ): Promise<void> {
     if (this.#closing) return Promise.reject(new ClosedError("the write batch"));
     const index = this.#count++;
     const fail = (error: unknown) =>
@@ -166,7 +192,7 @@ export class WriteBatch {
         let info: ArtifactInfo;
         try {
           await writer.committer.backPressure();
-          const { manifest, deps } = await writer.put(namespace, key, body, options);
+          const { manifest, deps } = await writer.put(namespace, key, body, options, prepared);
           durable = (await writer.committer.joinManifest(manifest, deps)).durable;
           info = infoOf(manifest);
         } finally {
@@ -222,4 +248,34 @@ export class WriteBatch {
     })();
     return this.#closing;
   }
+}
+
+/**
+ * {@linkcode WriteBatch.put} of a body read, hashed and tried to compress
+ * already by capsa's own `put --from` reader (docs/DESIGN.md §4.8).
+ * Internal, not exported by `mod.ts`: a wrong digest would be stored as the
+ * body's, so only capsa's code that computed it from these bytes may call it.
+ * @param batch The session. @param namespace The namespace. @param key The key.
+ * @param prepared The body and what was computed from it.
+ * @param options Content type and metadata.
+ * @returns As {@linkcode WriteBatch.put}.
+ */
+export function putPrepared(
+  batch: WriteBatch,
+  namespace: string,
+  key: string,
+  prepared: PreparedBody,
+  options: PutOptions = {},
+): Promise<void> {
+  return putPreparedImpl(batch, namespace, key, prepared, options);
+}
+
+/**
+ * What a session hashes and compresses with, for a caller that prepares
+ * bodies for {@linkcode putPrepared} (internal).
+ * @param batch The session.
+ * @returns Its algorithm (none in an encrypted store), zstd level and thresholds.
+ */
+export function sessionHashing(batch: WriteBatch): SessionHashing {
+  return hashingImpl(batch);
 }

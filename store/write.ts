@@ -15,7 +15,7 @@ import { Chunker } from "../format/chunker.ts";
 import { compressionLevelOf, type StoreConfig } from "../format/config.ts";
 import type { Descriptor } from "../format/descriptor.ts";
 import { AAD, chunkListHasher, type StoreKeys } from "../format/crypto.ts";
-import { createHasher, hashBytes, type Hasher } from "../format/hashing.ts";
+import { createHasher, type HashAlgorithm, hashBytes, type Hasher } from "../format/hashing.ts";
 import { encodeManifestLogEntry } from "../format/manifest_log.ts";
 import {
   type Manifest,
@@ -28,7 +28,7 @@ import { type UlidGenerator, ulidTime } from "../format/ulid.ts";
 import { MAX_COMMIT_MS } from "../index/pack_indexer.ts";
 import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { looseBlobKey, manifestLogKey, packKey } from "../layout.ts";
-import { type BlobHandle, Committer, type SealedPack } from "./_commit.ts";
+import { type BlobHandle, Committer, type CompressionTried, type SealedPack } from "./_commit.ts";
 import type { EventBus } from "./events.ts";
 import type { GateKind } from "./gate.ts";
 import { concat, infoOf } from "./read.ts";
@@ -105,12 +105,51 @@ export interface Prepared {
   deps: Set<BlobHandle>;
 }
 
+/**
+ * A body a trusted caller inside capsa (`put --from`'s reader worker) read,
+ * hashed and tried to compress already, so that the session does not do it
+ * again (docs/DESIGN.md §4.8). Internal: never taken from outside capsa.
+ * Each part is used only where it holds for the session: the digest in an
+ * unencrypted store of `algorithm`, for a body stored as one regular blob;
+ * the compression at the session's own zstd level.
+ */
+export interface PreparedBody {
+  /** The body. */
+  bytes: Uint8Array;
+  /** Its digest (hex), unkeyed, with {@linkcode PreparedBody.algorithm}. */
+  digest?: string | undefined;
+  /** The algorithm of `digest`. */
+  algorithm?: HashAlgorithm | undefined;
+  /** What trying to compress `bytes` gave. */
+  compression?: CompressionTried | undefined;
+}
+
+/** What a session lets a trusted caller compute off its thread ({@linkcode PreparedBody}). */
+export interface SessionHashing {
+  /** The algorithm of body digests: `undefined` in an encrypted store (its digests are keyed). */
+  algorithm: HashAlgorithm | undefined;
+  /** The zstd level blobs are tried at (`undefined`: stored as they are). */
+  level: number | undefined;
+  /** Bodies up to this size are inline (never compressed on their own). */
+  inlineThreshold: number;
+  /** Bodies up to this size are one regular blob. */
+  chunkThreshold: number;
+}
+
 /** A write session's side of the pipeline (see `store/batch.ts`). */
 export interface SessionWriter {
   /** The session's committer (packs sealed when full). */
   committer: Committer;
+  /** What the session's puts are hashed and compressed with. */
+  hashing: SessionHashing;
   /** Checks a put and stores its blobs in the session's packs. */
-  put(namespace: string, key: string, body: Body, options: PutOptions): Promise<Prepared>;
+  put(
+    namespace: string,
+    key: string,
+    body: Body,
+    options: PutOptions,
+    prepared?: PreparedBody,
+  ): Promise<Prepared>;
 }
 
 /** The put and delete pipeline of one store handle. */
@@ -172,10 +211,17 @@ export class Writer {
    */
   session(): SessionWriter {
     const committer = this.#newCommitter(true);
+    const { descriptor, config, keys } = this.#ctx.live();
     return {
       committer,
-      put: (namespace, key, body, options) =>
-        this.#prepare(namespace, key, body, options, committer),
+      hashing: {
+        algorithm: keys === undefined ? descriptor.hash : undefined,
+        level: compressionLevelOf(config),
+        inlineThreshold: config.inlineThreshold,
+        chunkThreshold: config.chunkThreshold,
+      },
+      put: (namespace, key, body, options, prepared) =>
+        this.#prepare(namespace, key, prepared?.bytes ?? body, options, committer, prepared),
     };
   }
 
@@ -251,12 +297,15 @@ export class Writer {
     kind: "regular" | "chunk",
     bytes: Uint8Array,
     committer: Committer,
+    tried?: CompressionTried,
   ): Promise<BlobHandle> {
     const { index, config, keys } = this.#ctx.live();
     if (index.canDeduplicate(id)) return undefined;
     const pending = committer.pendingBlob(id);
     if (pending) return pending;
-    if (bytes.length <= config.packTargetSize) return await committer.addBlob(id, kind, bytes);
+    if (bytes.length <= config.packTargetSize) {
+      return await committer.addBlob(id, kind, bytes, tried);
+    }
     // Too large for any pack: written loose, before any pack naming it.
     let writing = this.#loosePending.get(id);
     if (!writing) {
@@ -315,7 +364,8 @@ export class Writer {
 
   /**
    * Checks a put, cuts its body into blobs and stores them through
-   * `committer`; the manifest is the caller's to commit.
+   * `committer`; the manifest is the caller's to commit. `prepared` (a
+   * session's trusted caller only) is `body` already hashed and tried.
    */
   async #prepare(
     namespace: string,
@@ -323,6 +373,7 @@ export class Writer {
     body: Body,
     options: PutOptions,
     committer: Committer,
+    prepared?: PreparedBody,
   ): Promise<Prepared> {
     const ctx = this.#ctx;
     const { descriptor, config, keys } = ctx.live();
@@ -405,11 +456,18 @@ export class Writer {
       digest = (whole ?? list!).digestHex();
     } else {
       const bytes = concat(head, headBytes);
-      digest = hashOf(bytes);
+      // A digest computed off the thread: the hash of these very bytes (they were handed over,
+      // not shared), with this store's algorithm, unkeyed (so never in an encrypted store).
+      const known = prepared?.bytes === bytes && keys === undefined &&
+          prepared.algorithm === descriptor.hash
+        ? prepared.digest
+        : undefined;
+      digest = known ?? hashOf(bytes);
       if (bytes.length <= config.inlineThreshold) inline = bytes.slice();
       else {
         blobs.push(digest);
-        deps.add(await this.#storeBlob(digest, "regular", bytes, committer));
+        const tried = prepared?.bytes === bytes ? prepared.compression : undefined;
+        deps.add(await this.#storeBlob(digest, "regular", bytes, committer, tried));
       }
     }
 

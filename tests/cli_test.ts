@@ -388,6 +388,8 @@ Deno.test("capsa put --from and get --to move a tree (no progress output when pi
     assert.equal(put.doc["files"], files.size + 9);
     assert.equal(put.doc["bytes"], [...files.values()].reduce((n, b) => n + b.length, 0));
     assert.deepEqual(put.doc["skipped"], ["fifo"]);
+    // Every regular file was opened in the reader worker (cli/_reader.ts), the big one too.
+    assert.equal(put.doc["readByWorker"], files.size);
     // One write session: the 41 files (1.8 MB) fill a single pack of the 16 MiB target.
     const packs: string[] = [];
     const walk = (d: string) => {
@@ -966,7 +968,7 @@ Deno.test("deno task demo: 3,000 files survive losing the index and every descri
 
 // ----------------------------------------------------------------- bundle
 
-Deno.test("the deno bundle of cli.ts runs init/put/get/ls/status/rebuild under narrow permissions", async () => {
+Deno.test("the deno bundle of cli.ts runs init/put/get/ls/status/rebuild under narrow permissions, put --from in its reader worker", async () => {
   const s = await sandbox();
   try {
     const bundle = `${s.dir}/capsa.js`;
@@ -1009,6 +1011,34 @@ Deno.test("the deno bundle of cli.ts runs init/put/get/ls/status/rebuild under n
     const rebuild = await capsa(["rebuild", store, "--json"]);
     assert.equal(rebuild.code, 0, rebuild.stderr);
     assert.equal(JSON.parse(rebuild.stdout).stats.manifestsIndexed, 1);
+    // put --from: the bundle cannot read itself here, so no worker starts: read on one thread.
+    const tree = `${data}/tree`;
+    await Deno.mkdir(`${tree}/sub`, { recursive: true });
+    const bodies = Array.from({ length: 30 }, (_, i) => body.subarray(i * 997, i * 997 + 50 * i));
+    for (const [i, b] of bodies.entries()) await Deno.writeFile(`${tree}/sub/f${i}`, b);
+    const narrowPut = await capsa(["put", store, "tree", "--from", tree, "--json"]);
+    assert.equal(narrowPut.code, 0, narrowPut.stderr);
+    assert.deepEqual([
+      JSON.parse(narrowPut.stdout).newVersions,
+      JSON.parse(narrowPut.stdout).readByWorker,
+    ], [32, 0]);
+    // Allowed to read itself, the bundle starts its reader worker: from the bundle, not cli.ts.
+    const readable = narrow.map((a) => a.startsWith("--allow-read=") ? `${a},${bundle}` : a);
+    const workerPut = await run(["put", store, "tree2", "--from", tree, "--json"], {
+      cache: s.cache,
+      cwd: data,
+      program: readable,
+    });
+    assert.equal(workerPut.code, 0, workerPut.stderr);
+    assert.equal(JSON.parse(workerPut.stdout).readByWorker, 30);
+    for (const ns of ["tree", "tree2"]) {
+      const restored = `${data}/restored-${ns}`;
+      const got = await capsa(["get", store, ns, "--to", restored]);
+      assert.equal(got.code, 0, got.stderr);
+      for (const [i, b] of bodies.entries()) {
+        assert.deepEqual(await Deno.readFile(`${restored}/sub/f${i}`), b);
+      }
+    }
     // Outside what was granted: one clear line, exit 1.
     const outside = await capsa(["ls", `${s.dir}/elsewhere`]);
     assert.equal(outside.code, 1);

@@ -40,7 +40,9 @@ A file whose current version has the same size, mode, modification time and dige
 stored again (--force stores it anyway). Ctrl-C stops after the files being stored: what was
 stored is kept, and running the same command again completes it. Every key is checked before
 anything is stored. The files go through one write session: they fill packs of the store's
-target size; files up to 1 MiB are read whole, larger ones streamed. A file that cannot be read
+target size; files up to 1 MiB are read whole, larger ones streamed; files up to 64 KiB are read
+and hashed in a worker thread beside the one that stores them, when the process may read its own
+module file (else on the one thread). A file that cannot be read
 or stored does not stop the others; the command then fails naming it.`,
   flags: {
     from: { type: "string" },
@@ -109,6 +111,7 @@ or stored does not stop the others; the command then fails naming it.`,
           bytes: result.bytes,
           newBytes: result.newBytes,
           skipped: result.skipped,
+          readByWorker: result.readByWorker,
           durationMs: ms,
         },
         () =>

@@ -18,6 +18,7 @@ import { FaultyDriver } from "../drivers/faulty.ts";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { RecoveryKitInvalidError } from "../format/kit.ts";
 import { runExclusive } from "../maintenance/agent.ts";
+import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
 import { parseRange } from "./_range.ts";
 import { type AppOptions, createApp, type HttpApp } from "./app.ts";
 import { ERROR_STATUS, httpAdvice, HttpError, statusOf, toHttpError } from "./errors.ts";
@@ -1062,7 +1063,7 @@ Deno.test("POST /v1/maintenance/migrate and /move run as jobs; bad parameters ar
     assert.equal(mig.status, 202);
     const migrated = await poll(app, (await mig.json()).jobId);
     assert.equal(migrated.state, "completed", JSON.stringify(migrated.error));
-    assert.equal((migrated.stats as { toSchema: number }).toSchema, 3);
+    assert.equal((migrated.stats as { toSchema: number }).toSchema, INDEX_SCHEMA_VERSION);
     assert.equal(
       (await req(app, "/v1/maintenance/move", { method: "POST", body: "{}" })).status,
       400,

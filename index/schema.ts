@@ -8,8 +8,14 @@
  * @module
  */
 
-import type { Database } from "./_sqlite.ts";
+import type { Database, SqlValue } from "./_sqlite.ts";
 import { CapsaError } from "../errors.ts";
+import { ulidInto, ulidToBytes } from "./_ulid_bytes.ts";
+
+const PROBE = new Uint8Array(16);
+function isCanonicalUlid(id: string): boolean {
+  return ulidInto(id, PROBE, 0);
+}
 
 /** One migration step: brings the schema from `version - 1` to `version`. */
 export interface MigrationStep {
@@ -19,6 +25,8 @@ export interface MigrationStep {
   description: string;
   /** The SQL to run inside the step's transaction. */
   sql: string;
+  /** SQL functions the step's SQL calls, registered on the database before it runs. */
+  functions?: Record<string, (...args: Array<SqlValue | bigint>) => SqlValue>;
 }
 
 /**
@@ -148,7 +156,115 @@ CREATE TRIGGER artifacts_stats_delete AFTER DELETE ON artifacts WHEN old.deleted
     WHERE namespace = old.namespace;
   DELETE FROM namespace_stats WHERE namespace = old.namespace AND artifacts <= 0;
 END;
+PRAGMA secure_delete = OFF;
 `;
+
+/**
+ * Schema version 4: a leaner index (docs/DESIGN.md §5.1).
+ *
+ * - `manifests.manifest_id` holds the ULID's 16 bytes (`capsa_ulid_bytes`),
+ *   not its 26 characters; byte order is the ids' text order.
+ * - `manifests.digest` is NULL when the body is one blob whose id is the
+ *   digest (DESIGN §4.2: a body of one regular blob, or of one chunk): the
+ *   digest is read from `blob_ids`. A digest that is really empty beside one
+ *   blob id is stored as an empty blob, so every row reads back as written.
+ * - `artifacts` and the unique index over the text id go. The current version
+ *   of a key is its greatest manifest id, found through `manifests_by_key`
+ *   (namespace, key, manifest_id); a tombstone is a manifest, so it keeps a
+ *   deleted artifact dead as before. `manifests_by_id` (the 16 bytes) keeps
+ *   ids unique: indexing a manifest twice is still a no-op.
+ * - The statistics triggers move to `manifests`: a row that is (or was) the
+ *   greatest id of its key moves `namespace_stats` from the previous current
+ *   version to the new one. The table's rows are already exact and stay.
+ */
+const V4 = `
+-- The pages the old tables free stay in the file (VACUUM would attach a database, which Deno
+-- allows only with every permission): zeroed, they cost nothing in a compressed snapshot, and
+-- later rows reuse them. A rebuild writes a file without them.
+PRAGMA secure_delete = ON;
+DROP TRIGGER artifacts_stats_insert;
+DROP TRIGGER artifacts_stats_update;
+DROP TRIGGER artifacts_stats_delete;
+DROP TABLE artifacts;
+
+CREATE TABLE manifests_v4 (
+  seq          INTEGER PRIMARY KEY,
+  manifest_id  BLOB NOT NULL,
+  namespace    TEXT NOT NULL,
+  key          TEXT NOT NULL,
+  created      INTEGER NOT NULL,
+  size         INTEGER NOT NULL,
+  digest       BLOB,
+  content_type TEXT,
+  metadata     TEXT,
+  deleted      INTEGER NOT NULL,
+  inline_body  BLOB,
+  blob_ids     BLOB,
+  pack_no      INTEGER
+);
+INSERT INTO manifests_v4 (seq, manifest_id, namespace, key, created, size, digest, content_type,
+                          metadata, deleted, inline_body, blob_ids, pack_no)
+  SELECT seq, capsa_ulid_bytes(manifest_id), namespace, key, created, size,
+         CASE WHEN length(blob_ids) = 32 AND digest IS NULL THEN X''
+              WHEN length(blob_ids) = 32 AND digest = blob_ids THEN NULL
+              ELSE digest END,
+         content_type, metadata, deleted, inline_body, blob_ids, pack_no
+  FROM manifests ORDER BY seq;
+DROP TABLE manifests;
+ALTER TABLE manifests_v4 RENAME TO manifests;
+CREATE UNIQUE INDEX manifests_by_id ON manifests (manifest_id);
+CREATE INDEX manifests_by_key ON manifests (namespace, key, manifest_id);
+CREATE INDEX manifests_by_pack ON manifests (pack_no);
+
+-- A manifest that becomes the greatest id of its key replaces the previous current version
+-- in the statistics (a tombstone counts for nothing).
+CREATE TRIGGER manifests_stats_insert AFTER INSERT ON manifests
+WHEN NOT EXISTS (SELECT 1 FROM manifests n WHERE n.namespace = new.namespace AND n.key = new.key
+                 AND n.manifest_id > new.manifest_id)
+BEGIN
+  INSERT INTO namespace_stats (namespace, artifacts, bytes)
+    SELECT new.namespace,
+      (1 - new.deleted) - coalesce((SELECT 1 - p.deleted FROM manifests p
+        WHERE p.namespace = new.namespace AND p.key = new.key AND p.manifest_id < new.manifest_id
+        ORDER BY p.manifest_id DESC LIMIT 1), 0),
+      (CASE WHEN new.deleted THEN 0 ELSE new.size END) - coalesce((SELECT CASE WHEN p.deleted THEN 0 ELSE p.size END
+        FROM manifests p
+        WHERE p.namespace = new.namespace AND p.key = new.key AND p.manifest_id < new.manifest_id
+        ORDER BY p.manifest_id DESC LIMIT 1), 0)
+    WHERE true
+    ON CONFLICT (namespace) DO UPDATE SET artifacts = artifacts + excluded.artifacts, bytes = bytes + excluded.bytes;
+  DELETE FROM namespace_stats WHERE namespace = new.namespace AND artifacts <= 0;
+END;
+
+-- Removing the current version (garbage collection) makes the next greatest id current, or
+-- leaves the key with no version.
+CREATE TRIGGER manifests_stats_delete AFTER DELETE ON manifests
+WHEN NOT EXISTS (SELECT 1 FROM manifests n WHERE n.namespace = old.namespace AND n.key = old.key
+                 AND n.manifest_id > old.manifest_id)
+BEGIN
+  INSERT INTO namespace_stats (namespace, artifacts, bytes)
+    SELECT old.namespace,
+      coalesce((SELECT 1 - p.deleted FROM manifests p
+        WHERE p.namespace = old.namespace AND p.key = old.key
+        ORDER BY p.manifest_id DESC LIMIT 1), 0) - (1 - old.deleted),
+      coalesce((SELECT CASE WHEN p.deleted THEN 0 ELSE p.size END FROM manifests p
+        WHERE p.namespace = old.namespace AND p.key = old.key
+        ORDER BY p.manifest_id DESC LIMIT 1), 0) - (CASE WHEN old.deleted THEN 0 ELSE old.size END)
+    WHERE true
+    ON CONFLICT (namespace) DO UPDATE SET artifacts = artifacts + excluded.artifacts, bytes = bytes + excluded.bytes;
+  DELETE FROM namespace_stats WHERE namespace = old.namespace AND artifacts <= 0;
+END;
+PRAGMA secure_delete = OFF;
+`;
+
+/** `capsa_ulid_bytes(text)`: a manifest id's 16 bytes; fails the step on anything else. */
+function ulidBytesSql(id: SqlValue | bigint): SqlValue {
+  // A plain error: the caller reports the database as one that could not be migrated.
+  if (typeof id !== "string" || !isCanonicalUlid(id)) {
+    throw new Error(`manifest id ${JSON.stringify(String(id))} is not a ULID`);
+  }
+  return ulidToBytes(id);
+}
 
 /** Every step, in order. */
 export const MIGRATIONS: readonly MigrationStep[] = [
@@ -159,6 +275,13 @@ export const MIGRATIONS: readonly MigrationStep[] = [
     description:
       "packs and loose blobs retired by garbage collection (retired_packs, retired_blobs)",
     sql: V3,
+  },
+  {
+    version: 4,
+    description:
+      "a leaner index: manifest ids as 16 bytes, no digest equal to the single blob id, no artifacts table (current version = greatest id)",
+    sql: V4,
+    functions: { capsa_ulid_bytes: ulidBytesSql },
   },
 ];
 
@@ -226,6 +349,9 @@ export function migrate(db: Database, steps: readonly MigrationStep[] = MIGRATIO
   const applied: number[] = [];
   for (const step of steps) {
     if (step.version <= current) continue;
+    for (const [name, fn] of Object.entries(step.functions ?? {})) {
+      db.native.function(name, { deterministic: true }, fn);
+    }
     db.run("BEGIN");
     try {
       db.run(step.sql);

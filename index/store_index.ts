@@ -15,6 +15,7 @@
 import { Database, loadSqlite, type SqlValue, type Statement } from "./_sqlite.ts";
 import { holdWorkCopy, stampFile, workPath } from "./_cache_file.ts";
 import { CapsaError, CorruptObjectError } from "../errors.ts";
+import { ulidFromBytes, ulidInto, ulidToBytes } from "./_ulid_bytes.ts";
 import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, schemaVersionOf } from "./schema.ts";
 import type { Manifest } from "../format/manifest.ts";
 import type { BlobKind } from "../format/pack.ts";
@@ -103,6 +104,10 @@ function num(v: SqlValue | undefined): number {
   return typeof v === "number" ? v : Number(v ?? 0);
 }
 
+/** Every artifact's current version: the greatest manifest id of each key (bare columns from its row). */
+const CURRENT_VERSIONS =
+  "SELECT namespace, key, max(manifest_id), deleted, size FROM manifests GROUP BY namespace, key";
+
 /** Rows per multi-row statement: a few fixed sizes, so a few prepared statements serve all. */
 const BATCH_SIZES = [256, 64, 16, 4, 1];
 
@@ -153,9 +158,20 @@ function joinIds(ids: readonly string[]): Uint8Array {
 class IdArena {
   #buf: Uint8Array;
   #at = 0;
-  /** @param count How many ids it will hold. */
-  constructor(count: number) {
-    this.#buf = new Uint8Array(count * 32);
+  /** @param count How many 32-byte ids it will hold. @param ulids And how many manifest ids. */
+  constructor(count: number, ulids = 0) {
+    this.#buf = new Uint8Array(count * 32 + ulids * 16);
+  }
+  /**
+   * A manifest id's 16 bytes (a view).
+   * @param id The ULID.
+   * @returns Its bytes.
+   * @throws {InvalidArgumentError} when `id` is not a ULID.
+   */
+  ulid(id: string): Uint8Array {
+    if (!ulidInto(id, this.#buf, this.#at)) return ulidToBytes(id);
+    this.#at += 16;
+    return this.#buf.subarray(this.#at - 16, this.#at);
   }
   /** One id. @param hex 64 hex digits. @returns Its bytes (a view). */
   one(hex: string): Uint8Array {
@@ -184,6 +200,33 @@ function splitIds(bytes: Uint8Array): string[] {
   const ids: string[] = [];
   for (let at = 0; at + 32 <= bytes.length; at += 32) ids.push(bytes.subarray(at, at + 32).toHex());
   return ids;
+}
+
+/**
+ * A manifest's digest as the `digest` column holds it (schema version 4):
+ * NULL when the body is one blob whose id is the digest, an empty blob for
+ * an empty digest beside one blob id (never in a valid manifest, kept so that
+ * every row reads back as written), else its bytes (NULL for none).
+ */
+function digestColumn(m: ManifestRecord, ids: IdArena): SqlValue {
+  if (m.blobs.length === 1) {
+    if (m.digest === m.blobs[0]) return null;
+    if (m.digest === "") return new Uint8Array(0);
+  }
+  return m.digest === "" ? null : ids.one(m.digest);
+}
+
+/** The digest of a row, from its `digest` and `blob_ids` columns (see {@linkcode digestColumn}). */
+function digestOf(digest: SqlValue | undefined, blobIds: SqlValue | undefined): string {
+  if (digest instanceof Uint8Array) return digest.toHex();
+  if (blobIds instanceof Uint8Array && blobIds.length === 32) return blobIds.toHex();
+  return "";
+}
+
+/** A manifest id column's text. */
+function manifestIdOf(v: SqlValue | undefined): string {
+  if (!(v instanceof Uint8Array)) throw new TypeError("a manifest id column does not hold bytes");
+  return ulidFromBytes(v);
 }
 
 /** The exclusive upper bound of keys starting with `prefix`, when one is cheap to compute. */
@@ -522,9 +565,11 @@ export class StoreIndex {
     const db = index.#db;
     const deferred = db.exec(
       // The manifests' by-pack index stays: rows arrive in pack order (cheap to keep), and
-      // retiring a pack (garbage collection's superseding packs) finds its rows through it.
+      // retiring a pack (garbage collection's superseding packs) finds its rows through it. So
+      // does the by-id index: ids are time-ordered, so they arrive nearly in order, and it is
+      // what makes a manifest indexed twice (a copy, or TOC and host log) a no-op.
       "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL " +
-        "AND name NOT IN ('manifests_by_pack') " +
+        "AND name NOT IN ('manifests_by_pack', 'manifests_by_id') " +
         "ORDER BY type, name",
     )[0]?.values ?? [];
     for (const [type, name] of deferred) db.run(`DROP ${str(type).toUpperCase()} ${str(name)}`);
@@ -562,19 +607,14 @@ export class StoreIndex {
       );
       this.#db.run("DROP TABLE temp.bulk_blobs");
       for (const d of deferred) if (d.type === "index") this.#db.run(d.sql);
-      // The current version of each artifact: its greatest manifest id (SQLite takes the other
-      // columns from the row holding the max), read in key order through manifests_by_key.
-      this.#db.run("DELETE FROM artifacts");
-      this.#db.run(
-        "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) " +
-          "SELECT namespace, key, max(manifest_id), seq, deleted, CASE WHEN deleted THEN 0 ELSE size END " +
-          "FROM manifests GROUP BY namespace, key",
-      );
       for (const d of deferred) if (d.type !== "index") this.#db.run(d.sql);
+      // The current version of each artifact is its greatest manifest id (SQLite takes the
+      // other columns from the row holding the max), read in key order through manifests_by_key.
       this.#db.run("DELETE FROM namespace_stats");
       this.#db.run(
         "INSERT INTO namespace_stats (namespace, artifacts, bytes) " +
-          "SELECT namespace, count(*), sum(size) FROM artifacts WHERE deleted = 0 GROUP BY namespace",
+          "SELECT namespace, count(*), sum(size) FROM (" + CURRENT_VERSIONS +
+          ") WHERE deleted = 0 GROUP BY namespace",
       );
     });
     this.#db.run("PRAGMA journal_mode = MEMORY");
@@ -831,46 +871,18 @@ export class StoreIndex {
   }
 
   #retireRows(packIds: readonly string[], blobsToo: boolean): void {
-    const touched = new Map<string, [string, string]>();
     for (const packId of packIds) {
       this.#run("INSERT OR IGNORE INTO retired_packs (pack_id) VALUES (?)", [packId]);
       const packNo = this.#packNo(packId);
       if (packNo === null) continue;
-      for (
-        const [ns, key] of this.#all(
-          "SELECT DISTINCT namespace, key FROM manifests WHERE pack_no = ?",
-          [packNo],
-        )
-      ) touched.set(`${str(ns)}\u0000${str(key)}`, [str(ns), str(key)]);
+      // The current version of a key whose manifest goes is the next greatest id left: the
+      // statistics trigger moves namespace_stats to it, row by row.
       this.#run("DELETE FROM manifests WHERE pack_no = ?", [packNo]);
       if (!blobsToo) continue;
       this.#run("DELETE FROM blobs WHERE pack_no = ?", [packNo]);
       this.#run("DELETE FROM packs WHERE pack_no = ?", [packNo]);
     }
     // The Bloom filter keeps the forgotten ids: a false positive costs one query, no more.
-    // A bulk load computes every current version at its end.
-    if (this.#deferred !== undefined) return;
-    for (const [ns, key] of touched.values()) this.#recomputeCurrent(ns, key);
-  }
-
-  /** Points an artifact's row at its newest remaining manifest, or removes it. */
-  #recomputeCurrent(namespace: string, key: string): void {
-    const r = this.#one(
-      "SELECT manifest_id, seq, deleted, size FROM manifests WHERE namespace = ? AND key = ? " +
-        "ORDER BY manifest_id DESC LIMIT 1",
-      [namespace, key],
-    );
-    if (!r) {
-      this.#run("DELETE FROM artifacts WHERE namespace = ? AND key = ?", [namespace, key]);
-      return;
-    }
-    const deleted = num(r[2]);
-    this.#run(
-      "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) VALUES (?, ?, ?, ?, ?, ?) " +
-        "ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, " +
-        "deleted = excluded.deleted, size = excluded.size",
-      [namespace, key, str(r[0]), num(r[1]), deleted, deleted ? 0 : num(r[3])],
-    );
   }
 
   /**
@@ -923,7 +935,7 @@ export class StoreIndex {
     for (const row of s.iterate()) {
       const r = row as unknown as SqlValue[];
       fn({
-        id: str(r[0]),
+        id: manifestIdOf(r[0]),
         namespace: str(r[1]),
         key: str(r[2]),
         created: num(r[3]),
@@ -1007,15 +1019,15 @@ export class StoreIndex {
       const params: SqlValue[] = [];
       let idCount = 0;
       for (const m of batch) idCount += 1 + m.blobs.length;
-      const ids = new IdArena(idCount);
+      const ids = new IdArena(idCount, n);
       for (const m of batch) {
         params.push(
-          m.id,
+          ids.ulid(m.id),
           m.namespace,
           m.key,
           m.created,
           m.size,
-          m.digest === "" ? null : ids.one(m.digest),
+          digestColumn(m, ids),
           m.contentType === "" ? null : m.contentType,
           Object.keys(m.metadata).length === 0 ? null : JSON.stringify(m.metadata),
           m.deleted ? 1 : 0,
@@ -1024,50 +1036,16 @@ export class StoreIndex {
           packNo,
         );
       }
+      this.#writable();
       this.#changes++;
-      if (this.#deferred !== undefined) {
-        // Bulk load: the current versions are computed once at finishBulk, so only the rows
-        // go in here; a manifest already indexed (same id) is ignored and not counted.
-        const r = this.#stmt(
-          "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) VALUES " +
-            rows(n, 12),
-        ).run(...params);
-        added += Number(r.changes);
-        continue;
-      }
-      // A manifest already indexed (same id) is a no-op: RETURNING yields no row for it.
-      const inserted = new Map<string, number>();
-      for (
-        const r of this.#all(
-          "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) VALUES " +
-            rows(n, 12) + " RETURNING seq, manifest_id",
-          params,
-        )
-      ) inserted.set(str(r[1]), num(r[0]));
-      // A manifest may come twice in one batch (TOC and host log, Replicated): count it once.
-      const fresh: Array<[ManifestRecord, number]> = [];
-      for (const m of batch) {
-        const seq = inserted.get(m.id);
-        if (seq === undefined) continue;
-        inserted.delete(m.id);
-        fresh.push([m, seq]);
-      }
-      added += fresh.length;
-      if (fresh.length === 0) continue;
-      // The artifacts row changes only for a newer manifest; triggers keep namespace_stats exact.
-      for (const [at2, n2] of batches(fresh.length)) {
-        const up: SqlValue[] = [];
-        for (const [m, seq] of fresh.slice(at2, at2 + n2)) {
-          up.push(m.namespace, m.key, m.id, seq, m.deleted ? 1 : 0, m.deleted ? 0 : m.size);
-        }
-        this.#run(
-          "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) VALUES " +
-            rows(n2, 6) +
-            " ON CONFLICT (namespace, key) DO UPDATE SET manifest_id = excluded.manifest_id, seq = excluded.seq, " +
-            "deleted = excluded.deleted, size = excluded.size WHERE excluded.manifest_id > artifacts.manifest_id",
-          up,
-        );
-      }
+      // A manifest already indexed (same id, also twice in one batch: TOC and host log) is
+      // ignored and not counted. The current version of its key is the greatest id: nothing else
+      // to update; the statistics trigger follows it (a bulk load computes them at its end).
+      const r = this.#stmt(
+        "INSERT OR IGNORE INTO manifests (manifest_id, namespace, key, created, size, digest, content_type, metadata, deleted, inline_body, blob_ids, pack_no) VALUES " +
+          rows(n, 12),
+      ).run(...params);
+      added += Number(r.changes);
     }
     return added;
   }
@@ -1081,13 +1059,13 @@ export class StoreIndex {
     if (!r) return undefined;
     const blobs = r[11] instanceof Uint8Array ? splitIds(r[11]) : [];
     const record: ManifestRecord = {
-      id: str(r[0]),
+      id: manifestIdOf(r[0]),
       storeId: this.storeId,
       namespace: str(r[1]),
       key: str(r[2]),
       created: num(r[3]),
       size: num(r[4]),
-      digest: r[5] instanceof Uint8Array ? r[5].toHex() : "",
+      digest: digestOf(r[5], r[11]),
       contentType: r[6] === null ? "" : str(r[6]),
       metadata: r[7] === null ? {} : JSON.parse(str(r[7])),
       deleted: r[8] === 1,
@@ -1106,7 +1084,7 @@ export class StoreIndex {
    */
   current(namespace: string, key: string): ManifestRecord | undefined {
     const r = this.#one(
-      "SELECT seq, deleted FROM artifacts WHERE namespace = ? AND key = ?",
+      "SELECT seq, deleted FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC LIMIT 1",
       [namespace, key],
     );
     if (!r || r[1] === 1) return undefined;
@@ -1138,13 +1116,15 @@ export class StoreIndex {
     const lower = after !== undefined && after >= prefix ? after : prefix;
     const lowerOp = after !== undefined && after >= prefix ? ">" : ">=";
     const end = prefixEnd(prefix);
+    // A walk of manifests_by_key in key order: per key, the row of its greatest id, kept when
+    // it is not a tombstone; it stops after `limit` keys.
     const rows = end !== undefined
       ? this.#all(
-        `SELECT seq FROM artifacts WHERE namespace = ? AND key ${lowerOp} ? AND key < ? AND deleted = 0 ORDER BY key LIMIT ?`,
+        `SELECT seq, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND key ${lowerOp} ? AND key < ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?`,
         [namespace, lower, end, limit],
       )
       : this.#all(
-        `SELECT seq FROM artifacts WHERE namespace = ? AND key ${lowerOp} ? AND substr(key, 1, ?) = ? AND deleted = 0 ORDER BY key LIMIT ?`,
+        `SELECT seq, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND key ${lowerOp} ? AND substr(key, 1, ?) = ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?`,
         [namespace, lower, prefix.length, prefix, limit],
       );
     return rows.map((r) => this.#manifestAt(num(r[0]))!);
@@ -1155,8 +1135,13 @@ export class StoreIndex {
    * @returns The namespaces.
    */
   namespaces(): string[] {
+    // namespace_stats has a row exactly for each namespace with a live artifact; a bulk load
+    // fills it at its end.
     return this.#all(
-      "SELECT DISTINCT namespace FROM artifacts WHERE deleted = 0 ORDER BY namespace",
+      this.#deferred !== undefined
+        ? "SELECT DISTINCT namespace FROM (" + CURRENT_VERSIONS +
+          ") WHERE deleted = 0 ORDER BY namespace"
+        : "SELECT namespace FROM namespace_stats ORDER BY namespace",
       [],
     ).map((r) => str(r[0]));
   }
@@ -1313,7 +1298,7 @@ export class StoreIndex {
     return this.#all(
       "SELECT manifest_id FROM manifests WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?)",
       [packId],
-    ).map((r) => str(r[0])).sort();
+    ).map((r) => manifestIdOf(r[0])).sort();
   }
 
   /**
@@ -1322,7 +1307,10 @@ export class StoreIndex {
    * @returns `true` when indexed.
    */
   hasManifest(manifestId: string): boolean {
-    return this.#exists("SELECT 1 FROM manifests WHERE manifest_id = ?", [manifestId]);
+    const id = new Uint8Array(16);
+    // An id that is not a ULID is in no manifest.
+    if (!ulidInto(manifestId, id, 0)) return false;
+    return this.#exists("SELECT 1 FROM manifests WHERE manifest_id = ?", [id]);
   }
 
   /**
@@ -1418,7 +1406,7 @@ export class StoreIndex {
       // Kept exact by the statistics triggers (and computed at the end of a bulk load): a
       // count over the artifacts table would read all of it (0.4 s for a million, from a file).
       artifacts: this.#deferred !== undefined
-        ? c("SELECT count(*) FROM artifacts WHERE deleted = 0")
+        ? c(`SELECT count(*) FROM (${CURRENT_VERSIONS}) WHERE deleted = 0`)
         : c("SELECT coalesce(sum(artifacts), 0) FROM namespace_stats"),
       manifests: c("SELECT count(*) FROM manifests"),
       blobs: c("SELECT count(*) FROM blobs"),

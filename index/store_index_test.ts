@@ -3,13 +3,23 @@ import { CorruptObjectError } from "../errors.ts";
 import { type ManifestRecord, StoreIndex } from "./store_index.ts";
 import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, MIGRATIONS } from "./schema.ts";
 import { loadSqlite } from "./_sqlite.ts";
-import { asVersion1 } from "../tests/index_fixtures.ts";
+import { asVersion1, asVersion3 } from "../tests/index_fixtures.ts";
+import { InvalidArgumentError } from "../errors.ts";
 
 const STORE = "01JSTORE000000000000000000";
 
+/**
+ * The manifest id a test names `M…` (the index keeps ids as ULIDs' bytes): the name's digits
+ * and letters padded on the left, so names of one length sort as their ids do.
+ */
+function mid(name: string): string {
+  const tail = name.slice(1).toLowerCase();
+  return "01jz" + "0".repeat(22 - tail.length) + tail;
+}
+
 function manifest(id: string, key: string, over: Partial<ManifestRecord> = {}): ManifestRecord {
   return {
-    id,
+    id: mid(id),
     storeId: STORE,
     namespace: "ns",
     key,
@@ -45,8 +55,8 @@ Deno.test("StoreIndex.indexPack() makes the newest manifest of each key current"
   // Indexed out of order: the older manifest arrives last and must not win.
   index.indexPack(pack("P2", [manifest("M2", "a", { size: 2 })]));
   index.indexPack(pack("P1", [manifest("M1", "a", { size: 1 }), manifest("M3", "b")]));
-  assert.equal(index.current("ns", "a")?.id, "M2");
-  assert.deepEqual(index.versions("ns", "a").map((m) => m.id), ["M2", "M1"]);
+  assert.equal(index.current("ns", "a")?.id, mid("M2"));
+  assert.deepEqual(index.versions("ns", "a").map((m) => m.id), [mid("M2"), mid("M1")]);
   assert.deepEqual(index.list("ns").map((m) => m.key), ["a", "b"]);
   // Indexing packs never moves the high-water mark: only a listing does.
   assert.equal(index.highWaterMark(), "");
@@ -110,10 +120,17 @@ Deno.test("StoreIndex.list() honours prefix, cursor and limit in byte order", as
 Deno.test("StoreIndex hot lookups use an index (EXPLAIN QUERY PLAN)", async () => {
   const index = await StoreIndex.create(STORE);
   const plans = [
-    index.explain("SELECT seq, deleted FROM artifacts WHERE namespace = ? AND key = ?", ["n", "k"]),
     index.explain(
-      "SELECT seq FROM artifacts WHERE namespace = ? AND key >= ? AND key < ? AND deleted = 0 ORDER BY key LIMIT ?",
+      "SELECT seq, deleted FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC LIMIT 1",
+      ["n", "k"],
+    ),
+    index.explain(
+      "SELECT seq, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND key >= ? AND key < ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?",
       ["n", "a", "b", 10],
+    ),
+    index.explain(
+      "SELECT seq, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND key > ? AND substr(key, 1, ?) = ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?",
+      ["n", "a", 1, "\uffff", 10],
     ),
     index.explain("SELECT 1 FROM blobs WHERE blob_id = ?", ["x"]),
     index.explain(
@@ -134,14 +151,18 @@ Deno.test("StoreIndex hot lookups use an index (EXPLAIN QUERY PLAN)", async () =
     ),
     index.explain("SELECT 1 FROM manifests WHERE manifest_id = ?", ["m"]),
     index.explain(
+      "SELECT 1 FROM manifests n WHERE n.namespace = ? AND n.key = ? AND n.manifest_id > ?",
+      ["n", "k", "m"],
+    ),
+    index.explain(
+      "SELECT 1 - p.deleted FROM manifests p WHERE p.namespace = ? AND p.key = ? AND p.manifest_id < ? ORDER BY p.manifest_id DESC LIMIT 1",
+      ["n", "k", "m"],
+    ),
+    index.explain(
       "SELECT seq FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC",
       ["n", "k"],
     ),
     index.explain("SELECT 1 FROM packs WHERE pack_id = ?", ["p"]),
-    index.explain(
-      "SELECT a.manifest_id, a.deleted, m.size FROM artifacts a JOIN manifests m ON m.seq = a.seq WHERE a.namespace = ? AND a.key = ?",
-      ["n", "k"],
-    ),
     index.explain("SELECT artifacts, bytes FROM namespace_stats WHERE namespace = ?", ["n"]),
   ];
   for (const plan of plans) {
@@ -205,16 +226,20 @@ Deno.test("migrate() runs each step in its own transaction and stops at a failin
   const db = new SQL.Database();
   const steps = [
     ...MIGRATIONS,
-    { version: 3, description: "good", sql: "CREATE TABLE extra (x INTEGER)" },
     {
-      version: 4,
+      version: INDEX_SCHEMA_VERSION + 1,
+      description: "good",
+      sql: "CREATE TABLE extra (x INTEGER)",
+    },
+    {
+      version: INDEX_SCHEMA_VERSION + 2,
       description: "bad",
       sql: "CREATE TABLE extra2 (x INTEGER); INSERT INTO nowhere VALUES (1)",
     },
   ];
   assert.throws(() => migrate(db, steps));
   const version = db.exec("SELECT value FROM meta WHERE name = 'schema_version'")[0]!.values[0]![0];
-  assert.equal(version, "3");
+  assert.equal(version, String(INDEX_SCHEMA_VERSION + 1));
   assert.equal(db.exec("SELECT name FROM sqlite_master WHERE name = 'extra2'").length, 0);
   db.close();
 });
@@ -306,8 +331,8 @@ Deno.test("StoreIndex.load() migrates a version 1 index to the current version w
   probe.close();
 
   const migrated = await StoreIndex.load(v1, { storeId: STORE, key: "v1" });
-  assert.equal(migrated.schemaVersion, 3);
-  assert.equal(INDEX_SCHEMA_VERSION, 3);
+  assert.equal(migrated.schemaVersion, 4);
+  assert.equal(INDEX_SCHEMA_VERSION, 4);
   assert.deepEqual(migrated.namespaceStats(), fresh.namespaceStats());
   for (const [ns, key] of KEYS) {
     assert.deepEqual(migrated.versions(ns!, key!), fresh.versions(ns!, key!));
@@ -320,6 +345,187 @@ Deno.test("StoreIndex.load() migrates a version 1 index to the current version w
   assert.deepEqual(migrated.namespaceStats()[0], { namespace: "a", artifacts: 2, bytes: 113 });
   migrated.close();
   fresh.close();
+});
+
+/** Manifests of every body shape: one blob (digest = its id), chunks, inline, empty, tombstone. */
+function shapes(): Array<ReturnType<typeof pack>> {
+  const c1 = "c1".repeat(32);
+  const c2 = "c2".repeat(32);
+  return [
+    pack("P1", [
+      manifest("MS01", "one", { digest: "b".repeat(64), metadata: { "capsa.mode": "644" } }),
+      manifest("MS02", "chunks", { blobs: [c1, c2], digest: "e".repeat(64), size: 9 }),
+      manifest("MS03", "chunk", { blobs: [c1], digest: "f".repeat(64), size: 4 }),
+      manifest("MS04", "inline", { blobs: [], inline: new Uint8Array([1, 2]), size: 2 }),
+      manifest("MS05", "empty", {
+        blobs: [],
+        inline: new Uint8Array(0),
+        size: 0,
+        contentType: "x/y",
+      }),
+      manifest("MS06", "odd", { digest: "" }),
+    ]),
+    pack("P2", [
+      manifest("MS07", "one", { deleted: true, blobs: [], digest: "", size: 0 }),
+      manifest("MS08", "chunk", { digest: "b".repeat(64), size: 3 }),
+    ]),
+  ];
+}
+const SHAPE_KEYS = ["one", "chunks", "chunk", "inline", "empty", "odd", "none"];
+
+/** Every answer of the index about its manifests and packs, for comparing two indexes. */
+function answers(index: StoreIndex) {
+  return {
+    versions: SHAPE_KEYS.map((k) => index.versions("ns", k)),
+    current: SHAPE_KEYS.map((k) => index.current("ns", k)),
+    list: index.list("ns"),
+    page: index.list("ns", { prefix: "c", after: "chunk", limit: 1 }),
+    namespaces: index.namespaces(),
+    stats: index.namespaceStats(),
+    counts: index.counts(),
+    inPack: ["P1", "P2"].map((p) => index.manifestIdsInPack(p)),
+    has: [mid("MS03"), mid("MS99"), "not a ulid"].map((id) => index.hasManifest(id)),
+    unknown: index.unknownManifestBlobs(),
+    naming: [...index.manifestsNamingBlobs(new Set(["c1".repeat(32), "b".repeat(64)]))],
+    each: (() => {
+      const out: unknown[] = [];
+      index.forEachManifest((m) => out.push(m));
+      return out;
+    })(),
+    blob: index.blob("b".repeat(64)),
+  };
+}
+
+Deno.test("StoreIndex keeps every manifest field as written: digests equal to the one blob id are not stored", async () => {
+  const index = await StoreIndex.create(STORE);
+  const packs = shapes();
+  for (const p of packs) index.indexPack(p);
+  for (const m of packs.flatMap((p) => p.manifests)) {
+    const got = index.versions("ns", m.key).find((v) => v.id === m.id);
+    assert.deepEqual(got, { ...m, packId: got?.packId });
+  }
+  assert.equal(index.current("ns", "one"), undefined);
+  assert.equal(index.current("ns", "chunk")?.digest, "b".repeat(64));
+  assert.deepEqual(index.list("ns").map((m) => m.key), [
+    "chunk",
+    "chunks",
+    "empty",
+    "inline",
+    "odd",
+  ]);
+  // The digest column holds bytes only where the digest is not the single blob's id.
+  const SQL = await loadSqlite();
+  const db = new SQL.Database(index.export());
+  const stored = db.exec("SELECT key, length(digest) FROM manifests ORDER BY seq")[0]!.values;
+  assert.deepEqual(stored, [
+    ["one", null],
+    ["chunks", 32],
+    ["chunk", 32],
+    ["inline", 32],
+    ["empty", 32],
+    ["odd", 0],
+    ["one", null],
+    ["chunk", null],
+  ]);
+  assert.deepEqual(
+    db.exec("SELECT DISTINCT length(manifest_id) FROM manifests")[0]!.values,
+    [[16]],
+  );
+  db.close();
+  index.close();
+});
+
+Deno.test("StoreIndex.indexPack() refuses a manifest id that is not a ULID, and indexes nothing of the pack", async () => {
+  const index = await StoreIndex.create(STORE);
+  const bad = { ...manifest("M1", "a"), id: "M1" };
+  assert.throws(
+    () => index.indexPack(pack("P1", [manifest("M2", "b"), bad])),
+    (e: unknown) => e instanceof InvalidArgumentError && /"M1" is not a ULID/.test(e.message),
+  );
+  assert.deepEqual(index.counts().manifests, 0);
+  assert.equal(index.hasPack("P1"), false);
+  index.close();
+});
+
+Deno.test("StoreIndex.load() migrates a version 3 index to version 4 with the same answers", async () => {
+  const fresh = await StoreIndex.create(STORE);
+  for (const p of [...shapes(), ...history()]) fresh.indexPack(p);
+  const v3 = await asVersion3(fresh.export());
+  const SQL = await loadSqlite();
+  const probe = new SQL.Database(v3);
+  assert.deepEqual(
+    probe.exec("SELECT value FROM meta WHERE name = 'schema_version'")[0]!.values,
+    [["3"]],
+  );
+  assert.equal(probe.exec("SELECT count(*) FROM artifacts")[0]!.values[0]![0], 11);
+  probe.close();
+  const migrated = await StoreIndex.load(v3, { storeId: STORE, key: "v3" });
+  assert.equal(migrated.schemaVersion, 4);
+  assert.deepEqual(answers(migrated), answers(fresh));
+  // The same database, table for table.
+  const dump = (bytes: Uint8Array) => {
+    const db = new SQL.Database(bytes);
+    const out = ["meta", "packs", "blobs", "manifests", "namespace_stats"].map((t) =>
+      db.exec(`SELECT * FROM ${t} ORDER BY 1, 2`)[0]?.values
+    );
+    out.push(db.exec("SELECT type, name, sql FROM sqlite_master ORDER BY 1, 2")[0]?.values);
+    db.close();
+    return { out };
+  };
+  assert.deepEqual(dump(migrated.export()), dump(fresh.export()));
+  // Kept exact from there on, through puts and a retired pack.
+  for (const index of [migrated, fresh]) {
+    index.indexPack(pack("P11", [manifest("M11", "y", { namespace: "a", size: 100 })]));
+    index.retirePacks(["P2"]);
+  }
+  assert.deepEqual(answers(migrated), answers(fresh));
+  assert.deepEqual(migrated.namespaceStats()[2], { namespace: "ns", artifacts: 6, bytes: 21 });
+  assert.deepEqual(
+    migrated.namespaceStats(),
+    statsByScan(migrated, [...KEYS, ...SHAPE_KEYS.map((k) => ["ns", k])]),
+  );
+  migrated.close();
+  fresh.close();
+});
+
+Deno.test("StoreIndex.openFile() migrates a published version 3 cache in a working copy", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fresh = await StoreIndex.create(STORE);
+    for (const p of shapes()) fresh.indexPack(p);
+    const path = `${dir}/cache`;
+    await Deno.writeFile(path, await asVersion3(fresh.export()));
+    const before = await Deno.readFile(path);
+    const index = await StoreIndex.openFile(path, {
+      storeId: STORE,
+      key: "cache",
+      workDir: dir,
+      published: true,
+    });
+    assert.equal(index.schemaVersion, 4);
+    assert.equal(index.published, false);
+    assert.deepEqual(answers(index), answers(fresh));
+    // The published file is untouched until the copy is published.
+    assert.deepEqual(await Deno.readFile(path), before);
+    index.close();
+    fresh.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("StoreIndex.load() refuses a version 3 index whose manifest id is not a ULID", async () => {
+  const fresh = await StoreIndex.create(STORE);
+  fresh.indexPack(pack("P1", [manifest("M1", "a")]));
+  const SQL = await loadSqlite();
+  const db = new SQL.Database(await asVersion3(fresh.export()));
+  fresh.close();
+  db.run("UPDATE manifests SET manifest_id = 'M1'");
+  await assert.rejects(
+    StoreIndex.load(db.export(), { storeId: STORE, key: "v3" }),
+    (e: unknown) => e instanceof CorruptObjectError && /could not be migrated/.test(e.message),
+  );
+  db.close();
 });
 
 Deno.test("A superseding pack retires the packs it names, in whichever order they are indexed", async () => {
@@ -358,7 +564,7 @@ Deno.test("A superseding pack retires the packs it names, in whichever order the
     const index = bulk ? await StoreIndex.createBulk(STORE) : await StoreIndex.create(STORE);
     for (const p of order) index.indexPack(p);
     index.finishBulk();
-    assert.deepEqual(index.versions("ns", "a").map((m) => [m.id, m.packId]), [["M2", "P9"]]);
+    assert.deepEqual(index.versions("ns", "a").map((m) => [m.id, m.packId]), [[mid("M2"), "P9"]]);
     assert.equal(index.current("ns", "a")?.size, 20);
     assert.deepEqual(index.versions("ns", "gone"), []);
     assert.deepEqual(index.list("ns").map((m) => m.key), ["a", "x"]);
@@ -379,11 +585,11 @@ Deno.test("A superseding pack retires the packs it names, in whichever order the
     assert.equal(index.blob(b1), undefined);
     assert.equal(index.blob(b2)?.packId, "P9");
     assert.equal(index.hasPack("P1"), false);
-    assert.deepEqual(index.versions("ns", "a").map((m) => m.id), ["M2"]);
+    assert.deepEqual(index.versions("ns", "a").map((m) => m.id), [mid("M2")]);
     // The mark phase sees every remaining manifest, grouped by artifact, newest first.
     const seen: string[] = [];
     index.forEachManifest((m) => seen.push(`${m.key}:${m.id}:${m.packId}`));
-    assert.deepEqual(seen, ["a:M2:P9", "x:M5:P5"]);
+    assert.deepEqual(seen, [`a:${mid("M2")}:P9`, `x:${mid("M5")}:P5`]);
     index.close();
   }
 });
@@ -404,7 +610,7 @@ Deno.test("StoreIndex.retirePacks() and dropLooseBlobs() forget what a gc run de
   index.retirePacks(["P1"]);
   index.dropLooseBlobs([loose]);
   assert.deepEqual(index.versions("ns", "a"), []);
-  assert.equal(index.current("ns", "b")?.id, "M2");
+  assert.equal(index.current("ns", "b")?.id, mid("M2"));
   assert.equal(index.blob(loose), undefined);
   assert.equal(index.hasBlob(loose), false);
   assert.deepEqual(index.packs().map((p) => p.packId), ["P2"]);

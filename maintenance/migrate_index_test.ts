@@ -149,7 +149,7 @@ Deno.test("MigrateIndexAgent migrates a version 1 store (fixture) and it answers
 
   // From the snapshot alone (no host cache), and after a full scan: the same answers.
   const fromSnapshot = await open(world, { host: false });
-  assert.equal(fromSnapshot.index.schemaVersion, 3);
+  assert.equal(fromSnapshot.index.schemaVersion, INDEX_SCHEMA_VERSION);
   assert.deepEqual(await answers(fromSnapshot), before);
   await fullScan(fromSnapshot);
   assert.deepEqual(await answers(fromSnapshot), before);

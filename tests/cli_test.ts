@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { denoDir, runToEnd } from "./processes.ts";
 import { acquireLease, readLease } from "../store/lease.ts";
 import { openStore } from "../store/store.ts";
+import { INDEX_SCHEMA_VERSION } from "../index/schema.ts";
 import { openLocalFs } from "../drivers/localfs/mod.ts";
 import { S3_TEST_CREDENTIALS, startS3Server } from "./s3_server.ts";
 import { DESCRIPTOR_KEY, DESCRIPTOR_REPLICA_KEY } from "../layout.ts";
@@ -1196,7 +1197,7 @@ Deno.test("capsa migrate brings the index to the current schema and changes mani
     const r = await s.json(["migrate", location, "--manifest-storage", "replicated"]);
     assert.equal(r.code, 0, r.stderr);
     const stats = r.doc["stats"] as { toSchema: number; configSeq: number };
-    assert.equal(stats.toSchema, 3);
+    assert.equal(stats.toSchema, INDEX_SCHEMA_VERSION);
     assert.equal(stats.configSeq, 2);
     const st = await s.json(["status", location]);
     assert.equal((st.doc["config"] as { manifestStorage: string }).manifestStorage, "Replicated");

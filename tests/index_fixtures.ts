@@ -3,12 +3,90 @@
  */
 
 import assert from "node:assert/strict";
-import { loadSqlite } from "../index/_sqlite.ts";
+import { loadSqlite, type SqlValue } from "../index/_sqlite.ts";
 import { migrate, MIGRATIONS } from "../index/schema.ts";
+import { ulidFromBytes } from "../index/_ulid_bytes.ts";
 
 /**
- * Rewrites a current (version 3) index database as capsa before schema 2
- * wrote it: no statistics table, no `size` column, no triggers, and
+ * Rewrites a current (version 4) index database as capsa before schema 4
+ * wrote it: manifest ids as text, every digest stored, the `artifacts` table
+ * (filled, as version 3 did, with the greatest id of each key; its triggers
+ * fill `namespace_stats`), and `schema_version` 3. The schema is made by the
+ * first three steps themselves, so the fixture cannot drift from the real
+ * version 3 schema.
+ * @param bytes An exported current database.
+ * @returns The version 3 database.
+ */
+export async function asVersion3(bytes: Uint8Array): Promise<Uint8Array> {
+  const SQL = await loadSqlite();
+  const from = new SQL.Database(bytes);
+  const v3 = new SQL.Database();
+  migrate(v3, MIGRATIONS.slice(0, 3));
+  const copy = (table: string, map: (row: SqlValue[]) => SqlValue[] = (r) => r) => {
+    const rows = from.exec(`SELECT * FROM ${table}`)[0];
+    if (!rows) return;
+    const marks = rows.columns.map(() => "?").join(", ");
+    for (const row of rows.values) {
+      v3.run(`INSERT INTO ${table} (${rows.columns.join(", ")}) VALUES (${marks})`, map(row));
+    }
+  };
+  v3.run("DELETE FROM meta WHERE name <> 'schema_version'");
+  from.run("DELETE FROM meta WHERE name = 'schema_version'");
+  copy("meta");
+  copy("packs");
+  copy("blobs");
+  copy("retired_packs");
+  copy("retired_blobs");
+  // Columns in the order of both versions' manifests tables.
+  copy("manifests", (r) => {
+    const [
+      seq,
+      id,
+      ns,
+      key,
+      created,
+      size,
+      digest,
+      type,
+      metadata,
+      deleted,
+      inline,
+      blobIds,
+      pack,
+    ] = r;
+    const fullDigest = digest instanceof Uint8Array
+      ? (digest.length === 0 ? null : digest)
+      : (blobIds instanceof Uint8Array && blobIds.length === 32 ? blobIds : null);
+    return [
+      seq!,
+      ulidFromBytes(id as Uint8Array),
+      ns!,
+      key!,
+      created!,
+      size!,
+      fullDigest,
+      type!,
+      metadata!,
+      deleted!,
+      inline!,
+      blobIds!,
+      pack!,
+    ];
+  });
+  v3.run(
+    "INSERT INTO artifacts (namespace, key, manifest_id, seq, deleted, size) " +
+      "SELECT namespace, key, max(manifest_id), seq, deleted, CASE WHEN deleted THEN 0 ELSE size END " +
+      "FROM manifests GROUP BY namespace, key",
+  );
+  from.close();
+  const out = v3.export();
+  v3.close();
+  return out;
+}
+
+/**
+ * Rewrites a current index database as capsa before schema 2 wrote it: no
+ * statistics table, no `size` column, no triggers, no retired tables, and
  * `schema_version` 1. Checked against a database made by the version 1 step
  * alone, so the fixture cannot drift from the real v1 schema.
  * @param bytes An exported current database.
@@ -16,7 +94,7 @@ import { migrate, MIGRATIONS } from "../index/schema.ts";
  */
 export async function asVersion1(bytes: Uint8Array): Promise<Uint8Array> {
   const SQL = await loadSqlite();
-  const db = new SQL.Database(bytes);
+  const db = new SQL.Database(await asVersion3(bytes));
   db.run("DROP TABLE retired_packs");
   db.run("DROP TABLE retired_blobs");
   db.run("DROP TRIGGER artifacts_stats_delete");

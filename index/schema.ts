@@ -165,7 +165,7 @@ PRAGMA secure_delete = OFF;
  * - `manifests.manifest_id` holds the ULID's 16 bytes (`capsa_ulid_bytes`),
  *   not its 26 characters; byte order is the ids' text order.
  * - `manifests.digest` is NULL when the body is one blob whose id is the
- *   digest (DESIGN §4.2: a body of one regular blob, or of one chunk): the
+ *   digest (docs/DESIGN.md §4.2: a body of one regular blob, or of one chunk): the
  *   digest is read from `blob_ids`. A digest that is really empty beside one
  *   blob id is stored as an empty blob, so every row reads back as written.
  * - `artifacts` and the unique index over the text id go. The current version

@@ -342,6 +342,20 @@ function tocChecksum(toc: Uint8Array, trailerPrefix: Uint8Array): string {
 const TOC_SAMPLE_CHARS = 64 * 1024;
 
 /**
+ * The zstd level a pack's TOC is compressed at, for a store compressing its
+ * data at `level`. Up to the default level 3 it is level 1: on capsa's
+ * manifest JSON, level 1 both ran faster and came out smaller than level 3
+ * (TOCs of 200,000 small files: 5.3× against 4.8×, in a third of the time;
+ * of 1,000,000 small artifacts: 10.9× against 9.8×). A store asking for more
+ * (4 and up) gets its own level, and one asking for less its own too.
+ * @param level The store's level.
+ * @returns The TOC's level.
+ */
+function tocLevel(level: number): number {
+  return level > 3 ? level : Math.min(level, 1);
+}
+
+/**
  * Writes one pack in memory: add blobs and manifests, then
  * {@linkcode PackWriter.finish} returns the pack's bytes, ready for one
  * atomic put. Blob bytes are copied when added, so the caller may reuse its
@@ -372,6 +386,8 @@ export class PackWriter {
   readonly #hash: HashAlgorithm;
   readonly #supersedes: readonly string[];
   readonly #level: number | undefined;
+  /** The level the TOC is compressed at ({@linkcode tocLevel}). */
+  readonly #tocLevel: number | undefined;
   readonly #keys: StoreKeys | undefined;
   #buffer: Uint8Array;
   #length = PACK_HEADER_BYTES;
@@ -436,6 +452,7 @@ export class PackWriter {
       );
     }
     this.#level = level;
+    this.#tocLevel = level === undefined ? undefined : tocLevel(level);
     this.#keys = options.keys;
     this.#supersedes = supersedes;
     const given = options.buffer;
@@ -480,7 +497,7 @@ export class PackWriter {
       chars += this.#manifests[--from]!.length;
     }
     const text = encoder.encode(this.#manifests.slice(from).join(","));
-    const packed = compressIfWorthIt(text, this.#level);
+    const packed = compressIfWorthIt(text, this.#tocLevel!);
     s.raw += text.length;
     s.stored += packed?.length ?? text.length;
     s.chars = Math.max(this.#manifestChars, TOC_SAMPLE_CHARS) * 4;
@@ -627,6 +644,12 @@ export class PackWriter {
     this.#learnTocRatio();
   }
 
+  #tooLarge(tocLength: number): never {
+    throw new InvalidArgumentError(
+      `pack TOC would be ${tocLength} bytes, more than ${MAX_TOC_BYTES}: seal packs sooner`,
+    );
+  }
+
   /**
    * Writes the TOC and the trailer and returns the whole pack.
    *
@@ -636,20 +659,31 @@ export class PackWriter {
    */
   finish(): Uint8Array {
     this.#check();
-    const manifestsJson = encoder.encode("[" + this.#manifests.join(",") + "]");
+    const manifestsText = "[" + this.#manifests.join(",") + "]";
     const storeId = encoder.encode(this.#storeId);
     const supersededStart = TOC_FIXED_BYTES + storeId.length;
     const entriesStart = supersededStart + this.#supersedes.length * ULID_LENGTH;
-    const tocLength = entriesStart + this.#entries.length * PACK_BLOB_ENTRY_BYTES +
-      manifestsJson.length;
-    if (tocLength > MAX_TOC_BYTES) {
-      throw new InvalidArgumentError(
-        `pack TOC would be ${tocLength} bytes, more than ${MAX_TOC_BYTES}: seal packs sooner`,
-      );
+    const entriesEnd = entriesStart + this.#entries.length * PACK_BLOB_ENTRY_BYTES;
+    // The manifests' UTF-8 takes at least one byte per UTF-16 unit and at most three.
+    if (entriesEnd + manifestsText.length > MAX_TOC_BYTES) {
+      this.#tooLarge(entriesEnd + manifestsText.length);
     }
-    this.#finished = true;
     const tocOffset = this.#length;
-    this.#reserve(tocLength + PACK_TRAILER_BYTES);
+    const t = tocOffset;
+    // Encoded straight into the pack's buffer (reused from pack to pack): a new array of a few
+    // MiB for each TOC cost more in fresh memory than the encoding itself.
+    this.#reserve(entriesEnd + manifestsText.length + PACK_TRAILER_BYTES);
+    let encoded = encoder.encodeInto(manifestsText, this.#buffer.subarray(t + entriesEnd));
+    if (encoded.read < manifestsText.length) {
+      const utf8 = encoder.encode(manifestsText);
+      this.#reserve(entriesEnd + utf8.length + PACK_TRAILER_BYTES);
+      this.#buffer.set(utf8, t + entriesEnd);
+      encoded = { read: manifestsText.length, written: utf8.length };
+    }
+    const manifestsLength = encoded.written;
+    const tocLength = entriesEnd + manifestsLength;
+    if (tocLength > MAX_TOC_BYTES) this.#tooLarge(tocLength);
+    this.#finished = true;
     const buf = this.#buffer;
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
 
@@ -657,14 +691,13 @@ export class PackWriter {
     view.setUint16(8, PACK_FORMAT_VERSION, true);
     buf.fill(0, 10, PACK_HEADER_BYTES);
 
-    const t = tocOffset;
-    buf.fill(0, t, t + tocLength);
+    buf.fill(0, t, t + entriesEnd);
     buf[t] = HASH_IDS[this.#hash];
     buf[t + 1] = storeId.length;
     view.setUint16(t + 2, this.#supersedes.length, true);
     view.setUint32(t + 4, this.#entries.length, true);
     view.setUint32(t + 8, this.#manifests.length, true);
-    view.setUint32(t + 12, manifestsJson.length, true);
+    view.setUint32(t + 12, manifestsLength, true);
     buf.set(encoder.encode(this.#packId), t + 16);
     buf.set(storeId, t + TOC_FIXED_BYTES);
     this.#supersedes.forEach((id, i) =>
@@ -680,14 +713,13 @@ export class PackWriter {
       writeU64(view, at + 56, e.rawLength);
       at += PACK_BLOB_ENTRY_BYTES;
     }
-    buf.set(manifestsJson, at);
 
     // The TOC is compressed as a whole when that saves 1/16 (blob ids do not
     // compress; manifests, mostly JSON, do).
     let inner = buf.subarray(t, t + tocLength);
     let flags = 0;
-    if (this.#level !== undefined) {
-      const packed = compressIfWorthIt(inner, this.#level);
+    if (this.#tocLevel !== undefined) {
+      const packed = compressIfWorthIt(inner, this.#tocLevel);
       // Never below the smallest TOC, so that one size rule bounds every pack.
       if (packed !== undefined && packed.length >= MIN_TOC_BYTES) {
         inner = packed;

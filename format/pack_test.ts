@@ -961,3 +961,32 @@ Deno.test("a compressing writer estimates its finished size from the TOC's own r
     `estimate ${estimate} vs ${bytes.length} (${(off * 100).toFixed(2)} % off)`,
   );
 });
+
+Deno.test("PackWriter encodes manifests of many-byte characters past its buffer, compressed or not", async () => {
+  for (const compressionLevel of [undefined, 3, 19]) {
+    // A small buffer and manifests whose UTF-8 is about three times their UTF-16 length: the TOC
+    // does not fit where its text length says it would.
+    const w = new PackWriter({
+      packId: PACK_ID,
+      storeId: STORE,
+      hash: "blake3",
+      sizeHint: 4096,
+      ...(compressionLevel === undefined ? {} : { compressionLevel }),
+    });
+    const b = blob("body");
+    w.addBlob(b);
+    const written = Array.from({ length: 40 }, (_, i) =>
+      manifest([b.id], {
+        key: `日本語/ファイル-${i}-${"€".repeat(i * 5)}`,
+        metadata: { note: "ü🎉".repeat(50 + i) },
+      }));
+    for (const m of written) w.addManifest(m);
+    const bytes = w.finish();
+    const toc = await read(bytes, { storeId: STORE });
+    assert.deepEqual(
+      toc.manifests.map((m) => [m.key, m.metadata]),
+      written.map((m) => [m.key, m.metadata]),
+    );
+    assert.equal(toc.manifests.length, 40, `level ${compressionLevel}`);
+  }
+});

@@ -270,44 +270,58 @@ function headOf(path: string): string {
 
 /**
  * A Bloom filter of blob ids: 10 bits per id and 7 probes (about 1% false
- * positives). The probes come from the id's own hex digits.
+ * positives). Blob ids are uniform digests, so their own bits are the
+ * hashes: two 32-bit words of the id give the 7 probes (`a + i·b`, double
+ * hashing). It grows in layers: when a layer holds its capacity, a new one of
+ * twice the capacity takes the next ids, and a lookup asks every layer (a few
+ * at most). Growing this way costs no scan of the blobs already indexed
+ * (rebuilding the filter at twice the size did: 0.4 s of a 200,000-file put).
  */
 class BlobBloom {
-  readonly capacity: number;
-  #bits: Uint32Array;
-  #mask: number;
-  #count = 0;
+  readonly #layers: Array<{ bits: Uint32Array; mask: number; capacity: number; count: number }> =
+    [];
 
   constructor(capacity: number) {
-    let size = 1;
+    this.#grow(capacity);
+  }
+
+  #grow(capacity: number): void {
+    let size = 32;
     while (size < capacity * 10) size *= 2;
-    this.capacity = capacity;
-    this.#bits = new Uint32Array(size / 32);
-    this.#mask = size - 1;
-  }
-
-  get full(): boolean {
-    return this.#count >= this.capacity;
-  }
-
-  #probe(id: string, i: number): number {
-    return parseInt(id.slice(i * 8, i * 8 + 8), 16) & this.#mask;
+    this.#layers.push({ bits: new Uint32Array(size / 32), mask: size - 1, capacity, count: 0 });
   }
 
   add(id: string): void {
-    for (let i = 0; i < 7; i++) {
-      const bit = this.#probe(id, i);
-      this.#bits[bit >>> 5]! |= 1 << (bit & 31);
+    let layer = this.#layers[this.#layers.length - 1]!;
+    if (layer.count >= layer.capacity) {
+      this.#grow(layer.capacity * 2);
+      layer = this.#layers[this.#layers.length - 1]!;
     }
-    this.#count++;
+    const a = parseInt(id.slice(0, 8), 16);
+    const b = parseInt(id.slice(8, 16), 16) | 1;
+    const { bits, mask } = layer;
+    for (let i = 0, h = a; i < 7; i++, h = (h + b) | 0) {
+      const bit = h & mask;
+      bits[bit >>> 5]! |= 1 << (bit & 31);
+    }
+    layer.count++;
   }
 
   has(id: string): boolean {
-    for (let i = 0; i < 7; i++) {
-      const bit = this.#probe(id, i);
-      if ((this.#bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+    const a = parseInt(id.slice(0, 8), 16);
+    const b = parseInt(id.slice(8, 16), 16) | 1;
+    for (const { bits, mask } of this.#layers) {
+      let hit = true;
+      for (let i = 0, h = a; i < 7; i++, h = (h + b) | 0) {
+        const bit = h & mask;
+        if ((bits[bit >>> 5]! & (1 << (bit & 31))) === 0) {
+          hit = false;
+          break;
+        }
+      }
+      if (hit) return true;
     }
-    return true;
+    return false;
   }
 }
 
@@ -966,10 +980,7 @@ export class StoreIndex {
    */
   #putBlobs(blobs: readonly BlobRecord[], packNo: number | null): void {
     for (const b of blobs) {
-      if (this.#bloom) {
-        if (this.#bloom.full) this.#bloom = this.#buildBloom(this.#bloom.capacity * 2);
-        this.#bloom.add(b.blobId);
-      }
+      this.#bloom?.add(b.blobId);
     }
     for (const [at, n] of batches(blobs.length)) {
       const params: SqlValue[] = [];
@@ -1200,14 +1211,14 @@ export class StoreIndex {
    * @returns `true` when known.
    */
   hasBlob(blobId: string): boolean {
-    this.#bloom ??= this.#buildBloom(0);
+    this.#bloom ??= this.#buildBloom();
     if (!this.#bloom.has(blobId)) return false;
     return this.#exists("SELECT 1 FROM blobs WHERE blob_id = ?", [idBytes(blobId)]);
   }
 
-  #buildBloom(atLeast: number): BlobBloom {
+  #buildBloom(): BlobBloom {
     const count = num(this.#one("SELECT count(*) FROM blobs", [])?.[0]);
-    const bloom = new BlobBloom(Math.max(atLeast, count * 2, 1 << 16));
+    const bloom = new BlobBloom(Math.max(count * 2, 1 << 16));
     for (const r of this.#stmt("SELECT blob_id FROM blobs").iterate()) {
       bloom.add(((r as unknown as SqlValue[])[0] as Uint8Array).toHex());
     }

@@ -691,3 +691,48 @@ Deno.test("StoreIndex.hostCacheCurrent follows every change after markHostCacheC
   assert.equal(index.hostCacheCurrent, false);
   index.close();
 });
+
+Deno.test("StoreIndex.hasBlob() knows every blob indexed after its filter grew past its first layers", async () => {
+  const index = await StoreIndex.create(STORE);
+  const hex = (n: number, salt: number) => {
+    // Uniform-looking ids (blob ids are digests): a 32-bit mix of n spread over 64 hex digits.
+    let out = "";
+    for (let i = 0; i < 8; i++) {
+      const x = Math.imul((n + 1) * 0x9e3779b1 + i * 0x85ebca6b + salt, 0xc2b2ae35) >>> 0;
+      out += x.toString(16).padStart(8, "0");
+    }
+    return out;
+  };
+  const blob = (id: string) => ({
+    blobId: id,
+    kind: "regular" as const,
+    rawSize: 1,
+    storedSize: 1,
+    packId: "P1",
+    offset: 16,
+  });
+  const first = Array.from({ length: 10 }, (_, i) => hex(i, 1));
+  index.indexPack({
+    pack: { packId: "P1", size: 100, blobCount: first.length, manifestCount: 0 },
+    blobs: first.map(blob),
+    manifests: [],
+  });
+  assert.equal(index.hasBlob(first[0]!), true); // the filter is built here: 65,536 ids, then grows
+  const more = Array.from({ length: 220_000 }, (_, i) => hex(i, 2));
+  for (let at = 0, p = 2; at < more.length; at += 20_000, p++) {
+    const ids = more.slice(at, at + 20_000);
+    const packId = `P${p}`;
+    index.indexPack({
+      pack: { packId, size: 100, blobCount: ids.length, manifestCount: 0 },
+      blobs: ids.map((id) => ({ ...blob(id), packId })),
+      manifests: [],
+    });
+  }
+  for (const id of [...first, ...more]) {
+    if (!index.hasBlob(id)) assert.fail(`blob ${id} indexed but not known`);
+  }
+  let falsePositives = 0;
+  for (let i = 0; i < 20_000; i++) if (index.hasBlob(hex(i, 3))) falsePositives++;
+  assert.equal(falsePositives, 0); // the database answers what the filter lets through
+  index.close();
+});

@@ -116,8 +116,13 @@ export class WriteBatch {
   readonly #results: BatchResult[] = [];
   /** Puts not yet accepted (body being read). */
   readonly #accepting = new Set<Promise<void>>();
-  /** Puts accepted, waiting for their pack. */
+  /** Puts accepted, waiting for their pack: one settlement per pack, not one per put. */
   readonly #durable = new Set<Promise<void>>();
+  /** The puts waiting on each pack's durability, settled together when it is. */
+  readonly #waiting = new Map<
+    Promise<void>,
+    Array<{ index: number; namespace: string; key: string; info: ArtifactInfo }>
+  >();
   #count = 0;
   #stored = 0;
   #failed = 0;
@@ -198,12 +203,7 @@ export class WriteBatch {
         } finally {
           next();
         }
-        const done = durable.then(
-          () => this.#settle(index, { ok: true, namespace, key, info }),
-          fail,
-        );
-        this.#durable.add(done);
-        done.finally(() => this.#durable.delete(done));
+        this.#whenDurable(durable, { index, namespace, key, info });
       }).catch(fail);
     } catch (e) {
       fail(e);
@@ -212,6 +212,41 @@ export class WriteBatch {
     this.#accepting.add(accepted);
     accepted.finally(() => this.#accepting.delete(accepted));
     return accepted;
+  }
+
+  /**
+   * Settles a put once its pack is durable. The puts of one pack share one
+   * handler: a pack of thousands of small files otherwise held a promise and
+   * two closures for each of them until it was written.
+   */
+  #whenDurable(
+    durable: Promise<void>,
+    put: { index: number; namespace: string; key: string; info: ArtifactInfo },
+  ): void {
+    const group = this.#waiting.get(durable);
+    if (group !== undefined) {
+      group.push(put);
+      return;
+    }
+    const puts = [put];
+    this.#waiting.set(durable, puts);
+    const done = durable.then(
+      () => {
+        this.#waiting.delete(durable);
+        for (const p of puts) {
+          this.#settle(p.index, { ok: true, namespace: p.namespace, key: p.key, info: p.info });
+        }
+      },
+      (e: unknown) => {
+        this.#waiting.delete(durable);
+        const error = e instanceof Error ? e : new Error(String(e));
+        for (const p of puts) {
+          this.#settle(p.index, { ok: false, namespace: p.namespace, key: p.key, error });
+        }
+      },
+    );
+    this.#durable.add(done);
+    done.finally(() => this.#durable.delete(done));
   }
 
   #settle(index: number, result: BatchResult): void {

@@ -432,22 +432,29 @@ export class Writer {
     let headBytes = 0;
     let chunker: Chunker | undefined;
     let whole: Hasher | undefined;
-    for await (const piece of chunksOf(body)) {
-      size += piece.length;
-      if (!chunker) {
-        head.push(piece);
-        headBytes += piece.length;
-        if (headBytes <= config.chunkThreshold) continue;
-        chunker = new Chunker(descriptor.chunking);
-        whole = list === undefined ? createHasher(descriptor.hash) : undefined;
-        for (const h of head.splice(0)) {
-          whole?.update(h);
-          await storeChunks(chunker.push(h));
+    if (body instanceof Uint8Array && body.length <= config.chunkThreshold) {
+      // The common small body, held whole without an async generator (one costs several
+      // promises a put, many of them in a put of many small files).
+      size = headBytes = body.length;
+      head.push(body);
+    } else {
+      for await (const piece of chunksOf(body)) {
+        size += piece.length;
+        if (!chunker) {
+          head.push(piece);
+          headBytes += piece.length;
+          if (headBytes <= config.chunkThreshold) continue;
+          chunker = new Chunker(descriptor.chunking);
+          whole = list === undefined ? createHasher(descriptor.hash) : undefined;
+          for (const h of head.splice(0)) {
+            whole?.update(h);
+            await storeChunks(chunker.push(h));
+          }
+          continue;
         }
-        continue;
+        whole?.update(piece);
+        await storeChunks(chunker.push(piece));
       }
-      whole?.update(piece);
-      await storeChunks(chunker.push(piece));
     }
     if (chunker) {
       const last = chunker.finish();

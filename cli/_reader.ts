@@ -91,7 +91,7 @@ const PAST_END = new Uint8Array(64 * 1024);
  * @param size Its size from `fstat`.
  * @returns Its bytes (a view of exactly their length).
  */
-function readToEnd(file: Deno.FsFile, size: number): Uint8Array {
+export function readToEnd(file: Deno.FsFile, size: number): Uint8Array {
   let buf = new Uint8Array(size + 1);
   let n = 0;
   const first = file.readSync(buf);

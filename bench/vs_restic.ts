@@ -18,8 +18,8 @@
  *    `restic rebuild-index` (the repository's index kept).
  *
  * Every measure runs capsa and restic one after the other in the same run
- * (which goes first alternates between runs), and reports medians over
- * `--runs`. Each run starts from an empty store and repository. The peak RSS
+ * (which goes first alternates between runs; `sync` runs untimed before each
+ * timed command), and reports medians over `--runs`. Each run starts from an empty store and repository. The peak RSS
  * of every process is taken with `/usr/bin/time -f %M` when present, else by
  * polling `/proc/PID/status`. When `borg` is on the PATH, a borg column is
  * added (ingest, size, open, full rebuild by replaying its segments after
@@ -130,6 +130,8 @@ async function measure(
   env: Record<string, string> = {},
 ): Promise<Measured> {
   const line = [program, ...args].join(" ");
+  // Untimed: what the previous command left to write back is written now, not during this one.
+  await flushWrites();
   const out = await runMeasured(program, args, { env, cwd: base, tmpDir: base });
   if (out.code !== 0) {
     throw new CommandFailed(
@@ -141,6 +143,13 @@ async function measure(
 }
 
 class CommandFailed extends Error {}
+
+/** `sync(1)`: the file system's dirty pages written out (nothing where there is no `sync`). */
+async function flushWrites(): Promise<void> {
+  try {
+    await new Deno.Command("sync", { stdout: "null", stderr: "null" }).output();
+  } catch { /* no sync(1): measured as before */ }
+}
 
 // ---------------------------------------------------------------- files
 

@@ -19,9 +19,9 @@
  *
  * Every measure runs capsa and restic one after the other in the same run
  * (which goes first alternates between runs; `sync` runs untimed before each
- * timed command), and reports medians over `--runs`. Each run starts from an empty store and repository. The peak RSS
- * of every process is taken with `/usr/bin/time -f %M` when present, else by
- * polling `/proc/PID/status`. When `borg` is on the PATH, a borg column is
+ * timed command), and reports medians over `--runs`. Each run starts from an
+ * empty store and repository. The peak RSS of every process is taken with
+ * `/usr/bin/time -f %M` when present, else by polling `/proc/PID/status`. When `borg` is on the PATH, a borg column is
  * added (ingest, size, open, full rebuild by replaying its segments after
  * deleting its index).
  *

@@ -414,6 +414,11 @@ export class Committer {
 
   /** Seals the open pack and waits for every pack being written. Failures are the puts' to report. */
   async flush(): Promise<void> {
+    // The bound on packs being written holds here too (a closing session sealed its last pack
+    // beside two in flight).
+    while (this.#open && !this.#open.sealed && this.#inFlight.size >= this.#max) {
+      await this.#race();
+    }
     if (this.#open) this.#seal(this.#open);
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }

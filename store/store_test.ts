@@ -1454,6 +1454,44 @@ Deno.test("Store.batch({ keepResults: false }) reports outcomes through onResult
   await store.close();
 });
 
+Deno.test("Store.batch().close() seals its last pack only once fewer than two packs are being written", async () => {
+  const releases: Array<() => void> = [];
+  let writing = 0;
+  let most = 0;
+  class SlowPacks extends MemoryDriver {
+    override async put(key: string, bytes: Uint8Array, o?: DriverPutOptions): Promise<void> {
+      if (key.startsWith(PACK_PREFIX)) {
+        writing++;
+        most = Math.max(most, writing);
+        await new Promise<void>((r) => releases.push(r));
+        writing--;
+      }
+      await super.put(key, bytes, o);
+    }
+  }
+  const { store } = await initStore(new SlowPacks(), SMALL);
+  const batch = store.batch();
+  // 100 × 1.5 KiB: two full 64 KiB packs stuck in the driver, the rest in the open pack; all
+  // accepted (the open pack is not full), so close() goes straight to sealing it.
+  const puts = Array.from({ length: 100 }, (_, i) => batch.put(NS, `k${i}`, randomBytes(1500, i)));
+  await Promise.all(puts);
+  for (let deadline = Date.now() + 10_000; writing < 2 && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(writing, 2);
+  const closing = batch.close();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(writing, 2, "the last pack waits for a write to complete");
+  const drain = setInterval(() => releases.splice(0).forEach((r) => r()), 2);
+  try {
+    assert.equal((await closing).stored, 100);
+  } finally {
+    clearInterval(drain);
+  }
+  assert.equal(most, 2);
+  await store.close();
+});
+
 Deno.test("Store.batch() holds at most two sealed packs in flight: a put waits while they are written", async () => {
   const objects = new Map<string, Uint8Array>();
   const releases: Array<() => void> = [];
@@ -1478,7 +1516,13 @@ Deno.test("Store.batch() holds at most two sealed packs in flight: a put waits w
     // 200 × 1.5 KiB: about five 64 KiB packs' worth.
     puts.push(batch.put(NS, `k${i}`, randomBytes(1500, i)).then(() => void accepted++));
   }
-  await new Promise((r) => setTimeout(r, 50));
+  // Until the session stalls: two packs stuck in the driver and no put accepted for 50 ms (a
+  // fixed sleep was too short on a loaded machine).
+  for (let last = -1, deadline = Date.now() + 10_000; Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (writing >= 2 && accepted === last) break;
+    last = accepted;
+  }
   assert.equal(writing, 2, `two packs being written (${accepted} accepted)`);
   assert.ok(
     accepted < 200 && accepted >= 80,

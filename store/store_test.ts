@@ -1475,9 +1475,8 @@ Deno.test("Store.batch().close() seals its last pack only once fewer than two pa
   // accepted (the open pack is not full), so close() goes straight to sealing it.
   const puts = Array.from({ length: 100 }, (_, i) => batch.put(NS, `k${i}`, randomBytes(1500, i)));
   await Promise.all(puts);
-  for (let deadline = Date.now() + 10_000; writing < 2 && Date.now() < deadline;) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const deadline = Date.now() + 10_000;
+  while (writing < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   assert.equal(writing, 2);
   const closing = batch.close();
   await new Promise((r) => setTimeout(r, 100));

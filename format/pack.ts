@@ -75,6 +75,17 @@ export const PACK_TRAILER_BYTES = 64;
 export const PACK_BLOB_ENTRY_BYTES = 64;
 /** The largest TOC a reader accepts (and a writer produces): 64 MiB. */
 export const MAX_TOC_BYTES = 64 * 1024 * 1024;
+
+/**
+ * capsa's writers count a pack as full once its TOC's raw length reaches
+ * this, whatever its size ({@linkcode PackWriter.isFull}): the manifests of
+ * deduplicated puts (blobs already stored) cost TOC bytes but few pack
+ * bytes, and a TOC may not pass {@linkcode MAX_TOC_BYTES}. A quarter of that
+ * limit leaves room for what joins a full pack before it is sealed: the
+ * largest manifest (500,000 blob ids, about 34 MB of JSON) and the puts of a
+ * session already under way (docs/DESIGN.md §4.8).
+ */
+export const TOC_FULL_BYTES: number = MAX_TOC_BYTES / 4;
 /** The default tail read of {@linkcode readPackToc}: 64 KiB. */
 export const DEFAULT_TAIL_GUESS = 64 * 1024;
 
@@ -101,6 +112,8 @@ const COMPRESSION_BY_ID: readonly (BlobCompression | undefined)[] = ["none", "zs
 const FLAG_TOC_ZSTD = 1;
 
 const encoder = new TextEncoder();
+/** Any character outside ASCII (then a string's UTF-8 length is not its length). */
+const NON_ASCII = /[\u0080-\uffff]/;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const HEADER_MAGIC_BYTES = encoder.encode(PACK_HEADER_MAGIC);
 const TRAILER_MAGIC_BYTES = encoder.encode(PACK_TRAILER_MAGIC);
@@ -396,6 +409,8 @@ export class PackWriter {
   readonly #manifests: string[] = [];
   readonly #manifestIds = new Set<string>();
   #manifestChars = 0;
+  /** The manifests' UTF-8 bytes so far (their text is ASCII but for keys and metadata). */
+  #manifestBytes = 0;
   /** Manifest text compressed to learn the TOC's ratio: next sample at `chars`; bytes sampled, raw and stored. */
   #sample = { chars: TOC_SAMPLE_CHARS, raw: 0, stored: 0 };
   #finished = false;
@@ -501,6 +516,26 @@ export class PackWriter {
     s.raw += text.length;
     s.stored += packed?.length ?? text.length;
     s.chars = Math.max(this.#manifestChars, TOC_SAMPLE_CHARS) * 4;
+  }
+
+  /**
+   * The TOC's raw (uncompressed, unsealed) length if the pack were finished
+   * now: what {@linkcode MAX_TOC_BYTES} bounds. Packs of manifests whose blobs
+   * are elsewhere (a deduplicated put) are small in bytes but not in TOC: a
+   * committer seals them on this too (docs/DESIGN.md §4.8).
+   */
+  get tocRawLength(): number {
+    return this.#tocBaseBytes() + this.#manifestBytes;
+  }
+
+  /**
+   * Whether the pack is full: its estimated size reached `targetSize`, or its
+   * TOC's raw length reached {@linkcode TOC_FULL_BYTES}.
+   * @param targetSize The store's `packTargetSize`.
+   * @returns Whether to seal it before adding more.
+   */
+  isFull(targetSize: number): boolean {
+    return this.estimatedSize >= targetSize || this.tocRawLength >= TOC_FULL_BYTES;
   }
 
   /** How many blobs were added. */
@@ -641,6 +676,7 @@ export class PackWriter {
     this.#manifests.push(text);
     this.#manifestIds.add(json.id);
     this.#manifestChars += text.length;
+    this.#manifestBytes += NON_ASCII.test(text) ? encoder.encode(text).length : text.length;
     this.#learnTocRatio();
   }
 

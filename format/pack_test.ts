@@ -981,7 +981,12 @@ Deno.test("PackWriter encodes manifests of many-byte characters past its buffer,
         metadata: { note: "ü🎉".repeat(50 + i) },
       }));
     for (const m of written) w.addManifest(m);
+    const expected = w.tocRawLength;
     const bytes = w.finish();
+    // What a committer seals on: the TOC's raw UTF-8 length (one byte over at most: a comma).
+    const t = parsePackTrailer("k", bytes);
+    const raw = compressionLevel === undefined ? t.tocLength : t.tocRawLength;
+    assert.ok(expected >= raw && expected <= raw + 1, `estimated ${expected}, raw ${raw}`);
     const toc = await read(bytes, { storeId: STORE });
     assert.deepEqual(
       toc.manifests.map((m) => [m.key, m.metadata]),

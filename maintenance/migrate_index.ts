@@ -433,7 +433,7 @@ class MigrateIndexAgentImpl extends AgentBase<MigrateStats, MigrateProblem>
       });
       const batch: Manifest[] = [];
       while (
-        at < ordered.length && (batch.length === 0 || writer.estimatedSize < config.packTargetSize)
+        at < ordered.length && (batch.length === 0 || !writer.isFull(config.packTargetSize))
       ) {
         writer.addManifest(ordered[at]!);
         batch.push(ordered[at]!);

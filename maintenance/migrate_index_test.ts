@@ -21,8 +21,10 @@ import {
   DESCRIPTOR_REPLICA_KEY,
   HOST_CACHE_KEY,
   MANIFEST_LOG_PREFIX,
+  PACK_PREFIX,
   SNAPSHOT_PREFIX,
 } from "../layout.ts";
+import { parsePackTrailer, TOC_FULL_BYTES } from "../format/pack.ts";
 
 type Objects = Map<string, Uint8Array>;
 const enc = new TextEncoder();
@@ -320,3 +322,42 @@ Deno.test("StoreIndex from a migrated store equals one built by a full scan", as
   assert.ok(store.index instanceof StoreIndex);
   await store.close();
 });
+
+Deno.test("MigrateIndexAgent from Local writes manifest-only packs no fuller than a TOC may be: 9,000 manifests of 8 KiB metadata", async () => {
+  const world: World = { location: new Map(), host: new Map() };
+  const { store } = await initStore(new MemoryDriver({ objects: world.location }), {
+    hostStorage: new MemoryDriver({ objects: world.host }),
+    // The default target: manifests alike compress well, so none of these packs fills by size.
+    config: { ...settings, manifestStorage: "Local", packTargetSize: 16 * 1024 * 1024 },
+    chunking,
+  });
+  const metadata: Record<string, string> = {};
+  for (let m = 0; m < 4; m++) metadata[`m${m}`] = String(m).repeat(2000);
+  const n = 9000; // × ≈ 8.2 KB of manifest JSON: past the 64 MiB a TOC may hold
+  const same = body(5, 3000);
+  const summary = await store.putMany(
+    Array.from({ length: n }, (_, i) => ({ namespace: "m", key: `k${i}`, body: same, metadata })),
+  );
+  assert.equal(summary.stored, n);
+  await store.close();
+  const before = new Set(packKeysOf(world.location));
+  const again = await open(world);
+  const agent = await migrate(again, { manifestStorage: "Remote" });
+  assert.deepEqual(agent.problems(), []);
+  assert.equal(agent.stats().manifestsMoved, n);
+  const written = packKeysOf(world.location).filter((k) => !before.has(k));
+  assert.ok(written.length >= 4, `${written.length} manifest-only packs`);
+  for (const k of written) {
+    const t = parsePackTrailer(k, world.location.get(k)!);
+    const raw = t.tocRawLength || t.tocLength;
+    assert.ok(raw < TOC_FULL_BYTES + 64 * 1024, `${k}: a TOC of ${raw} raw bytes`);
+  }
+  await fullScan(again);
+  assert.equal(again.index.counts().artifacts, n);
+  assert.deepEqual((await again.stat("m", `k${n - 1}`)).metadata, metadata);
+  await again.close();
+});
+
+function packKeysOf(objects: Objects): string[] {
+  return [...objects.keys()].filter((k) => k.startsWith(PACK_PREFIX));
+}

@@ -259,7 +259,7 @@ export class Committer {
   }
 
   #full(slot: PackSlot): boolean {
-    return slot.writer!.estimatedSize >= this.#options.packTargetSize;
+    return slot.writer!.isFull(this.#options.packTargetSize);
   }
 
   get #max(): number {

@@ -21,7 +21,12 @@ import {
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { type CapsaEvent, EventBus } from "./events.ts";
 import { createHasher, type HashAlgorithm, hashBytes } from "../format/hashing.ts";
-import { DEFAULT_TAIL_GUESS, PACK_TRAILER_BYTES, parsePackTrailer } from "../format/pack.ts";
+import {
+  DEFAULT_TAIL_GUESS,
+  PACK_TRAILER_BYTES,
+  parsePackTrailer,
+  TOC_FULL_BYTES,
+} from "../format/pack.ts";
 import { encodeSnapshot } from "../format/snapshot.ts";
 import {
   type ArtifactInfo,
@@ -1400,6 +1405,42 @@ Deno.test("Store.batch() fills packs to the target size: 3,000 sequential puts, 
   for (let i = 0; i < bodies.length; i += 7) {
     assertBytes(await again.get(NS, key(i)), bodies[i]!, key(i));
   }
+  await again.close();
+});
+
+Deno.test("Store.batch() of deduplicated puts seals packs on their TOC's raw length: 9,000 manifests of 8 KiB metadata, no TOC past the format's limit", async () => {
+  const objects = new Map<string, Uint8Array>();
+  // The default target, compressed: the repeated metadata shrinks to little, so no pack fills
+  // by its size (as the manifests of 200,000 files put again in another namespace).
+  const { store } = await initStore(new MemoryDriver({ objects }), {
+    ...SMALL,
+    config: { ...SMALL.config, packTargetSize: 16 * 1024 * KiB },
+  });
+  const same = randomBytes(3000, 7);
+  const metadata: Record<string, string> = {};
+  for (let m = 0; m < 4; m++) metadata[`m${m}`] = String(m).repeat(2000);
+  const n = 9000; // × ≈ 8.2 KB of manifest JSON: past the 64 MiB a TOC may hold
+  const batch = store.batch();
+  for (let i = 0; i < n; i++) await batch.put(NS, `k${i}`, same, { metadata });
+  const summary = await batch.close();
+  assert.deepEqual(
+    [summary.stored, summary.failed],
+    [n, 0],
+    String(summary.results.flatMap((r) => r.ok ? [] : [r.error.message])[0]),
+  );
+  const raw = packKeys(objects).map((k) => {
+    const t = parsePackTrailer(k, objects.get(k)!);
+    return t.tocRawLength || t.tocLength;
+  });
+  assert.ok(raw.length >= 4, `${raw.length} packs`);
+  for (const r of raw) {
+    assert.ok(r < TOC_FULL_BYTES + 64 * KiB, `a TOC of ${r} raw bytes (full at ${TOC_FULL_BYTES})`);
+  }
+  await store.close();
+  const again = await reopen(objects);
+  assert.equal(again.index.counts().artifacts, n);
+  assert.deepEqual((await again.stat(NS, `k${n - 1}`)).metadata, metadata);
+  assertBytes(await again.get(NS, "k4321"), same, "k4321");
   await again.close();
 });
 

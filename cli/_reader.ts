@@ -56,6 +56,57 @@ export interface OpenedFile {
   algorithm?: HashAlgorithm;
   /** What trying to compress `bytes` at `level` gave (the frame, or `null`: not worth it). */
   compression?: { level: number; packed: Uint8Array | null };
+  /**
+   * The file's `lstat` matched the size, mode and time it was expected to
+   * have ({@linkcode statSignature}): it was neither opened nor read, and
+   * `info` is that `lstat`.
+   */
+  matched?: boolean;
+}
+
+/**
+ * A regular file's size, permission bits and modification time as one
+ * string: `put --from` skips reading a file whose `lstat` gives the
+ * signature of its key's current version (docs/DESIGN.md §4.8).
+ * @param size The size. @param mode The permission bits as recorded (octal text).
+ * @param mtime The modification time as recorded (milliseconds, as text).
+ * @returns The signature.
+ */
+export function signatureOf(size: number, mode: string, mtime: string): string {
+  return `${size}:${mode}:${mtime}`;
+}
+
+/**
+ * {@linkcode signatureOf} a regular file's `lstat` (or `fstat`), its mode
+ * and time as `put --from` records them; `undefined` for anything else, or
+ * where the platform gives no mode or time.
+ * @param info The file's `lstat`.
+ * @returns Its signature.
+ */
+export function statSignature(info: FileStat): string | undefined {
+  if (!info.isFile || info.mode === null || info.mtime === null) return undefined;
+  return signatureOf(info.size, (info.mode & 0o7777).toString(8), String(info.mtime.getTime()));
+}
+
+/**
+ * Where `expected` is the signature of the file's current version: its
+ * `lstat` when that matches (one system call; the file is not read), else
+ * `undefined`.
+ * @param path The file. @param expected The signature it had when stored.
+ * @returns The matching file, unread.
+ */
+export function matchStat(
+  path: string,
+  expected: string | null | undefined,
+): OpenedFile | undefined {
+  if (expected === null || expected === undefined) return undefined;
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    return undefined; // opened (and failed) as any other file
+  }
+  return statSignature(info) === expected ? { info, matched: true } : undefined;
 }
 
 /**
@@ -191,11 +242,20 @@ interface WireFile {
   level?: number;
   /** Offset and length of its zstd frame; `null`: not worth compressing. */
   packed?: [number, number] | null;
+  /** Its `lstat` matched the expected signature: not read. */
+  matched?: true;
   error?: WireError;
 }
 
 type ToWorker =
-  | { capsaReader: "start"; paths: string[]; hashing: ReaderHashing; ahead: number }
+  | {
+    capsaReader: "start";
+    paths: string[];
+    /** Per path, the signature of its current version (`null`: none, or compare the bytes). */
+    expected: Array<string | null> | undefined;
+    hashing: ReaderHashing;
+    ahead: number;
+  }
   | { capsaReader: "more"; buffer: ArrayBuffer };
 
 type FromWorker =
@@ -215,7 +275,11 @@ function serve(): void {
   let credits = 0;
   let wake: (() => void) | undefined;
   const free: ArrayBuffer[] = [];
-  const run = async (paths: string[], hashing: ReaderHashing) => {
+  const run = async (
+    paths: string[],
+    expected: Array<string | null> | undefined,
+    hashing: ReaderHashing,
+  ) => {
     let files: WireFile[] = [];
     let pieces: Uint8Array[] = [];
     let bytes = 0;
@@ -241,13 +305,15 @@ function serve(): void {
       bytes += b.length;
       return bytes - b.length;
     };
-    for (const path of paths) {
+    for (let p = 0; p < paths.length; p++) {
+      const path = paths[p]!;
       let file: WireFile;
       try {
-        const o = readOne(path, hashing);
+        const o = matchStat(path, expected?.[p]) ?? readOne(path, hashing);
         // A plain object: a Deno.FileInfo does not cross as one.
         const { isFile, isDirectory, isSymlink, size, mode, mtime } = o.info;
         file = { info: { isFile, isDirectory, isSymlink, size, mode, mtime } };
+        if (o.matched) file.matched = true;
         if (o.bytes !== undefined) {
           file.at = place(o.bytes);
           file.length = o.bytes.length;
@@ -284,7 +350,7 @@ function serve(): void {
       w?.();
     } else if (m?.capsaReader === "start") {
       credits = m.ahead;
-      void run(m.paths, m.hashing);
+      void run(m.paths, m.expected, m.hashing);
     }
   });
   scope.postMessage({ capsaReader: "ready" });
@@ -387,9 +453,12 @@ export class TreeReader {
    * Gives the worker the files to read, in order (once).
    * @param paths The regular files.
    * @param hashing What to compute besides reading.
+   * @param expected Per path, the {@linkcode statSignature} of its current
+   *   version: a file whose `lstat` matches it is not read (`null`, or no
+   *   array: read every file).
    */
-  begin(paths: string[], hashing: ReaderHashing): void {
-    this.#job = { capsaReader: "start", paths, hashing, ahead: BATCHES_AHEAD };
+  begin(paths: string[], hashing: ReaderHashing, expected?: Array<string | null>): void {
+    this.#job = { capsaReader: "start", paths, expected, hashing, ahead: BATCHES_AHEAD };
     if (this.#isReady && !this.#failed) this.#worker.postMessage(this.#job);
   }
 
@@ -428,6 +497,7 @@ export class TreeReader {
       return errorOf(w.error ?? { name: "Error", message: "the reader worker sent no result" });
     }
     const r: OpenedFile = { info: w.info };
+    if (w.matched) r.matched = true;
     const buffer = batch.buffer;
     if (w.at !== undefined) r.bytes = new Uint8Array(buffer, w.at, w.length);
     if (w.digest !== undefined) [r.digest, r.algorithm] = [w.digest, w.algorithm!];

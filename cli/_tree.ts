@@ -16,7 +16,14 @@ import type { ArtifactInfo, Store, WriteBatch } from "../store/store.ts";
 import { putPrepared, sessionHashing } from "../store/batch.ts";
 import { writeFileAtomic } from "./_files.ts";
 import { bytesPayload, type Progress } from "./_progress.ts";
-import { type FileStat, type OpenedFile, openRegular, TreeReader } from "./_reader.ts";
+import {
+  type FileStat,
+  matchStat,
+  type OpenedFile,
+  openRegular,
+  signatureOf,
+  TreeReader,
+} from "./_reader.ts";
 import { listAll } from "./_store.ts";
 
 /** Default number of files moved at once by `put --from` and `get --to`. */
@@ -253,6 +260,12 @@ export interface PutTreeOptions {
   /** Store every file, even one whose current version is the same (default false). */
   force?: boolean;
   /**
+   * Read and hash a regular file to compare it with its key's current version
+   * even when its size, mode and modification time are those of that version
+   * (default false: such a file is taken as unchanged without being read).
+   */
+  checksum?: boolean;
+  /**
    * Stops the transfer: no file is started after it aborts, the files being
    * stored finish, and the result says `interrupted`.
    */
@@ -387,7 +400,12 @@ async function putListed(
       if (!f.dir && !f.symlink) positions[i] = paths.push(f.path) - 1;
     });
     if (paths.length === 0) reader = undefined;
-    reader?.begin(paths, sessionHashing(batch));
+    // Per regular file, the size, mode and time of its current version: a file whose lstat
+    // shows them again is not read (unless --checksum).
+    const expected = current !== undefined && !options.checksum
+      ? expectedSignatures(files, positions, paths.length, current)
+      : undefined;
+    reader?.begin(paths, sessionHashing(batch), expected);
     // The puts of the session are made in file order (so are their results).
     let next = 0;
     const turns = new Map<number, () => void>();
@@ -410,7 +428,7 @@ async function putListed(
           const read = await reader?.take(positions[i]!);
           taken = read !== undefined;
           if (read instanceof Error) throw read;
-          opened = read ?? openRegular(f.path);
+          opened = read ?? matchStat(f.path, expected?.[positions[i]!]) ?? openRegular(f.path);
         }
         const check = options.force
           ? undefined
@@ -563,10 +581,45 @@ function versionOf(a: ArtifactInfo): CurrentVersion {
 }
 
 /**
+ * Per regular file of the tree (by its place among the read paths), the
+ * {@linkcode signatureOf} its key's current version: that of a regular file
+ * under the same kind of key (escaped or not), with a recorded mode and
+ * time; `null` where there is none.
+ */
+function expectedSignatures(
+  files: readonly TreeFile[],
+  positions: Int32Array,
+  count: number,
+  current: CurrentVersions,
+): Array<string | null> {
+  const out = new Array<string | null>(count).fill(null);
+  const at = (n: typeof COMPARED_META[number]) => COMPARED_META.indexOf(n);
+  const [TYPE, MODE, MTIME, ESCAPED] = [
+    at(TYPE_META),
+    at(MODE_META),
+    at(MTIME_META),
+    at(ESCAPED_META),
+  ];
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    if (positions[i]! < 0 || !f.key.startsWith(current.prefix)) continue;
+    const v = current.versions.get(f.key);
+    if (v === undefined || v.meta[TYPE] !== undefined) continue;
+    if (v.meta[ESCAPED] !== (f.escaped ? "1" : undefined)) continue;
+    const [mode, mtime] = [v.meta[MODE], v.meta[MTIME]];
+    if (mode !== undefined && mtime !== undefined) {
+      out[positions[i]!] = signatureOf(v.size, mode, mtime);
+    }
+  }
+  return out;
+}
+
+/**
  * Whether the current version of a file's key already holds it: the same
  * size, the same recorded mode, time and kind ({@linkcode fileMetadata}),
- * and the same digest (the file is read and hashed, nothing is written).
- * The size, mode and time of a regular file are those the listing recorded.
+ * and the same digest (the file is read and hashed, nothing is written):
+ * the comparison of `put --from --checksum`. The size, mode and time of a
+ * regular file are those the listing recorded.
  * @param store The store.
  * @param namespace The namespace.
  * @param f The file or link.
@@ -586,7 +639,8 @@ export async function isUnchanged(
 /**
  * {@linkcode isUnchanged}, handing back the bytes of a small regular file it
  * read to hash, so that a changed file is not read twice.
- * @param opened A regular file opened already: its `fstat` and its bytes are compared.
+ * @param opened A regular file opened already: its `fstat` and its bytes are compared (or
+ *   its `lstat` alone, when it `matched` its current version's size, mode and time).
  * @returns `"unchanged"`, the bytes read, or `undefined` (changed, nothing kept).
  */
 async function compare(
@@ -629,6 +683,8 @@ async function compare(
       ? f.size
       : (await Deno.lstat(f.path)).size;
     if (size !== version.size) return undefined;
+    // Its lstat showed the size, mode and time of the current version: taken as unchanged unread.
+    if (opened?.matched) return "unchanged";
     if (opened?.bytes !== undefined) {
       body = opened.bytes;
       // Hashed by the reader already when the store's digests are its plain hash.

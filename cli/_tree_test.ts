@@ -261,32 +261,48 @@ Deno.test("putTree() opens each file once (its mode and time from that open file
       String((await Deno.lstat(`${dir}/f3.txt`)).mtime!.getTime()),
     );
 
-    // Changed bytes, same size and time: read once (to hash, then stored from those bytes).
+    // Changed bytes, same size and time; and a new mode.
     const f5 = await Deno.lstat(`${dir}/f5.txt`);
+    const f5Before = await Deno.readTextFile(`${dir}/f5.txt`);
     await Deno.writeTextFile(`${dir}/f5.txt`, `FILE 5 `.repeat(50));
     assert.equal((await Deno.lstat(`${dir}/f5.txt`)).size, f5.size);
     await Deno.utime(`${dir}/f5.txt`, f5.atime!, f5.mtime!);
-    // A new mode: changed without reading.
     await Deno.chmod(`${dir}/f6.txt`, 0o600);
     const again = await counting(
       ["stat", "lstat", "lstatSync", "readFileSync", "openSync"],
       () => putTree(store, "ns", dir, { reader: "thread" }),
     );
-    assert.deepEqual([again.result.newVersions, again.result.unchanged], [2, 20]);
-    // 18 unchanged files read to be hashed, f5 once (hashed, then stored), f6 once (stored).
+    // Size, mode and time as stored: unchanged from one lstat each, never opened (f5 too: its
+    // bytes changed, not its size or time); f6's new mode: lstat'd, then opened and stored.
+    assert.deepEqual([again.result.newVersions, again.result.unchanged], [1, 21]);
     assert.deepEqual(again.calls, {
+      stat: 1,
+      lstat: 1,
+      lstatSync: 21,
+      readFileSync: 0,
+      openSync: 1,
+    });
+    assert.equal(stats.length, 0, "no lookup per key: the current versions are listed once");
+    assert.equal(await new Response(await store.getStream("ns", "f5.txt")).text(), f5Before);
+    assert.equal((await originalStat("ns", "f6.txt")).metadata["capsa.mode"], "600");
+
+    // checksum: every file read and hashed; f5 read once (hashed, then stored from those bytes).
+    const checked = await counting(
+      ["stat", "lstat", "lstatSync", "readFileSync", "openSync"],
+      () => putTree(store, "ns", dir, { reader: "thread", checksum: true }),
+    );
+    assert.deepEqual([checked.result.newVersions, checked.result.unchanged], [1, 21]);
+    assert.deepEqual(checked.calls, {
       stat: 1,
       lstat: 1,
       lstatSync: 1,
       readFileSync: 0,
       openSync: 20,
     });
-    assert.equal(stats.length, 0, "no lookup per key: the current versions are listed once");
     assert.equal(
       await new Response(await store.getStream("ns", "f5.txt")).text(),
       `FILE 5 `.repeat(50),
     );
-    assert.equal((await originalStat("ns", "f6.txt")).metadata["capsa.mode"], "600");
   } finally {
     await store.close();
     await Deno.remove(dir, { recursive: true });

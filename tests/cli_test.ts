@@ -180,6 +180,7 @@ Deno.test("capsa --help and COMMAND --help print usage and exit codes; usage err
       s.capsa(["rebuild", "x", "--source", "sideways"]),
       s.capsa(["rebuild", "x", "--lease-ttl", "soon"]),
       s.capsa(["put", "x", "ns", "k", "f", "extra"]),
+      s.capsa(["put", "x", "ns", "k", "f", "--checksum"]),
       s.capsa(["serve", "x", "--listen", "nowhere"]),
     ]);
     for (const r of usage) {

@@ -399,7 +399,7 @@ Deno.test("capsa put --from / get --to keep file modes, modification times and s
   }
 });
 
-Deno.test("capsa put --from skips unchanged files (--force writes them) and reports new versions and new bytes", async () => {
+Deno.test("capsa put --from skips files of unchanged size, mode and time unread (--checksum compares bytes, --force writes them) and reports new versions and new bytes", async () => {
   const s = await sandbox();
   try {
     await s.ok(["init", "store", "--kit", "store.kit"]);
@@ -408,19 +408,21 @@ Deno.test("capsa put --from skips unchanged files (--force writes them) and repo
     for (let i = 0; i < 5; i++) {
       await Deno.writeFile(`${tree}/f${i}.bin`, crypto.getRandomValues(new Uint8Array(20_000)));
     }
+    // Larger than the reader worker reads (64 KiB): opened, then streamed, on the main thread.
+    await Deno.writeFile(`${tree}/large.bin`, randomBytes(200_000));
     await Deno.symlink("f0.bin", `${tree}/link`);
     const put = async (...extra: string[]) =>
       JSON.parse((await s.ok(["put", "store", "ns", "--from", "tree", "--json", ...extra])).stdout);
     const first = await put();
-    // Five files, a link and the tree's own directory.
-    assert.deepEqual([first.files, first.newVersions, first.unchanged], [7, 7, 0]);
-    assert.ok(first.newBytes >= 100_000, `new bytes ${first.newBytes}`);
+    // Six files, a link and the tree's own directory.
+    assert.deepEqual([first.files, first.newVersions, first.unchanged], [8, 8, 0]);
+    assert.ok(first.newBytes >= 300_000, `new bytes ${first.newBytes}`);
 
     const again = await put();
     assert.deepEqual([again.files, again.newVersions, again.unchanged, again.newBytes], [
-      7,
+      8,
       0,
-      7,
+      8,
       0,
     ]);
     const versions = JSON.parse(
@@ -430,16 +432,30 @@ Deno.test("capsa put --from skips unchanged files (--force writes them) and repo
 
     // Same bytes, new time: a new version (its metadata changed), but no new bytes.
     await Deno.utime(`${tree}/f1.bin`, 1_000_000, 1_000_000);
-    // Same size and time, other bytes: a new version.
-    const f2 = await Deno.stat(`${tree}/f2.bin`);
-    await Deno.writeFile(`${tree}/f2.bin`, crypto.getRandomValues(new Uint8Array(20_000)));
-    await Deno.utime(`${tree}/f2.bin`, f2.atime!, f2.mtime!);
+    // Same size and time, other bytes: taken as unchanged, unread (as restic and rsync do);
+    // --checksum reads and hashes them, and stores new versions.
+    const sameSizeAndTime = async (name: string, size: number) => {
+      const before = await Deno.stat(`${tree}/${name}`);
+      await Deno.writeFile(`${tree}/${name}`, randomBytes(size));
+      await Deno.utime(`${tree}/${name}`, before.atime!, before.mtime!);
+    };
+    await sameSizeAndTime("f2.bin", 20_000);
+    await sameSizeAndTime("large.bin", 200_000);
     const third = await put();
-    assert.deepEqual([third.newVersions, third.unchanged], [2, 5]);
+    assert.deepEqual([third.newVersions, third.unchanged], [1, 7]);
+    const checked = await put("--checksum");
+    assert.deepEqual([checked.newVersions, checked.unchanged], [2, 6]);
+    assert.ok(checked.newBytes >= 220_000, `new bytes ${checked.newBytes}`);
+    // The large file's new bytes are its current version.
+    await s.ok(["get", "store", "ns", "large.bin", "-o", "out.bin"]);
+    assert.deepEqual(
+      await Deno.readFile(`${s.dir}/out.bin`),
+      await Deno.readFile(`${tree}/large.bin`),
+    );
     const human = await s.ok(["put", "store", "ns", "--from", "tree"]);
-    assert.match(human.stdout, /: 0 new versions \(0 B\), 7 unchanged, 0 B new in the store/);
+    assert.match(human.stdout, /: 0 new versions \(0 B\), 8 unchanged, 0 B new in the store/);
     const forced = await put("--force");
-    assert.deepEqual([forced.newVersions, forced.unchanged], [7, 0]);
+    assert.deepEqual([forced.newVersions, forced.unchanged], [8, 0]);
     assert.ok(forced.newBytes < 20_000, `deduplicated: ${forced.newBytes} new bytes`);
   } finally {
     await s.dispose();
@@ -512,3 +528,12 @@ Deno.test("Ctrl-C during capsa put --from says what was stored; running it again
     await s.dispose();
   }
 });
+
+/** `n` random bytes (`crypto.getRandomValues` gives at most 64 KiB at once). */
+function randomBytes(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let at = 0; at < n; at += 65536) {
+    crypto.getRandomValues(b.subarray(at, Math.min(n, at + 65536)));
+  }
+  return b;
+}

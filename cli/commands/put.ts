@@ -36,7 +36,8 @@ a directory is an empty artifact at "PATH/." (DIR itself at "."), a link is stor
 itself (capsa.type=symlink, its target as the body), never followed; a name holding a newline or
 another control character gets an escaped key (%0A, capsa.escaped=1); \`get --to\` restores them
 as they were. FIFOs, sockets and devices are skipped, each named on stderr.
-A file whose current version has the same size, mode, modification time and digest is not
+A file whose current version has the same size, mode and modification time is taken as
+unchanged without being read (--checksum reads and hashes it to compare its bytes too), and not
 stored again (--force stores it anyway). Ctrl-C stops after the files being stored: what was
 stored is kept, and running the same command again completes it. Every key is checked before
 anything is stored. The files go through one write session: they fill packs of the store's
@@ -47,6 +48,7 @@ or stored does not stop the others; the command then fails naming it.`,
   flags: {
     from: { type: "string" },
     force: { type: "boolean" },
+    checksum: { type: "boolean" },
     prefix: { type: "string" },
     parallelism: { type: "string" },
     "content-type": { type: "string" },
@@ -56,6 +58,8 @@ or stored does not stop the others; the command then fails naming it.`,
   --prefix P           with --from: put P before every key
   --parallelism N      with --from: files stored at once (default ${DEFAULT_TREE_PARALLELISM})
   --force              with --from: store every file, even one whose current version is the same
+  --checksum           with --from: read and hash files whose size, mode and time are unchanged,
+                       to compare their bytes with the current version's too
   --content-type TYPE  the media type of a single put
   --meta NAME=VALUE    user metadata of a single put (repeatable)`,
   example: "capsa put /srv/capsa photos 2024/cat.jpg ./cat.jpg",
@@ -74,6 +78,7 @@ or stored does not stop the others; the command then fails naming it.`,
       const dir = absolutePath(from);
       const started = performance.now();
       const force = boolFlag(args.values, "force");
+      const checksum = boolFlag(args.values, "checksum");
       const result = await withInterrupt(
         ctx,
         "put",
@@ -82,6 +87,7 @@ or stored does not stop the others; the command then fails naming it.`,
             putTree(store, namespace!, dir, {
               prefix,
               force,
+              checksum,
               signal,
               ...(parallelism === undefined ? {} : { parallelism }),
               progress: createProgress(transferFormat("put"), ctx.out.quiet),
@@ -122,9 +128,11 @@ or stored does not stop the others; the command then fails naming it.`,
     }
     if (
       args.values["prefix"] !== undefined || args.values["parallelism"] !== undefined ||
-      args.values["force"] !== undefined
+      args.values["force"] !== undefined || args.values["checksum"] !== undefined
     ) {
-      throw new UsageError("--prefix, --parallelism and --force apply to put --from DIR");
+      throw new UsageError(
+        "--prefix, --parallelism, --force and --checksum apply to put --from DIR",
+      );
     }
     const { location, namespace, key, file } = namePositionals("put", args.positionals, [
       "LOCATION",

@@ -251,6 +251,8 @@ interface Tool {
   name: string;
   init(): Promise<Measured>;
   ingest(): Promise<Measured>;
+  /** The same ingest again, nothing changed (restic and borg: a second snapshot or archive). */
+  rerun(): Promise<Measured>;
   packs(): Promise<PackStats>;
   size(): Promise<Sizes>;
   open(): Promise<Measured>;
@@ -289,6 +291,14 @@ function capsaTool(dir: string, data: string): Tool {
     name: "capsa",
     init: () => capsa("init", store, "--kit", `${dir}/kit.txt`),
     ingest: () => capsa("put", store, "ns", "--from", data),
+    async rerun() {
+      const m = await capsa("put", store, "ns", "--from", data, "--json");
+      const r = JSON.parse(m.stdout);
+      if (r.newVersions !== 0 || r.unchanged !== r.files) {
+        throw new CommandFailed(`capsa put --from again stored new versions:\n${m.stdout}`);
+      }
+      return m;
+    },
     async packs() {
       const current = (await Deno.readTextFile(`${store}/${CONFIG_CURRENT_KEY}`)).trim();
       const config = JSON.parse(
@@ -333,6 +343,7 @@ function resticTool(dir: string, data: string, password: string): Tool {
     name: "restic",
     init: () => restic("init", "-q"),
     ingest: () => restic("backup", "-q", data),
+    rerun: () => restic("backup", "-q", data),
     async packs() {
       return packStats([...(await filesUnder(repo, "data")).values()]);
     },
@@ -367,6 +378,7 @@ function borgTool(dir: string, data: string): Tool {
     name: "borg",
     init: () => borg("init", "--encryption=repokey", repo),
     ingest: () => borg("create", `${repo}::bench`, data),
+    rerun: () => borg("create", `${repo}::again`, data),
     async packs() {
       return packStats([...(await filesUnder(repo, "data")).values()]);
     },
@@ -398,6 +410,8 @@ const LEGEND = [
   (HAS_BORG ? " / `borg init --encryption=repokey`" : ""),
   "bulk ingest: `capsa put STORE ns --from DIR` / `restic backup DIR`" +
   (HAS_BORG ? " / `borg create REPO::bench DIR`" : ""),
+  "rerun: the bulk ingest's command again, nothing changed (restic: a second snapshot with the first as parent" +
+  (HAS_BORG ? "; borg: a second archive, `REPO::again`" : "") + ")",
   "packs: files under the store's `packs/` (capsa: each but the last written must be within ±10 % of the store's `packTargetSize`) / the repository's `data/`",
   "store size: apparent bytes of every file in the store / repository directory, right after the ingest",
   "open: `capsa status STORE` (from the host cache) / `restic snapshots`" +
@@ -504,6 +518,7 @@ try {
       (sizeSamples[t.name] ??= []).push(size);
       record(t.name, "size", size.total);
     }
+    await step("rerun", (t) => t.rerun());
     await step("open", (t) => t.open());
     await step("full rebuild", (t) => t.fullRebuild());
     await step("snapshot", (t) => t.snapshot?.());
@@ -637,6 +652,7 @@ function rows(): Row[] {
     floor: "ratio ≤ 1.05",
     pass: sizeRatio === undefined ? undefined : sizeRatio <= 1.05,
   });
+  timed("rerun of the unchanged tree", "rerun");
   timed("open", "open");
   timed("full rebuild", "full rebuild", 0.75);
   timed("capsa snapshot", "snapshot");

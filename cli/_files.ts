@@ -194,6 +194,58 @@ export async function writeFileAtomic(
 }
 
 /**
+ * Writes a small file of a restore atomically, with synchronous calls (one
+ * round trip to the I/O threads per call cost more than the call: restoring
+ * 200,000 small files took 95 s with the asynchronous ones): into a temporary
+ * file beside `path`, given its permission bits and modification time, then
+ * renamed over `path`. Not synced: a restore interrupted by a crash is run
+ * again (docs/OPERATIONS.md). On any failure the temporary file is removed
+ * and `path` is left as it was.
+ *
+ * @param path The file to write (its directory exists).
+ * @param bytes The content.
+ * @param meta The permission bits and modification time to give it (each optional).
+ */
+export function writeSmallFileAtomicSync(
+  path: string,
+  bytes: Uint8Array,
+  meta: { mode?: number | undefined; mtime?: Date | undefined } = {},
+): void {
+  const tmp = `${dirname(path)}/.${
+    [...basename(path)].slice(0, 40).join("")
+  }.capsa-${randomSuffix()}.tmp`;
+  // 0644 less the umask, as any new file; the recorded bits, when given, after the writes.
+  const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 });
+  try {
+    try {
+      let at = 0;
+      while (at < bytes.length) at += file.writeSync(bytes.subarray(at));
+      if (meta.mtime !== undefined) file.utimeSync(meta.mtime, meta.mtime);
+    } finally {
+      file.close();
+    }
+    if (meta.mode !== undefined) Deno.chmodSync(tmp, meta.mode);
+    try {
+      Deno.renameSync(tmp, path);
+    } catch (e) {
+      let isDirectory = false;
+      try {
+        isDirectory = Deno.lstatSync(path).isDirectory;
+      } catch { /* the rename's own error */ }
+      if (isDirectory) {
+        throw new CapsaError("is_a_directory", `${path} is a directory: give a file name`);
+      }
+      throw e;
+    }
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* not there */ }
+    throw e;
+  }
+}
+
+/**
  * Writes all of `bytes` to a writer.
  * @param w The writer (a file, stdout).
  * @param bytes The bytes.

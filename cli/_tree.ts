@@ -14,7 +14,7 @@ import { validateArtifactKey } from "../format/manifest.ts";
 import { pool } from "../pool.ts";
 import type { ArtifactInfo, Store, WriteBatch } from "../store/store.ts";
 import { putPrepared, sessionHashing } from "../store/batch.ts";
-import { writeFileAtomic } from "./_files.ts";
+import { writeFileAtomic, writeSmallFileAtomicSync } from "./_files.ts";
 import { bytesPayload, type Progress } from "./_progress.ts";
 import {
   type FileStat,
@@ -731,16 +731,29 @@ async function writeSymlinkAtomic(path: string, target: string): Promise<void> {
  */
 export async function restoreFileMetadata(path: string, info: ArtifactInfo): Promise<void> {
   const link = info.metadata[TYPE_META] === "symlink";
+  const { mode, mtime } = recordedMetadata(info);
+  if (!link && mode !== undefined) await Deno.chmod(path, mode);
+  if (mtime !== undefined) {
+    if (link) await lutimes(path, mtime, mtime);
+    else await Deno.utime(path, mtime, mtime);
+  }
+}
+
+/**
+ * The permission bits and modification time `put --from` recorded of a
+ * file, as they are restored (no bits on Windows; malformed values ignored).
+ * @param info The artifact.
+ * @returns Its mode and time, each when recorded.
+ */
+function recordedMetadata(info: ArtifactInfo): { mode?: number; mtime?: Date } {
+  const out: { mode?: number; mtime?: Date } = {};
   const mode = info.metadata[MODE_META];
-  if (!link && mode !== undefined && /^[0-7]{1,4}$/.test(mode) && Deno.build.os !== "windows") {
-    await Deno.chmod(path, parseInt(mode, 8));
+  if (mode !== undefined && /^[0-7]{1,4}$/.test(mode) && Deno.build.os !== "windows") {
+    out.mode = parseInt(mode, 8);
   }
   const mtime = info.metadata[MTIME_META];
-  if (mtime !== undefined && /^-?\d{1,15}$/.test(mtime)) {
-    const t = new Date(Number(mtime));
-    if (link) await lutimes(path, t, t);
-    else await Deno.utime(path, t, t);
-  }
+  if (mtime !== undefined && /^-?\d{1,15}$/.test(mtime)) out.mtime = new Date(Number(mtime));
+  return out;
 }
 
 /** A body that fails at once with `error`. */
@@ -950,6 +963,18 @@ export async function getTree(
           return;
         }
         if (item.segments.length > 1) await ensureDir(item.segments.slice(0, -1).join("/"));
+        if (item.info.metadata[TYPE_META] !== "symlink" && item.info.size <= SMALL_FILE_BYTES) {
+          // A small file: read whole, written with synchronous calls (no round trip to the I/O
+          // threads for each), its mode and time given before it takes its name.
+          const content = await store.get(namespace, item.info.key, {
+            version: item.info.version,
+          });
+          writeSmallFileAtomicSync(`${root}/${rel}`, content, recordedMetadata(item.info));
+          bytes += content.length;
+          restored++;
+          progress?.update(++done, bytesPayload(bytes));
+          return;
+        }
         const body = await store.getStream(namespace, item.info.key, {
           version: item.info.version,
         });

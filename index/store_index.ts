@@ -1117,9 +1117,10 @@ export class StoreIndex {
    */
   versions(namespace: string, key: string): ManifestRecord[] {
     return this.#all(
-      "SELECT seq FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC",
+      `SELECT ${RECORD_COLUMNS} FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no ` +
+        "WHERE m.namespace = ? AND m.key = ? ORDER BY m.manifest_id DESC",
       [namespace, key],
-    ).map((r) => this.#manifestAt(num(r[0]))!);
+    ).map((r) => this.#record(r));
   }
 
   /**

@@ -132,3 +132,48 @@ Deno.test("one damaged blob: get --to restores the rest, names the artifact, exi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("capsa get --to: a small or a large file whose path is a directory there is named and skipped, no temporary file left; modes (read-only too) and times restored", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "capsa-restore-" });
+  const host = ["--host-dir", `${dir}/host`];
+  const store = `${dir}/store`;
+  try {
+    await capsaOk(["init", store, "--kit", `${dir}/kit`, ...host]);
+    const tree = `${dir}/tree`;
+    await Deno.mkdir(`${tree}/sub`, { recursive: true });
+    const files: Record<string, Uint8Array> = {
+      "small.txt": enc.encode("small\n"),
+      "big.bin": body(3, 1_500_000), // past the 1 MiB read whole: streamed
+      "sub/ro.txt": enc.encode("read-only\n"),
+      "sub/ok.txt": enc.encode("ok\n"),
+    };
+    for (const [k, v] of Object.entries(files)) await Deno.writeFile(`${tree}/${k}`, v);
+    await Deno.chmod(`${tree}/sub/ro.txt`, 0o444);
+    await Deno.utime(`${tree}/sub/ok.txt`, 1_000_000_000, 1_000_000_000.25);
+    await capsaOk(["put", store, "ns", "--from", tree, ...host]);
+
+    const out = `${dir}/out`;
+    await Deno.mkdir(`${out}/small.txt/inside`, { recursive: true });
+    await Deno.mkdir(`${out}/big.bin`, { recursive: true });
+    const r = await capsa(["get", store, "ns", "--to", out, ...host]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /warning: is_a_directory: ns\/small\.txt: .*is a directory/);
+    assert.match(r.stderr, /warning: is_a_directory: ns\/big\.bin: .*is a directory/);
+    assert.deepEqual(await Deno.readFile(`${out}/sub/ro.txt`), files["sub/ro.txt"]);
+    assert.deepEqual(await Deno.readFile(`${out}/sub/ok.txt`), files["sub/ok.txt"]);
+    assert.equal((await Deno.stat(`${out}/sub/ro.txt`)).mode! & 0o777, 0o444);
+    assert.equal((await Deno.stat(`${out}/sub/ok.txt`)).mtime!.getTime(), 1_000_000_000_250);
+    const names = (d: string) => [...Deno.readDirSync(d)].map((e) => e.name).sort();
+    assert.deepEqual(names(out), ["big.bin", "small.txt", "sub"]);
+    assert.deepEqual(names(`${out}/sub`), ["ok.txt", "ro.txt"]);
+    assert.deepEqual(names(`${out}/small.txt`), ["inside"]);
+
+    // Once the directories are gone, the same command restores everything.
+    await Deno.remove(`${out}/small.txt`, { recursive: true });
+    await Deno.remove(`${out}/big.bin`, { recursive: true });
+    await capsaOk(["get", store, "ns", "--to", out, ...host]);
+    assert.deepEqual(await walkFiles(out), new Map(Object.entries(files)));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

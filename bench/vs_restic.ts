@@ -15,15 +15,20 @@
  *    `rm index/*`;
  * 5. snapshot-path rebuild — `capsa snapshot`, then `capsa rebuild STORE`
  *    (source auto: from the snapshot) with the host cache deleted, against
- *    `restic rebuild-index` (the repository's index kept).
+ *    `restic rebuild-index` (the repository's index kept);
+ * 6. rerun — the ingest's command again over the unchanged tree (capsa:
+ *    checked to store nothing; restic: a second snapshot, the first its
+ *    parent);
+ * 7. restore — `capsa get STORE ns --to DIR` (checked to restore every file)
+ *    against `restic restore latest --target DIR`, DIR new.
  *
  * Every measure runs capsa and restic one after the other in the same run
  * (which goes first alternates between runs; `sync` runs untimed before each
  * timed command), and reports medians over `--runs`. Each run starts from an
  * empty store and repository. The peak RSS of every process is taken with
  * `/usr/bin/time -f %M` when present, else by polling `/proc/PID/status`. When `borg` is on the PATH, a borg column is
- * added (ingest, size, open, full rebuild by replaying its segments after
- * deleting its index).
+ * added (ingest, rerun, size, open, full rebuild by replaying its segments
+ * after deleting its index, restore with `borg extract`).
  *
  * capsa runs as the README's `capsa` command does: `deno run <permissions>
  * cli.ts …`, with `--host-dir` in the benchmark's directory; restic with a
@@ -128,11 +133,12 @@ async function measure(
   program: string,
   args: string[],
   env: Record<string, string> = {},
+  cwd: string = base,
 ): Promise<Measured> {
   const line = [program, ...args].join(" ");
   // Untimed: what the previous command left to write back is written now, not during this one.
   await flushWrites();
-  const out = await runMeasured(program, args, { env, cwd: base, tmpDir: base });
+  const out = await runMeasured(program, args, { env, cwd, tmpDir: base });
   if (out.code !== 0) {
     throw new CommandFailed(
       `${line}\nexited with code ${out.code}; its stderr:\n${out.stderr.trim()}\n` +
@@ -260,6 +266,8 @@ interface Tool {
   /** The step before the snapshot-path rebuild, when the tool has one (capsa: `snapshot`). */
   snapshot?(): Promise<Measured>;
   snapshotRebuild?(): Promise<Measured>;
+  /** Everything ingested, restored into a new directory. */
+  restore(): Promise<Measured>;
 }
 
 function capsaTool(dir: string, data: string): Tool {
@@ -324,6 +332,14 @@ function capsaTool(dir: string, data: string): Tool {
       return await rebuild("full-scan", "FullScan");
     },
     snapshot: () => capsa("snapshot", store),
+    async restore() {
+      const m = await capsa("get", store, "ns", "--to", `${dir}/restored`, "--json");
+      const r = JSON.parse(m.stdout);
+      if (r.files !== r.total || r.notRestored.length !== 0) {
+        throw new CommandFailed(`capsa get --to did not restore everything:\n${m.stdout}`);
+      }
+      return m;
+    },
     async snapshotRebuild() {
       await dropHostCache();
       return await rebuild("", "Snapshot");
@@ -362,6 +378,7 @@ function resticTool(dir: string, data: string, password: string): Tool {
       return await restic(...RESTIC_REBUILD, "--read-all-packs", "-q");
     },
     snapshotRebuild: () => restic(...RESTIC_REBUILD, "-q"),
+    restore: () => restic("restore", "latest", "--target", `${dir}/restored`, "-q"),
   };
 }
 
@@ -374,6 +391,9 @@ function borgTool(dir: string, data: string): Tool {
     BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: "yes",
   };
   const borg = (...args: string[]) => measure("borg", args, env);
+  /** borg extracts into its working directory. */
+  const borgExtract = (target: string) =>
+    measure("borg", ["extract", `${repo}::bench`], env, target);
   return {
     name: "borg",
     init: () => borg("init", "--encryption=repokey", repo),
@@ -389,6 +409,10 @@ function borgTool(dir: string, data: string): Tool {
       return { total, parts: { segments: packs, other: total - packs } };
     },
     open: () => borg("list", repo),
+    async restore() {
+      await Deno.mkdir(`${dir}/restored`);
+      return await borgExtract(`${dir}/restored`);
+    },
     async fullRebuild() {
       // Without its index, borg replays every segment on the next open.
       for await (const e of Deno.readDir(repo)) {
@@ -424,6 +448,8 @@ const LEGEND = [
   "capsa snapshot: `capsa snapshot STORE` (restic has no counterpart: its index is always on the repository)",
   "snapshot-path rebuild: `capsa rebuild STORE` (source auto, checked to start from the snapshot) with the host cache deleted / `restic " +
   RESTIC_REBUILD.join(" ") + "` with the repository's index in place",
+  "restore: `capsa get STORE ns --to DIR` (checked to restore every file) / `restic restore latest --target DIR`" +
+  (HAS_BORG ? " / `borg extract REPO::bench` in DIR" : "") + ", DIR new",
   "every capsa command runs as `deno run --no-prompt --config deno.json --allow-read --allow-write --allow-env --allow-sys cli.ts … --host-dir DIR -q`; restic with `RESTIC_PASSWORD_FILE` and `RESTIC_CACHE_DIR` in the benchmark's directory",
 ];
 
@@ -523,6 +549,7 @@ try {
     await step("full rebuild", (t) => t.fullRebuild());
     await step("snapshot", (t) => t.snapshot?.());
     await step("snapshot-path rebuild", (t) => t.snapshotRebuild?.());
+    await step("restore", (t) => t.restore());
     if (!values.keep) await Deno.remove(dir, { recursive: true });
   }
 
@@ -657,6 +684,7 @@ function rows(): Row[] {
   timed("full rebuild", "full rebuild", 0.75);
   timed("capsa snapshot", "snapshot");
   timed("snapshot-path rebuild", "snapshot-path rebuild");
+  timed("restore", "restore");
   return out;
 }
 

@@ -1102,12 +1102,42 @@ export class StoreIndex {
    * @returns The manifest.
    */
   current(namespace: string, key: string): ManifestRecord | undefined {
+    // One query (its row read with the lookup): every get starts here.
     const r = this.#one(
-      "SELECT seq, deleted FROM manifests WHERE namespace = ? AND key = ? ORDER BY manifest_id DESC LIMIT 1",
+      `SELECT ${RECORD_COLUMNS} FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no ` +
+        "WHERE m.namespace = ? AND m.key = ? ORDER BY m.manifest_id DESC LIMIT 1",
       [namespace, key],
     );
-    if (!r || r[1] === 1) return undefined;
-    return this.#manifestAt(num(r[0]));
+    if (!r || r[8] === 1) return undefined;
+    return this.#record(r);
+  }
+
+  /**
+   * One version of an artifact (a tombstone included), looked up by its id.
+   * @param namespace The namespace. @param key The key.
+   * @param version The version's (manifest's) id.
+   * @returns The manifest, or `undefined` when the artifact has no such version.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { StoreIndex } from "./store_index.ts";
+   * const index = await StoreIndex.create("0123456789abcdef0123456789abcdef");
+   * assert.equal(index.version("ns", "k", "01arz3ndektsv4rrffq69g5fav"), undefined);
+   * index.close();
+   * ```
+   */
+  version(namespace: string, key: string, version: string): ManifestRecord | undefined {
+    const id = new Uint8Array(16);
+    if (!ulidInto(version, id, 0)) return undefined;
+    const r = this.#one(
+      `SELECT ${RECORD_COLUMNS} FROM manifests m LEFT JOIN packs p ON p.pack_no = m.pack_no ` +
+        "WHERE m.manifest_id = ? AND m.namespace = ? AND m.key = ?",
+      [id, namespace, key],
+    );
+    // Spelt exactly as indexed (ids are lower case), as a listing of the versions would match it.
+    const m = r ? this.#record(r) : undefined;
+    return m?.id === version ? m : undefined;
   }
 
   /**
@@ -1140,11 +1170,12 @@ export class StoreIndex {
     // it is not a tombstone; it stops after `limit` keys. Their rows are read in the same query
     // (a query per row cost 23 µs each: 4.9 s of listing 210,000 keys).
     const current = end !== undefined
-      ? `SELECT seq, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND key ${lowerOp} ? AND key < ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?`
-      : `SELECT seq, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND key ${lowerOp} ? AND substr(key, 1, ?) = ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?`;
+      ? `SELECT seq, key, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND key ${lowerOp} ? AND key < ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?`
+      : `SELECT seq, key, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND key ${lowerOp} ? AND substr(key, 1, ?) = ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?`;
     const rows = this.#all(
       `SELECT ${RECORD_COLUMNS} FROM (${current}) c JOIN manifests m ON m.seq = c.seq ` +
-        "LEFT JOIN packs p ON p.pack_no = m.pack_no ORDER BY m.key",
+        // In the key walk's order (ordering by m.key instead sorted the page again).
+        "LEFT JOIN packs p ON p.pack_no = m.pack_no ORDER BY c.key",
       end !== undefined
         ? [namespace, lower, end, limit]
         : [namespace, lower, prefix.length, prefix, limit],

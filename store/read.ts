@@ -75,7 +75,7 @@ export function findManifest(
     if (!m) throw new ArtifactNotFoundError(namespace, key);
     return m;
   }
-  const m = index.versions(namespace, key).find((v) => v.id === version);
+  const m = index.version(namespace, key, version);
   if (!m || m.deleted) throw new ArtifactNotFoundError(namespace, key, version);
   return m;
 }

@@ -11,7 +11,7 @@ import { type Driver, NotFoundError } from "../drivers/driver.ts";
 import { ArtifactNotFoundError, CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 import { type HashAlgorithm, hashBytes } from "../format/hashing.ts";
 import type { Manifest } from "../format/manifest.ts";
-import { readBlobFromPack } from "../format/pack.ts";
+import { type PackSource, readBlobFromPack } from "../format/pack.ts";
 import { AAD, type StoreKeys } from "../format/crypto.ts";
 import type { ManifestRecord, StoreIndex } from "../index/store_index.ts";
 import { looseBlobKey, packKey } from "../layout.ts";
@@ -87,6 +87,7 @@ export function findManifest(
  * @param hash The store's hash.
  * @param blobId The blob id.
  * @param keys An encrypted store's keys.
+ * @param packs Where pack ranges are read (default the driver; a handle's read-ahead).
  * @returns Its bytes.
  * @throws {CorruptObjectError} when the bytes do not match the id, or the blob exists nowhere.
  */
@@ -96,10 +97,11 @@ export async function readBlob(
   hash: HashAlgorithm,
   blobId: string,
   keys?: StoreKeys,
+  packs: PackSource = driver,
 ): Promise<Uint8Array> {
   const rec = index.blob(blobId);
   if (rec && rec.packId !== null && rec.offset !== null) {
-    return await readBlobFromPack(driver, {
+    return await readBlobFromPack(packs, {
       key: packKey(rec.packId),
       id: blobId,
       offset: rec.offset,

@@ -76,6 +76,7 @@ import {
   streamBody,
   validateByteRange,
 } from "./read.ts";
+import { ReadAhead } from "./read_ahead.ts";
 import { storeStatus } from "./status.ts";
 import {
   type BatchItem,
@@ -125,6 +126,8 @@ export class Store {
   #parallelism: number;
   #passphrase: string | undefined;
   #gate: MaintenanceGate;
+  /** Pack reads, read ahead once a pack is read in order (a restore). */
+  #readAhead: ReadAhead;
   #writer: Writer;
   #schedule: SnapshotSchedule;
   #closed = false;
@@ -154,6 +157,7 @@ export class Store {
     this.#packClock = new PackClock(driver, init.clock, init.bus, () => this.storeId);
     this.#ids = new UlidGenerator({ clock: this.#packClock.now });
     this.#gate = new MaintenanceGate(driver, init.clock);
+    this.#readAhead = new ReadAhead(driver);
     this.#schedule = new SnapshotSchedule(init.clock);
     this.#writer = new Writer({
       driver,
@@ -458,7 +462,7 @@ export class Store {
   async readBlob(blobId: string): Promise<Uint8Array> {
     const { index, descriptor, keys } = this.#live();
     try {
-      return await readBlob(this.driver, index, descriptor.hash, blobId, keys);
+      return await readBlob(this.driver, index, descriptor.hash, blobId, keys, this.#readAhead);
     } catch (e) {
       // A pack garbage collection deleted after this index last looked, or a blob it
       // does not know (a rescue pack it has not read yet): catch up and try once more.
@@ -467,7 +471,14 @@ export class Store {
       if (!gone) throw e;
       await this.refresh();
       const live = this.#live();
-      return await readBlob(this.driver, live.index, live.descriptor.hash, blobId, live.keys);
+      return await readBlob(
+        this.driver,
+        live.index,
+        live.descriptor.hash,
+        blobId,
+        live.keys,
+        this.#readAhead,
+      );
     }
   }
 

@@ -1498,60 +1498,61 @@ Deno.test("Store.batch({ keepResults: false }) reports outcomes through onResult
   await store.close();
 });
 
-Deno.test("Store.batch().close() seals its last pack only once fewer than two packs are being written", async () => {
-  const releases: Array<() => void> = [];
-  let writing = 0;
-  let most = 0;
+/**
+ * A memory driver whose pack writes wait until released (`releases`), counting how many are
+ * being written now (`writing`) and at most (`most`).
+ */
+function slowPacks() {
+  const state = {
+    releases: [] as Array<() => void>,
+    writing: 0,
+    most: 0,
+    driver: undefined as unknown as MemoryDriver,
+  };
   class SlowPacks extends MemoryDriver {
     override async put(key: string, bytes: Uint8Array, o?: DriverPutOptions): Promise<void> {
       if (key.startsWith(PACK_PREFIX)) {
-        writing++;
-        most = Math.max(most, writing);
-        await new Promise<void>((r) => releases.push(r));
-        writing--;
+        state.writing++;
+        state.most = Math.max(state.most, state.writing);
+        await new Promise<void>((r) => state.releases.push(r));
+        state.writing--;
       }
       await super.put(key, bytes, o);
     }
   }
-  const { store } = await initStore(new SlowPacks(), SMALL);
+  state.driver = new SlowPacks();
+  return state;
+}
+
+Deno.test("Store.batch().close() seals its last pack only once fewer than two packs are being written", async () => {
+  const slow = slowPacks();
+  const { releases } = slow;
+  const { store } = await initStore(slow.driver, SMALL);
   const batch = store.batch();
   // 100 × 1.5 KiB: two full 64 KiB packs stuck in the driver, the rest in the open pack; all
   // accepted (the open pack is not full), so close() goes straight to sealing it.
   const puts = Array.from({ length: 100 }, (_, i) => batch.put(NS, `k${i}`, randomBytes(1500, i)));
   await Promise.all(puts);
   const deadline = Date.now() + 10_000;
-  while (writing < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  assert.equal(writing, 2);
+  while (slow.writing < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(slow.writing, 2);
   const closing = batch.close();
   await new Promise((r) => setTimeout(r, 100));
-  assert.equal(writing, 2, "the last pack waits for a write to complete");
+  assert.equal(slow.writing, 2, "the last pack waits for a write to complete");
   const drain = setInterval(() => releases.splice(0).forEach((r) => r()), 2);
   try {
     assert.equal((await closing).stored, 100);
   } finally {
     clearInterval(drain);
   }
-  assert.equal(most, 2);
+  assert.equal(slow.most, 2);
   await store.close();
 });
 
 Deno.test("Store.batch() holds at most two sealed packs in flight: a put waits while they are written", async () => {
-  const objects = new Map<string, Uint8Array>();
-  const releases: Array<() => void> = [];
-  let writing = 0;
-  let most = 0;
-  class SlowPacks extends MemoryDriver {
-    override async put(key: string, bytes: Uint8Array, o?: DriverPutOptions): Promise<void> {
-      if (key.startsWith(PACK_PREFIX)) {
-        writing++;
-        most = Math.max(most, writing);
-        await new Promise<void>((r) => releases.push(r));
-        writing--;
-      }
-      await super.put(key, bytes, o);
-    }
-  }
-  const { store } = await initStore(new SlowPacks({ objects }), SMALL);
+  const slow = slowPacks();
+  const { releases } = slow;
+  const { store } = await initStore(slow.driver, SMALL);
   const batch = store.batch();
   let accepted = 0;
   const puts: Promise<void>[] = [];
@@ -1563,16 +1564,16 @@ Deno.test("Store.batch() holds at most two sealed packs in flight: a put waits w
   // fixed sleep was too short on a loaded machine).
   for (let last = -1, deadline = Date.now() + 10_000; Date.now() < deadline;) {
     await new Promise((r) => setTimeout(r, 50));
-    if (writing >= 2 && accepted === last) break;
+    if (slow.writing >= 2 && accepted === last) break;
     last = accepted;
   }
-  assert.equal(writing, 2, `two packs being written (${accepted} accepted)`);
+  assert.equal(slow.writing, 2, `two packs being written (${accepted} accepted)`);
   assert.ok(
     accepted < 200 && accepted >= 80,
     `${accepted} puts accepted while two packs are stuck`,
   );
   const closing = batch.close();
-  while (writing > 0 || accepted < 200) {
+  while (slow.writing > 0 || accepted < 200) {
     releases.splice(0).forEach((r) => r());
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -1582,7 +1583,7 @@ Deno.test("Store.batch() holds at most two sealed packs in flight: a put waits w
   } finally {
     clearInterval(drain);
   }
-  assert.equal(most, 2);
+  assert.equal(slow.most, 2);
   await store.close();
 });
 

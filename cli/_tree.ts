@@ -402,7 +402,8 @@ async function putListed(
     if (paths.length === 0) reader = undefined;
     // Per regular file, the size, mode and time of its current version: a file whose lstat
     // shows them again is not read (unless --checksum).
-    const expected = current !== undefined && !options.checksum
+    // (None to compare with in an empty namespace: a first put skips the pass over every file.)
+    const expected = current !== undefined && current.versions.size > 0 && !options.checksum
       ? expectedSignatures(files, positions, paths.length, current)
       : undefined;
     reader?.begin(paths, sessionHashing(batch), expected);

@@ -245,3 +245,65 @@ Deno.test("a damaged snapshot decompressed into a working copy is refused with C
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("snapshots a store writes by itself while puts go on are each one consistent index", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  const { decodeSnapshot } = await import("../format/snapshot.ts");
+  const { listSnapshots } = await import("./persistence.ts");
+  const dir = await Deno.makeTempDir({ prefix: "capsa-host-cache-snap-" });
+  try {
+    const location = await openLocalFs(`${dir}/store`, { create: true });
+    const { store } = await initStore(location, {
+      hostStorage: await openLocalFs(`${dir}/host`, { create: true }),
+      config: { snapshotEveryPacks: 1, snapshotsKept: 1000 },
+    });
+    // 4 KiB of metadata each: the index outgrows one 4 MiB read while puts keep committing.
+    const metadata = (i: number) => ({ a: `${i}`.padEnd(2000, "a"), b: `${i}`.padEnd(2000, "b") });
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < 1600) {
+        const i = next++;
+        await store.put("ns", `k${i}`, enc.encode(`value ${i}`), { metadata: metadata(i) });
+      }
+    }));
+    await store.close();
+    const keys = await listSnapshots(location);
+    assert.ok(keys.length >= 3, `${keys.length} snapshots`);
+    for (const key of keys) {
+      const path = `${dir}/check.sqlite`;
+      await Deno.writeFile(path, decodeSnapshot(key, await location.get(key), store.storeId).db);
+      const db = new DatabaseSync(path, { readOnly: true });
+      const one = (sql: string) => Object.values(db.prepare(sql).get()!)[0];
+      try {
+        assert.equal(one("PRAGMA integrity_check"), "ok", key);
+        assert.equal(
+          one(
+            "SELECT count(*) FROM blobs WHERE pack_no IS NULL OR pack_no NOT IN (SELECT pack_no FROM packs)",
+          ),
+          0,
+          `${key}: blob rows without their pack`,
+        );
+        assert.equal(
+          one("SELECT count(*) FROM manifests WHERE pack_no NOT IN (SELECT pack_no FROM packs)"),
+          0,
+          `${key}: manifests without their pack`,
+        );
+        assert.equal(
+          one("SELECT coalesce(sum(artifacts), 0) FROM namespace_stats"),
+          one("SELECT count(DISTINCT key) FROM manifests"),
+          `${key}: statistics`,
+        );
+        assert.equal(
+          one("SELECT count(*) FROM packs"),
+          one("SELECT count(DISTINCT pack_no) FROM manifests"),
+          `${key}: every pack holds manifests`,
+        );
+      } finally {
+        db.close();
+      }
+    }
+    await location.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -48,7 +48,13 @@ const PIECE = 4 * 1024 * 1024;
 /**
  * Encodes an index as a snapshot (and as the host cache of a host storage
  * that is not a local directory). A file-backed index is read and compressed
- * piece by piece, so memory stays bounded by the compressed size.
+ * piece by piece, so memory stays bounded by the compressed size; the pieces
+ * are read while the event loop goes on, so a write to the index between two
+ * of them would leave a snapshot mixing pages of two states of the database
+ * (rows that were never together, in tables that pass SQLite's own checks).
+ * The index's change count is compared before and after: when it moved, the
+ * snapshot is taken again from a copy of the file read in one synchronous
+ * call, during which no write can run (docs/DESIGN.md §5.1, "Index files").
  * @param index The index.
  * @param storeId The store.
  * @param createdAt When (ms).
@@ -61,14 +67,47 @@ export async function encodeIndexSnapshot(
   createdAt: number,
   keys?: StoreKeys,
 ): Promise<Uint8Array> {
-  const header = {
+  const headerNow = () => ({
     storeId,
     schemaVersion: index.schemaVersion,
     highWaterMark: index.highWaterMark(),
     createdAt,
-  };
+  });
   const file = index.file;
-  if (file === undefined || keys !== undefined) return encodeSnapshot(header, index.export(), keys);
+  if (file === undefined || keys !== undefined) {
+    return encodeSnapshot(headerNow(), index.export(), keys);
+  }
+  const changes = index.changes;
+  const header = headerNow();
+  let out: Uint8Array[];
+  let dbBytes = 0;
+  {
+    using f = await Deno.open(file, { read: true });
+    out = await compressPieces(async (buffer) => {
+      const n = await f.read(buffer);
+      if (n !== null) dbBytes += n;
+      return n;
+    });
+  }
+  if (index.changes === changes && index.file === file) return frameSnapshot(header, dbBytes, out);
+  // Written to while it was read: one state, copied whole before anything else runs.
+  const copy = Deno.readFileSync(file);
+  const again = headerNow();
+  let at = 0;
+  out = await compressPieces((buffer) => {
+    const n = Math.min(buffer.length, copy.length - at);
+    if (n === 0) return Promise.resolve(null);
+    buffer.set(copy.subarray(at, at + n));
+    at += n;
+    return Promise.resolve(n);
+  });
+  return frameSnapshot(again, copy.length, out);
+}
+
+/** zstd-compresses what `read` fills pieces with (in pieces as large as the input's). */
+async function compressPieces(
+  read: (buffer: Uint8Array) => Promise<number | null>,
+): Promise<Uint8Array[]> {
   // Output in pieces as large as the input's: with 1 MiB pieces the compression of a
   // 97 MB database took twice as long (0.8 against 0.4 s; BENCHMARKS.md).
   const z = createZstdCompress({ params: SNAPSHOT_ZSTD_PARAMS, chunkSize: PIECE });
@@ -78,22 +117,17 @@ export async function encodeIndexSnapshot(
     z.on("end", resolve);
     z.on("error", reject);
   });
-  let dbBytes = 0;
-  {
-    using f = await Deno.open(file, { read: true });
-    for (;;) {
-      const buffer = new Uint8Array(PIECE);
-      const n = await f.read(buffer);
-      if (n === null) break;
-      dbBytes += n;
-      await new Promise<void>((resolve, reject) =>
-        z.write(buffer.subarray(0, n), (e) => (e ? reject(e) : resolve()))
-      );
-    }
+  for (;;) {
+    const buffer = new Uint8Array(PIECE);
+    const n = await read(buffer);
+    if (n === null) break;
+    await new Promise<void>((resolve, reject) =>
+      z.write(buffer.subarray(0, n), (e) => (e ? reject(e) : resolve()))
+    );
   }
   z.end();
   await ended;
-  return frameSnapshot(header, dbBytes, out);
+  return out;
 }
 
 /**

@@ -7,6 +7,7 @@ import { UlidGenerator } from "../format/ulid.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { SNAPSHOT_PREFIX } from "../layout.ts";
 import {
+  encodeIndexSnapshot,
   listSnapshots,
   loadNewestIndex,
   pruneSnapshots,
@@ -129,4 +130,70 @@ Deno.test("SnapshotSchedule is due after snapshotEveryPacks packs or snapshotInt
   assert.equal(s.packWritten(byTime), false);
   now += 1;
   assert.equal(s.packWritten(byTime), true);
+});
+
+Deno.test("a snapshot of a file-backed index taken while the index keeps changing holds one state of it, never a mix of pages", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  const dir = await Deno.makeTempDir({ prefix: "capsa-snapshot-live-" });
+  try {
+    const index = await StoreIndex.create("S", { dir });
+    // Some 12 MB: the file is read in several pieces.
+    const filler = (i: number, v: number) =>
+      `${i}:${v}:`.padEnd(600, String.fromCharCode(97 + v % 26));
+    index.transaction(() => {
+      for (let i = 0; i < 20_000; i++) index.setMeta(`m${i}`, filler(i, 0));
+    });
+    // Each step rewrites every 97th row and adds one: a consistent state has, for some k, the
+    // rows n0…n(k-1) and every m row at version 0 or at the step that last touched it.
+    let steps = 0;
+    let done = false;
+    const encoding = encodeIndexSnapshot(index, "S", 1).finally(() => done = true);
+    while (!done) {
+      steps++;
+      index.transaction(() => {
+        for (let i = steps % 97; i < 20_000; i += 97) index.setMeta(`m${i}`, filler(i, steps));
+        index.setMeta(`n${steps}`, String(steps));
+      });
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    const bytes = await encoding;
+    assert.ok(steps > 1, `the index changed during the snapshot (${steps} steps)`);
+    index.close();
+    const path = `${dir}/back.sqlite`;
+    await Deno.writeFile(path, decodeSnapshot("snap", bytes, "S").db);
+    const back = new DatabaseSync(path, { readOnly: true });
+    try {
+      assert.deepEqual(back.prepare("PRAGMA integrity_check").all().map((r) => ({ ...r })), [
+        { integrity_check: "ok" },
+      ]);
+      const rows = new Map(
+        back.prepare("SELECT name, value FROM meta").all().map((
+          r,
+        ) => [String(r.name), String(r.value)]),
+      );
+      let k = 0;
+      while (rows.has(`n${k + 1}`)) k++;
+      const ns = [...rows.keys()].filter((n) => n.startsWith("n")).length;
+      assert.equal(ns, k, `rows n1…n${k} and no others`);
+      for (let i = 0; i < 20_000; i++) {
+        // The last step ≤ k that touched row i (steps s with s % 97 === i % 97), else 0.
+        let v = 0;
+        for (let s = k; s >= 1; s--) {
+          if (s % 97 === i % 97) {
+            v = s;
+            break;
+          }
+        }
+        assert.equal(
+          rows.get(`m${i}`)?.slice(0, 12),
+          filler(i, v).slice(0, 12),
+          `m${i} as of step ${k}`,
+        );
+      }
+    } finally {
+      back.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -613,7 +613,6 @@ export class StoreIndex {
   finishBulk(): void {
     const deferred = this.#deferred;
     if (deferred === undefined) return;
-    this.#changes++; // (its statements do not go through #run)
     this.transaction(() => {
       // One row per blob id, in id order: a copy in a pack that garbage collection retired
       // gives way to one elsewhere (as #putBlobs's conflict rule does), else the first indexed.

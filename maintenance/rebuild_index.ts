@@ -561,41 +561,52 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     snapshot: boolean,
   ): Promise<void> {
     const store = this.store;
-    const written = snapshot
-      ? await writeIndexSnapshot(store.driver, index, {
-        storeId: descriptor.storeId,
-        config,
-        clock: store.clock,
-        keys: this.#keys,
-      })
-      : undefined;
-    this.counters.snapshotWritten = written !== undefined;
     const host = this.#config.hostStorage;
-    if (host && !store.readOnly) {
-      // The host cache is disposable (docs/DESIGN.md §5.2): the snapshot just written (or the one
-      // the rebuild started from, with the few packs past it) holds the rebuilt index, so a host directory that cannot take it (full, read-only) costs
-      // the next open a snapshot load, not the rebuild.
-      try {
-        await saveHostCache(host, index, {
+    // The host cache is published while the snapshot is being written (once its bytes are
+    // taken): the two reads of the database file (compression, the stamp's hash) and the two
+    // writes overlap instead of following each other.
+    let caching: Promise<unknown> | undefined;
+    const saveCache = () => {
+      if (!host || store.readOnly) return;
+      caching ??= saveHostCache(host, index, {
+        storeId: descriptor.storeId,
+        createdAt: store.clock(),
+        keys: this.#keys,
+      }).then(() => undefined, (e: unknown) => e ?? new Error("host cache"));
+    };
+    let written: Awaited<ReturnType<typeof writeIndexSnapshot>> | undefined;
+    try {
+      written = snapshot
+        ? await writeIndexSnapshot(store.driver, index, {
           storeId: descriptor.storeId,
-          createdAt: store.clock(),
+          config,
+          clock: store.clock,
           keys: this.#keys,
-        });
-      } catch (e) {
-        if (!(e instanceof CapsaError)) throw e;
-        this.bus.publish({
-          type: "warning",
-          at: store.clock(),
-          storeId: descriptor.storeId,
-          code: "host_cache_unwritable",
-          message:
-            `the index is rebuilt${
-              written === undefined ? "" : ` and in ${written.key}`
-            }, but the host cache in ` +
-            `${host.location} could not be written (${e.message}): the next open loads the snapshot`,
-        });
-      }
+          onEncoded: saveCache,
+        })
+        : undefined;
+    } finally {
+      // (A failed snapshot write still leaves the host cache saved, then fails the rebuild.)
+      saveCache();
+      await caching;
     }
+    this.counters.snapshotWritten = written !== undefined;
+    const failure = await caching;
+    if (failure === undefined) return;
+    // The host cache is disposable (docs/DESIGN.md §5.2): the snapshot just written (or the one
+    // the rebuild started from, with the few packs past it) holds the rebuilt index, so a host
+    // directory that cannot take it (full, read-only) costs the next open a snapshot load, not
+    // the rebuild.
+    if (!(failure instanceof CapsaError)) throw failure;
+    const where = written === undefined ? "" : ` and in ${written.key}`;
+    this.bus.publish({
+      type: "warning",
+      at: store.clock(),
+      storeId: descriptor.storeId,
+      code: "host_cache_unwritable",
+      message: `the index is rebuilt${where}, but the host cache in ${host!.location} could not ` +
+        `be written (${failure.message}): the next open loads the snapshot`,
+    });
   }
 }
 

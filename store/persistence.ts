@@ -327,6 +327,12 @@ export interface WriteSnapshotOptions {
   prune?: boolean;
   /** An encrypted store's keys. */
   keys?: StoreKeys | undefined;
+  /**
+   * Called once the snapshot's bytes are taken from the index, before they
+   * are written: from then on the index may change, or be published as the
+   * host cache, while the write goes on.
+   */
+  onEncoded?: () => void;
 }
 
 /** What {@linkcode writeIndexSnapshot} wrote. */
@@ -372,6 +378,7 @@ export async function writeIndexSnapshot(
   const key = SNAPSHOT_PREFIX + ids.next();
   const highWaterMark = index.highWaterMark();
   const bytes = await encodeIndexSnapshot(index, options.storeId, options.clock(), options.keys);
+  options.onEncoded?.();
   await driver.put(key, bytes);
   if (options.prune ?? true) await pruneSnapshots(driver, options.config.snapshotsKept, key);
   return { key, bytes, highWaterMark };

@@ -386,6 +386,12 @@ export class StoreIndex {
     db.run("PRAGMA temp_store = MEMORY");
     // A bounded page cache (64 MiB): a file-backed index never holds all its pages in memory.
     if (db.file) db.run("PRAGMA cache_size = -65536");
+    // Locks taken once and kept: by default every statement outside a transaction takes and
+    // drops a shared lock and re-reads the file header to check its cache, 4 fcntl calls and a
+    // pread, which made a point lookup cost 20 µs instead of 5 on this VM (BENCHMARKS.md). No
+    // other connection ever writes these files: a working copy belongs to one process, and a
+    // published cache is never written again, only replaced by a rename (DESIGN.md §5.1).
+    if (db.file) db.run("PRAGMA locking_mode = EXCLUSIVE");
   }
 
   /**

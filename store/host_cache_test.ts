@@ -307,3 +307,42 @@ Deno.test("snapshots a store writes by itself while puts go on are each one cons
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("handles and processes sharing one host directory read the cache in place together; each one's writes reach the others", async () => {
+  const { capsa } = await import("../tests/processes.ts");
+  const w = await world();
+  try {
+    // Two handles in one process read the published cache in place, through two connections.
+    const a = (await w.open()).store;
+    const b = (await w.open()).store;
+    await readsBack(a);
+    await readsBack(b);
+    await a.put("ns", "from-a", enc.encode("a"));
+    await readsBack(b); // b still reads the cache a copied from
+    await a.close(); // publishes a's copy over the cache b has open
+    await readsBack(b);
+    await b.put("ns", "from-b", enc.encode("b"));
+    await b.refresh();
+    assert.equal(dec.decode(await b.get("ns", "from-a")), "a", "b catches up on a's pack");
+    await b.close();
+    // CLI processes on the same host directory: readers of the cache while a writer publishes.
+    const common = ["--host-dir", `${w.dir}/host`];
+    const procs = [
+      capsa(["put", `${w.dir}/store`, "ns", "from-cli", "-", ...common], {
+        stdin: enc.encode("cli"),
+      }),
+      ...[0, 1, 2].map((i) => capsa(["get", `${w.dir}/store`, "ns", `k${i}`, ...common])),
+    ];
+    const results = await Promise.all(procs);
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    results.slice(1).forEach((r, i) => assert.equal(r.stdout, `value ${i}`));
+    const { store } = await w.open({ readOnly: true });
+    for (const [k, v] of [["from-a", "a"], ["from-b", "b"], ["from-cli", "cli"]]) {
+      assert.equal(dec.decode(await store.get("ns", k!)), v);
+    }
+    await readsBack(store);
+    await store.close();
+  } finally {
+    await Deno.remove(w.dir, { recursive: true });
+  }
+});

@@ -163,6 +163,27 @@ function cacheFile(dir: string): string {
 }
 
 /**
+ * Decompressions under way, each told of a zstd error that Deno's node:zlib
+ * throws instead of emitting. When a stream's output takes more than one
+ * output piece, an error found after the first (a damaged block, the
+ * frame's checksum) is thrown from an asynchronous continuation: uncaught, it
+ * would end the process, where a damaged snapshot must only be rejected. While
+ * one is under way, such an error is taken from the global `error` event
+ * (and kept from ending the process) and fails every decompression under way
+ * (two at once is rare, and a spurious failure only means the next older
+ * snapshot, or the packs, are read instead).
+ */
+const decompressing = new Set<(e: Error) => void>();
+
+function onUncaughtZstdError(event: ErrorEvent): void {
+  const e: unknown = event.error;
+  if (!(e instanceof Error) || !e.message.startsWith("Zstd decompress error")) return;
+  if (decompressing.size === 0) return;
+  event.preventDefault();
+  for (const fail of decompressing) fail(e);
+}
+
+/**
  * Decompresses a version 2 snapshot's body into a file, piece by piece,
  * checking the zstd frame's checksum and the announced length.
  */
@@ -185,49 +206,62 @@ async function decompressToFile(
   let failure: unknown;
   const pending: Uint8Array[] = [];
   z.on("data", (c: Uint8Array) => pending.push(c));
+  let fail = (_e: unknown) => {};
   const ended = new Promise<void>((resolve) => {
-    z.on("end", resolve);
-    z.on("error", (e: unknown) => {
-      failure = e;
+    fail = (e: unknown) => {
+      failure ??= e;
       resolve();
-    });
+    };
+    z.on("end", resolve);
+    z.on("error", fail);
   });
-  const flush = async () => {
-    let at = 0;
-    while (at < filled) at += await file.write(out.subarray(at, filled));
-    filled = 0;
-  };
-  const drain = async () => {
-    while (pending.length > 0) {
-      const c = pending.shift()!;
-      written += c.length;
-      if (written > dbBytes) {
-        throw new CorruptObjectError(key, "more database bytes than announced");
-      }
-      for (let from = 0; from < c.length;) {
-        const n = Math.min(out.length - filled, c.length - from);
-        out.set(c.subarray(from, from + n), filled);
-        filled += n;
-        from += n;
-        if (filled === out.length) await flush();
-      }
-    }
-  };
-  const IN = 512 * 1024; // (compressed: some 3 MB of output a piece)
-  for (let at = 0; at < body.length && failure === undefined; at += IN) {
-    // After an error the stream never calls back: the error ends the wait too.
-    await Promise.race([
-      new Promise<void>((resolve) =>
-        z.write(body.subarray(at, Math.min(body.length, at + IN)), () => resolve())
-      ),
-      ended,
-    ]);
-    await drain();
+  if (decompressing.size === 0) globalThis.addEventListener("error", onUncaughtZstdError);
+  decompressing.add(fail);
+  try {
+    await decompressPieces();
+  } finally {
+    z.destroy(); // (a stream left mid-way, by a throw in drain, must not go on and throw later)
+    decompressing.delete(fail);
+    if (decompressing.size === 0) globalThis.removeEventListener("error", onUncaughtZstdError);
   }
-  if (failure === undefined) z.end();
-  await ended;
-  await drain();
-  await flush();
+  async function decompressPieces(): Promise<void> {
+    const flush = async () => {
+      let at = 0;
+      while (at < filled) at += await file.write(out.subarray(at, filled));
+      filled = 0;
+    };
+    const drain = async () => {
+      while (pending.length > 0) {
+        const c = pending.shift()!;
+        written += c.length;
+        if (written > dbBytes) {
+          throw new CorruptObjectError(key, "more database bytes than announced");
+        }
+        for (let from = 0; from < c.length;) {
+          const n = Math.min(out.length - filled, c.length - from);
+          out.set(c.subarray(from, from + n), filled);
+          filled += n;
+          from += n;
+          if (filled === out.length) await flush();
+        }
+      }
+    };
+    const IN = 512 * 1024; // (compressed: some 3 MB of output a piece)
+    for (let at = 0; at < body.length && failure === undefined; at += IN) {
+      // After an error the stream never calls back: the error ends the wait too.
+      await Promise.race([
+        new Promise<void>((resolve) =>
+          z.write(body.subarray(at, Math.min(body.length, at + IN)), () => resolve())
+        ),
+        ended,
+      ]);
+      await drain();
+    }
+    if (failure === undefined) z.end();
+    await ended;
+    await drain();
+    await flush();
+  }
   if (failure !== undefined) {
     throw new CorruptObjectError(
       key,

@@ -575,6 +575,7 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
       }).then(() => undefined, (e: unknown) => e ?? new Error("host cache"));
     };
     let written: Awaited<ReturnType<typeof writeIndexSnapshot>> | undefined;
+    let failure: unknown;
     try {
       written = snapshot
         ? await writeIndexSnapshot(store.driver, index, {
@@ -588,10 +589,9 @@ class RebuildIndexAgentImpl extends AgentBase<RebuildStats, { key: string; reaso
     } finally {
       // (A failed snapshot write still leaves the host cache saved, then fails the rebuild.)
       saveCache();
-      await caching;
+      failure = await caching;
     }
     this.counters.snapshotWritten = written !== undefined;
-    const failure = await caching;
     if (failure === undefined) return;
     // The host cache is disposable (docs/DESIGN.md §5.2): the snapshot just written (or the one
     // the rebuild started from, with the few packs past it) holds the rebuilt index, so a host

@@ -190,6 +190,80 @@ export class ForeignSnapshotError extends CorruptObjectError {
   }
 }
 
+/** The most bytes {@linkcode readSnapshotHead} needs: the fixed part and the largest header. */
+export const SNAPSHOT_HEAD_BYTES: number = FIXED + MAX_HEADER;
+
+/**
+ * Checks a snapshot's fixed part and header from its first bytes (at least
+ * {@linkcode SNAPSHOT_HEAD_BYTES} of them, or all when it is shorter) and its
+ * total length: what a reader that fetches the body in pieces checks first.
+ * @param key The snapshot's key, for errors.
+ * @param head Its first bytes.
+ * @param total Its whole length.
+ * @param expectedStoreId The store it must belong to.
+ * @returns The header, the encoding version, and where the body starts.
+ * @throws {ForeignSnapshotError} for a snapshot of another store.
+ * @throws {CorruptObjectError} for anything else wrong.
+ */
+export function readSnapshotHead(
+  key: string,
+  head: Uint8Array,
+  total: number,
+  expectedStoreId: string,
+): { header: SnapshotHeader; version: number; bodyOffset: number } {
+  if (head.length < FIXED) {
+    throw new CorruptObjectError(
+      key,
+      `truncated: ${total} bytes, the fixed header needs ${FIXED}`,
+    );
+  }
+  if (!MAGIC_BYTES.every((b, i) => head[i] === b)) {
+    throw new CorruptObjectError(key, "not an index snapshot (bad magic)");
+  }
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const version = view.getUint16(8);
+  if (version !== 1 && version !== SNAPSHOT_VERSION) {
+    throw new CorruptObjectError(
+      key,
+      `unknown snapshot format version ${version} (this capsa reads 1 and ${SNAPSHOT_VERSION})`,
+    );
+  }
+  const hLen = view.getUint32(12);
+  if (hLen > MAX_HEADER || FIXED + hLen > head.length) {
+    throw new CorruptObjectError(key, `header length ${hLen} is out of bounds`);
+  }
+  let header: SnapshotHeader;
+  try {
+    header = JSON.parse(dec.decode(head.subarray(FIXED, FIXED + hLen)));
+  } catch (cause) {
+    throw new CorruptObjectError(key, "the header is not valid JSON", { cause });
+  }
+  if (
+    typeof header !== "object" || header === null || typeof header.storeId !== "string" ||
+    !Number.isSafeInteger(header.schemaVersion) || typeof header.highWaterMark !== "string" ||
+    !Number.isSafeInteger(header.createdAt) || !Number.isSafeInteger(header.dbBytes) ||
+    (version === 1
+      ? typeof header.dbSha256 !== "string"
+      : header.compression !== "zstd" || !Number.isSafeInteger(header.bodyBytes)) ||
+    (header.cipher !== undefined && header.cipher !== "aes-256-gcm")
+  ) {
+    throw new CorruptObjectError(key, "the header is missing fields or has wrong types");
+  }
+  if (header.storeId !== expectedStoreId) {
+    throw new ForeignSnapshotError(key, header.storeId, expectedStoreId);
+  }
+  const stored = version === 1 ? header.dbBytes : header.bodyBytes!;
+  if (FIXED + hLen + stored !== total) {
+    throw new CorruptObjectError(
+      key,
+      `length mismatch: the header announces ${stored} stored database bytes, ${
+        total - FIXED - hLen
+      } are present`,
+    );
+  }
+  return { header, version, bodyOffset: FIXED + hLen };
+}
+
 /**
  * Checks a snapshot's frame, header and store id, and (version 1) its
  * checksum, without decompressing the database: a reader that decompresses
@@ -209,56 +283,13 @@ export function openSnapshot(
   expectedStoreId: string,
   keys?: StoreKeys,
 ): { header: SnapshotHeader; version: number; body: Uint8Array } {
-  if (bytes.length < FIXED) {
-    throw new CorruptObjectError(
-      key,
-      `truncated: ${bytes.length} bytes, the fixed header needs ${FIXED}`,
-    );
-  }
-  if (!MAGIC_BYTES.every((b, i) => bytes[i] === b)) {
-    throw new CorruptObjectError(key, "not an index snapshot (bad magic)");
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = view.getUint16(8);
-  if (version !== 1 && version !== SNAPSHOT_VERSION) {
-    throw new CorruptObjectError(
-      key,
-      `unknown snapshot format version ${version} (this capsa reads 1 and ${SNAPSHOT_VERSION})`,
-    );
-  }
-  const hLen = view.getUint32(12);
-  if (hLen > MAX_HEADER || FIXED + hLen > bytes.length) {
-    throw new CorruptObjectError(key, `header length ${hLen} is out of bounds`);
-  }
-  let header: SnapshotHeader;
-  try {
-    header = JSON.parse(dec.decode(bytes.subarray(FIXED, FIXED + hLen)));
-  } catch (cause) {
-    throw new CorruptObjectError(key, "the header is not valid JSON", { cause });
-  }
-  if (
-    typeof header !== "object" || header === null || typeof header.storeId !== "string" ||
-    !Number.isSafeInteger(header.schemaVersion) || typeof header.highWaterMark !== "string" ||
-    !Number.isSafeInteger(header.createdAt) || !Number.isSafeInteger(header.dbBytes) ||
-    (version === 1
-      ? typeof header.dbSha256 !== "string"
-      : header.compression !== "zstd" || !Number.isSafeInteger(header.bodyBytes)) ||
-    (header.cipher !== undefined && header.cipher !== "aes-256-gcm")
-  ) {
-    throw new CorruptObjectError(key, "the header is missing fields or has wrong types");
-  }
-  if (header.storeId !== expectedStoreId) {
-    throw new ForeignSnapshotError(key, header.storeId, expectedStoreId);
-  }
-  const stored = version === 1 ? header.dbBytes : header.bodyBytes!;
-  if (FIXED + hLen + stored !== bytes.length) {
-    throw new CorruptObjectError(
-      key,
-      `length mismatch: the header announces ${stored} stored database bytes, ${
-        bytes.length - FIXED - hLen
-      } are present`,
-    );
-  }
+  const { header, version, bodyOffset } = readSnapshotHead(
+    key,
+    bytes,
+    bytes.length,
+    expectedStoreId,
+  );
+  const hLen = bodyOffset - FIXED;
   let body = bytes.subarray(FIXED + hLen);
   if (header.cipher !== undefined) {
     if (keys === undefined) {

@@ -671,7 +671,7 @@ export class StoreIndex {
     let db: Database;
     try {
       db = new SQL.Database(bytes);
-      // Snapshots and the host cache carry a SHA-256 of these bytes, checked before this
+      // Snapshots and the host cache carry a checksum of these bytes, checked before this
       // point; a full integrity check would read every page (0.4 s per 300 MiB) for nothing.
       // Reading the schema catches a file that is not a database at all.
       db.exec("PRAGMA schema_version");

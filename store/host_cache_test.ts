@@ -147,6 +147,44 @@ Deno.test("a torn, damaged or foreign host cache file is ignored with host_cache
   }
 });
 
+Deno.test("the host cache's stamp is the XXH64 of the file; a SHA-256 stamp (older capsa) is still accepted", async () => {
+  const w = await world();
+  try {
+    const { createHash } = await import("node:crypto");
+    const { xxhash64 } = await import("hash-wasm");
+    const good = await Deno.readFile(w.cache);
+    const zeroed = good.slice();
+    zeroed.fill(0, 60, 64);
+    zeroed.fill(0, 68, 72);
+    const stampOf = (b: Uint8Array) => [...b.subarray(60, 64), ...b.subarray(68, 72)];
+    // The format: XXH64 of the file with the stamp's bytes as zeros, big-endian, split over both fields.
+    assert.deepEqual(stampOf(good), [...Uint8Array.fromHex(await xxhash64(zeroed))]);
+    // What an older capsa wrote: the first 8 bytes of the SHA-256.
+    const sha = new Uint8Array(createHash("sha256").update(zeroed).digest().buffer, 0, 8);
+    const old = zeroed.slice();
+    old.set(sha.subarray(0, 4), 60);
+    old.set(sha.subarray(4, 8), 68);
+    await Deno.writeFile(w.cache, old);
+    const { store, events } = await w.open({ readOnly: true });
+    assert.equal((await store.status()).index?.source, "host-cache");
+    assert.ok(!events.some((e) => e.type === "warning"), JSON.stringify(events));
+    await readsBack(store);
+    await store.close();
+    // Neither stamp: refused.
+    const neither = old.slice();
+    neither[61]! ^= 1;
+    await Deno.writeFile(w.cache, neither);
+    const again = await w.open({ readOnly: true });
+    const warning = again.events.find((e) =>
+      e.type === "warning" && e.code === "host_cache_unusable"
+    );
+    assert.match(warning?.type === "warning" ? warning.message : "", /checksum mismatch/);
+    await again.store.close();
+  } finally {
+    await Deno.remove(w.dir, { recursive: true });
+  }
+});
+
 Deno.test("a host cache in the snapshot encoding (older capsa) is read, then rewritten as a SQLite file", async () => {
   const w = await world();
   try {
@@ -211,7 +249,7 @@ Deno.test("a working copy left by a process that died is deleted at the next ope
 
 Deno.test("a damaged snapshot decompressed into a working copy is refused with CorruptObjectError and leaves no file", async () => {
   const { StoreIndex } = await import("../index/store_index.ts");
-  const { indexFromSnapshot } = await import("./persistence.ts");
+  const { indexFromSnapshot, snapshotReading } = await import("./persistence.ts");
   const { CorruptObjectError } = await import("../errors.ts");
   const dir = await Deno.makeTempDir({ prefix: "capsa-snapshot-file-" });
   try {
@@ -223,10 +261,6 @@ Deno.test("a damaged snapshot decompressed into a working copy is refused with C
       index.export(),
     );
     index.close();
-    const back = await indexFromSnapshot("snap", good, "S", dir);
-    assert.equal(back.meta("m7"), "value 7".repeat(20));
-    assert.ok(back.file?.startsWith(dir));
-    back.close();
     const damaged: Array<[string, Uint8Array]> = [
       [
         "a byte of the body flipped",
@@ -248,8 +282,24 @@ Deno.test("a damaged snapshot decompressed into a working copy is refused with C
         })(),
       ],
     ];
-    for (const [what, bytes] of damaged) {
-      await assert.rejects(indexFromSnapshot("snap", bytes, "S", dir), CorruptObjectError, what);
+    // Both ways of decompressing: through the decompressor's handle, and its stream.
+    for (const direct of [true, false]) {
+      snapshotReading.direct = direct;
+      try {
+        const back = await indexFromSnapshot("snap", good, "S", dir);
+        assert.equal(back.meta("m7"), "value 7".repeat(20));
+        assert.ok(back.file?.startsWith(dir));
+        back.close();
+        for (const [what, bytes] of damaged) {
+          await assert.rejects(
+            indexFromSnapshot("snap", bytes, "S", dir),
+            CorruptObjectError,
+            `${what} (direct: ${direct})`,
+          );
+        }
+      } finally {
+        snapshotReading.direct = true;
+      }
     }
     assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), [], "no working copy left");
   } finally {

@@ -21,6 +21,9 @@ import {
   frameSnapshot,
   MAX_SNAPSHOT_BYTES,
   openSnapshot,
+  readSnapshotHead,
+  SNAPSHOT_HEAD_BYTES,
+  SNAPSHOT_VERSION,
   SNAPSHOT_ZSTD_PARAMS,
 } from "../format/snapshot.ts";
 import { UlidGenerator } from "../format/ulid.ts";
@@ -184,90 +187,92 @@ function onUncaughtZstdError(event: ErrorEvent): void {
 }
 
 /**
+ * The synchronous handle under a node:zlib stream (`writeSync(flush, input,
+ * inOffset, inLength, output, outOffset, outLength)`, with the space left in
+ * `output` and the input not consumed in `state`): Node's internal API,
+ * which Deno's node:zlib keeps. It lets the decompressor write into one
+ * reused buffer, where the stream hands out a new piece for each output
+ * (0.85 → 0.6 s for a 327 MB database; docs/DESIGN.md §5.1). Used when
+ * present; the stream otherwise.
+ */
+interface DirectZstd {
+  handle: {
+    writeSync(
+      flush: number,
+      input: Uint8Array,
+      inOffset: number,
+      inLength: number,
+      output: Uint8Array,
+      outOffset: number,
+      outLength: number,
+    ): void;
+  };
+  state: Uint32Array;
+}
+
+/**
+ * How snapshots are read into working copies: whether the decompressor's
+ * handle may be used ({@linkcode DirectZstd}), from what size a snapshot is
+ * read in ranges, and how large each range is. Tests change them to run
+ * every path on small snapshots; nothing else should.
+ */
+export const snapshotReading: { direct: boolean; rangedFrom: number; range: number } = {
+  direct: true,
+  rangedFrom: 8 * 1024 * 1024,
+  range: 1024 * 1024,
+};
+
+function directZstd(z: object): DirectZstd | undefined {
+  if (!snapshotReading.direct) return undefined;
+  const { _handle: handle, _writeState: state } = z as {
+    _handle?: { writeSync?: unknown };
+    _writeState?: unknown;
+  };
+  if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array)) return undefined;
+  if (state.length < 2) return undefined;
+  return { handle: handle as DirectZstd["handle"], state };
+}
+
+/**
  * Decompresses a version 2 snapshot's body into a file, piece by piece,
  * checking the zstd frame's checksum and the announced length.
+ * @param body The body in consecutive pieces (an array's, or ranges read as
+ *   they are needed).
  */
 async function decompressToFile(
   key: string,
-  body: Uint8Array,
+  body: AsyncIterable<Uint8Array>,
   dbBytes: number,
   path: string,
 ): Promise<void> {
   using file = await Deno.open(path, { write: true, create: true, truncate: true });
-  // The decompressor's output comes in 64 KiB pieces, gathered into one reused 4 MiB buffer and
-  // written from there. On this kind of VM a page costs most the first time it is touched (by
-  // the program, then again by the kernel copying from it): 4 MiB pieces were fresh pages each
-  // time, small ones are recycled by the allocator, and the write reads one warm buffer (a
-  // 327 MB database: about 1.7 → 1.0 s; BENCHMARKS.md).
-  const z = createZstdDecompress({ chunkSize: 64 * 1024 });
+  // Output is gathered into one reused 4 MiB buffer and written from there. On this kind of VM
+  // a page costs most the first time it is touched (by the program, then again by the kernel
+  // copying from it): fresh output buffers would be paid for page by page (BENCHMARKS.md).
   const out = new Uint8Array(PIECE);
   let filled = 0;
   let written = 0;
-  let failure: unknown;
-  const pending: Uint8Array[] = [];
-  z.on("data", (c: Uint8Array) => pending.push(c));
-  let fail = (_e: unknown) => {};
-  const ended = new Promise<void>((resolve) => {
-    fail = (e: unknown) => {
-      failure ??= e;
-      resolve();
-    };
-    z.on("end", resolve);
-    z.on("error", fail);
-  });
-  if (decompressing.size === 0) globalThis.addEventListener("error", onUncaughtZstdError);
-  decompressing.add(fail);
-  try {
-    await decompressPieces();
-  } finally {
-    z.destroy(); // (a stream left mid-way, by a throw in drain, must not go on and throw later)
-    decompressing.delete(fail);
-    if (decompressing.size === 0) globalThis.removeEventListener("error", onUncaughtZstdError);
-  }
-  async function decompressPieces(): Promise<void> {
-    const flush = async () => {
-      let at = 0;
-      while (at < filled) at += await file.write(out.subarray(at, filled));
-      filled = 0;
-    };
-    const drain = async () => {
-      while (pending.length > 0) {
-        const c = pending.shift()!;
-        written += c.length;
-        if (written > dbBytes) {
-          throw new CorruptObjectError(key, "more database bytes than announced");
-        }
-        for (let from = 0; from < c.length;) {
-          const n = Math.min(out.length - filled, c.length - from);
-          out.set(c.subarray(from, from + n), filled);
-          filled += n;
-          from += n;
-          if (filled === out.length) await flush();
-        }
-      }
-    };
-    const IN = 512 * 1024; // (compressed: some 3 MB of output a piece)
-    for (let at = 0; at < body.length && failure === undefined; at += IN) {
-      // After an error the stream never calls back: the error ends the wait too.
-      await Promise.race([
-        new Promise<void>((resolve) =>
-          z.write(body.subarray(at, Math.min(body.length, at + IN)), () => resolve())
-        ),
-        ended,
-      ]);
-      await drain();
-    }
-    if (failure === undefined) z.end();
-    await ended;
-    await drain();
-    await flush();
-  }
-  if (failure !== undefined) {
-    throw new CorruptObjectError(
+  const flush = async () => {
+    let at = 0;
+    while (at < filled) at += await file.write(out.subarray(at, filled));
+    filled = 0;
+  };
+  const tooLong = () => new CorruptObjectError(key, "more database bytes than announced");
+  const damaged = (failure: unknown) =>
+    new CorruptObjectError(
       key,
       `the compressed database is damaged (zstd: ${(failure as Error).message})`,
       { cause: failure },
     );
+  const IN = 512 * 1024; // (compressed: some 3 MB of output a piece)
+  // With the stream, output comes in 64 KiB pieces (small ones are recycled by the allocator).
+  const z = createZstdDecompress({ chunkSize: 64 * 1024 });
+  const direct = directZstd(z);
+  try {
+    if (direct !== undefined) await viaHandle(direct);
+    else await viaStream();
+  } finally {
+    z.destroy(); // (a stream left mid-way, by a throw, must not go on and throw later)
   }
   if (written !== dbBytes) {
     throw new CorruptObjectError(
@@ -275,7 +280,95 @@ async function decompressToFile(
       `length mismatch: ${written} database bytes decompressed, the header announces ${dbBytes}`,
     );
   }
+
+  async function viaHandle({ handle, state }: DirectZstd): Promise<void> {
+    for await (const input of body) {
+      let inOffset = 0;
+      let inLength = input.length;
+      for (;;) {
+        const room = out.length - filled;
+        try {
+          handle.writeSync(ZSTD_CONTINUE, input, inOffset, inLength, out, filled, room);
+        } catch (e) {
+          throw damaged(e);
+        }
+        const [outLeft, inLeft] = [state[0]!, state[1]!];
+        const produced = room - outLeft;
+        filled += produced;
+        written += produced;
+        if (written > dbBytes) throw tooLong();
+        inOffset += inLength - inLeft;
+        inLength = inLeft;
+        if (filled === out.length) await flush();
+        // All input taken and room left over: the decompressor wants more input.
+        if (inLeft === 0 && outLeft !== 0) break;
+      }
+    }
+    await flush();
+  }
+
+  async function viaStream(): Promise<void> {
+    let failure: unknown;
+    const pending: Uint8Array[] = [];
+    z.on("data", (c: Uint8Array) => pending.push(c));
+    let fail = (_e: unknown) => {};
+    const ended = new Promise<void>((resolve) => {
+      fail = (e: unknown) => {
+        failure ??= e;
+        resolve();
+      };
+      z.on("end", resolve);
+      z.on("error", fail);
+    });
+    if (decompressing.size === 0) globalThis.addEventListener("error", onUncaughtZstdError);
+    decompressing.add(fail);
+    try {
+      await decompressPieces();
+    } finally {
+      z.destroy();
+      decompressing.delete(fail);
+      if (decompressing.size === 0) globalThis.removeEventListener("error", onUncaughtZstdError);
+    }
+    if (failure !== undefined) throw damaged(failure);
+
+    async function decompressPieces(): Promise<void> {
+      const drain = async () => {
+        while (pending.length > 0) {
+          const c = pending.shift()!;
+          written += c.length;
+          if (written > dbBytes) throw tooLong();
+          for (let from = 0; from < c.length;) {
+            const n = Math.min(out.length - filled, c.length - from);
+            out.set(c.subarray(from, from + n), filled);
+            filled += n;
+            from += n;
+            if (filled === out.length) await flush();
+          }
+        }
+      };
+      for await (const input of body) {
+        for (let at = 0; at < input.length && failure === undefined; at += IN) {
+          // After an error the stream never calls back: the error ends the wait too.
+          await Promise.race([
+            new Promise<void>((resolve) =>
+              z.write(input.subarray(at, Math.min(input.length, at + IN)), () => resolve())
+            ),
+            ended,
+          ]);
+          await drain();
+        }
+        if (failure !== undefined) break;
+      }
+      if (failure === undefined) z.end();
+      await ended;
+      await drain();
+      await flush();
+    }
+  }
 }
+
+/** zstd's flush directive "continue" (`ZSTD_e_continue`): decompression ignores it. */
+const ZSTD_CONTINUE = 0;
 
 /**
  * Loads an index from a snapshot's bytes (or a host cache in the snapshot
@@ -300,12 +393,97 @@ export async function indexFromSnapshot(
     return await StoreIndex.load(db, { storeId, key });
   }
   const { header, version, body } = openSnapshot(key, bytes, storeId);
+  return await intoWorkCopy(key, storeId, dir, async (path) => {
+    if (version === 1) await Deno.writeFile(path, body);
+    else await decompressToFile(key, arrayPieces(body), header.dbBytes, path);
+    return body.length === 0;
+  });
+}
+
+/** A whole body as one piece (the decompressor cuts its inputs itself). */
+async function* arrayPieces(body: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield body;
+}
+
+/**
+ * Loads an index from a snapshot on the Location into a working copy in
+ * `dir`, reading its body in ranges (1 MiB) while it is decompressed: the
+ * next range is read while the one before is decompressed, and no buffer
+ * of the whole snapshot is made (a 58 MB snapshot of 1,000,000 artifacts:
+ * its read no longer waits apart, and 58 MB of fresh memory are not
+ * touched; docs/DESIGN.md §5.1). An encrypted or version 1 snapshot is read
+ * whole ({@linkcode indexFromSnapshot}).
+ * @param driver The Location.
+ * @param key The snapshot's key.
+ * @param size Its size (from `stat`).
+ * @param storeId The store.
+ * @param dir The host index directory.
+ * @returns The index.
+ * @throws {CorruptObjectError} when it fails a check (a body shorter than
+ *   announced included).
+ * @throws {NotFoundError} when it was deleted meanwhile.
+ */
+async function indexFromSnapshotRanges(
+  driver: Driver,
+  key: string,
+  size: number,
+  storeId: string,
+  dir: string,
+): Promise<StoreIndex> {
+  const head = await driver.getRange(key, 0, Math.min(size, SNAPSHOT_HEAD_BYTES));
+  const { header, version, bodyOffset } = readSnapshotHead(key, head, size, storeId);
+  if (version !== SNAPSHOT_VERSION || header.cipher !== undefined) {
+    return await indexFromSnapshot(key, await driver.get(key), storeId, dir);
+  }
+  if (header.dbBytes > MAX_SNAPSHOT_BYTES) {
+    throw new CorruptObjectError(key, `${header.dbBytes} database bytes is more than any index`);
+  }
+  return await intoWorkCopy(key, storeId, dir, async (path) => {
+    await decompressToFile(key, rangePieces(), header.dbBytes, path);
+    return size === bodyOffset;
+  });
+  async function* rangePieces(): AsyncGenerator<Uint8Array> {
+    yield head.subarray(bodyOffset);
+    let at = head.length;
+    const range = snapshotReading.range;
+    const read = (from: number) => {
+      const p = driver.getRange(key, from, Math.min(range, size - from));
+      p.catch(() => {}); // (awaited below; a reader stopped early must not leave it unhandled)
+      return p;
+    };
+    let next = at < size ? read(at) : undefined;
+    while (next !== undefined) {
+      const piece = await next;
+      const want = Math.min(range, size - at);
+      if (piece.length !== want) {
+        throw new CorruptObjectError(
+          key,
+          `truncated while read: ${piece.length} bytes at ${at}, ${want} expected`,
+        );
+      }
+      at += piece.length;
+      next = at < size ? read(at) : undefined;
+      yield piece;
+    }
+  }
+}
+
+/**
+ * Fills a new working copy in `dir` and opens it as an index; on failure
+ * the copy is deleted.
+ * @param fill Writes the database into the path; returns `true` when it is empty.
+ */
+async function intoWorkCopy(
+  key: string,
+  storeId: string,
+  dir: string,
+  fill: (path: string) => Promise<boolean>,
+): Promise<StoreIndex> {
   const path = workPath(dir);
   const held = holdWorkCopy(path, true);
   try {
-    if (version === 1) await Deno.writeFile(path, body);
-    else await decompressToFile(key, body, header.dbBytes, path);
-    const head = body.length === 0 ? new Uint8Array() : await readHead(path);
+    const empty = await fill(path);
+    const head = empty ? new Uint8Array() : await readHead(path);
     if (!isSqliteHeader(head)) throw new CorruptObjectError(key, "not a SQLite database");
   } catch (e) {
     held.close();
@@ -452,6 +630,16 @@ export async function loadNewestIndex(
       if (info.size > MAX_SNAPSHOT_BYTES) {
         rejected.push({ key, reason: `${info.size} bytes is larger than any snapshot` });
         continue;
+      }
+      if (dir !== undefined && keys === undefined && info.size > snapshotReading.rangedFrom) {
+        try {
+          const index = await indexFromSnapshotRanges(driver, key, info.size, storeId, dir);
+          return { key, index, rejected };
+        } catch (e) {
+          if (!(e instanceof CorruptObjectError)) throw e;
+          rejected.push({ key, reason: e.reason });
+          continue;
+        }
       }
       bytes = await driver.get(key);
     } catch (e) {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { MemoryDriver } from "../drivers/memory.ts";
+import { NotFoundError } from "../drivers/driver.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { TransientError } from "../errors.ts";
-import { decodeSnapshot, encodeSnapshot } from "../format/snapshot.ts";
+import { decodeSnapshot, encodeSnapshot, SNAPSHOT_HEAD_BYTES } from "../format/snapshot.ts";
 import { UlidGenerator } from "../format/ulid.ts";
 import { StoreIndex } from "../index/store_index.ts";
 import { SNAPSHOT_PREFIX } from "../layout.ts";
@@ -11,6 +12,7 @@ import {
   listSnapshots,
   loadNewestIndex,
   pruneSnapshots,
+  snapshotReading,
   SnapshotSchedule,
   writeIndexSnapshot,
 } from "./persistence.ts";
@@ -52,6 +54,71 @@ Deno.test("loadNewestIndex() throws on an I/O failure instead of reporting no sn
   d.clear();
   d.inject({ methods: ["list"], afterEntries: 0 });
   await assert.rejects(loadNewestIndex(d, "S"), TransientError);
+});
+
+Deno.test("a large snapshot is read in ranges into a working copy; one damaged, cut or deleted while read is skipped, leaving nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "capsa-ranged-" });
+  const saved = { ...snapshotReading };
+  // Every snapshot read in ranges, 4 KiB each (the body below takes some dozens).
+  Object.assign(snapshotReading, { rangedFrom: 0, range: 4096 });
+  try {
+    const index = await StoreIndex.create("S");
+    // Random values: the compressed body is several times the 64 KiB read with the header.
+    const values = Array.from(
+      { length: 3000 },
+      () => crypto.getRandomValues(new Uint8Array(60)).toHex(),
+    );
+    values.forEach((v, i) => index.setMeta(`m${i}`, v));
+    const good = encodeSnapshot({ ...header, highWaterMark: "good" }, index.export());
+    index.close();
+    const flipped = good.slice();
+    flipped[flipped.length - 5000]! ^= 0x20;
+    const d = new FaultyDriver(new MemoryDriver());
+    const workCopies = async () =>
+      (await Array.fromAsync(Deno.readDir(dir))).filter((e) => e.name.startsWith(",tmp.work-"));
+    for (const direct of [true, false]) {
+      snapshotReading.direct = direct;
+      for await (const o of d.list(SNAPSHOT_PREFIX)) await d.delete(o.key);
+      await d.put(`${SNAPSHOT_PREFIX}01a`, good);
+      await d.put(`${SNAPSHOT_PREFIX}01b`, flipped);
+      // Longer than its header says: the length check refuses it before any range is read.
+      await d.put(`${SNAPSHOT_PREFIX}01c`, new Uint8Array([...good, 1, 2, 3]));
+      // Deleted after its first ranges were read (a concurrent prune): skipped, not rejected.
+      await d.put(`${SNAPSHOT_PREFIX}01d`, good);
+      d.resetCounts();
+      d.inject({
+        methods: ["getRange"],
+        key: `${SNAPSHOT_PREFIX}01d`,
+        nth: 3,
+        error: (_m, key) => new NotFoundError(key),
+      });
+      const found = await loadNewestIndex(d, "S", dir);
+      d.clear();
+      assert.equal(found.key, `${SNAPSHOT_PREFIX}01a`, `direct: ${direct}`);
+      assert.deepEqual(found.rejected.map((r) => r.key), [
+        `${SNAPSHOT_PREFIX}01c`,
+        `${SNAPSHOT_PREFIX}01b`,
+      ]);
+      assert.match(found.rejected[0]!.reason, /length mismatch/);
+      assert.match(found.rejected[1]!.reason, /damaged/);
+      assert.equal(d.calls.get, 0, "never read whole");
+      // The header's read, then the body's ranges of two whole snapshots and of the one deleted.
+      const ranges = Math.ceil((good.length - SNAPSHOT_HEAD_BYTES) / 4096);
+      assert.ok(ranges >= 10, `${good.length} bytes`);
+      assert.ok(d.calls.getRange >= 2 * (ranges + 1) + 3, `${d.calls.getRange} ranges`);
+      assert.equal(found.index?.meta("m2999"), values[2999]);
+      assert.equal((await workCopies()).length, 1, "only the loaded index's working copy");
+      found.index?.close();
+      // A failed read is not "no snapshot": it fails the load, and no working copy is left.
+      d.inject({ methods: ["getRange"], nth: 2, error: () => new TransientError("disk on fire") });
+      await assert.rejects(loadNewestIndex(d, "S", dir), TransientError);
+      d.clear();
+      assert.deepEqual(await workCopies(), []);
+    }
+  } finally {
+    Object.assign(snapshotReading, saved);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("writeIndexSnapshot() writes a decodable snapshot and keeps the newest snapshotsKept", async () => {

@@ -135,17 +135,52 @@ export function frameSnapshot(
     bodyLength = pieces[0]!.length;
   }
   const out = new Uint8Array(FIXED + h.length + bodyLength);
-  out.set(MAGIC_BYTES, 0);
-  const view = new DataView(out.buffer);
-  view.setUint16(8, SNAPSHOT_VERSION);
-  view.setUint32(12, h.length);
-  out.set(h, FIXED);
+  writeHead(out, 0, h);
   let at = FIXED + h.length;
   for (const p of pieces) {
     out.set(p, at);
     at += p.length;
   }
   return out;
+}
+
+function writeHead(out: Uint8Array, at: number, h: Uint8Array): void {
+  out.set(MAGIC_BYTES, at);
+  const view = new DataView(out.buffer, out.byteOffset + at, FIXED);
+  view.setUint16(8, SNAPSHOT_VERSION);
+  view.setUint16(10, 0);
+  view.setUint32(12, h.length);
+  out.set(h, at + FIXED);
+}
+
+/**
+ * Frames a snapshot (version 2, not sealed) whose zstd body was written
+ * into `out` at `bodyAt` by its maker: the fixed part and the header are
+ * written just before the body, and the snapshot is the view from there to
+ * the body's end (no copy of the body). `bodyAt` must leave room for them
+ * ({@linkcode SNAPSHOT_HEAD_BYTES} always does).
+ * @param header Everything but the sizes.
+ * @param dbBytes The database's size, decompressed.
+ * @param out The buffer holding the body.
+ * @param bodyAt Where the body starts in `out`.
+ * @param bodyLength The body's length.
+ * @returns The snapshot's bytes (a view of `out`).
+ */
+export function frameSnapshotInPlace(
+  header: Omit<SnapshotHeader, "dbBytes" | "dbSha256" | "compression" | "bodyBytes" | "cipher">,
+  dbBytes: number,
+  out: Uint8Array,
+  bodyAt: number,
+  bodyLength: number,
+): Uint8Array {
+  const full: SnapshotHeader = { ...header, dbBytes, compression: "zstd", bodyBytes: bodyLength };
+  const h = enc.encode(JSON.stringify(full));
+  const start = bodyAt - FIXED - h.length;
+  if (start < 0 || h.length > MAX_HEADER) {
+    throw new RangeError(`no room for a ${h.length}-byte snapshot header before the body`);
+  }
+  writeHead(out, start, h);
+  return out.subarray(start, bodyAt + bodyLength);
 }
 
 function concatPieces(pieces: readonly Uint8Array[]): Uint8Array {

@@ -257,6 +257,21 @@ END;
 PRAGMA secure_delete = OFF;
 `;
 
+/**
+ * Schema version 5: `manifests_by_key` also holds each row's `deleted` and
+ * `size`, so that the walk of every key's current version (the per-namespace
+ * statistics a rebuild fills, and the statistics triggers' look at the
+ * previous version) reads the index alone instead of looking each row up in
+ * the table: 1,000,000 manifests, 1.7 → 0.6 s (docs/DESIGN.md §5.1). The
+ * index is built again; nothing else changes.
+ */
+const V5 = `
+PRAGMA secure_delete = ON;
+DROP INDEX manifests_by_key;
+CREATE INDEX manifests_by_key ON manifests (namespace, key, manifest_id, deleted, size);
+PRAGMA secure_delete = OFF;
+`;
+
 /** `capsa_ulid_bytes(text)`: a manifest id's 16 bytes; fails the step on anything else. */
 function ulidBytesSql(id: SqlValue | bigint): SqlValue {
   // A plain error: the caller reports the database as one that could not be migrated.
@@ -282,6 +297,12 @@ export const MIGRATIONS: readonly MigrationStep[] = [
       "a leaner index: manifest ids as 16 bytes, no digest equal to the single blob id, no artifacts table (current version = greatest id)",
     sql: V4,
     functions: { capsa_ulid_bytes: ulidBytesSql },
+  },
+  {
+    version: 5,
+    description:
+      "manifests_by_key covers deleted and size (the current versions read from the index alone)",
+    sql: V5,
   },
 ];
 

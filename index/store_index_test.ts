@@ -3,7 +3,7 @@ import { CorruptObjectError } from "../errors.ts";
 import { type ManifestRecord, StoreIndex } from "./store_index.ts";
 import { INDEX_SCHEMA_VERSION, IndexTooNewError, migrate, MIGRATIONS } from "./schema.ts";
 import { loadSqlite } from "./_sqlite.ts";
-import { asVersion1, asVersion3 } from "../tests/index_fixtures.ts";
+import { asVersion1, asVersion3, asVersion4 } from "../tests/index_fixtures.ts";
 import { InvalidArgumentError } from "../errors.ts";
 
 const STORE = "01JSTORE000000000000000000";
@@ -370,8 +370,8 @@ Deno.test("StoreIndex.load() migrates a version 1 index to the current version w
   probe.close();
 
   const migrated = await StoreIndex.load(v1, { storeId: STORE, key: "v1" });
-  assert.equal(migrated.schemaVersion, 4);
-  assert.equal(INDEX_SCHEMA_VERSION, 4);
+  assert.equal(migrated.schemaVersion, 5);
+  assert.equal(INDEX_SCHEMA_VERSION, 5);
   assert.deepEqual(migrated.namespaceStats(), fresh.namespaceStats());
   for (const [ns, key] of KEYS) {
     assert.deepEqual(migrated.versions(ns!, key!), fresh.versions(ns!, key!));
@@ -486,7 +486,46 @@ Deno.test("StoreIndex.indexPack() refuses a manifest id that is not a ULID, and 
   index.close();
 });
 
-Deno.test("StoreIndex.load() migrates a version 3 index to version 4 with the same answers", async () => {
+Deno.test("StoreIndex.load() migrates a version 4 index to version 5: the same database but a covering manifests_by_key", async () => {
+  const fresh = await StoreIndex.create(STORE);
+  for (const p of [...shapes(), ...history()]) fresh.indexPack(p);
+  const v4 = await asVersion4(fresh.export());
+  const migrated = await StoreIndex.load(v4, { storeId: STORE, key: "v4" });
+  assert.equal(migrated.schemaVersion, 5);
+  assert.deepEqual(answers(migrated), answers(fresh));
+  const SQL = await loadSqlite();
+  const dump = (bytes: Uint8Array) => {
+    const db = new SQL.Database(bytes);
+    const out = ["meta", "packs", "blobs", "manifests", "namespace_stats"].map((t) =>
+      db.exec(`SELECT * FROM ${t} ORDER BY 1, 2`)[0]?.values
+    );
+    out.push(db.exec("SELECT type, name, sql FROM sqlite_master ORDER BY 1, 2")[0]?.values);
+    db.close();
+    return out;
+  };
+  assert.deepEqual(dump(migrated.export()), dump(fresh.export()));
+  // The walks of every key's current version read the index alone.
+  for (const index of [migrated, fresh]) {
+    for (
+      const sql of [
+        "SELECT namespace, count(*), sum(size) FROM (SELECT namespace, key, max(manifest_id), " +
+        "deleted, size FROM manifests GROUP BY namespace, key) WHERE deleted = 0 GROUP BY namespace",
+        "SELECT seq, key, max(manifest_id), deleted FROM manifests WHERE namespace = ? AND " +
+        "key >= ? AND key < ? GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?",
+      ]
+    ) {
+      const plan = index.explain(sql, sql.includes("?") ? ["n", "a", "b", 10] : []);
+      assert.ok(
+        plan.some((line) => /COVERING INDEX manifests_by_key/.test(line)),
+        plan.join("\n"),
+      );
+    }
+  }
+  migrated.close();
+  fresh.close();
+});
+
+Deno.test("StoreIndex.load() migrates a version 3 index to the current version with the same answers", async () => {
   const fresh = await StoreIndex.create(STORE);
   for (const p of [...shapes(), ...history()]) fresh.indexPack(p);
   const v3 = await asVersion3(fresh.export());
@@ -499,7 +538,7 @@ Deno.test("StoreIndex.load() migrates a version 3 index to version 4 with the sa
   assert.equal(probe.exec("SELECT count(*) FROM artifacts")[0]!.values[0]![0], 11);
   probe.close();
   const migrated = await StoreIndex.load(v3, { storeId: STORE, key: "v3" });
-  assert.equal(migrated.schemaVersion, 4);
+  assert.equal(migrated.schemaVersion, INDEX_SCHEMA_VERSION);
   assert.deepEqual(answers(migrated), answers(fresh));
   // The same database, table for table.
   const dump = (bytes: Uint8Array) => {
@@ -541,7 +580,7 @@ Deno.test("StoreIndex.openFile() migrates a published version 3 cache in a worki
       workDir: dir,
       published: true,
     });
-    assert.equal(index.schemaVersion, 4);
+    assert.equal(index.schemaVersion, INDEX_SCHEMA_VERSION);
     assert.equal(index.published, false);
     assert.deepEqual(answers(index), answers(fresh));
     // The published file is untouched until the copy is published.

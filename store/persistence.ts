@@ -19,6 +19,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
   frameSnapshot,
+  frameSnapshotInPlace,
   MAX_SNAPSHOT_BYTES,
   openSnapshot,
   readSnapshotHead,
@@ -82,29 +83,97 @@ export async function encodeIndexSnapshot(
   }
   const changes = index.changes;
   const header = headerNow();
-  let out: Uint8Array[];
-  let dbBytes = 0;
+  let snapshot: Uint8Array;
   {
     using f = await Deno.open(file, { read: true });
-    out = await compressPieces(async (buffer) => {
-      const n = await f.read(buffer);
-      if (n !== null) dbBytes += n;
-      return n;
-    });
+    const { size } = await f.stat();
+    snapshot = await compressFramed(header, size, (buffer) => f.read(buffer));
   }
-  if (index.changes === changes && index.file === file) return frameSnapshot(header, dbBytes, out);
+  if (index.changes === changes && index.file === file) return snapshot;
   // Written to while it was read: one state, copied whole before anything else runs.
   const copy = Deno.readFileSync(file);
   const again = headerNow();
   let at = 0;
-  out = await compressPieces((buffer) => {
+  return await compressFramed(again, copy.length, (buffer) => {
     const n = Math.min(buffer.length, copy.length - at);
     if (n === 0) return Promise.resolve(null);
     buffer.set(copy.subarray(at, at + n));
     at += n;
     return Promise.resolve(n);
   });
-  return frameSnapshot(again, copy.length, out);
+}
+
+/** zstd's flush directive "end" (`ZSTD_e_end`): finish the frame. */
+const ZSTD_END = 2;
+
+/**
+ * zstd-compresses what `read` fills pieces with into a framed snapshot. With
+ * the compressor's handle ({@linkcode DirectZstd}) the frame is written
+ * straight into one buffer sized for the worst case (memory is only paid for
+ * where it is written), with room before it for the snapshot's header: no
+ * output piece is made, and the body is not copied again to be framed (a
+ * 58 MB snapshot: 0.3 s less; docs/DESIGN.md §5.1). Without it, the stream's
+ * pieces are framed by copying.
+ * @param header The snapshot's header, but the sizes.
+ * @param sizeHint The database's expected size.
+ * @param read Fills a buffer, returns the bytes read (`null` at the end).
+ * @returns The snapshot's bytes.
+ */
+async function compressFramed(
+  header: Parameters<typeof frameSnapshot>[0],
+  sizeHint: number,
+  read: (buffer: Uint8Array) => Promise<number | null>,
+): Promise<Uint8Array> {
+  const z = createZstdCompress({ params: SNAPSHOT_ZSTD_PARAMS, chunkSize: PIECE });
+  const direct = directZstd(z);
+  if (direct === undefined) {
+    z.destroy();
+    let dbBytes = 0;
+    const pieces = await compressPieces(async (buffer) => {
+      const n = await read(buffer);
+      if (n !== null) dbBytes += n;
+      return n;
+    });
+    return frameSnapshot(header, dbBytes, pieces);
+  }
+  const { handle, state } = direct;
+  // zstd's worst case is the input plus 1/256 and a little; a database that grew while it was
+  // read grows the buffer.
+  let out = new Uint8Array(SNAPSHOT_HEAD_BYTES + sizeHint + (sizeHint >>> 7) + PIECE);
+  let at = SNAPSHOT_HEAD_BYTES;
+  let dbBytes = 0;
+  const input = new Uint8Array(PIECE);
+  const compress = (directive: number, length: number) => {
+    let inOffset = 0;
+    let inLength = length;
+    for (;;) {
+      if (out.length - at < PIECE) {
+        const grown = new Uint8Array(out.length * 2);
+        grown.set(out.subarray(0, at));
+        out = grown;
+      }
+      const room = out.length - at;
+      handle.writeSync(directive, input, inOffset, inLength, out, at, room);
+      const [outLeft, inLeft] = [state[0]!, state[1]!];
+      at += room - outLeft;
+      inOffset += inLength - inLeft;
+      inLength = inLeft;
+      // All input taken and room left over: nothing more to write for this directive.
+      if (inLeft === 0 && outLeft !== 0) return;
+    }
+  };
+  try {
+    for (;;) {
+      const n = await read(input);
+      if (n === null) break;
+      dbBytes += n;
+      compress(ZSTD_CONTINUE, n);
+    }
+    compress(ZSTD_END, 0);
+  } finally {
+    z.destroy();
+  }
+  return frameSnapshotInPlace(header, dbBytes, out, SNAPSHOT_HEAD_BYTES, at - SNAPSHOT_HEAD_BYTES);
 }
 
 /** zstd-compresses what `read` fills pieces with (in pieces as large as the input's). */

@@ -8,7 +8,7 @@ import { migrate, MIGRATIONS } from "../index/schema.ts";
 import { ulidFromBytes } from "../index/_ulid_bytes.ts";
 
 /**
- * Rewrites a current (version 4) index database as capsa before schema 4
+ * Rewrites a current (version 5) index database as capsa before schema 4
  * wrote it: manifest ids as text, every digest stored, the `artifacts` table
  * (filled, as version 3 did, with the greatest id of each key; its triggers
  * fill `namespace_stats`), and `schema_version` 3. The schema is made by the
@@ -109,6 +109,24 @@ export async function asVersion1(bytes: Uint8Array): Promise<Uint8Array> {
     d.exec("SELECT type, name, sql FROM sqlite_master ORDER BY name")[0]!.values;
   assert.deepEqual(schema(db), schema(v1));
   v1.close();
+  const out = db.export();
+  db.close();
+  return out;
+}
+
+/**
+ * Rewrites a current (version 5) index database as capsa at schema 4 wrote
+ * it: `manifests_by_key` without `deleted` and `size`, and `schema_version`
+ * 4. Everything else is the same.
+ * @param bytes An exported current database.
+ * @returns The version 4 database.
+ */
+export async function asVersion4(bytes: Uint8Array): Promise<Uint8Array> {
+  const SQL = await loadSqlite();
+  const db = new SQL.Database(bytes);
+  db.run("DROP INDEX manifests_by_key");
+  db.run("CREATE INDEX manifests_by_key ON manifests (namespace, key, manifest_id)");
+  db.run("UPDATE meta SET value = '4' WHERE name = 'schema_version'");
   const out = db.export();
   db.close();
   return out;

@@ -202,6 +202,9 @@ for (let r = 0; r < RUNS; r++) {
   for (const what of ["rebuild", "snapshot", "open"]) {
     if (!only.has(what)) continue;
     if (what !== "open") await resetSnapshots();
+    // Untimed: the previous step's writes are flushed first, so that no step pays for writing back
+    // what the one before it wrote (as bench/vs_restic.ts does).
+    await new Deno.Command("sync").output();
     const res = await child(what);
     console.error(what, JSON.stringify(res));
     (results[what] ??= []).push(res);

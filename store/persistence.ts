@@ -282,13 +282,20 @@ interface DirectZstd {
 /**
  * How snapshots are read into working copies: whether the decompressor's
  * handle may be used ({@linkcode DirectZstd}), from what size a snapshot is
- * read in ranges, and how large each range is. Tests change them to run
- * every path on small snapshots; nothing else should.
+ * read in ranges, how large each range is and how many are read ahead.
+ * Tests change them to run every path on small snapshots; nothing else
+ * should.
  */
-export const snapshotReading: { direct: boolean; rangedFrom: number; range: number } = {
+export const snapshotReading: {
+  direct: boolean;
+  rangedFrom: number;
+  range: number;
+  ahead: number;
+} = {
   direct: true,
   rangedFrom: 8 * 1024 * 1024,
   range: 1024 * 1024,
+  ahead: 4,
 };
 
 function directZstd(z: object): DirectZstd | undefined {
@@ -491,7 +498,7 @@ async function* arrayPieces(body: Uint8Array): AsyncGenerator<Uint8Array> {
 /**
  * Loads an index from a snapshot on the Location into a working copy in
  * `dir`, reading its body in ranges (1 MiB) while it is decompressed: the
- * next range is read while the one before is decompressed, and no buffer
+ * next ranges (four) are read while the one before is decompressed, and no buffer
  * of the whole snapshot is made (a 58 MB snapshot of 1,000,000 artifacts:
  * its read no longer waits apart, and 58 MB of fresh memory are not
  * touched; docs/DESIGN.md §5.1). An encrypted or version 1 snapshot is read
@@ -527,25 +534,31 @@ async function indexFromSnapshotRanges(
   });
   async function* rangePieces(): AsyncGenerator<Uint8Array> {
     yield head.subarray(bodyOffset);
-    let at = head.length;
-    const range = snapshotReading.range;
-    const read = (from: number) => {
-      const p = driver.getRange(key, from, Math.min(range, size - from));
+    const { range, ahead } = snapshotReading;
+    // Up to `ahead` ranges in flight: a remote Location's latency is paid once per few ranges,
+    // not once per range (a local one costs nothing more).
+    const inFlight: Promise<Uint8Array>[] = [];
+    let next = head.length;
+    const request = () => {
+      const from = next;
+      const want = Math.min(range, size - from);
+      next += want;
+      const p = driver.getRange(key, from, want).then((piece) => {
+        if (piece.length !== want) {
+          throw new CorruptObjectError(
+            key,
+            `truncated while read: ${piece.length} bytes at ${from}, ${want} expected`,
+          );
+        }
+        return piece;
+      });
       p.catch(() => {}); // (awaited below; a reader stopped early must not leave it unhandled)
-      return p;
+      inFlight.push(p);
     };
-    let next = at < size ? read(at) : undefined;
-    while (next !== undefined) {
-      const piece = await next;
-      const want = Math.min(range, size - at);
-      if (piece.length !== want) {
-        throw new CorruptObjectError(
-          key,
-          `truncated while read: ${piece.length} bytes at ${at}, ${want} expected`,
-        );
-      }
-      at += piece.length;
-      next = at < size ? read(at) : undefined;
+    while (inFlight.length < ahead && next < size) request();
+    while (inFlight.length > 0) {
+      const piece = await inFlight.shift()!;
+      if (next < size) request();
       yield piece;
     }
   }

@@ -11,6 +11,10 @@ import { registerRebuildScenarios } from "./rebuild_scenarios.ts";
 import { S3_TEST_CREDENTIALS, type S3Server, startS3Server } from "./s3_server.ts";
 import { registerStoreScenarios } from "./store_scenarios.ts";
 import { registerVerifyScenarios } from "./verify_scenarios.ts";
+import { encodeSnapshot } from "../format/snapshot.ts";
+import { StoreIndex } from "../index/store_index.ts";
+import { SNAPSHOT_PREFIX } from "../layout.ts";
+import { loadNewestIndex, snapshotReading } from "../store/persistence.ts";
 
 let started: Promise<S3Server> | undefined;
 function server(): Promise<S3Server> {
@@ -41,6 +45,38 @@ for (const createOnly of [true, false]) {
   registerRebuildScenarios(s3Locations(createOnly));
 }
 registerVerifyScenarios(s3Locations(true));
+
+Deno.test("s3: a snapshot is read in ranges, several at once, into a working copy", async () => {
+  const location = await s3Locations(true).create();
+  const dir = await Deno.makeTempDir({ prefix: "capsa-s3-ranged-" });
+  const saved = { ...snapshotReading };
+  Object.assign(snapshotReading, { rangedFrom: 0, range: 16 * 1024 });
+  try {
+    const index = await StoreIndex.create("S");
+    const values = Array.from(
+      { length: 2000 },
+      () => crypto.getRandomValues(new Uint8Array(60)).toHex(),
+    );
+    values.forEach((v, i) => index.setMeta(`m${i}`, v));
+    const bytes = encodeSnapshot(
+      { storeId: "S", schemaVersion: index.schemaVersion, highWaterMark: "", createdAt: 1 },
+      index.export(),
+    );
+    index.close();
+    assert.ok(bytes.length > 8 * 16 * 1024, `${bytes.length} bytes: several ranges`);
+    await location.raw.put(`${SNAPSHOT_PREFIX}01a`, bytes);
+    const found = await loadNewestIndex(await location.open(), "S", dir);
+    assert.equal(found.key, `${SNAPSHOT_PREFIX}01a`);
+    assert.deepEqual(found.rejected, []);
+    assert.equal(found.index?.meta("m1999"), values[1999]);
+    assert.ok(found.index?.file?.startsWith(dir));
+    found.index?.close();
+  } finally {
+    Object.assign(snapshotReading, saved);
+    await Deno.remove(dir, { recursive: true });
+    await location.dispose();
+  }
+});
 
 Deno.test("the S3 test server stops (last test of this file)", async () => {
   if (started === undefined) return;

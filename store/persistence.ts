@@ -39,7 +39,7 @@ import {
   stampFile,
   workPath,
 } from "../index/_cache_file.ts";
-import { createZstdCompress, createZstdDecompress } from "node:zlib";
+import { createZstdCompress, createZstdDecompress, zstdDecompressSync } from "node:zlib";
 import { fsError } from "../drivers/localfs/errors.ts";
 import { HOST_CACHE_KEY, SNAPSHOT_PREFIX } from "../layout.ts";
 import type { StoreKeys } from "../format/crypto.ts";
@@ -147,6 +147,8 @@ async function compressFramed(
     let inOffset = 0;
     let inLength = length;
     for (;;) {
+      // (Bounded whatever the handle does: zstd never doubles its input.)
+      if (at > 2 * (dbBytes + sizeHint) + 16 * PIECE) throw new Error("zstd output runs away");
       if (out.length - at < PIECE) {
         const grown = new Uint8Array(out.length * 2);
         grown.set(out.subarray(0, at));
@@ -299,7 +301,11 @@ export const snapshotReading: {
 };
 
 function directZstd(z: object): DirectZstd | undefined {
-  if (!snapshotReading.direct) return undefined;
+  if (!snapshotReading.direct || !(directZstdWorks ??= checkDirectZstd())) return undefined;
+  return handleOf(z);
+}
+
+function handleOf(z: object): DirectZstd | undefined {
   const { _handle: handle, _writeState: state } = z as {
     _handle?: { writeSync?: unknown };
     _writeState?: unknown;
@@ -307,6 +313,64 @@ function directZstd(z: object): DirectZstd | undefined {
   if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array)) return undefined;
   if (state.length < 2) return undefined;
   return { handle: handle as DirectZstd["handle"], state };
+}
+
+/** Whether the handle behaves as this module expects (checked once per process). */
+let directZstdWorks: boolean | undefined;
+
+/**
+ * Whether snapshots are compressed and decompressed through the zstd
+ * handle in this runtime (its check passed), rather than through the
+ * streams.
+ * @returns `true` when the handle is used.
+ */
+export function zstdHandleInUse(): boolean {
+  return snapshotReading.direct && (directZstdWorks ??= checkDirectZstd());
+}
+
+/**
+ * The handle is an internal API: before it is trusted, a small frame is
+ * compressed and decompressed through it, in output pieces smaller than the
+ * data, and must come back as the public one-shot API gives it. Anything
+ * else (no handle, another behaviour, a throw) leaves the streams in use.
+ */
+function checkDirectZstd(): boolean {
+  const c = createZstdCompress({ params: SNAPSHOT_ZSTD_PARAMS });
+  const d = createZstdDecompress();
+  try {
+    const hc = handleOf(c);
+    const hd = handleOf(d);
+    if (hc === undefined || hd === undefined) return false;
+    const data = new Uint8Array(40_000);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251 ^ (i >> 9);
+    const run = (h: DirectZstd, directive: number, input: Uint8Array, piece: number) => {
+      const out: number[] = [];
+      const buffer = new Uint8Array(piece);
+      let inOffset = 0;
+      let inLength = input.length;
+      for (let turns = 0; turns < 10_000; turns++) {
+        h.handle.writeSync(directive, input, inOffset, inLength, buffer, 0, piece);
+        const [outLeft, inLeft] = [h.state[0]!, h.state[1]!];
+        if (outLeft > piece || inLeft > inLength) return undefined;
+        out.push(...buffer.subarray(0, piece - outLeft));
+        inOffset += inLength - inLeft;
+        inLength = inLeft;
+        if (inLeft === 0 && outLeft !== 0) return new Uint8Array(out);
+      }
+      return undefined;
+    };
+    const frame = run(hc, ZSTD_END, data, 1024);
+    if (frame === undefined) return false;
+    const back = run(hd, ZSTD_CONTINUE, frame, 4096);
+    const reference = zstdDecompressSync(frame);
+    return back !== undefined && back.length === data.length &&
+      back.every((b, i) => b === data[i]) && reference.length === data.length;
+  } catch {
+    return false;
+  } finally {
+    c.destroy();
+    d.destroy();
+  }
 }
 
 /**

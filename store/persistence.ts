@@ -261,10 +261,11 @@ function onUncaughtZstdError(event: ErrorEvent): void {
  * The synchronous handle under a node:zlib stream (`writeSync(flush, input,
  * inOffset, inLength, output, outOffset, outLength)`, with the space left in
  * `output` and the input not consumed in `state`): Node's internal API,
- * which Deno's node:zlib keeps. It lets the decompressor write into one
- * reused buffer, where the stream hands out a new piece for each output
- * (0.85 → 0.6 s for a 327 MB database; docs/DESIGN.md §5.1). Used when
- * present; the stream otherwise.
+ * which Deno's node:zlib keeps. It lets the decompressor write into reused
+ * buffers, where the stream hands out a new piece for each output (0.85 →
+ * 0.6 s for a 327 MB database; docs/DESIGN.md §5.1), and the compressor
+ * into the snapshot's own buffer. Used when present and when it passes its
+ * check ({@linkcode zstdHandleInUse}); the streams otherwise.
  */
 interface DirectZstd {
   handle: {

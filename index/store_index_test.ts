@@ -486,6 +486,18 @@ Deno.test("StoreIndex.indexPack() refuses a manifest id that is not a ULID, and 
   index.close();
 });
 
+/** Every row of a database's tables, and its schema: two databases equal table for table. */
+async function dumpTables(bytes: Uint8Array): Promise<unknown[]> {
+  const SQL = await loadSqlite();
+  const db = new SQL.Database(bytes);
+  const out: unknown[] = ["meta", "packs", "blobs", "manifests", "namespace_stats"].map((t) =>
+    db.exec(`SELECT * FROM ${t} ORDER BY 1, 2`)[0]?.values
+  );
+  out.push(db.exec("SELECT type, name, sql FROM sqlite_master ORDER BY 1, 2")[0]?.values);
+  db.close();
+  return out;
+}
+
 Deno.test("StoreIndex.load() migrates a version 4 index to version 5: the same database but a covering manifests_by_key", async () => {
   const fresh = await StoreIndex.create(STORE);
   for (const p of [...shapes(), ...history()]) fresh.indexPack(p);
@@ -493,17 +505,7 @@ Deno.test("StoreIndex.load() migrates a version 4 index to version 5: the same d
   const migrated = await StoreIndex.load(v4, { storeId: STORE, key: "v4" });
   assert.equal(migrated.schemaVersion, 5);
   assert.deepEqual(answers(migrated), answers(fresh));
-  const SQL = await loadSqlite();
-  const dump = (bytes: Uint8Array) => {
-    const db = new SQL.Database(bytes);
-    const out = ["meta", "packs", "blobs", "manifests", "namespace_stats"].map((t) =>
-      db.exec(`SELECT * FROM ${t} ORDER BY 1, 2`)[0]?.values
-    );
-    out.push(db.exec("SELECT type, name, sql FROM sqlite_master ORDER BY 1, 2")[0]?.values);
-    db.close();
-    return out;
-  };
-  assert.deepEqual(dump(migrated.export()), dump(fresh.export()));
+  assert.deepEqual(await dumpTables(migrated.export()), await dumpTables(fresh.export()));
   // The walks of every key's current version read the index alone.
   for (const index of [migrated, fresh]) {
     for (
@@ -541,16 +543,7 @@ Deno.test("StoreIndex.load() migrates a version 3 index to the current version w
   assert.equal(migrated.schemaVersion, INDEX_SCHEMA_VERSION);
   assert.deepEqual(answers(migrated), answers(fresh));
   // The same database, table for table.
-  const dump = (bytes: Uint8Array) => {
-    const db = new SQL.Database(bytes);
-    const out = ["meta", "packs", "blobs", "manifests", "namespace_stats"].map((t) =>
-      db.exec(`SELECT * FROM ${t} ORDER BY 1, 2`)[0]?.values
-    );
-    out.push(db.exec("SELECT type, name, sql FROM sqlite_master ORDER BY 1, 2")[0]?.values);
-    db.close();
-    return { out };
-  };
-  assert.deepEqual(dump(migrated.export()), dump(fresh.export()));
+  assert.deepEqual(await dumpTables(migrated.export()), await dumpTables(fresh.export()));
   // Kept exact from there on, through puts and a retired pack.
   for (const index of [migrated, fresh]) {
     index.indexPack(pack("P11", [manifest("M11", "y", { namespace: "a", size: 100 })]));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { NotFoundError } from "../drivers/driver.ts";
+import { randomIndexSnapshot } from "../tests/index_fixtures.ts";
 import { FaultyDriver } from "../drivers/faulty.ts";
 import { TransientError } from "../errors.ts";
 import { decodeSnapshot, encodeSnapshot, SNAPSHOT_HEAD_BYTES } from "../format/snapshot.ts";
@@ -63,15 +64,8 @@ Deno.test("a large snapshot is read in ranges into a working copy; one damaged, 
   // Every snapshot read in ranges, 4 KiB each (the body below takes some dozens).
   Object.assign(snapshotReading, { rangedFrom: 0, range: 4096 });
   try {
-    const index = await StoreIndex.create("S");
     // Random values: the compressed body is several times the 64 KiB read with the header.
-    const values = Array.from(
-      { length: 3000 },
-      () => crypto.getRandomValues(new Uint8Array(60)).toHex(),
-    );
-    values.forEach((v, i) => index.setMeta(`m${i}`, v));
-    const good = encodeSnapshot({ ...header, highWaterMark: "good" }, index.export());
-    index.close();
+    const { bytes: good, values } = await randomIndexSnapshot("S", 3000);
     const flipped = good.slice();
     flipped[flipped.length - 5000]! ^= 0x20;
     const d = new FaultyDriver(new MemoryDriver());

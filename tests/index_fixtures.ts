@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { loadSqlite, type SqlValue } from "../index/_sqlite.ts";
 import { migrate, MIGRATIONS } from "../index/schema.ts";
 import { ulidFromBytes } from "../index/_ulid_bytes.ts";
+import { StoreIndex } from "../index/store_index.ts";
+import { encodeSnapshot } from "../format/snapshot.ts";
 
 /**
  * Rewrites a current (version 5) index database as capsa before schema 4
@@ -130,4 +132,29 @@ export async function asVersion4(bytes: Uint8Array): Promise<Uint8Array> {
   const out = db.export();
   db.close();
   return out;
+}
+
+/**
+ * A snapshot of an index holding `count` meta rows of random hex (a body
+ * that barely compresses, so it spans many ranged reads), and the values.
+ * @param storeId The store.
+ * @param count How many rows (`m0`, `m1`, …).
+ * @returns The snapshot's bytes and each row's value.
+ */
+export async function randomIndexSnapshot(
+  storeId: string,
+  count: number,
+): Promise<{ bytes: Uint8Array; values: string[] }> {
+  const index = await StoreIndex.create(storeId);
+  const values = Array.from(
+    { length: count },
+    () => crypto.getRandomValues(new Uint8Array(60)).toHex(),
+  );
+  values.forEach((v, i) => index.setMeta(`m${i}`, v));
+  const bytes = encodeSnapshot(
+    { storeId, schemaVersion: index.schemaVersion, highWaterMark: "", createdAt: 1 },
+    index.export(),
+  );
+  index.close();
+  return { bytes, values };
 }

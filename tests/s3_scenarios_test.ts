@@ -11,8 +11,7 @@ import { registerRebuildScenarios } from "./rebuild_scenarios.ts";
 import { S3_TEST_CREDENTIALS, type S3Server, startS3Server } from "./s3_server.ts";
 import { registerStoreScenarios } from "./store_scenarios.ts";
 import { registerVerifyScenarios } from "./verify_scenarios.ts";
-import { encodeSnapshot } from "../format/snapshot.ts";
-import { StoreIndex } from "../index/store_index.ts";
+import { randomIndexSnapshot } from "./index_fixtures.ts";
 import { SNAPSHOT_PREFIX } from "../layout.ts";
 import { loadNewestIndex, snapshotReading } from "../store/persistence.ts";
 
@@ -52,17 +51,7 @@ Deno.test("s3: a snapshot is read in ranges, several at once, into a working cop
   const saved = { ...snapshotReading };
   Object.assign(snapshotReading, { rangedFrom: 0, range: 16 * 1024 });
   try {
-    const index = await StoreIndex.create("S");
-    const values = Array.from(
-      { length: 2000 },
-      () => crypto.getRandomValues(new Uint8Array(60)).toHex(),
-    );
-    values.forEach((v, i) => index.setMeta(`m${i}`, v));
-    const bytes = encodeSnapshot(
-      { storeId: "S", schemaVersion: index.schemaVersion, highWaterMark: "", createdAt: 1 },
-      index.export(),
-    );
-    index.close();
+    const { bytes, values } = await randomIndexSnapshot("S", 2000);
     assert.ok(bytes.length > 8 * 16 * 1024, `${bytes.length} bytes: several ranges`);
     await location.raw.put(`${SNAPSHOT_PREFIX}01a`, bytes);
     const found = await loadNewestIndex(await location.open(), "S", dir);

@@ -27,7 +27,13 @@
  * @module
  */
 
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import {
+  constants,
+  createZstdCompress,
+  createZstdDecompress,
+  zstdCompressSync,
+  zstdDecompressSync,
+} from "node:zlib";
 import { CorruptObjectError, InvalidArgumentError } from "../errors.ts";
 
 /** How a stored blob's bytes are encoded: as they are, or one zstd frame. */
@@ -221,6 +227,9 @@ function zstd(raw: Uint8Array, level: number): Uint8Array {
  * @param stored The stored (compressed) bytes.
  * @param rawLength The raw length the format recorded.
  * @param what What the bytes are, for errors (e.g. "blob 1f2e… at offset 16").
+ * @param scratch Where to write them, reused from call to call
+ *   ({@linkcode DecompressScratch}): the result is then a view of it, valid
+ *   until its next use. Without one, a new buffer.
  * @returns The raw bytes.
  * @throws {CorruptObjectError} when the stream is damaged, larger or smaller than `rawLength`.
  *
@@ -238,7 +247,19 @@ export function decompressExactly(
   stored: Uint8Array,
   rawLength: number,
   what: string,
+  scratch?: DecompressScratch,
 ): Uint8Array {
+  if (scratch !== undefined && rawLength <= SCRATCH_MAX_BYTES && zstdHandleWorks()) {
+    const z = createZstdDecompress();
+    try {
+      const direct = zstdHandleOf(z);
+      if (direct !== undefined) {
+        return decompressInto(key, stored, rawLength, what, scratch, direct);
+      }
+    } finally {
+      z.destroy();
+    }
+  }
   let out: Uint8Array;
   try {
     // maxOutputLength must be ≥ 1; a zero-length raw never is stored compressed anyway. One
@@ -252,16 +273,201 @@ export function decompressExactly(
     out = new Uint8Array(b.buffer, b.byteOffset, b.length);
   } catch (cause) {
     const code = (cause as { code?: string }).code;
-    const reason = code === "ERR_BUFFER_TOO_LARGE"
-      ? `decompresses to more than its raw length ${rawLength}`
-      : `does not decompress (${(cause as Error).message})`;
-    throw new CorruptObjectError(key, `${what}: zstd stream ${reason}`, { cause });
+    throw code === "ERR_BUFFER_TOO_LARGE"
+      ? tooLong(key, what, rawLength, cause)
+      : damaged(key, what, cause);
   }
-  if (out.length !== rawLength) {
-    throw new CorruptObjectError(
-      key,
-      `${what}: zstd stream decompresses to ${out.length} bytes, its raw length is ${rawLength}`,
+  if (out.length !== rawLength) throw tooShort(key, what, out.length, rawLength);
+  return out;
+}
+
+function tooLong(key: string, what: string, rawLength: number, cause?: unknown) {
+  return new CorruptObjectError(
+    key,
+    `${what}: zstd stream decompresses to more than its raw length ${rawLength}`,
+    { cause },
+  );
+}
+
+function damaged(key: string, what: string, cause: unknown) {
+  return new CorruptObjectError(
+    key,
+    `${what}: zstd stream does not decompress (${(cause as Error).message})`,
+    { cause },
+  );
+}
+
+function tooShort(key: string, what: string, length: number, rawLength: number) {
+  return new CorruptObjectError(
+    key,
+    `${what}: zstd stream decompresses to ${length} bytes, its raw length is ${rawLength}`,
+  );
+}
+
+/**
+ * A buffer that {@linkcode decompressExactly} writes into and returns a view
+ * of, reused from one call to the next: for a caller that decompresses many
+ * large streams one after the other and keeps none of their bytes (a
+ * rebuild decoding every pack's TOC into strings and numbers). On this kind
+ * of VM the first touch of a page is dear: the one-shot API's fresh output
+ * for each TOC cost 0.5 s of a 200,000-file rebuild, writing into one reused
+ * buffer 0.14 s (docs/DESIGN.md §5.3). The view is valid until the next call
+ * with the same scratch.
+ */
+export class DecompressScratch {
+  /** The buffer (grown as needed, up to {@linkcode SCRATCH_MAX_BYTES} and a byte). */
+  buffer: Uint8Array = new Uint8Array(0);
+}
+
+/**
+ * Streams whose raw length is above this are decompressed into a buffer of
+ * their own even when a scratch is given: a scratch holds at most this much
+ * (a full pack's TOC, docs/DESIGN.md §4.8).
+ */
+export const SCRATCH_MAX_BYTES = 16 * 1024 * 1024;
+
+/** zstd's flush directives (`ZSTD_e_continue`, `ZSTD_e_end`), as the handle takes them. */
+export const ZSTD_CONTINUE = 0;
+/** See {@linkcode ZSTD_CONTINUE}. */
+export const ZSTD_END = 2;
+
+function decompressInto(
+  key: string,
+  stored: Uint8Array,
+  rawLength: number,
+  what: string,
+  scratch: DecompressScratch,
+  { handle, state }: ZstdHandle,
+): Uint8Array {
+  // One byte more than announced: a stream that fills it is longer than its raw length.
+  const room = rawLength + 1;
+  if (scratch.buffer.length < room) {
+    scratch.buffer = new Uint8Array(
+      Math.min(Math.max(room, 2 * scratch.buffer.length), SCRATCH_MAX_BYTES + 1),
     );
   }
-  return out;
+  const out = scratch.buffer;
+  let produced = 0;
+  let inOffset = 0;
+  let inLength = stored.length;
+  try {
+    // zstd takes all of its input while it has room to write (a few turns at most; bounded).
+    for (let turn = 0; turn < 64; turn++) {
+      handle.writeSync(ZSTD_CONTINUE, stored, inOffset, inLength, out, produced, room - produced);
+      const [outLeft, inLeft] = [state[0]!, state[1]!];
+      produced = room - outLeft;
+      if (produced > rawLength) throw tooLong(key, what, rawLength);
+      inOffset += inLength - inLeft;
+      inLength = inLeft;
+      if (inLeft === 0) break;
+    }
+  } catch (e) {
+    throw e instanceof CorruptObjectError ? e : damaged(key, what, e);
+  }
+  if (inLength !== 0 || produced !== rawLength) throw tooShort(key, what, produced, rawLength);
+  return out.subarray(0, rawLength);
+}
+
+/**
+ * The synchronous handle under a node:zlib stream (`writeSync(flush, input,
+ * inOffset, inLength, output, outOffset, outLength)`, with the space left in
+ * `output` and the input not consumed in `state`): Node's internal API,
+ * which Deno's node:zlib keeps. It lets a decompressor write into reused
+ * buffers, where the stream hands out a new piece for each output and the
+ * one-shot API a new buffer for each call (fresh pages are dear on this kind
+ * of VM: docs/DESIGN.md §5.1), and a compressor into a buffer of the
+ * caller's. Used only where it passes its check ({@linkcode zstdHandleWorks}).
+ */
+export interface ZstdHandle {
+  /** The stream's handle. */
+  handle: {
+    writeSync(
+      flush: number,
+      input: Uint8Array,
+      inOffset: number,
+      inLength: number,
+      output: Uint8Array,
+      outOffset: number,
+      outLength: number,
+    ): void;
+  };
+  /** After each `writeSync`: `[output room left, input bytes not taken]`. */
+  state: Uint32Array;
+}
+
+/**
+ * The handle of a node:zlib zstd stream, when this runtime has one that
+ * passed its check ({@linkcode zstdHandleWorks}); else `undefined` (use
+ * the stream or the one-shot API).
+ * @param z A stream made by `createZstdCompress` or `createZstdDecompress`.
+ * @returns Its handle and write state.
+ */
+export function zstdHandleOf(z: object): ZstdHandle | undefined {
+  return zstdHandleWorks() ? rawHandleOf(z) : undefined;
+}
+
+function rawHandleOf(z: object): ZstdHandle | undefined {
+  const { _handle: handle, _writeState: state } = z as {
+    _handle?: { writeSync?: unknown };
+    _writeState?: unknown;
+  };
+  if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array)) return undefined;
+  if (state.length < 2) return undefined;
+  return { handle: handle as ZstdHandle["handle"], state };
+}
+
+/** Whether the handle behaves as this module expects (checked once per process). */
+let handleWorks: boolean | undefined;
+
+/**
+ * Whether the zstd streams' synchronous handle ({@linkcode ZstdHandle})
+ * behaves as expected in this runtime. The handle is an internal API:
+ * before it is trusted, a small frame is compressed and decompressed
+ * through it, in output pieces smaller than the data, and must come back as
+ * the public one-shot API gives it. Anything else (no handle, another
+ * behaviour, a throw) leaves the public APIs in use. Checked once per
+ * process.
+ * @returns `true` when the handle may be used.
+ */
+export function zstdHandleWorks(): boolean {
+  return handleWorks ??= checkHandle();
+}
+
+function checkHandle(): boolean {
+  const c = createZstdCompress({ params: { [constants.ZSTD_c_checksumFlag]: 1 } });
+  const d = createZstdDecompress();
+  try {
+    const hc = rawHandleOf(c);
+    const hd = rawHandleOf(d);
+    if (hc === undefined || hd === undefined) return false;
+    const data = new Uint8Array(40_000);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251 ^ (i >> 9);
+    const run = (h: ZstdHandle, directive: number, input: Uint8Array, piece: number) => {
+      const out: number[] = [];
+      const buffer = new Uint8Array(piece);
+      let inOffset = 0;
+      let inLength = input.length;
+      for (let turns = 0; turns < 10_000; turns++) {
+        h.handle.writeSync(directive, input, inOffset, inLength, buffer, 0, piece);
+        const [outLeft, inLeft] = [h.state[0]!, h.state[1]!];
+        if (outLeft > piece || inLeft > inLength) return undefined;
+        out.push(...buffer.subarray(0, piece - outLeft));
+        inOffset += inLength - inLeft;
+        inLength = inLeft;
+        if (inLeft === 0 && outLeft !== 0) return new Uint8Array(out);
+      }
+      return undefined;
+    };
+    const frame = run(hc, ZSTD_END, data, 1024);
+    if (frame === undefined) return false;
+    const back = run(hd, ZSTD_CONTINUE, frame, 4096);
+    const reference = zstdDecompressSync(frame);
+    return back !== undefined && back.length === data.length &&
+      back.every((b, i) => b === data[i]) && reference.length === data.length;
+  } catch {
+    return false;
+  } finally {
+    c.destroy();
+    d.destroy();
+  }
 }

@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
 import { body } from "../tests/data.ts";
 import { constants, zstdCompressSync } from "node:zlib";
+import { CorruptObjectError } from "../errors.ts";
 import {
   compressIfWorthIt,
   decompressExactly,
+  DecompressScratch,
   ESTIMATE_TO,
   estimateMayShrink,
   maxCompressedLength,
+  SCRATCH_MAX_BYTES,
+  zstdHandleWorks,
 } from "./compression.ts";
 
 const KiB = 1024;
+const concat = (a: Uint8Array, b: ArrayLike<number>) => new Uint8Array([...a, ...Array.from(b)]);
 const text = (n: number) =>
   new TextEncoder().encode("the quick brown fox jumps over the lazy dog. ".repeat(n / 45 + 1))
     .subarray(0, n);
@@ -99,4 +104,66 @@ Deno.test("estimateMayShrink() rules out small random bodies, and nothing zstd w
     const z = zstdCompressSync(raw, { params: { [constants.ZSTD_c_compressionLevel]: 19 } });
     assert.ok(z.length > maxCompressedLength(raw.length), `${name}: zstd gives ${z.length}`);
   }
+});
+
+Deno.test("decompressExactly() into a scratch: the same bytes as the one-shot API, one reused buffer, the same refusals", () => {
+  assert.equal(zstdHandleWorks(), true, "the pinned Deno's zstd handle passes its check");
+  const scratch = new DecompressScratch();
+  /** What a call gives: its length, or its refusal's reason (the library's own message elided). */
+  const outcome = (f: () => Uint8Array) => {
+    try {
+      return `${f().length} bytes`;
+    } catch (e) {
+      assert.ok(e instanceof CorruptObjectError, String(e));
+      return `refused: ${e.reason.replace(/\(.*\)/, "(…)")}`;
+    }
+  };
+  let buffer: ArrayBufferLike | undefined;
+  for (const size of [3 * KiB, 200 * KiB, 100 * KiB, 1 * KiB]) {
+    const raw = text(size);
+    const frame = new Uint8Array(zstdCompressSync(raw));
+    const out = decompressExactly("packs/p", frame, raw.length, "TOC", scratch);
+    assert.deepEqual(out, raw);
+    assert.deepEqual(out, decompressExactly("packs/p", frame, raw.length, "TOC"));
+    // Grown to the largest raw length seen, then kept.
+    if (buffer !== undefined && size <= 100 * KiB) assert.ok(out.buffer === buffer, `${size}`);
+    const flipped = new Uint8Array(frame);
+    flipped[flipped.length - 2]! ^= 4;
+    // [case, stored bytes, raw length, refused?]. Through the handle, bytes after the frames are
+    // refused; the one-shot API (blobs) ignores them, as it always did.
+    const cases: Array<[string, Uint8Array, number, boolean]> = [
+      ["longer", frame, raw.length - 1, true],
+      ["shorter", frame, raw.length + 1, true],
+      ["damaged", flipped, raw.length, true],
+      ["truncated", frame.subarray(0, frame.length >> 1), raw.length, true],
+      [
+        "an empty frame after it",
+        concat(frame, zstdCompressSync(new Uint8Array(0))),
+        raw.length,
+        false,
+      ],
+      ["three bytes after it", concat(frame, [1, 2, 3]), raw.length, true],
+      ["eight bytes after it", concat(frame, [1, 2, 3, 4, 5, 6, 7, 8]), raw.length, true],
+    ];
+    for (const [what, stored, length, refused] of cases) {
+      const direct = outcome(() => decompressExactly("packs/p", stored, length, "TOC", scratch));
+      const oneShot = outcome(() => decompressExactly("packs/p", stored, length, "TOC"));
+      assert.equal(direct.startsWith("refused"), refused, `${size}, ${what}: ${direct}`);
+      if (!what.includes("bytes after")) assert.equal(direct, oneShot, `${size}, ${what}`);
+    }
+    buffer = scratch.buffer.buffer;
+  }
+  // A bomb cannot grow the scratch past its raw length and a byte.
+  const bomb = new Uint8Array(zstdCompressSync(new Uint8Array(64 << 20)));
+  const small = new DecompressScratch();
+  assert.match(outcome(() => decompressExactly("packs/p", bomb, 5000, "TOC", small)), /more than/);
+  assert.equal(small.buffer.length, 5001);
+  // Above SCRATCH_MAX_BYTES, a buffer of its own: the scratch stays as it was.
+  const big = new Uint8Array(SCRATCH_MAX_BYTES + 10).fill(7);
+  const packedBig = new Uint8Array(zstdCompressSync(big));
+  assert.equal(
+    decompressExactly("packs/p", packedBig, big.length, "TOC", small).length,
+    big.length,
+  );
+  assert.equal(small.buffer.length, 5001);
 });

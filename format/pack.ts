@@ -59,6 +59,7 @@ import {
   compressIfWorthIt,
   COMPRESSION_IDS,
   decompressExactly,
+  DecompressScratch,
   maxCompressedLength,
   ZSTD_LEVELS,
 } from "./compression.ts";
@@ -212,6 +213,12 @@ export interface DecodePackTocOptions {
    * read without them, or a plain pack read with them, is refused.
    */
   keys?: StoreKeys | undefined;
+  /**
+   * Where a compressed TOC is decompressed, reused from one TOC to the next
+   * (a caller decoding many: the TOC's bytes are not kept, only what is
+   * decoded from them); without one, a new buffer for each.
+   */
+  scratch?: DecompressScratch;
 }
 
 /** Options of {@linkcode readPackToc}. */
@@ -1028,7 +1035,15 @@ export function decodePackToc(
   const over = overheadOf(keys);
   if ((trailer.flags & FLAG_TOC_ZSTD) !== 0) {
     // Bounded by the trailer's raw length, itself bounded by MAX_TOC_BYTES.
-    toc = decompressExactly(key, toc, trailer.tocRawLength, "TOC");
+    // Always through a scratch (the zstd handle, where it works): a TOC is then held to exactly
+    // its frames, bytes after them refused (the one-shot API ignores them).
+    toc = decompressExactly(
+      key,
+      toc,
+      trailer.tocRawLength,
+      "TOC",
+      options.scratch ?? new DecompressScratch(),
+    );
   }
 
   const view = new DataView(toc.buffer, toc.byteOffset, toc.byteLength);

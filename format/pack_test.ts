@@ -3,6 +3,7 @@ import { body } from "../tests/data.ts";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2";
 import { MemoryDriver } from "../drivers/memory.ts";
 import { UnsupportedFormatVersionError } from "../errors.ts";
+import { DecompressScratch } from "./compression.ts";
 import { CorruptObjectError, InvalidArgumentError, TransientError } from "../errors.ts";
 import { type HashAlgorithm, hashBytes } from "./hashing.ts";
 import { type Manifest, manifestToJson } from "./manifest.ts";
@@ -741,47 +742,71 @@ Deno.test("compression known-answer vector: a tiny fixed blob gives fixed TOC en
   );
 });
 
-Deno.test("a compressed TOC made by an independent encoder reads; damaged flags or lengths are refused", async () => {
-  const { zstdCompressSync } = await import("node:zlib");
-  const m = JSON.stringify(manifestToJson(manifest([], { size: 5, inline: text("small") })));
-  const plain = buildToc({
-    manifestsJson: `[${m},${m.replace(/"id":"[^"]+"/, `"id":"${ids.next()}"`)}]`,
-  });
-  const packed = new Uint8Array(zstdCompressSync(plain));
-  assert.ok(packed.length <= plain.length - plain.length / 16, "the sample compresses");
-  const good = sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length });
-  assert.equal((await read(good)).manifests.length, 2);
-  // The same TOC stored plainly (flags 0) still reads: old packs stay readable.
-  assert.equal((await read(sealPack(new Uint8Array(0), plain))).manifests.length, 2);
+for (const how of ["a new buffer", "a reused scratch"]) {
+  Deno.test(`a compressed TOC made by an independent encoder reads; damaged flags or lengths are refused (${how})`, async () => {
+    // With a scratch every TOC is decompressed into the same buffer, through the zstd handle.
+    const scratch = how === "a reused scratch" ? new DecompressScratch() : undefined;
+    const readToc = (bytes: Uint8Array) => read(bytes, { scratch });
+    const { zstdCompressSync } = await import("node:zlib");
+    const m = JSON.stringify(manifestToJson(manifest([], { size: 5, inline: text("small") })));
+    const plain = buildToc({
+      manifestsJson: `[${m},${m.replace(/"id":"[^"]+"/, `"id":"${ids.next()}"`)}]`,
+    });
+    const packed = new Uint8Array(zstdCompressSync(plain));
+    assert.ok(packed.length <= plain.length - plain.length / 16, "the sample compresses");
+    const good = sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length });
+    const first = await readToc(good);
+    assert.equal(first.manifests.length, 2);
+    const firstAsRead = JSON.stringify(first);
+    // The same TOC stored plainly (flags 0) still reads: old packs stay readable.
+    assert.equal((await readToc(sealPack(new Uint8Array(0), plain))).manifests.length, 2);
 
-  const cases: [Uint8Array, RegExp][] = [
-    [
-      sealPack(new Uint8Array(0), packed, { flags: 2, tocRawLength: plain.length }),
-      /trailer flags 2/,
-    ],
-    [sealPack(new Uint8Array(0), plain, { tocRawLength: 7 }), /reserved bytes are not zero/],
-    [
-      sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length - 1 }),
-      /TOC: zstd stream decompresses to more than its raw length/,
-    ],
-    [
-      sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length + 100 }),
-      /TOC: zstd stream decompresses to \d+ bytes, its raw length is/,
-    ],
-    [
-      sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: packed.length }),
-      /does not save 1\/16/,
-    ],
-    [sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: 200 << 20 }), /outside/],
-  ];
-  for (const [pack, reason] of cases) await assertCorrupt(read(pack), reason, String(reason));
-  const flipped = new Uint8Array(packed);
-  flipped[flipped.length - 3]! ^= 0x10;
-  await assertCorrupt(
-    read(sealPack(new Uint8Array(0), flipped, { flags: 1, tocRawLength: plain.length })),
-    /TOC/,
-  );
-});
+    const cases: [Uint8Array, RegExp][] = [
+      [
+        sealPack(new Uint8Array(0), packed, { flags: 2, tocRawLength: plain.length }),
+        /trailer flags 2/,
+      ],
+      [sealPack(new Uint8Array(0), plain, { tocRawLength: 7 }), /reserved bytes are not zero/],
+      [
+        sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length - 1 }),
+        /TOC: zstd stream decompresses to more than its raw length/,
+      ],
+      [
+        sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: plain.length + 100 }),
+        /TOC: zstd stream decompresses to \d+ bytes, its raw length is/,
+      ],
+      [
+        sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: packed.length }),
+        /does not save 1\/16/,
+      ],
+      [sealPack(new Uint8Array(0), packed, { flags: 1, tocRawLength: 200 << 20 }), /outside/],
+      [
+        sealPack(new Uint8Array(0), new Uint8Array([...packed, 1, 2, 3, 4, 5, 6, 7, 8]), {
+          flags: 1,
+          tocRawLength: plain.length,
+        }),
+        /TOC: zstd stream does not decompress/,
+      ],
+    ];
+    for (const [pack, reason] of cases) await assertCorrupt(readToc(pack), reason, String(reason));
+    const flipped = new Uint8Array(packed);
+    flipped[flipped.length - 3]! ^= 0x10;
+    await assertCorrupt(
+      readToc(sealPack(new Uint8Array(0), flipped, { flags: 1, tocRawLength: plain.length })),
+      /TOC/,
+    );
+    // Another TOC decoded (into the same scratch) leaves the first one's result as it was.
+    const other = buildToc({
+      manifestsJson: `[${m.replace(/"key":"[^"]+"/, `"key":"${"z".repeat(300)}"`)}]`,
+    });
+    const otherPacked = new Uint8Array(zstdCompressSync(other));
+    const second = await readToc(
+      sealPack(new Uint8Array(0), otherPacked, { flags: 1, tocRawLength: other.length }),
+    );
+    assert.equal(second.manifests[0]!.key, "z".repeat(300));
+    assert.equal(JSON.stringify(first), firstAsRead);
+  });
+}
 
 Deno.test("incompressible blobs stay uncompressed (compression 0) in a compressing writer", async () => {
   const random = randomBytes(64 * 1024);

@@ -39,7 +39,14 @@ import {
   stampFile,
   workPath,
 } from "../index/_cache_file.ts";
-import { createZstdCompress, createZstdDecompress, zstdDecompressSync } from "node:zlib";
+import { createZstdCompress, createZstdDecompress } from "node:zlib";
+import {
+  ZSTD_CONTINUE,
+  ZSTD_END,
+  type ZstdHandle,
+  zstdHandleOf,
+  zstdHandleWorks,
+} from "../format/compression.ts";
 import { fsError } from "../drivers/localfs/errors.ts";
 import { HOST_CACHE_KEY, SNAPSHOT_PREFIX } from "../layout.ts";
 import type { StoreKeys } from "../format/crypto.ts";
@@ -103,12 +110,10 @@ export async function encodeIndexSnapshot(
   });
 }
 
-/** zstd's flush directive "end" (`ZSTD_e_end`): finish the frame. */
-const ZSTD_END = 2;
 
 /**
  * zstd-compresses what `read` fills pieces with into a framed snapshot. With
- * the compressor's handle ({@linkcode DirectZstd}) the frame is written
+ * the compressor's handle ({@linkcode ZstdHandle}) the frame is written
  * straight into one buffer sized for the worst case (memory is only paid for
  * where it is written), with room before it for the snapshot's header: no
  * output piece is made, and the body is not copied again to be framed (a
@@ -258,33 +263,8 @@ function onUncaughtZstdError(event: ErrorEvent): void {
 }
 
 /**
- * The synchronous handle under a node:zlib stream (`writeSync(flush, input,
- * inOffset, inLength, output, outOffset, outLength)`, with the space left in
- * `output` and the input not consumed in `state`): Node's internal API,
- * which Deno's node:zlib keeps. It lets the decompressor write into reused
- * buffers, where the stream hands out a new piece for each output (0.85 →
- * 0.6 s for a 327 MB database; docs/DESIGN.md §5.1), and the compressor
- * into the snapshot's own buffer. Used when present and when it passes its
- * check ({@linkcode zstdHandleInUse}); the streams otherwise.
- */
-interface DirectZstd {
-  handle: {
-    writeSync(
-      flush: number,
-      input: Uint8Array,
-      inOffset: number,
-      inLength: number,
-      output: Uint8Array,
-      outOffset: number,
-      outLength: number,
-    ): void;
-  };
-  state: Uint32Array;
-}
-
-/**
  * How snapshots are read into working copies: whether the decompressor's
- * handle may be used ({@linkcode DirectZstd}), from what size a snapshot is
+ * handle may be used ({@linkcode ZstdHandle}), from what size a snapshot is
  * read in ranges, how large each range is and how many are read ahead.
  * Tests change them to run every path on small snapshots; nothing else
  * should.
@@ -301,77 +281,18 @@ export const snapshotReading: {
   ahead: 4,
 };
 
-function directZstd(z: object): DirectZstd | undefined {
-  if (!snapshotReading.direct || !(directZstdWorks ??= checkDirectZstd())) return undefined;
-  return handleOf(z);
+function directZstd(z: object): ZstdHandle | undefined {
+  return snapshotReading.direct ? zstdHandleOf(z) : undefined;
 }
-
-function handleOf(z: object): DirectZstd | undefined {
-  const { _handle: handle, _writeState: state } = z as {
-    _handle?: { writeSync?: unknown };
-    _writeState?: unknown;
-  };
-  if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array)) return undefined;
-  if (state.length < 2) return undefined;
-  return { handle: handle as DirectZstd["handle"], state };
-}
-
-/** Whether the handle behaves as this module expects (checked once per process). */
-let directZstdWorks: boolean | undefined;
 
 /**
  * Whether snapshots are compressed and decompressed through the zstd
- * handle in this runtime (its check passed), rather than through the
- * streams.
+ * handle in this runtime (its check passed, {@linkcode zstdHandleOf}),
+ * rather than through the streams.
  * @returns `true` when the handle is used.
  */
 export function zstdHandleInUse(): boolean {
-  return snapshotReading.direct && (directZstdWorks ??= checkDirectZstd());
-}
-
-/**
- * The handle is an internal API: before it is trusted, a small frame is
- * compressed and decompressed through it, in output pieces smaller than the
- * data, and must come back as the public one-shot API gives it. Anything
- * else (no handle, another behaviour, a throw) leaves the streams in use.
- */
-function checkDirectZstd(): boolean {
-  const c = createZstdCompress({ params: SNAPSHOT_ZSTD_PARAMS });
-  const d = createZstdDecompress();
-  try {
-    const hc = handleOf(c);
-    const hd = handleOf(d);
-    if (hc === undefined || hd === undefined) return false;
-    const data = new Uint8Array(40_000);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251 ^ (i >> 9);
-    const run = (h: DirectZstd, directive: number, input: Uint8Array, piece: number) => {
-      const out: number[] = [];
-      const buffer = new Uint8Array(piece);
-      let inOffset = 0;
-      let inLength = input.length;
-      for (let turns = 0; turns < 10_000; turns++) {
-        h.handle.writeSync(directive, input, inOffset, inLength, buffer, 0, piece);
-        const [outLeft, inLeft] = [h.state[0]!, h.state[1]!];
-        if (outLeft > piece || inLeft > inLength) return undefined;
-        out.push(...buffer.subarray(0, piece - outLeft));
-        inOffset += inLength - inLeft;
-        inLength = inLeft;
-        if (inLeft === 0 && outLeft !== 0) return new Uint8Array(out);
-      }
-      return undefined;
-    };
-    const frame = run(hc, ZSTD_END, data, 1024);
-    if (frame === undefined) return false;
-    const back = run(hd, ZSTD_CONTINUE, frame, 4096);
-    const reference = zstdDecompressSync(frame);
-    return back !== undefined && back.length === data.length &&
-      back.every((b, i) => b === data[i]) && reference.length === data.length;
-  } catch {
-    return false;
-  } finally {
-    c.destroy();
-    d.destroy();
-  }
+  return snapshotReading.direct && zstdHandleWorks();
 }
 
 /**
@@ -436,7 +357,7 @@ async function decompressToFile(
     );
   }
 
-  async function viaHandle({ handle, state }: DirectZstd): Promise<void> {
+  async function viaHandle({ handle, state }: ZstdHandle): Promise<void> {
     for await (const input of body) {
       let inOffset = 0;
       let inLength = input.length;
@@ -521,9 +442,6 @@ async function decompressToFile(
     }
   }
 }
-
-/** zstd's flush directive "continue" (`ZSTD_e_continue`): decompression ignores it. */
-const ZSTD_CONTINUE = 0;
 
 /**
  * Loads an index from a snapshot's bytes (or a host cache in the snapshot

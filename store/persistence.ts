@@ -110,7 +110,6 @@ export async function encodeIndexSnapshot(
   });
 }
 
-
 /**
  * zstd-compresses what `read` fills pieces with into a framed snapshot. With
  * the compressor's handle ({@linkcode ZstdHandle}) the frame is written

@@ -113,8 +113,6 @@ const COMPRESSION_BY_ID: readonly (BlobCompression | undefined)[] = ["none", "zs
 const FLAG_TOC_ZSTD = 1;
 
 const encoder = new TextEncoder();
-/** Any character outside ASCII (then a string's UTF-8 length is not its length). */
-const NON_ASCII = /[\u0080-\uffff]/;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const HEADER_MAGIC_BYTES = encoder.encode(PACK_HEADER_MAGIC);
 const TRAILER_MAGIC_BYTES = encoder.encode(PACK_TRAILER_MAGIC);
@@ -359,7 +357,19 @@ function tocChecksum(toc: Uint8Array, trailerPrefix: Uint8Array): string {
 }
 
 /** How much manifest text a writer compresses at a time to learn its TOC's ratio. */
-const TOC_SAMPLE_CHARS = 64 * 1024;
+const TOC_SAMPLE_BYTES = 64 * 1024;
+
+/**
+ * Manifest text buffers of finished writers, for the next ones (at most two
+ * kept). A writer encodes each manifest's JSON into one as it is added: the
+ * text of a pack's thousands of manifests is then no string kept until the
+ * pack is finished (each would outlive a young-generation collection and be
+ * copied into the old one: most of the main thread's collection time in a
+ * 200,000-file `put --from`), and no fresh buffer is faulted in per pack.
+ */
+const spareManifestBuffers: Uint8Array[] = [];
+/** The largest manifest text buffer kept for reuse (a full pack's raw TOC). */
+const SPARE_MANIFEST_BUFFER_MAX = 16 * 1024 * 1024;
 
 /**
  * The zstd level a pack's TOC is compressed at, for a store compressing its
@@ -413,13 +423,14 @@ export class PackWriter {
   #length = PACK_HEADER_BYTES;
   readonly #entries: PackBlobEntry[] = [];
   readonly #ids = new Set<string>();
-  readonly #manifests: string[] = [];
-  readonly #manifestIds = new Set<string>();
-  #manifestChars = 0;
-  /** The manifests' UTF-8 bytes so far (their text is ASCII but for keys and metadata). */
+  /** The manifests' JSON as UTF-8, comma-separated (the brackets come on finish). */
+  #manifestText: Uint8Array | undefined;
+  /** Bytes of `#manifestText` used. */
   #manifestBytes = 0;
-  /** Manifest text compressed to learn the TOC's ratio: next sample at `chars`; bytes sampled, raw and stored. */
-  #sample = { chars: TOC_SAMPLE_CHARS, raw: 0, stored: 0 };
+  #manifestCount = 0;
+  readonly #manifestIds = new Set<string>();
+  /** Manifest text compressed to learn the TOC's ratio: next sample at `bytes`; bytes sampled, raw and stored. */
+  #sample = { bytes: TOC_SAMPLE_BYTES, raw: 0, stored: 0 };
   #finished = false;
 
   /**
@@ -499,30 +510,27 @@ export class PackWriter {
    * TOC is compressed at finish; a writer that sealed on the raw length made
    * packs of small files an eighth short of the target (their manifests, JSON,
    * shrink about 4×). The ratio is learnt from the manifests themselves: the
-   * newest {@linkcode TOC_SAMPLE_CHARS} of text is compressed when the text
+   * newest {@linkcode TOC_SAMPLE_BYTES} of text is compressed when the text
    * reaches 64 KiB, then each time it has grown fourfold.
    */
   #manifestBytesEstimate(): number {
     const s = this.#sample;
-    if (s.raw === 0) return this.#manifestChars;
+    if (s.raw === 0) return this.#manifestBytes;
     const ratio = Math.min(1, s.stored / s.raw);
-    return Math.ceil(this.#manifestChars * ratio);
+    return Math.ceil(this.#manifestBytes * ratio);
   }
 
   #learnTocRatio(): void {
     const s = this.#sample;
     // Samples at 64 KiB, 256 KiB, 1 MiB… of manifest text, each the newest ≈64 KiB of it: a
     // few small compressions per pack (compressing all of it again cost as much as the TOC's own).
-    if (this.#level === undefined || this.#manifestChars < s.chars) return;
-    let from = this.#manifests.length;
-    for (let chars = 0; from > 0 && chars < TOC_SAMPLE_CHARS;) {
-      chars += this.#manifests[--from]!.length;
-    }
-    const text = encoder.encode(this.#manifests.slice(from).join(","));
+    if (this.#level === undefined || this.#manifestBytes < s.bytes) return;
+    const end = this.#manifestBytes;
+    const text = this.#manifestText!.subarray(Math.max(0, end - TOC_SAMPLE_BYTES), end);
     const packed = compressIfWorthIt(text, this.#tocLevel!);
     s.raw += text.length;
     s.stored += packed?.length ?? text.length;
-    s.chars = Math.max(this.#manifestChars, TOC_SAMPLE_CHARS) * 4;
+    s.bytes = Math.max(end, TOC_SAMPLE_BYTES) * 4;
   }
 
   /**
@@ -552,12 +560,12 @@ export class PackWriter {
 
   /** How many manifests were added. */
   get manifestCount(): number {
-    return this.#manifests.length;
+    return this.#manifestCount;
   }
 
   #tocBaseBytes(): number {
     return TOC_FIXED_BYTES + this.#storeId.length + this.#supersedes.length * ULID_LENGTH +
-      this.#entries.length * PACK_BLOB_ENTRY_BYTES + this.#manifests.length + 2;
+      this.#entries.length * PACK_BLOB_ENTRY_BYTES + 2;
   }
 
   #check(): void {
@@ -680,11 +688,33 @@ export class PackWriter {
       throw new InvalidArgumentError(`manifest ${json.id} is already in this pack`);
     }
     const text = JSON.stringify(json);
-    this.#manifests.push(text);
+    // UTF-8 takes at least a byte per UTF-16 unit and at most three; a comma before all but the first.
+    const at = this.#manifestBytes + (this.#manifestCount === 0 ? 0 : 1);
+    let buffer = this.#manifestRoom(at + text.length);
+    let written = encoder.encodeInto(text, buffer.subarray(at));
+    if (written.read < text.length) {
+      buffer = this.#manifestRoom(at + 3 * text.length);
+      written = encoder.encodeInto(text, buffer.subarray(at));
+    }
+    if (at > 0) buffer[at - 1] = 0x2c; // ","
+    this.#manifestBytes = at + written.written;
+    this.#manifestCount++;
     this.#manifestIds.add(json.id);
-    this.#manifestChars += text.length;
-    this.#manifestBytes += NON_ASCII.test(text) ? encoder.encode(text).length : text.length;
     this.#learnTocRatio();
+  }
+
+  /** The manifest text buffer, grown (by doubling, copying what it holds) to at least `need` bytes. */
+  #manifestRoom(need: number): Uint8Array {
+    let buffer = this.#manifestText;
+    if (buffer === undefined) {
+      buffer = spareManifestBuffers.pop() ?? new Uint8Array(64 * 1024);
+      this.#manifestText = buffer;
+    }
+    if (buffer.length >= need) return buffer;
+    const grown = new Uint8Array(Math.max(need, 2 * buffer.length));
+    grown.set(buffer.subarray(0, this.#manifestBytes));
+    this.#manifestText = grown;
+    return grown;
   }
 
   #tooLarge(tocLength: number): never {
@@ -702,30 +732,30 @@ export class PackWriter {
    */
   finish(): Uint8Array {
     this.#check();
-    const manifestsText = "[" + this.#manifests.join(",") + "]";
+    const manifestsLength = this.#manifestBytes + 2;
     const storeId = encoder.encode(this.#storeId);
     const supersededStart = TOC_FIXED_BYTES + storeId.length;
     const entriesStart = supersededStart + this.#supersedes.length * ULID_LENGTH;
     const entriesEnd = entriesStart + this.#entries.length * PACK_BLOB_ENTRY_BYTES;
-    // The manifests' UTF-8 takes at least one byte per UTF-16 unit and at most three.
-    if (entriesEnd + manifestsText.length > MAX_TOC_BYTES) {
-      this.#tooLarge(entriesEnd + manifestsText.length);
-    }
-    const tocOffset = this.#length;
-    const t = tocOffset;
-    // Encoded straight into the pack's buffer (reused from pack to pack): a new array of a few
-    // MiB for each TOC cost more in fresh memory than the encoding itself.
-    this.#reserve(entriesEnd + manifestsText.length + PACK_TRAILER_BYTES);
-    let encoded = encoder.encodeInto(manifestsText, this.#buffer.subarray(t + entriesEnd));
-    if (encoded.read < manifestsText.length) {
-      const utf8 = encoder.encode(manifestsText);
-      this.#reserve(entriesEnd + utf8.length + PACK_TRAILER_BYTES);
-      this.#buffer.set(utf8, t + entriesEnd);
-      encoded = { read: manifestsText.length, written: utf8.length };
-    }
-    const manifestsLength = encoded.written;
     const tocLength = entriesEnd + manifestsLength;
     if (tocLength > MAX_TOC_BYTES) this.#tooLarge(tocLength);
+    const tocOffset = this.#length;
+    const t = tocOffset;
+    // Written straight into the pack's buffer (reused from pack to pack): a new array of a few
+    // MiB for each TOC cost more in fresh memory than the encoding itself.
+    this.#reserve(tocLength + PACK_TRAILER_BYTES);
+    const m = t + entriesEnd;
+    this.#buffer[m] = 0x5b; // "["
+    if (this.#manifestText !== undefined) {
+      this.#buffer.set(this.#manifestText.subarray(0, this.#manifestBytes), m + 1);
+      if (
+        this.#manifestText.length <= SPARE_MANIFEST_BUFFER_MAX && spareManifestBuffers.length < 2
+      ) {
+        spareManifestBuffers.push(this.#manifestText);
+      }
+      this.#manifestText = undefined;
+    }
+    this.#buffer[m + manifestsLength - 1] = 0x5d; // "]"
     this.#finished = true;
     const buf = this.#buffer;
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -739,7 +769,7 @@ export class PackWriter {
     buf[t + 1] = storeId.length;
     view.setUint16(t + 2, this.#supersedes.length, true);
     view.setUint32(t + 4, this.#entries.length, true);
-    view.setUint32(t + 8, this.#manifests.length, true);
+    view.setUint32(t + 8, this.#manifestCount, true);
     view.setUint32(t + 12, manifestsLength, true);
     buf.set(encoder.encode(this.#packId), t + 16);
     buf.set(storeId, t + TOC_FIXED_BYTES);

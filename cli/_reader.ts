@@ -231,20 +231,59 @@ interface WireError {
   code?: string;
 }
 
-/** One file of a batch: where its bytes are in the batch's buffer, or why it failed. */
-interface WireFile {
-  info?: FileStat;
-  /** Offset and length of its bytes. */
-  at?: number;
-  length?: number;
-  digest?: string;
-  algorithm?: HashAlgorithm;
-  level?: number;
-  /** Offset and length of its zstd frame; `null`: not worth compressing. */
-  packed?: [number, number] | null;
-  /** Its `lstat` matched the expected signature: not read. */
-  matched?: true;
-  error?: WireError;
+/**
+ * The files of a batch as numbers, {@linkcode META_FIELDS} per file, in one
+ * transferred array: no object per file crosses the threads (thousands of
+ * them arrive ahead of their turn, and objects that live that long were
+ * copied out of the young generation by each collection on the way: the
+ * main thread's collections were a tenth of a 200,000-file put).
+ */
+const META_FIELDS = 9;
+/** The fields of a file's entry in a batch's `meta`. */
+const enum Meta {
+  Flags = 0,
+  Size = 1,
+  Mode = 2,
+  MtimeMs = 3,
+  At = 4,
+  Length = 5,
+  Level = 6,
+  PackedAt = 7,
+  PackedLength = 8,
+}
+/** The bits of `Meta.Flags`. */
+const enum Flag {
+  IsFile = 1,
+  IsDirectory = 2,
+  IsSymlink = 4,
+  Matched = 8,
+  Bytes = 16,
+  Digest = 32,
+  Compression = 64,
+  Packed = 128,
+  NoMode = 256,
+  NoMtime = 512,
+  Failed = 1024,
+}
+
+/** A batch as it crosses to the main thread. */
+interface WireBatch {
+  capsaReader: "batch";
+  /** The files' bytes and zstd frames. */
+  buffer: ArrayBuffer;
+  /** How many files. */
+  count: number;
+  /** {@linkcode META_FIELDS} numbers per file. */
+  meta: Float64Array;
+  /**
+   * The digests of the files with `Flag.Digest`, in order, 64 hex digits each (a digest of
+   * another length is not sent: the main thread then hashes the file itself).
+   */
+  digests: string;
+  /** The algorithm of every digest. */
+  algorithm: HashAlgorithm | undefined;
+  /** The errors of the files with `Flag.Failed`, by their place in the batch. */
+  errors: Array<[number, WireError]>;
 }
 
 type ToWorker =
@@ -258,9 +297,7 @@ type ToWorker =
   }
   | { capsaReader: "more"; buffer: ArrayBuffer };
 
-type FromWorker =
-  | { capsaReader: "ready" }
-  | { capsaReader: "batch"; buffer: ArrayBuffer; files: WireFile[] };
+type FromWorker = { capsaReader: "ready" } | WireBatch;
 
 /** Whether this module runs in a worker (then `cli.ts` does not start the CLI). */
 export const IN_WORKER: boolean =
@@ -280,7 +317,10 @@ function serve(): void {
     expected: Array<string | null> | undefined,
     hashing: ReaderHashing,
   ) => {
-    let files: WireFile[] = [];
+    let count = 0;
+    let meta = new Float64Array(BATCH_FILES * META_FIELDS);
+    let digests: string[] = [];
+    let errors: Array<[number, WireError]> = [];
     let pieces: Uint8Array[] = [];
     let bytes = 0;
     const send = async () => {
@@ -295,8 +335,20 @@ function serve(): void {
         all.set(p, at);
         at += p.length;
       }
-      scope.postMessage({ capsaReader: "batch", buffer, files }, [buffer]);
-      files = [];
+      const batch: WireBatch = {
+        capsaReader: "batch",
+        buffer,
+        count,
+        meta,
+        digests: digests.join(""),
+        algorithm: hashing.algorithm,
+        errors,
+      };
+      scope.postMessage(batch, [buffer, meta.buffer]);
+      count = 0;
+      meta = new Float64Array(BATCH_FILES * META_FIELDS);
+      digests = [];
+      errors = [];
       pieces = [];
       bytes = 0;
     };
@@ -307,38 +359,51 @@ function serve(): void {
     };
     for (let p = 0; p < paths.length; p++) {
       const path = paths[p]!;
-      let file: WireFile;
+      const m = count * META_FIELDS;
       try {
         const o = matchStat(path, expected?.[p]) ?? readOne(path, hashing);
-        // A plain object: a Deno.FileInfo does not cross as one.
         const { isFile, isDirectory, isSymlink, size, mode, mtime } = o.info;
-        file = { info: { isFile, isDirectory, isSymlink, size, mode, mtime } };
-        if (o.matched) file.matched = true;
+        let flags = (isFile ? Flag.IsFile : 0) | (isDirectory ? Flag.IsDirectory : 0) |
+          (isSymlink ? Flag.IsSymlink : 0) | (o.matched ? Flag.Matched : 0) |
+          (mode === null ? Flag.NoMode : 0) | (mtime === null ? Flag.NoMtime : 0);
+        meta[m + Meta.Size] = size;
+        meta[m + Meta.Mode] = mode ?? 0;
+        meta[m + Meta.MtimeMs] = mtime?.getTime() ?? 0;
         if (o.bytes !== undefined) {
-          file.at = place(o.bytes);
-          file.length = o.bytes.length;
+          flags |= Flag.Bytes;
+          meta[m + Meta.At] = place(o.bytes);
+          meta[m + Meta.Length] = o.bytes.length;
         }
-        if (o.digest !== undefined) [file.digest, file.algorithm] = [o.digest, o.algorithm!];
+        // (every digest is of the batch's one algorithm: the reader hashes with hashing.algorithm)
+        if (o.digest !== undefined && o.digest.length === 64) {
+          flags |= Flag.Digest;
+          digests.push(o.digest);
+        }
         if (o.compression !== undefined) {
-          file.level = o.compression.level;
-          const p = o.compression.packed;
-          file.packed = p === null ? null : [place(p), p.length];
+          flags |= Flag.Compression;
+          meta[m + Meta.Level] = o.compression.level;
+          const packed = o.compression.packed;
+          if (packed !== null) {
+            flags |= Flag.Packed;
+            meta[m + Meta.PackedAt] = place(packed);
+            meta[m + Meta.PackedLength] = packed.length;
+          }
         }
+        meta[m + Meta.Flags] = flags;
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
         const code = (err as { code?: unknown }).code;
-        file = {
-          error: {
-            name: err.name,
-            message: err.message,
-            ...(typeof code === "string" ? { code } : {}),
-          },
-        };
+        meta[m + Meta.Flags] = Flag.Failed;
+        errors.push([count, {
+          name: err.name,
+          message: err.message,
+          ...(typeof code === "string" ? { code } : {}),
+        }]);
       }
-      files.push(file);
-      if (files.length >= BATCH_FILES || bytes >= BATCH_BYTES) await send();
+      count++;
+      if (count >= BATCH_FILES || bytes >= BATCH_BYTES) await send();
     }
-    if (files.length > 0) await send();
+    if (count > 0) await send();
   };
   scope.addEventListener("message", (e) => {
     const m = e.data;
@@ -383,9 +448,14 @@ export class TreeReader {
    */
   readonly #arrivedBatches: Array<{
     first: number;
-    files: Array<WireFile | undefined>;
-    buffer: ArrayBuffer;
-    taken: number;
+    wire: WireBatch;
+    /** Per file, whether it was taken. */
+    taken: Uint8Array;
+    /** How many were taken. */
+    takenCount: number;
+    /** Per file with a digest, where its digest starts in `wire.digests` (−1: none). */
+    digestAt: Int32Array;
+    errors: Map<number, WireError>;
   }> = [];
   /** Waiting takers, by position. */
   readonly #waiting = new Map<number, (r: OpenedFile | Error | undefined) => void>();
@@ -426,7 +496,7 @@ export class TreeReader {
         if (m.capsaReader === "ready") {
           clearTimeout(late);
           reader.#ready0();
-        } else if (m.capsaReader === "batch") reader.#arrived(m.buffer, m.files);
+        } else if (m.capsaReader === "batch") reader.#arrived(m);
       };
       worker.onerror = (e) => {
         // A worker that cannot start or dies: what it did not hand over is read here.
@@ -467,13 +537,28 @@ export class TreeReader {
     return this.#read;
   }
 
-  #arrived(buffer: ArrayBuffer, files: WireFile[]): void {
+  #arrived(wire: WireBatch): void {
     const first = this.#received;
-    this.#received += files.length;
-    this.#held.push({ end: this.#received, left: files.length, buffer });
-    this.#arrivedBatches.push({ first, files, buffer, taken: 0 });
-    this.#read += files.length;
-    for (let i = 0; i < files.length && this.#waiting.size > 0; i++) {
+    const count = wire.count;
+    this.#received += count;
+    this.#held.push({ end: this.#received, left: count, buffer: wire.buffer });
+    const digestAt = new Int32Array(count).fill(-1);
+    for (let i = 0, d = 0; i < count; i++) {
+      if ((wire.meta[i * META_FIELDS + Meta.Flags]! & Flag.Digest) !== 0) {
+        digestAt[i] = d;
+        d += 64;
+      }
+    }
+    this.#arrivedBatches.push({
+      first,
+      wire,
+      taken: new Uint8Array(count),
+      takenCount: 0,
+      digestAt,
+      errors: new Map(wire.errors),
+    });
+    this.#read += count;
+    for (let i = 0; i < count && this.#waiting.size > 0; i++) {
       const waiter = this.#waiting.get(first + i);
       if (waiter === undefined) continue;
       this.#waiting.delete(first + i);
@@ -485,26 +570,47 @@ export class TreeReader {
   #open(position: number): OpenedFile | Error | undefined {
     const batches = this.#arrivedBatches;
     let b = 0;
-    while (b < batches.length && position >= batches[b]!.first + batches[b]!.files.length) b++;
+    while (b < batches.length && position >= batches[b]!.first + batches[b]!.wire.count) b++;
     const batch = batches[b];
     if (batch === undefined || position < batch.first) return undefined;
-    const w = batch.files[position - batch.first];
-    if (w === undefined) return undefined;
-    // Taken: the slot is emptied, and a batch whose files are all taken is dropped.
-    batch.files[position - batch.first] = undefined;
-    if (++batch.taken >= batch.files.length) batches.splice(b, 1);
-    if (w.error !== undefined || w.info === undefined) {
-      return errorOf(w.error ?? { name: "Error", message: "the reader worker sent no result" });
+    const i = position - batch.first;
+    if (batch.taken[i] !== 0) return undefined;
+    // Taken: marked, and a batch whose files are all taken is dropped.
+    batch.taken[i] = 1;
+    if (++batch.takenCount >= batch.wire.count) batches.splice(b, 1);
+    const { meta, buffer } = batch.wire;
+    const m = i * META_FIELDS;
+    const flags = meta[m + Meta.Flags]!;
+    if ((flags & Flag.Failed) !== 0) {
+      return errorOf(
+        batch.errors.get(i) ?? { name: "Error", message: "the reader worker sent no result" },
+      );
     }
-    const r: OpenedFile = { info: w.info };
-    if (w.matched) r.matched = true;
-    const buffer = batch.buffer;
-    if (w.at !== undefined) r.bytes = new Uint8Array(buffer, w.at, w.length);
-    if (w.digest !== undefined) [r.digest, r.algorithm] = [w.digest, w.algorithm!];
-    if (w.level !== undefined && w.packed !== undefined) {
+    const r: OpenedFile = {
+      info: {
+        isFile: (flags & Flag.IsFile) !== 0,
+        isDirectory: (flags & Flag.IsDirectory) !== 0,
+        isSymlink: (flags & Flag.IsSymlink) !== 0,
+        size: meta[m + Meta.Size]!,
+        mode: (flags & Flag.NoMode) !== 0 ? null : meta[m + Meta.Mode]!,
+        mtime: (flags & Flag.NoMtime) !== 0 ? null : new Date(meta[m + Meta.MtimeMs]!),
+      },
+    };
+    if ((flags & Flag.Matched) !== 0) r.matched = true;
+    if ((flags & Flag.Bytes) !== 0) {
+      r.bytes = new Uint8Array(buffer, meta[m + Meta.At]!, meta[m + Meta.Length]!);
+    }
+    if ((flags & Flag.Digest) !== 0 && batch.wire.algorithm !== undefined) {
+      const at = batch.digestAt[i]!;
+      r.digest = batch.wire.digests.slice(at, at + 64);
+      r.algorithm = batch.wire.algorithm;
+    }
+    if ((flags & Flag.Compression) !== 0) {
       r.compression = {
-        level: w.level,
-        packed: w.packed === null ? null : new Uint8Array(buffer, w.packed[0], w.packed[1]),
+        level: meta[m + Meta.Level]!,
+        packed: (flags & Flag.Packed) === 0
+          ? null
+          : new Uint8Array(buffer, meta[m + Meta.PackedAt]!, meta[m + Meta.PackedLength]!),
       };
     }
     return r;

@@ -289,13 +289,17 @@ interface WireBatch {
 type ToWorker =
   | {
     capsaReader: "start";
+    /** The paths, or the first of them when `more` (then `more` messages bring the rest). */
     paths: string[];
+    more?: true;
     /** Per path, the signature of its current version (`null`: none, or compare the bytes). */
     expected: Array<string | null> | undefined;
     hashing: ReaderHashing;
     ahead: number;
   }
-  | { capsaReader: "more"; buffer: ArrayBuffer };
+  | { capsaReader: "more"; buffer: ArrayBuffer }
+  | { capsaReader: "paths"; paths: string[] }
+  | { capsaReader: "end" };
 
 type FromWorker = { capsaReader: "ready" } | WireBatch;
 
@@ -312,8 +316,11 @@ function serve(): void {
   let credits = 0;
   let wake: (() => void) | undefined;
   const free: ArrayBuffer[] = [];
+  // The paths to read; while `listing`, more may come (`paths` messages, then `end`).
+  let paths: string[] = [];
+  let listing = false;
+  let moreArrived: (() => void) | undefined;
   const run = async (
-    paths: string[],
     expected: Array<string | null> | undefined,
     hashing: ReaderHashing,
   ) => {
@@ -357,7 +364,13 @@ function serve(): void {
       bytes += b.length;
       return bytes - b.length;
     };
-    for (let p = 0; p < paths.length; p++) {
+    for (let p = 0;; p++) {
+      if (p >= paths.length && listing) {
+        // Caught up with the listing: what was read goes out, then the next paths are awaited.
+        if (count > 0) await send();
+        while (p >= paths.length && listing) await new Promise<void>((r) => moreArrived = r);
+      }
+      if (p >= paths.length) break;
       const path = paths[p]!;
       const m = count * META_FIELDS;
       try {
@@ -415,7 +428,15 @@ function serve(): void {
       w?.();
     } else if (m?.capsaReader === "start") {
       credits = m.ahead;
-      void run(m.paths, m.expected, m.hashing);
+      paths = m.paths;
+      listing = m.more === true;
+      void run(m.expected, m.hashing);
+    } else if (m?.capsaReader === "paths" || m?.capsaReader === "end") {
+      if (m.capsaReader === "paths") { for (const p of m.paths) paths.push(p); }
+      else listing = false;
+      const w = moreArrived;
+      moreArrived = undefined;
+      w?.();
     }
   });
   scope.postMessage({ capsaReader: "ready" });
@@ -513,10 +534,23 @@ export class TreeReader {
 
   #isReady = false;
   #job: ToWorker | undefined;
+  /** Whether the job is streamed ({@linkcode TreeReader.beginStream}). */
+  #streaming = false;
+  /** Paths handed over before the worker was ready. */
+  #pending: string[][] = [];
+  /** Whether {@linkcode TreeReader.end} was called. */
+  #ended = false;
 
   #ready0(): void {
     this.#isReady = true;
-    if (this.#job !== undefined) this.#worker.postMessage(this.#job);
+    if (this.#job === undefined || this.#failed) return;
+    this.#worker.postMessage(this.#job);
+    if (!this.#streaming) return;
+    for (const paths of this.#pending) {
+      this.#worker.postMessage({ capsaReader: "paths", paths } satisfies ToWorker);
+    }
+    this.#pending = [];
+    if (this.#ended) this.#worker.postMessage({ capsaReader: "end" } satisfies ToWorker);
   }
 
   /**
@@ -530,6 +564,44 @@ export class TreeReader {
   begin(paths: string[], hashing: ReaderHashing, expected?: Array<string | null>): void {
     this.#job = { capsaReader: "start", paths, expected, hashing, ahead: BATCHES_AHEAD };
     if (this.#isReady && !this.#failed) this.#worker.postMessage(this.#job);
+  }
+
+  /**
+   * Starts the worker on files not all known yet: it reads those handed over
+   * with {@linkcode TreeReader.add} as they come, in that order, until
+   * {@linkcode TreeReader.end} (a listing hands over paths while it walks).
+   * Until the worker says it has loaded, they wait here (a message sent to a
+   * worker still loading its modules can be lost): the walk must let this
+   * thread's event loop run now and then for that word to arrive.
+   * @param hashing What to compute besides reading.
+   */
+  beginStream(hashing: ReaderHashing): void {
+    this.#job = {
+      capsaReader: "start",
+      paths: [],
+      more: true,
+      expected: undefined,
+      hashing,
+      ahead: BATCHES_AHEAD,
+    };
+    this.#streaming = true;
+    if (this.#isReady && !this.#failed) this.#worker.postMessage(this.#job);
+  }
+
+  /** @param paths More regular files to read, in order (after {@linkcode TreeReader.beginStream}). */
+  add(paths: string[]): void {
+    if (!this.#isReady) this.#pending.push(paths);
+    else if (!this.#failed) {
+      this.#worker.postMessage({ capsaReader: "paths", paths } satisfies ToWorker);
+    }
+  }
+
+  /** Says that every path was handed over. */
+  end(): void {
+    this.#ended = true;
+    if (this.#isReady && !this.#failed) {
+      this.#worker.postMessage({ capsaReader: "end" } satisfies ToWorker);
+    }
   }
 
   /** Files the worker read and handed over. */

@@ -249,7 +249,7 @@ export function decompressExactly(
   what: string,
   scratch?: DecompressScratch,
 ): Uint8Array {
-  if (scratch !== undefined && rawLength <= SCRATCH_MAX_BYTES && zstdHandleWorks()) {
+  if (scratch !== undefined && zstdHandleWorks()) {
     const z = createZstdDecompress();
     try {
       const direct = zstdHandleOf(z);
@@ -321,8 +321,9 @@ export class DecompressScratch {
 
 /**
  * Streams whose raw length is above this are decompressed into a buffer of
- * their own even when a scratch is given: a scratch holds at most this much
- * (a full pack's TOC, docs/DESIGN.md §4.8).
+ * their own even when a scratch is given (through the same handle, held to
+ * the same rules): a scratch keeps at most this much (a full pack's TOC,
+ * docs/DESIGN.md §4.8).
  */
 export const SCRATCH_MAX_BYTES = 16 * 1024 * 1024;
 
@@ -341,12 +342,14 @@ function decompressInto(
 ): Uint8Array {
   // One byte more than announced: a stream that fills it is longer than its raw length.
   const room = rawLength + 1;
-  if (scratch.buffer.length < room) {
+  // A buffer above the scratch's bound is one of its own (rare, and not kept with the scratch).
+  const kept = room <= SCRATCH_MAX_BYTES + 1;
+  if (kept && scratch.buffer.length < room) {
     scratch.buffer = new Uint8Array(
       Math.min(Math.max(room, 2 * scratch.buffer.length), SCRATCH_MAX_BYTES + 1),
     );
   }
-  const out = scratch.buffer;
+  const out = kept ? scratch.buffer : new Uint8Array(room);
   let produced = 0;
   let inOffset = 0;
   let inLength = stored.length;

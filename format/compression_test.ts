@@ -166,4 +166,11 @@ Deno.test("decompressExactly() into a scratch: the same bytes as the one-shot AP
     big.length,
   );
   assert.equal(small.buffer.length, 5001);
+  // ... held to the same rules: bytes after its frame are refused there too.
+  assert.match(
+    outcome(() =>
+      decompressExactly("packs/p", concat(packedBig, [1, 2, 3]), big.length, "TOC", small)
+    ),
+    /refused/,
+  );
 });

@@ -1065,8 +1065,8 @@ export function decodePackToc(
   const over = overheadOf(keys);
   if ((trailer.flags & FLAG_TOC_ZSTD) !== 0) {
     // Bounded by the trailer's raw length, itself bounded by MAX_TOC_BYTES.
-    // Always through a scratch (the zstd handle, where it works): a TOC is then held to exactly
-    // its frames, bytes after them refused (the one-shot API ignores them).
+    // Always through a scratch (the zstd handle, where it works), whatever the TOC's size: a TOC
+    // is then held to exactly its frames, bytes after them refused (the one-shot API ignores them).
     toc = decompressExactly(
       key,
       toc,
